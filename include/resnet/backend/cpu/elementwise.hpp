@@ -1,0 +1,156 @@
+// Elementwise CPU ops on contiguous tensors: add, accumulate, scale, ReLU, casts, reductions.
+#pragma once
+
+#include <cmath>
+
+#include "resnet/core/parallel.hpp"
+#include "resnet/core/tensor.hpp"
+
+namespace resnet {
+namespace cpu {
+
+constexpr int64_t kElementwiseGrain = 1 << 15;
+
+template <typename T>
+void check_contiguous(const char* op, const Tensor<T>& t) {
+  RESNET_CHECK(t.is_contiguous(), op, ": expected a contiguous tensor, got ", t.describe());
+}
+
+template <typename T>
+void fill(Tensor<T>& y, double value) {
+  check_contiguous("fill", y);
+  T* p = y.data();
+  T v = static_cast<T>(value);
+  parallel_for(y.numel(), kElementwiseGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) p[i] = v;
+  });
+}
+
+// y = a + b
+template <typename T>
+void add(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y) {
+  check_same_shape("add", a, b);
+  check_same_shape("add", a, y);
+  const T* pa = a.data();
+  const T* pb = b.data();
+  T* py = y.data();
+  parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) py[i] = pa[i] + pb[i];
+  });
+}
+
+// y += alpha * x (gradient accumulation)
+template <typename T>
+void add_inplace(Tensor<T>& y, const Tensor<T>& x, double alpha = 1.0) {
+  check_same_shape("add_inplace", y, x);
+  const T* px = x.data();
+  T* py = y.data();
+  T a = static_cast<T>(alpha);
+  parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
+    if (alpha == 1.0) {
+      for (int64_t i = s; i < e; ++i) py[i] += px[i];
+    } else {
+      for (int64_t i = s; i < e; ++i) py[i] += a * px[i];
+    }
+  });
+}
+
+// y = alpha * x (y may alias x)
+template <typename T>
+void scale(const Tensor<T>& x, double alpha, Tensor<T>& y) {
+  check_same_shape("scale", x, y);
+  const T* px = x.data();
+  T* py = y.data();
+  T a = static_cast<T>(alpha);
+  parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) py[i] = a * px[i];
+  });
+}
+
+// y = a * b elementwise; with accumulate, y += a * b.
+template <typename T>
+void mul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y, bool accumulate = false) {
+  check_same_shape("mul", a, b);
+  check_same_shape("mul", a, y);
+  const T* pa = a.data();
+  const T* pb = b.data();
+  T* py = y.data();
+  parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) py[i] = (accumulate ? py[i] : T(0)) + pa[i] * pb[i];
+  });
+}
+
+template <typename T>
+void relu_forward(const Tensor<T>& x, Tensor<T>& y) {
+  check_same_shape("relu", x, y);
+  const T* px = x.data();
+  T* py = y.data();
+  parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) py[i] = px[i] > T(0) ? px[i] : T(0);
+  });
+}
+
+// dx = dy where y > 0 (the mask comes from the saved output: ReLU's output is positive exactly where its
+// input was).
+template <typename T>
+void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
+  check_same_shape("relu_backward", y, dy);
+  check_same_shape("relu_backward", y, dx);
+  const T* py = y.data();
+  const T* pdy = dy.data();
+  T* pdx = dx.data();
+  parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      T g = py[i] > T(0) ? pdy[i] : T(0);
+      pdx[i] = accumulate ? pdx[i] + g : g;
+    }
+  });
+}
+
+// y[0] = sum of x (accumulated in double for accuracy).
+template <typename T>
+void sum_all(const Tensor<T>& x, Tensor<T>& y) {
+  RESNET_CHECK(y.numel() == 1, "sum_all: output must have one element, got ", y.shape());
+  const T* px = x.data();
+  double acc = 0.0;
+  for (int64_t i = 0; i < x.numel(); ++i) acc += static_cast<double>(px[i]);
+  y.data()[0] = static_cast<T>(acc);
+}
+
+// dx = broadcast(dy[0]) * alpha
+template <typename T>
+void broadcast_scalar(const Tensor<T>& dy, double alpha, Tensor<T>& dx, bool accumulate) {
+  RESNET_CHECK(dy.numel() == 1, "broadcast_scalar: gradient must have one element, got ", dy.shape());
+  T g = static_cast<T>(static_cast<double>(dy.data()[0]) * alpha);
+  T* p = dx.data();
+  parallel_for(dx.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) p[i] = accumulate ? p[i] + g : g;
+  });
+}
+
+template <typename S, typename D>
+void cast(const Tensor<S>& x, Tensor<D>& y) {
+  check_same_shape("cast", x, y);
+  const S* px = x.data();
+  D* py = y.data();
+  parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) py[i] = static_cast<D>(static_cast<float>(px[i]));
+  });
+}
+template <>
+inline void cast<double, double>(const Tensor<double>& x, Tensor<double>& y) {
+  check_same_shape("cast", x, y);
+  std::copy(x.data(), x.data() + x.numel(), y.data());
+}
+
+// True if every element is finite (used to stop training on a NaN/inf loss or gradient).
+template <typename T>
+bool all_finite(const Tensor<T>& x) {
+  const T* p = x.data();
+  for (int64_t i = 0; i < x.numel(); ++i)
+    if (!std::isfinite(static_cast<double>(static_cast<float>(p[i])))) return false;
+  return true;
+}
+
+}  // namespace cpu
+}  // namespace resnet

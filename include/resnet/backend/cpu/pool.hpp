@@ -1,0 +1,152 @@
+// Pooling on the CPU, NCHW: max pooling (with the argmax saved for the backward), average pooling and
+// global average pooling ([N, C, H, W] -> [N, C]).
+#pragma once
+
+#include <limits>
+
+#include "resnet/backend/cpu/elementwise.hpp"
+#include "resnet/backend/params.hpp"
+
+namespace resnet {
+namespace cpu {
+
+inline void check_pool_shapes(const char* op, const TensorBase& x, const TensorBase& y, const PoolParams& p) {
+  check_rank(op, x, 4, "input");
+  Shape expect{x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))};
+  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect, " for input ",
+               x.shape());
+}
+
+// indices[n, c, oh, ow] = ih * W + iw of the maximum (the first one on ties, as PyTorch).
+template <typename T>
+void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indices, const PoolParams& p) {
+  check_pool_shapes("max_pool2d", x, y, p);
+  check_same_shape("max_pool2d (indices)", y, indices);
+  const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
+  const T* px = x.data();
+  T* py = y.data();
+  int32_t* pi = indices.data();
+  parallel_for(NC, 1, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      const T* xc = px + nc * H * W;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          T best = -std::numeric_limits<T>::infinity();
+          int64_t arg = -1;
+          for (int64_t i = 0; i < p.kernel_h; ++i) {
+            int64_t ih = oh * p.stride_h - p.pad_h + i;
+            if (ih < 0 || ih >= H) continue;
+            for (int64_t j = 0; j < p.kernel_w; ++j) {
+              int64_t iw = ow * p.stride_w - p.pad_w + j;
+              if (iw < 0 || iw >= W) continue;
+              T v = xc[ih * W + iw];
+              if (v > best || arg < 0) {
+                best = v;
+                arg = ih * W + iw;
+              }
+            }
+          }
+          const int64_t o = (nc * OH + oh) * OW + ow;
+          py[o] = best;
+          pi[o] = static_cast<int32_t>(arg);
+        }
+    }
+  });
+}
+
+template <typename T>
+void maxpool2d_backward(const Tensor<T>& dy, const Tensor<int32_t>& indices, Tensor<T>& dx, bool accumulate) {
+  check_same_shape("max_pool2d_backward", dy, indices);
+  const int64_t NC = dx.dim(0) * dx.dim(1), HW = dx.dim(2) * dx.dim(3), OHW = dy.dim(2) * dy.dim(3);
+  if (!accumulate) dx.zero_();
+  const T* pdy = dy.data();
+  const int32_t* pi = indices.data();
+  T* pdx = dx.data();
+  parallel_for(NC, 1, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc)
+      for (int64_t o = 0; o < OHW; ++o) pdx[nc * HW + pi[nc * OHW + o]] += pdy[nc * OHW + o];
+  });
+}
+
+template <typename T>
+void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
+  check_pool_shapes("avg_pool2d", x, y, p);
+  const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
+  const T* px = x.data();
+  T* py = y.data();
+  parallel_for(NC, 1, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
+          const int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h), w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
+          const int64_t pool_size = (h1 - h0) * (w1 - w0);
+          const int64_t hs = std::max<int64_t>(h0, 0), ws = std::max<int64_t>(w0, 0);
+          const int64_t he = std::min(h1, H), we = std::min(w1, W);
+          const int64_t divisor = p.count_include_pad ? pool_size : (he - hs) * (we - ws);
+          double acc = 0.0;
+          for (int64_t ih = hs; ih < he; ++ih)
+            for (int64_t iw = ws; iw < we; ++iw) acc += static_cast<double>(px[(nc * H + ih) * W + iw]);
+          py[(nc * OH + oh) * OW + ow] = static_cast<T>(acc / static_cast<double>(divisor));
+        }
+  });
+}
+
+template <typename T>
+void avgpool2d_backward(const Tensor<T>& dy, Tensor<T>& dx, const PoolParams& p, bool accumulate) {
+  check_pool_shapes("avg_pool2d_backward", dx, dy, p);
+  const int64_t NC = dx.dim(0) * dx.dim(1), H = dx.dim(2), W = dx.dim(3), OH = dy.dim(2), OW = dy.dim(3);
+  if (!accumulate) dx.zero_();
+  const T* pdy = dy.data();
+  T* pdx = dx.data();
+  parallel_for(NC, 1, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
+          const int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h), w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
+          const int64_t pool_size = (h1 - h0) * (w1 - w0);
+          const int64_t hs = std::max<int64_t>(h0, 0), ws = std::max<int64_t>(w0, 0);
+          const int64_t he = std::min(h1, H), we = std::min(w1, W);
+          const int64_t divisor = p.count_include_pad ? pool_size : (he - hs) * (we - ws);
+          const T g = static_cast<T>(static_cast<double>(pdy[(nc * OH + oh) * OW + ow]) / static_cast<double>(divisor));
+          for (int64_t ih = hs; ih < he; ++ih)
+            for (int64_t iw = ws; iw < we; ++iw) pdx[(nc * H + ih) * W + iw] += g;
+        }
+  });
+}
+
+template <typename T>
+void global_avgpool_forward(const Tensor<T>& x, Tensor<T>& y) {
+  check_rank("global_avg_pool", x, 4, "input");
+  RESNET_CHECK(y.shape() == Shape({x.dim(0), x.dim(1)}), "global_avg_pool: output shape ", y.shape(),
+               " does not match input ", x.shape());
+  const int64_t NC = x.dim(0) * x.dim(1), HW = x.dim(2) * x.dim(3);
+  const T* px = x.data();
+  T* py = y.data();
+  parallel_for(NC, 64, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      double acc = 0.0;
+      for (int64_t i = 0; i < HW; ++i) acc += static_cast<double>(px[nc * HW + i]);
+      py[nc] = static_cast<T>(acc / static_cast<double>(HW));
+    }
+  });
+}
+
+template <typename T>
+void global_avgpool_backward(const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
+  check_rank("global_avg_pool_backward", dx, 4, "input gradient");
+  const int64_t NC = dx.dim(0) * dx.dim(1), HW = dx.dim(2) * dx.dim(3);
+  RESNET_CHECK(dy.numel() == NC, "global_avg_pool_backward: gradient ", dy.shape(), " does not match ", dx.shape());
+  const T* pdy = dy.data();
+  T* pdx = dx.data();
+  parallel_for(NC, 64, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      const T g = static_cast<T>(static_cast<double>(pdy[nc]) / static_cast<double>(HW));
+      for (int64_t i = 0; i < HW; ++i) pdx[nc * HW + i] = accumulate ? pdx[nc * HW + i] + g : g;
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace resnet

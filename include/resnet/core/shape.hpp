@@ -1,0 +1,65 @@
+// Shape: the sizes of a tensor's dimensions, printed as [2, 3, 4] in error messages.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "resnet/core/error.hpp"
+
+namespace resnet {
+
+class Shape {
+ public:
+  Shape() = default;
+  Shape(std::initializer_list<int64_t> dims) : dims_(dims) {}
+  explicit Shape(std::vector<int64_t> dims) : dims_(std::move(dims)) {}
+
+  int64_t rank() const { return static_cast<int64_t>(dims_.size()); }
+  int64_t operator[](int64_t i) const { return dims_[static_cast<size_t>(i)]; }
+  int64_t& operator[](int64_t i) { return dims_[static_cast<size_t>(i)]; }
+  // Dimension with Python-style negative indexing, checked.
+  int64_t dim(int64_t i) const {
+    int64_t r = rank();
+    int64_t j = i < 0 ? i + r : i;
+    RESNET_CHECK(j >= 0 && j < r, "dimension ", i, " out of range for shape ", to_string());
+    return dims_[static_cast<size_t>(j)];
+  }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : dims_) n *= d;
+    return n;
+  }
+  const std::vector<int64_t>& dims() const { return dims_; }
+  bool operator==(const Shape& o) const { return dims_ == o.dims_; }
+  bool operator!=(const Shape& o) const { return dims_ != o.dims_; }
+
+  std::string to_string() const {
+    std::string s = "[";
+    for (size_t i = 0; i < dims_.size(); ++i) {
+      if (i) s += ", ";
+      s += std::to_string(dims_[i]);
+    }
+    return s + "]";
+  }
+
+  // Row-major (C-contiguous) strides for this shape, in elements.
+  std::vector<int64_t> contiguous_strides() const {
+    std::vector<int64_t> st(dims_.size());
+    int64_t acc = 1;
+    for (size_t i = dims_.size(); i-- > 0;) {
+      st[i] = acc;
+      acc *= dims_[i];
+    }
+    return st;
+  }
+
+ private:
+  std::vector<int64_t> dims_;
+};
+
+inline std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.to_string(); }
+
+}  // namespace resnet

@@ -1,0 +1,136 @@
+// ResNet-18/34/50/101/152 as in the paper (He et al., 2015) and torchvision: a 7x7 stride-2 stem conv with
+// padding 3, BN, ReLU, a 3x3 stride-2 max pool with padding 1, four stages of residual blocks, global
+// average pooling and a Linear classifier. Networks are built at run time from a table, so every depth
+// compiles as one type.
+#pragma once
+
+#include <array>
+#include <string>
+
+#include "resnet/models/residual_block.hpp"
+
+namespace resnet {
+namespace models {
+
+struct ResNetOptions {
+  int64_t num_classes = 1000;
+  int64_t in_channels = 3;
+  bool stride_on_1x1 = false;       // bottleneck v1 (the paper) instead of v1.5
+  bool zero_init_residual = false;  // start each block as the identity (last BN weight = 0)
+  uint64_t seed = 0;                // 0: draw from default_generator()
+};
+
+struct ResNetSpec {
+  std::string name;
+  BlockKind kind;
+  std::array<int64_t, 4> blocks;
+};
+
+inline ResNetSpec resnet_spec(const std::string& arch) {
+  if (arch == "resnet18") return {arch, BlockKind::Basic, {2, 2, 2, 2}};
+  if (arch == "resnet34") return {arch, BlockKind::Basic, {3, 4, 6, 3}};
+  if (arch == "resnet50") return {arch, BlockKind::Bottleneck, {3, 4, 6, 3}};
+  if (arch == "resnet101") return {arch, BlockKind::Bottleneck, {3, 4, 23, 3}};
+  if (arch == "resnet152") return {arch, BlockKind::Bottleneck, {3, 8, 36, 3}};
+  RESNET_FAIL("unknown architecture '", arch, "' (expected resnet18, resnet34, resnet50, resnet101 or resnet152)");
+}
+
+template <typename T>
+class ResNet : public nn::Module<T> {
+ public:
+  ResNet(const ResNetSpec& spec, const ResNetOptions& o) : spec_(spec), opts_(o) {
+    RESNET_CHECK(o.num_classes > 0, "ResNet: num_classes must be positive, got ", o.num_classes);
+    Generator seeded(o.seed);
+    Generator& gen = o.seed ? seeded : default_generator();
+    conv1 = this->register_module(
+        "conv1", std::make_shared<nn::Conv2d<T>>(nn::Conv2dOptions(o.in_channels, 64, 7).stride(2).padding(3).bias(false),
+                                                 gen));
+    bn1 = this->register_module("bn1", std::make_shared<nn::BatchNorm2d<T>>(64));
+    maxpool = this->register_module("maxpool", std::make_shared<nn::MaxPool2d<T>>(3, 2, 1));
+    int64_t in = 64;
+    const std::array<int64_t, 4> planes{64, 128, 256, 512};
+    for (size_t s = 0; s < 4; ++s) {
+      auto stage = std::make_shared<nn::Sequential<T>>();
+      for (int64_t b = 0; b < spec.blocks[s]; ++b) {
+        ResidualBlockOptions bo;
+        bo.kind = spec.kind;
+        bo.in_channels = in;
+        bo.planes = planes[s];
+        bo.stride = (b == 0 && s > 0) ? 2 : 1;
+        bo.stride_on_1x1 = o.stride_on_1x1;
+        auto block = stage->push_back(std::make_shared<ResidualBlock<T>>(bo, gen));
+        if (o.zero_init_residual) block->last_bn().weight.zero_();
+        blocks.push_back(block);
+        in = planes[s] * block_expansion(spec.kind);
+      }
+      layers[s] = this->register_module("layer" + std::to_string(s + 1), stage);
+    }
+    avgpool = this->register_module("avgpool", std::make_shared<nn::GlobalAvgPool2d<T>>());
+    fc = this->register_module("fc", std::make_shared<nn::Linear<T>>(in, o.num_classes, true, gen));
+  }
+
+  Tensor<T> forward(const Tensor<T>& x) override {
+    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.in_channels, spec_.name,
+                 ": expected images [N, ", opts_.in_channels, ", H, W], got ",
+                 x.defined() ? x.shape().to_string() : std::string("undefined"));
+    Tensor<T> h = bn1->forward_fused(conv1->forward(x), Tensor<T>(), Activation::ReLU);
+    h = maxpool->forward(h);
+    for (auto& l : layers) h = l->forward(h);
+    return fc->forward(avgpool->forward(h));
+  }
+
+  std::string type_name() const override { return "ResNet"; }
+  Shape summarize(const Shape& in, const std::string& name, int depth,
+                  std::vector<nn::LayerSummary>& rows) const override {
+    auto sub = [&](const char* n) { return this->join(name, n); };
+    Shape s = conv1->summarize(in, sub("conv1"), depth, rows);
+    s = bn1->summarize(s, sub("bn1"), depth, rows);
+    s = maxpool->summarize(s, sub("maxpool"), depth, rows);
+    for (size_t i = 0; i < 4; ++i) s = layers[i]->summarize(s, sub(("layer" + std::to_string(i + 1)).c_str()), depth, rows);
+    s = avgpool->summarize(s, sub("avgpool"), depth, rows);
+    return fc->summarize(s, sub("fc"), depth, rows);
+  }
+
+  const ResNetSpec& spec() const { return spec_; }
+  const ResNetOptions& options() const { return opts_; }
+
+  std::shared_ptr<nn::Conv2d<T>> conv1;
+  std::shared_ptr<nn::BatchNorm2d<T>> bn1;
+  std::shared_ptr<nn::MaxPool2d<T>> maxpool;
+  std::array<std::shared_ptr<nn::Sequential<T>>, 4> layers;
+  std::vector<std::shared_ptr<ResidualBlock<T>>> blocks;
+  std::shared_ptr<nn::GlobalAvgPool2d<T>> avgpool;
+  std::shared_ptr<nn::Linear<T>> fc;
+
+ private:
+  ResNetSpec spec_;
+  ResNetOptions opts_;
+};
+
+template <typename T = float>
+std::shared_ptr<ResNet<T>> resnet(const std::string& arch, const ResNetOptions& o = ResNetOptions()) {
+  return std::make_shared<ResNet<T>>(resnet_spec(arch), o);
+}
+template <typename T = float>
+std::shared_ptr<ResNet<T>> resnet18(const ResNetOptions& o = ResNetOptions()) {
+  return resnet<T>("resnet18", o);
+}
+template <typename T = float>
+std::shared_ptr<ResNet<T>> resnet34(const ResNetOptions& o = ResNetOptions()) {
+  return resnet<T>("resnet34", o);
+}
+template <typename T = float>
+std::shared_ptr<ResNet<T>> resnet50(const ResNetOptions& o = ResNetOptions()) {
+  return resnet<T>("resnet50", o);
+}
+template <typename T = float>
+std::shared_ptr<ResNet<T>> resnet101(const ResNetOptions& o = ResNetOptions()) {
+  return resnet<T>("resnet101", o);
+}
+template <typename T = float>
+std::shared_ptr<ResNet<T>> resnet152(const ResNetOptions& o = ResNetOptions()) {
+  return resnet<T>("resnet152", o);
+}
+
+}  // namespace models
+}  // namespace resnet

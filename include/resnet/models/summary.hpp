@@ -1,0 +1,56 @@
+// Model summary: a layer table with output shapes, parameters and multiply-accumulates, from shape
+// inference alone (nothing is computed, so ResNet-152 at 224x224 summarises instantly).
+#pragma once
+
+#include <cstdio>
+#include <iomanip>
+#include <sstream>
+
+#include "resnet/nn/module.hpp"
+
+namespace resnet {
+namespace models {
+
+struct ModelSummary {
+  std::vector<nn::LayerSummary> rows;
+  int64_t total_params = 0;
+  int64_t total_macs = 0;  // per image
+  Shape output;
+};
+
+template <typename T>
+ModelSummary summarize(const nn::Module<T>& model, const Shape& input) {
+  ModelSummary s;
+  s.output = model.summarize(input, "", 0, s.rows);
+  for (auto& r : s.rows) s.total_macs += r.macs;
+  s.total_params = model.num_parameters();
+  return s;
+}
+
+inline std::string with_commas(int64_t v) {
+  std::string s = std::to_string(v < 0 ? -v : v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return v < 0 ? "-" + s : s;
+}
+
+inline std::string format_summary(const ModelSummary& s) {
+  std::ostringstream os;
+  os << std::left << std::setw(34) << "layer" << std::setw(13) << "type" << std::setw(22) << "output shape"
+     << std::right << std::setw(14) << "params" << std::setw(18) << "MACs" << "\n";
+  os << std::string(101, '-') << "\n";
+  for (const auto& r : s.rows) {
+    std::string name = std::string(static_cast<size_t>(r.depth) * 2, ' ') + r.name;
+    os << std::left << std::setw(34) << name << std::setw(13) << r.type << std::setw(22) << r.output.to_string()
+       << std::right << std::setw(14) << with_commas(r.params) << std::setw(18) << with_commas(r.macs) << "\n";
+  }
+  os << std::string(101, '-') << "\n";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(s.total_macs) / 1e9);
+  os << "total parameters: " << with_commas(s.total_params) << "\n";
+  os << "total multiply-accumulates per image: " << with_commas(s.total_macs) << " (" << buf << " G)\n";
+  os << "output shape: " << s.output.to_string() << "\n";
+  return os.str();
+}
+
+}  // namespace models
+}  // namespace resnet

@@ -1,0 +1,74 @@
+// BatchNorm2d: batch statistics in training (updating running_mean/var with `momentum`), running
+// statistics in eval. forward_fused() adds a residual and/or applies ReLU in the same pass.
+#pragma once
+
+#include "resnet/nn/module.hpp"
+
+namespace resnet {
+namespace nn {
+
+struct BatchNorm2dOptions {
+  explicit BatchNorm2dOptions(int64_t num_features) : num_features_(num_features) {}
+  BatchNorm2dOptions& eps(double e) {
+    eps_ = e;
+    return *this;
+  }
+  BatchNorm2dOptions& momentum(double m) {
+    momentum_ = m;
+    return *this;
+  }
+  int64_t num_features_;
+  double eps_ = 1e-5;
+  double momentum_ = 0.1;
+};
+
+template <typename T>
+class BatchNorm2d : public Module<T> {
+ public:
+  using P = acc_t<T>;
+  explicit BatchNorm2d(const BatchNorm2dOptions& o) : opts_(o) {
+    RESNET_CHECK(o.num_features_ > 0, "BatchNorm2d: num_features must be positive, got ", o.num_features_);
+    RESNET_CHECK(o.eps_ > 0 && o.momentum_ >= 0 && o.momentum_ <= 1, "BatchNorm2d: need eps > 0 and momentum in [0, 1]");
+    const int64_t C = o.num_features_;
+    weight = this->register_parameter("weight", Tensor<P>::ones({C}));
+    bias = this->register_parameter("bias", Tensor<P>::zeros({C}));
+    running_mean = Tensor<P>::zeros({C});
+    running_var = Tensor<P>::ones({C});
+    num_batches_tracked = Tensor<int64_t>::zeros(Shape{});
+    this->register_buffer("running_mean", running_mean);
+    this->register_buffer("running_var", running_var);
+    this->register_buffer("num_batches_tracked", num_batches_tracked, /*host_only=*/true);
+  }
+  explicit BatchNorm2d(int64_t num_features) : BatchNorm2d(BatchNorm2dOptions(num_features)) {}
+
+  Tensor<T> forward(const Tensor<T>& x) override { return forward_fused(x, Tensor<T>(), Activation::None); }
+
+  // act(BN(x) [+ residual]) in one pass; residual may be undefined.
+  Tensor<T> forward_fused(const Tensor<T>& x, const Tensor<T>& residual, Activation act) {
+    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.num_features_, "BatchNorm2d(",
+                 opts_.num_features_, "): expected input [N, ", opts_.num_features_, ", H, W], got ",
+                 x.defined() ? x.shape().to_string() : std::string("undefined"));
+    if (this->is_training()) num_batches_tracked.data()[0] += 1;
+    return batch_norm(x, residual, weight, bias, running_mean, running_var, this->is_training(), bn_params(), act);
+  }
+
+  std::string type_name() const override { return "BatchNorm2d"; }
+  Shape summarize(const Shape& in, const std::string& name, int depth,
+                  std::vector<LayerSummary>& rows) const override {
+    RESNET_CHECK(in.rank() == 4 && in[1] == opts_.num_features_, "BatchNorm2d ", name, ": input shape ", in,
+                 " does not have ", opts_.num_features_, " channels");
+    this->add_row(rows, name, depth, in, 0);
+    return in;
+  }
+  BatchNormParams bn_params() const { return BatchNormParams{opts_.eps_, opts_.momentum_}; }
+  const BatchNorm2dOptions& options() const { return opts_; }
+
+  Tensor<P> weight, bias, running_mean, running_var;
+  Tensor<int64_t> num_batches_tracked;
+
+ private:
+  BatchNorm2dOptions opts_;
+};
+
+}  // namespace nn
+}  // namespace resnet

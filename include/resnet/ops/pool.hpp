@@ -1,0 +1,68 @@
+// Pooling with autograd: max_pool2d, avg_pool2d and global_avg_pool ([N, C, H, W] -> [N, C]).
+#pragma once
+
+#include "resnet/ops/elementwise.hpp"
+
+namespace resnet {
+
+inline void check_pool_args(const char* op, const TensorBase& x, const PoolParams& p) {
+  check_rank(op, x, 4, "input [N, C, H, W]");
+  check_not_empty(op, x, "input");
+  RESNET_CHECK(p.kernel_h > 0 && p.kernel_w > 0 && p.stride_h > 0 && p.stride_w > 0, op,
+               ": kernel and stride must be positive");
+  RESNET_CHECK(p.pad_h >= 0 && p.pad_w >= 0 && 2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w, op,
+               ": padding must be at most half the kernel, got padding ", p.pad_h, "x", p.pad_w, " for kernel ",
+               p.kernel_h, "x", p.kernel_w);
+  RESNET_CHECK(p.out_h(x.dim(2)) > 0 && p.out_w(x.dim(3)) > 0, op, ": input ", x.shape(), " is smaller than the ",
+               p.kernel_h, "x", p.kernel_w, " window");
+}
+
+template <typename T>
+Tensor<T> max_pool2d(const Tensor<T>& x_in, const PoolParams& p) {
+  check_pool_args("max_pool2d", x_in, p);
+  Tensor<T> x = detail::prepare("max_pool2d", x_in);
+  Shape os{x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))};
+  Tensor<T> y = Tensor<T>::empty(os, x.device());
+  Tensor<int32_t> idx = Tensor<int32_t>::empty(os, x.device());
+  RESNET_DISPATCH(x.device(), maxpool2d_forward, x, y, idx, p);
+  autograd::record("max_pool2d", {x_in}, y, [idx](autograd::BackwardContext& ctx) {
+    Tensor<T> dy = ctx.grad_output_as<T>();
+    bool acc;
+    Tensor<T> dx = ctx.grad_slot<T>(0, &acc);
+    RESNET_DISPATCH(dy.device(), maxpool2d_backward, dy, idx, dx, acc);
+  });
+  return y;
+}
+
+template <typename T>
+Tensor<T> avg_pool2d(const Tensor<T>& x_in, const PoolParams& p) {
+  check_pool_args("avg_pool2d", x_in, p);
+  Tensor<T> x = detail::prepare("avg_pool2d", x_in);
+  Tensor<T> y = Tensor<T>::empty({x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))}, x.device());
+  RESNET_DISPATCH(x.device(), avgpool2d_forward, x, y, p);
+  autograd::record("avg_pool2d", {x_in}, y, [p](autograd::BackwardContext& ctx) {
+    Tensor<T> dy = ctx.grad_output_as<T>();
+    bool acc;
+    Tensor<T> dx = ctx.grad_slot<T>(0, &acc);
+    RESNET_DISPATCH(dy.device(), avgpool2d_backward, dy, dx, p, acc);
+  });
+  return y;
+}
+
+template <typename T>
+Tensor<T> global_avg_pool(const Tensor<T>& x_in) {
+  check_rank("global_avg_pool", x_in, 4, "input [N, C, H, W]");
+  check_not_empty("global_avg_pool", x_in, "input");
+  Tensor<T> x = detail::prepare("global_avg_pool", x_in);
+  Tensor<T> y = Tensor<T>::empty({x.dim(0), x.dim(1)}, x.device());
+  RESNET_DISPATCH(x.device(), global_avgpool_forward, x, y);
+  autograd::record("global_avg_pool", {x_in}, y, [](autograd::BackwardContext& ctx) {
+    Tensor<T> dy = ctx.grad_output_as<T>();
+    bool acc;
+    Tensor<T> dx = ctx.grad_slot<T>(0, &acc);
+    RESNET_DISPATCH(dy.device(), global_avgpool_backward, dy, dx, acc);
+  });
+  return y;
+}
+
+}  // namespace resnet

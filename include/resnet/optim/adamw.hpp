@@ -1,0 +1,63 @@
+// AdamW: Adam with decoupled weight decay and bias correction, as torch.optim.AdamW.
+#pragma once
+
+#include "resnet/optim/optimizer.hpp"
+
+namespace resnet {
+namespace optim {
+
+struct AdamWOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.01;
+  bool decay_1d = true;
+};
+
+template <typename P>
+class AdamW : public Optimizer<P> {
+ public:
+  AdamW(NamedParameters<P> params, const AdamWOptions& o) : Optimizer<P>(std::move(params), o.lr), opts_(o) {
+    RESNET_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "AdamW: betas must be in [0, 1)");
+    RESNET_CHECK(o.eps > 0 && o.weight_decay >= 0, "AdamW: eps must be positive and weight_decay non-negative");
+    for (auto& kv : this->params_) {
+      m_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
+      v_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
+    }
+  }
+
+  void step() override {
+    NoGradGuard guard;
+    ++this->steps_;
+    for (size_t i = 0; i < this->params_.size(); ++i) {
+      Tensor<P>& p = this->params_[i].second;
+      Tensor<P> g = p.grad();
+      if (!g.defined()) continue;
+      AdamHyper h;
+      h.lr = this->lr_;
+      h.beta1 = opts_.beta1;
+      h.beta2 = opts_.beta2;
+      h.eps = opts_.eps;
+      h.weight_decay = decays(p, opts_.decay_1d) ? opts_.weight_decay : 0.0;
+      h.step = this->steps_;
+      RESNET_DISPATCH(p.device(), adamw_step, p, g, m_[i], v_[i], h);
+    }
+  }
+  std::string name() const override { return "adamw"; }
+  std::vector<std::pair<std::string, TensorBase>> state() const override {
+    std::vector<std::pair<std::string, TensorBase>> s;
+    for (size_t i = 0; i < m_.size(); ++i) {
+      s.emplace_back(this->params_[i].first + ".exp_avg", m_[i]);
+      s.emplace_back(this->params_[i].first + ".exp_avg_sq", v_[i]);
+    }
+    return s;
+  }
+  const AdamWOptions& options() const { return opts_; }
+
+ private:
+  AdamWOptions opts_;
+  std::vector<Tensor<P>> m_, v_;
+};
+
+}  // namespace optim
+}  // namespace resnet

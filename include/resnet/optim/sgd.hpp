@@ -1,0 +1,60 @@
+// SGD with momentum, dampening, Nesterov and (coupled) weight decay, as torch.optim.SGD.
+#pragma once
+
+#include "resnet/optim/optimizer.hpp"
+
+namespace resnet {
+namespace optim {
+
+struct SGDOptions {
+  double lr = 0.1;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+  bool decay_1d = true;  // false: no weight decay on BN weights and biases
+};
+
+template <typename P>
+class SGD : public Optimizer<P> {
+ public:
+  SGD(NamedParameters<P> params, const SGDOptions& o) : Optimizer<P>(std::move(params), o.lr), opts_(o) {
+    RESNET_CHECK(o.momentum >= 0 && o.weight_decay >= 0, "SGD: momentum and weight_decay must be non-negative");
+    RESNET_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), "SGD: Nesterov needs momentum > 0 and no dampening");
+    if (o.momentum != 0)
+      for (auto& kv : this->params_) buffers_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
+  }
+
+  void step() override {
+    NoGradGuard guard;
+    for (size_t i = 0; i < this->params_.size(); ++i) {
+      Tensor<P>& p = this->params_[i].second;
+      Tensor<P> g = p.grad();
+      if (!g.defined()) continue;
+      SgdHyper h;
+      h.lr = this->lr_;
+      h.momentum = opts_.momentum;
+      h.dampening = opts_.dampening;
+      h.weight_decay = decays(p, opts_.decay_1d) ? opts_.weight_decay : 0.0;
+      h.nesterov = opts_.nesterov;
+      h.first_step = this->steps_ == 0;
+      Tensor<P> buf = buffers_.empty() ? Tensor<P>() : buffers_[i];
+      RESNET_DISPATCH(p.device(), sgd_step, p, g, buf, h);
+    }
+    ++this->steps_;
+  }
+  std::string name() const override { return "sgd"; }
+  std::vector<std::pair<std::string, TensorBase>> state() const override {
+    std::vector<std::pair<std::string, TensorBase>> s;
+    for (size_t i = 0; i < buffers_.size(); ++i) s.emplace_back(this->params_[i].first + ".momentum_buffer", buffers_[i]);
+    return s;
+  }
+  const SGDOptions& options() const { return opts_; }
+
+ private:
+  SGDOptions opts_;
+  std::vector<Tensor<P>> buffers_;
+};
+
+}  // namespace optim
+}  // namespace resnet
