@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The packaging promise: another CMake project can use resnet after `cmake --install` (find_package) and
+# from a source checkout (add_subdirectory). Usage: test_install.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$1
+build=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+for mode in package subdirectory; do
+  cmake -S "$src/tests/consumer" -B "$work/$mode" -DCMAKE_BUILD_TYPE=Release -DCONSUMER_MODE=$mode \
+    -DCMAKE_PREFIX_PATH="$work/prefix" -DRESNET_SOURCE_DIR="$src" >"$work/$mode.log" 2>&1 ||
+    { cat "$work/$mode.log"; exit 1; }
+  cmake --build "$work/$mode" -j 2 >>"$work/$mode.log" 2>&1 || { cat "$work/$mode.log"; exit 1; }
+  echo "[$mode] $("$work/$mode/consumer")"
+done
+# The installed package must carry the headers and config, not the build tree's paths.
+test -f "$work/prefix/include/resnet/resnet.hpp"
+! grep -rq "$build" "$work/prefix/lib/cmake/resnet" || { echo "installed config refers to the build tree"; exit 1; }
+echo "install test passed"
