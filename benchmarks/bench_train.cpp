@@ -1,0 +1,413 @@
+// bench_train: images/s of a whole ResNet training step (forward, loss, backward, SGD) and of inference,
+// plus peak memory, for ours and for PyTorch's torchvision model with the same shapes and threads, measured
+// side by side in one invocation, with the ratio ours/PyTorch.
+//
+// Each measurement runs in its own process (this program re-runs itself with --child; PyTorch runs through
+// benchmarks/torch_train.py), so one measurement's cached memory or warm threads never flatter another's
+// peak memory, and both sides are measured the same way: on the CPU, peak memory is the resident
+// high-water mark minus the resident size before the model was built.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "resnet/resnet.hpp"
+
+#if RESNET_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+#ifndef RESNET_BENCH_DIR
+#define RESNET_BENCH_DIR "benchmarks"
+#endif
+
+namespace {
+
+using resnet::Error;
+
+void usage(FILE* f) {
+  std::fprintf(f,
+               "usage: bench_train [flags]   (lists are comma-separated; every combination is measured)\n"
+               "  --arch LIST      resnet18,resnet34,resnet50,... (default resnet18)\n"
+               "  --batch LIST     batch sizes (default 16)\n"
+               "  --size LIST      input height = width (default 128)\n"
+               "  --mode M         train | infer | both (default both)\n"
+               "  --device D       cpu | cuda (default cpu)\n"
+               "  --dtype LIST     float32,float16,bfloat16 (default float32; lower precisions on the GPU only)\n"
+               "  --threads N      CPU threads for us and for PyTorch (default 2)\n"
+               "  --steps N        timed steps (default 10)\n"
+               "  --warmup N       untimed steps first (default 3)\n"
+               "  --classes N      classifier outputs (default 1000)\n"
+               "  --csv FILE       append rows impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb\n"
+               "                   (mode 'infer' rows carry impl ours-infer / torch-infer)\n"
+               "  --no-torch       skip the PyTorch baseline\n"
+               "  --python EXE     Python with torch (default /usr/bin/python3)\n"
+               "  --torch-script F the baseline script (default %s/torch_train.py)\n",
+               RESNET_BENCH_DIR);
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  if (out.empty()) throw Error("empty list '" + s + "'");
+  return out;
+}
+
+int64_t parse_positive(const std::string& flag, const std::string& value) {
+  char* end = nullptr;
+  long long v = std::strtoll(value.c_str(), &end, 10);
+  if (value.empty() || !end || *end != '\0' || v <= 0)
+    throw Error(flag + ": expected a positive integer, got '" + value + "'");
+  return v;
+}
+int64_t parse_non_negative(const std::string& flag, const std::string& value) {
+  if (value == "0") return 0;
+  return parse_positive(flag, value);
+}
+
+struct Config {
+  std::string arch = "resnet18";
+  int64_t batch = 16, size = 128, classes = 1000, threads = 2, steps = 10, warmup = 3;
+  std::string device = "cpu", dtype = "float32", mode = "train";
+};
+
+struct Result {
+  bool ok = false;
+  std::string skip;  // why there is no number
+  double images_per_s = 0, peak_mem_mb = 0;
+};
+
+double status_mb(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  size_t n = std::strlen(key);
+  while (std::getline(f, line))
+    if (line.compare(0, n, key) == 0) return std::atof(line.c_str() + n) / 1024.0;
+  return 0.0;
+}
+
+void sync_device(resnet::Device d) {
+#if RESNET_WITH_CUDA
+  if (d.is_cuda()) RESNET_CHECK(cudaDeviceSynchronize() == cudaSuccess, "cudaDeviceSynchronize failed");
+#else
+  (void)d;
+#endif
+}
+
+// ---------------------------------------------------------------- one measurement of ours (child process)
+
+template <typename T>
+Result measure_ours(const Config& c) {
+  using namespace resnet;
+  using P = acc_t<T>;
+  Device dev = Device::parse(c.device);
+  set_num_threads(static_cast<int>(c.threads));
+  const double base = status_mb("VmRSS:");
+#if RESNET_WITH_CUDA
+  size_t free0 = 0, total = 0, free_min = 0;
+  if (dev.is_cuda()) {
+    RESNET_CHECK(cudaSetDevice(dev.index) == cudaSuccess, "cannot use ", dev.to_string());
+    cudaMemGetInfo(&free0, &total);
+    free_min = free0;
+  }
+#endif
+  models::ResNetOptions o;
+  o.num_classes = c.classes;
+  o.seed = 1;
+  auto net = models::resnet<T>(c.arch, o);
+  net->to(dev);
+  Generator gen(2);
+  Tensor<float> xf = Tensor<float>::randn({c.batch, 3, c.size, c.size}, gen);
+  Tensor<T> xh = Tensor<T>::empty(xf.shape());
+  for (int64_t i = 0; i < xf.numel(); ++i) xh.data()[i] = static_cast<T>(xf.data()[i]);
+  Tensor<T> x = xh.to(dev);
+  std::vector<int32_t> lv(static_cast<size_t>(c.batch));
+  for (size_t i = 0; i < lv.size(); ++i) lv[i] = static_cast<int32_t>((i * 7919) % static_cast<size_t>(c.classes));
+  Tensor<int32_t> labels = Tensor<int32_t>::from_vector(lv, {c.batch}).to(dev);
+
+  std::unique_ptr<optim::SGD<P>> opt;
+  nn::CrossEntropyLoss<T> loss_fn;
+  if (c.mode == "train") {
+    net->train();
+    optim::SGDOptions so;
+    so.lr = 0.01;
+    so.momentum = 0.9;
+    so.weight_decay = 5e-4;
+    opt = std::make_unique<optim::SGD<P>>(net->named_parameters(), so);
+  } else {
+    net->eval();
+  }
+  auto step = [&]() {
+    if (opt) {
+      opt->zero_grad();
+      Tensor<T> loss = loss_fn(net->forward(x), labels);
+      loss.backward();
+      opt->step();
+    } else {
+      NoGradGuard ng;
+      Tensor<T> y = net->forward(x);
+    }
+#if RESNET_WITH_CUDA
+    if (dev.is_cuda()) {
+      size_t f = 0, t = 0;
+      cudaMemGetInfo(&f, &t);
+      if (f < free_min) free_min = f;
+    }
+#endif
+  };
+  for (int64_t i = 0; i < c.warmup; ++i) step();
+  sync_device(dev);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < c.steps; ++i) step();
+  sync_device(dev);
+  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Result r;
+  r.ok = true;
+  r.images_per_s = static_cast<double>(c.batch * c.steps) / dt;
+  r.peak_mem_mb = status_mb("VmHWM:") - base;
+#if RESNET_WITH_CUDA
+  // Device memory in use at the fullest point we sampled (after each step, so a lower bound within a step).
+  if (dev.is_cuda()) r.peak_mem_mb = static_cast<double>(free0 - free_min) / (1024.0 * 1024.0);
+#endif
+  return r;
+}
+
+Result measure_ours_dispatch(const Config& c) {
+  resnet::Device dev = resnet::Device::parse(c.device);
+  Result skip;
+  if (dev.is_cuda() && !resnet::cuda_compiled()) {
+    skip.skip = "built without CUDA";
+    return skip;
+  }
+  if (c.dtype == "float32") return measure_ours<float>(c);
+  if (dev.is_cpu()) {
+    skip.skip = "lower precisions are measured on the GPU only";
+    return skip;
+  }
+#if RESNET_WITH_CUDA
+  if (c.dtype == "float16") return measure_ours<resnet::half_t>(c);
+  if (c.dtype == "bfloat16") return measure_ours<resnet::bf16_t>(c);
+#endif
+  throw Error("unknown --dtype '" + c.dtype + "' (expected float32, float16 or bfloat16)");
+}
+
+// ---------------------------------------------------------------- the parent: run children, tabulate
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+// Runs a command, returns its stdout; the RESULT/SKIP line is parsed from it.
+Result run_and_parse(const std::string& cmd) {
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) {
+    r.skip = "could not start: " + cmd;
+    return r;
+  }
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  int status = pclose(p);
+  std::stringstream ss(out);
+  std::string line;
+  while (std::getline(ss, line)) {
+    if (line.rfind("RESULT ", 0) == 0) {
+      const char* ips = std::strstr(line.c_str(), "images_per_s=");
+      const char* mem = std::strstr(line.c_str(), "peak_mem_mb=");
+      if (ips && mem) {
+        r.ok = true;
+        r.images_per_s = std::atof(ips + std::strlen("images_per_s="));
+        r.peak_mem_mb = std::atof(mem + std::strlen("peak_mem_mb="));
+      }
+    } else if (line.rfind("SKIP ", 0) == 0) {
+      r.skip = line.substr(5);
+    }
+  }
+  if (!r.ok && r.skip.empty()) {
+    std::ostringstream why;
+    why << "failed (exit status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ")";
+    r.skip = why.str();
+  }
+  return r;
+}
+
+std::string child_args(const Config& c) {
+  std::ostringstream a;
+  a << " --arch " << c.arch << " --batch " << c.batch << " --size " << c.size << " --classes " << c.classes
+    << " --device " << c.device << " --dtype " << c.dtype << " --threads " << c.threads << " --steps " << c.steps
+    << " --warmup " << c.warmup << " --mode " << c.mode;
+  return a.str();
+}
+
+void append_csv(const std::string& path, const std::string& impl, const Config& c, const Result& r) {
+  if (path.empty() || !r.ok) return;
+  bool fresh = false;
+  {
+    std::ifstream in(path);
+    fresh = !in.good() || in.peek() == std::ifstream::traits_type::eof();
+  }
+  std::ofstream f(path, std::ios::app);
+  if (!f) throw Error("--csv: cannot open '" + path + "' for appending");
+  if (fresh) f << "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%s,%s,%lld,%lld,%s,%s,%.3f,%.1f\n",
+                (impl + (c.mode == "infer" ? "-infer" : "")).c_str(), c.arch.c_str(),
+                static_cast<long long>(c.batch), static_cast<long long>(c.size), c.device.c_str(), c.dtype.c_str(),
+                r.images_per_s, r.peak_mem_mb);
+  f << line;
+}
+
+std::string fmt(const Result& r, const char* f) {
+  if (!r.ok) return "-";
+  char b[64];
+  std::snprintf(b, sizeof b, f, r.images_per_s);
+  return b;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Config base;
+    std::string archs = "resnet18", batches = "16", sizes = "128", dtypes = "float32", mode = "both", csv;
+    std::string python = "/usr/bin/python3", script = std::string(RESNET_BENCH_DIR) + "/torch_train.py";
+    bool child = false, torch = true;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc) throw Error(a + ": missing value");
+        return argv[++i];
+      };
+      if (a == "--help" || a == "-h") {
+        usage(stdout);
+        return 0;
+      } else if (a == "--arch") {
+        archs = value();
+      } else if (a == "--batch") {
+        batches = value();
+      } else if (a == "--size") {
+        sizes = value();
+      } else if (a == "--dtype") {
+        dtypes = value();
+      } else if (a == "--mode") {
+        mode = value();
+        if (mode != "train" && mode != "infer" && mode != "both")
+          throw Error("--mode: expected train, infer or both, got '" + mode + "'");
+      } else if (a == "--device") {
+        base.device = resnet::Device::parse(value()).is_cpu() ? "cpu" : "cuda";
+      } else if (a == "--threads") {
+        base.threads = parse_positive(a, value());
+      } else if (a == "--steps") {
+        base.steps = parse_positive(a, value());
+      } else if (a == "--warmup") {
+        base.warmup = parse_non_negative(a, value());
+      } else if (a == "--classes") {
+        base.classes = parse_positive(a, value());
+      } else if (a == "--csv") {
+        csv = value();
+      } else if (a == "--no-torch") {
+        torch = false;
+      } else if (a == "--python") {
+        python = value();
+      } else if (a == "--torch-script") {
+        script = value();
+      } else if (a == "--child") {
+        child = true;
+      } else {
+        usage(stderr);
+        throw Error("unknown flag '" + a + "'");
+      }
+    }
+    for (auto& arch : split(archs)) resnet::models::resnet_spec(arch);  // fail early on a bad name
+    if (child) {
+      base.arch = archs;
+      base.batch = parse_positive("--batch", batches);
+      base.size = parse_positive("--size", sizes);
+      base.dtype = dtypes;
+      base.mode = mode;
+      Result r = measure_ours_dispatch(base);
+      if (r.ok)
+        std::printf("RESULT images_per_s=%.3f peak_mem_mb=%.1f\n", r.images_per_s, r.peak_mem_mb);
+      else
+        std::printf("SKIP %s\n", r.skip.c_str());
+      return 0;
+    }
+
+    const std::string self = "/proc/self/exe";
+    char exe[4096];
+    ssize_t n = readlink(self.c_str(), exe, sizeof exe - 1);
+    if (n <= 0) throw Error("cannot find this program's path through /proc/self/exe");
+    exe[n] = '\0';
+    if (torch && access(script.c_str(), R_OK) != 0) {
+      std::printf("note: PyTorch baseline skipped: script '%s' not readable (use --torch-script)\n", script.c_str());
+      torch = false;
+    }
+    if (torch && access(python.c_str(), X_OK) != 0) {
+      std::printf("note: PyTorch baseline skipped: '%s' not found (use --python)\n", python.c_str());
+      torch = false;
+    }
+    std::vector<std::string> modes = mode == "both" ? std::vector<std::string>{"train", "infer"}
+                                                    : std::vector<std::string>{mode};
+    std::printf("bench_train: %s, %lld threads, %lld warm-up + %lld timed steps, SGD(momentum 0.9) step\n",
+                base.device.c_str(), static_cast<long long>(base.threads), static_cast<long long>(base.warmup),
+                static_cast<long long>(base.steps));
+    std::printf("%-9s %5s %5s %-5s %-8s | %10s %9s | %10s %9s | %7s %7s\n", "arch", "batch", "size", "mode", "dtype",
+                "ours img/s", "ours MB", "torch img/s", "torch MB", "speed", "memory");
+    std::fflush(stdout);
+    for (auto& arch : split(archs))
+      for (auto& b : split(batches))
+        for (auto& s : split(sizes))
+          for (auto& dt : split(dtypes))
+            for (auto& m : modes) {
+              Config c = base;
+              c.arch = arch;
+              c.batch = parse_positive("--batch", b);
+              c.size = parse_positive("--size", s);
+              c.dtype = dt;
+              c.mode = m;
+              std::string env = "OMP_NUM_THREADS=" + std::to_string(c.threads) + " ";
+              Result ours = run_and_parse(env + shell_quote(exe) + " --child" + child_args(c));
+              Result theirs;
+              if (torch)
+                theirs = run_and_parse(env + shell_quote(python) + " " + shell_quote(script) + child_args(c));
+              else
+                theirs.skip = "--no-torch";
+              char ratio[32] = "-", mem_ratio[32] = "-";
+              if (ours.ok && theirs.ok) {
+                std::snprintf(ratio, sizeof ratio, "%.2fx", ours.images_per_s / theirs.images_per_s);
+                if (theirs.peak_mem_mb > 0)
+                  std::snprintf(mem_ratio, sizeof mem_ratio, "%.2fx", ours.peak_mem_mb / theirs.peak_mem_mb);
+              }
+              char om[32] = "-", tm[32] = "-";
+              if (ours.ok) std::snprintf(om, sizeof om, "%.0f", ours.peak_mem_mb);
+              if (theirs.ok) std::snprintf(tm, sizeof tm, "%.0f", theirs.peak_mem_mb);
+              std::printf("%-9s %5lld %5lld %-5s %-8s | %10s %9s | %10s %9s | %7s %7s\n", arch.c_str(),
+                          static_cast<long long>(c.batch), static_cast<long long>(c.size), m.c_str(), dt.c_str(),
+                          fmt(ours, "%.2f").c_str(), om, fmt(theirs, "%.2f").c_str(), tm, ratio, mem_ratio);
+              if (!ours.ok) std::printf("  ours: %s\n", ours.skip.c_str());
+              if (!theirs.ok && torch) std::printf("  torch: %s\n", theirs.skip.c_str());
+              std::fflush(stdout);
+              append_csv(csv, "ours", c, ours);
+              append_csv(csv, "torch", c, theirs);
+            }
+    std::printf("speed = ours/torch images per second (higher is better); memory = ours/torch peak (lower is better)\n");
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_train: %s\n", e.what());
+    return 1;
+  }
+}
