@@ -1,0 +1,175 @@
+// Image -> normalised CHW float tensor data, with the training augmentations and the evaluation crop.
+//
+//   pad-crop (the seed's recipe): centre square -> resize to S -> zero-pad by P -> random S x S crop -> flip
+//   resized-crop (Inception style): random box of scale x area and aspect ratio -> resize to S -> flip
+//   eval: centre square of `crop_fraction` x the shorter side -> resize to S (Resize(S / f) + CenterCrop(S))
+//
+// then to [0, 1] and normalised with the ImageNet mean and std. All randomness comes from the SampleRng
+// passed in, so a sample's augmentation is fixed by its seed.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "resnet/core/error.hpp"
+#include "resnet/data/image_decode.hpp"
+#include "resnet/data/resample.hpp"
+#include "resnet/data/sample_rng.hpp"
+
+namespace resnet {
+namespace data {
+
+enum class Augment { None, PadCrop, ResizedCrop };
+
+inline std::string augment_name(Augment a) {
+  switch (a) {
+    case Augment::PadCrop:
+      return "crop";
+    case Augment::ResizedCrop:
+      return "rrc";
+    default:
+      return "none";
+  }
+}
+inline Augment parse_augment(const std::string& s) {
+  if (s == "crop") return Augment::PadCrop;
+  if (s == "rrc") return Augment::ResizedCrop;
+  if (s == "none") return Augment::None;
+  RESNET_FAIL("unknown augmentation '", s, "' (expected crop, rrc or none)");
+}
+
+struct TransformOptions {
+  int size = 96;                                        // output height and width
+  Augment augment = Augment::None;                      // None: the deterministic evaluation transform
+  int padding = -1;                                     // pad-crop: zero padding on each side; -1: size / 8
+  double scale_min = 0.25, scale_max = 1.0;             // resized-crop: fraction of the image area
+  double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;  // resized-crop: aspect ratio range (w / h)
+  bool flip = true;                                     // random horizontal flip when augmenting
+  double crop_fraction = 1.0;  // eval: side of the centre square / shorter side of the image
+  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};  // ImageNet statistics, on [0, 1] pixel values
+  std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+
+  void validate() const {
+    RESNET_CHECK(size > 0 && size <= 4096, "transform: image size must be in [1, 4096], got ", size);
+    RESNET_CHECK(padding >= -1 && padding < 4 * size, "transform: padding must be in [0, 4 * size), got ",
+                 padding);
+    RESNET_CHECK(scale_min > 0 && scale_min <= scale_max && scale_max <= 1.0,
+                 "transform: crop scale range must satisfy 0 < min <= max <= 1, got [", scale_min, ", ",
+                 scale_max, "]");
+    RESNET_CHECK(ratio_min > 0 && ratio_min <= ratio_max, "transform: bad aspect-ratio range [", ratio_min,
+                 ", ", ratio_max, "]");
+    RESNET_CHECK(crop_fraction > 0 && crop_fraction <= 1.0,
+                 "transform: crop fraction must be in (0, 1], got ", crop_fraction);
+    for (float s : std) RESNET_CHECK(s > 0, "transform: normalisation std must be positive");
+  }
+};
+
+namespace detail {
+
+// The centred square of side fraction x the shorter side.
+inline CropBox centre_square(int width, int height, double fraction) {
+  double side = std::min(width, height) * fraction;
+  return CropBox{(width - side) / 2.0, (height - side) / 2.0, side, side};
+}
+
+// torchvision's RandomResizedCrop.get_params: ten tries at a box of random area and log-uniform aspect ratio
+// that fits, else the centre crop clamped to the ratio range.
+inline CropBox random_resized_box(int width, int height, const TransformOptions& t, SampleRng& rng) {
+  const double area = static_cast<double>(width) * height;
+  const double log_lo = std::log(t.ratio_min), log_hi = std::log(t.ratio_max);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    double target = area * rng.uniform(t.scale_min, t.scale_max);
+    double ratio = std::exp(rng.uniform(log_lo, log_hi));
+    int w = static_cast<int>(std::lround(std::sqrt(target * ratio)));
+    int h = static_cast<int>(std::lround(std::sqrt(target / ratio)));
+    if (w > 0 && h > 0 && w <= width && h <= height) {
+      int x = static_cast<int>(rng.below(static_cast<uint64_t>(width - w + 1)));
+      int y = static_cast<int>(rng.below(static_cast<uint64_t>(height - h + 1)));
+      return CropBox{double(x), double(y), double(w), double(h)};
+    }
+  }
+  double in_ratio = static_cast<double>(width) / height;
+  double w = width, h = height;
+  if (in_ratio < t.ratio_min) {
+    h = w / t.ratio_min;
+  } else if (in_ratio > t.ratio_max) {
+    w = h * t.ratio_max;
+  }
+  return CropBox{(width - w) / 2.0, (height - h) / 2.0, w, h};
+}
+
+// HWC floats in [0, 255] -> normalised CHW, optionally mirrored left-right.
+inline void normalise_chw(const float* hwc, int size, bool mirror, const TransformOptions& t, float* out) {
+  const size_t plane = static_cast<size_t>(size) * static_cast<size_t>(size);
+  for (int c = 0; c < 3; ++c) {
+    const float a = 1.0f / (255.0f * t.std[static_cast<size_t>(c)]);
+    const float b = -t.mean[static_cast<size_t>(c)] / t.std[static_cast<size_t>(c)];
+    float* o = out + static_cast<size_t>(c) * plane;
+    for (int y = 0; y < size; ++y) {
+      const float* row = hwc + static_cast<size_t>(y) * static_cast<size_t>(size) * 3;
+      float* orow = o + static_cast<size_t>(y) * static_cast<size_t>(size);
+      if (mirror) {
+        for (int x = 0; x < size; ++x) orow[x] = row[(size - 1 - x) * 3 + c] * a + b;
+      } else {
+        for (int x = 0; x < size; ++x) orow[x] = row[x * 3 + c] * a + b;
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+// Writes 3 x size x size normalised floats for `img` to `out`.
+inline void apply_transform(const Image& img, const TransformOptions& t, SampleRng& rng, float* out) {
+  RESNET_CHECK(img.channels == 3, "transform: expected an RGB image, got ", img.channels, " channels");
+  RESNET_CHECK(img.width > 0 && img.height > 0 &&
+                   img.pixels.size() == static_cast<size_t>(img.width) * static_cast<size_t>(img.height) * 3,
+               "transform: image buffer of ", img.pixels.size(), " bytes does not match ", img.width, "x",
+               img.height, "x3");
+  const int s = t.size;
+  std::vector<float> hwc(static_cast<size_t>(s) * static_cast<size_t>(s) * 3);
+  bool mirror = false;
+  switch (t.augment) {
+    case Augment::None:
+      crop_resize(img.pixels.data(), img.width, img.height, 3,
+                  detail::centre_square(img.width, img.height, t.crop_fraction), s, s, hwc.data());
+      break;
+    case Augment::ResizedCrop: {
+      CropBox box = detail::random_resized_box(img.width, img.height, t, rng);
+      crop_resize(img.pixels.data(), img.width, img.height, 3, box, s, s, hwc.data());
+      mirror = t.flip && rng.coin();
+      break;
+    }
+    case Augment::PadCrop: {
+      std::vector<float> full(hwc.size());
+      crop_resize(img.pixels.data(), img.width, img.height, 3,
+                  detail::centre_square(img.width, img.height, 1.0), s, s, full.data());
+      const int pad = t.padding < 0 ? s / 8 : t.padding;
+      const int dx = static_cast<int>(rng.below(static_cast<uint64_t>(2 * pad + 1))) - pad;
+      const int dy = static_cast<int>(rng.below(static_cast<uint64_t>(2 * pad + 1))) - pad;
+      for (int y = 0; y < s; ++y) {
+        for (int x = 0; x < s; ++x) {
+          const int sy = y + dy, sx = x + dx;
+          float* d = &hwc[(static_cast<size_t>(y) * s + x) * 3];
+          if (sy < 0 || sy >= s || sx < 0 || sx >= s) {
+            d[0] = d[1] = d[2] = 0.0f;  // zero padding, as torchvision's RandomCrop(padding=P)
+          } else {
+            const float* p = &full[(static_cast<size_t>(sy) * s + sx) * 3];
+            d[0] = p[0];
+            d[1] = p[1];
+            d[2] = p[2];
+          }
+        }
+      }
+      mirror = t.flip && rng.coin();
+      break;
+    }
+  }
+  detail::normalise_chw(hwc.data(), s, mirror, t, out);
+}
+
+}  // namespace data
+}  // namespace resnet
