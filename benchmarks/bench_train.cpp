@@ -34,24 +34,25 @@ namespace {
 using resnet::Error;
 
 void usage(FILE* f) {
-  std::fprintf(f,
-               "usage: bench_train [flags]   (lists are comma-separated; every combination is measured)\n"
-               "  --arch LIST      resnet18,resnet34,resnet50,... (default resnet18)\n"
-               "  --batch LIST     batch sizes (default 16)\n"
-               "  --size LIST      input height = width (default 128)\n"
-               "  --mode M         train | infer | both (default both)\n"
-               "  --device D       cpu | cuda (default cpu)\n"
-               "  --dtype LIST     float32,float16,bfloat16 (default float32; lower precisions on the GPU only)\n"
-               "  --threads N      CPU threads for us and for PyTorch (default 2)\n"
-               "  --steps N        timed steps (default 10)\n"
-               "  --warmup N       untimed steps first (default 3)\n"
-               "  --classes N      classifier outputs (default 1000)\n"
-               "  --csv FILE       append rows impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb\n"
-               "                   (mode 'infer' rows carry impl ours-infer / torch-infer)\n"
-               "  --no-torch       skip the PyTorch baseline\n"
-               "  --python EXE     Python with torch (default /usr/bin/python3)\n"
-               "  --torch-script F the baseline script (default %s/torch_train.py)\n",
-               RESNET_BENCH_DIR);
+  std::fprintf(
+      f,
+      "usage: bench_train [flags]   (lists are comma-separated; every combination is measured)\n"
+      "  --arch LIST      resnet18,resnet34,resnet50,... (default resnet18)\n"
+      "  --batch LIST     batch sizes (default 16)\n"
+      "  --size LIST      input height = width (default 128)\n"
+      "  --mode M         train | infer | both (default both)\n"
+      "  --device D       cpu | cuda (default cpu)\n"
+      "  --dtype LIST     float32,float16,bfloat16 (default float32; lower precisions on the GPU only)\n"
+      "  --threads N      CPU threads for us and for PyTorch (default 2)\n"
+      "  --steps N        timed steps (default 10)\n"
+      "  --warmup N       untimed steps first (default 3)\n"
+      "  --classes N      classifier outputs (default 1000)\n"
+      "  --csv FILE       append rows impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb\n"
+      "                   (mode 'infer' rows carry impl ours-infer / torch-infer)\n"
+      "  --no-torch       skip the PyTorch baseline\n"
+      "  --python EXE     Python with torch (default /usr/bin/python3)\n"
+      "  --torch-script F the baseline script (default %s/torch_train.py)\n",
+      RESNET_BENCH_DIR);
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -133,7 +134,8 @@ Result measure_ours(const Config& c) {
   for (int64_t i = 0; i < xf.numel(); ++i) xh.data()[i] = static_cast<T>(xf.data()[i]);
   Tensor<T> x = xh.to(dev);
   std::vector<int32_t> lv(static_cast<size_t>(c.batch));
-  for (size_t i = 0; i < lv.size(); ++i) lv[i] = static_cast<int32_t>((i * 7919) % static_cast<size_t>(c.classes));
+  for (size_t i = 0; i < lv.size(); ++i)
+    lv[i] = static_cast<int32_t>((i * 7919) % static_cast<size_t>(c.classes));
   Tensor<int32_t> labels = Tensor<int32_t>::from_vector(lv, {c.batch}).to(dev);
 
   std::unique_ptr<optim::SGD<P>> opt;
@@ -248,8 +250,8 @@ Result run_and_parse(const std::string& cmd) {
 std::string child_args(const Config& c) {
   std::ostringstream a;
   a << " --arch " << c.arch << " --batch " << c.batch << " --size " << c.size << " --classes " << c.classes
-    << " --device " << c.device << " --dtype " << c.dtype << " --threads " << c.threads << " --steps " << c.steps
-    << " --warmup " << c.warmup << " --mode " << c.mode;
+    << " --device " << c.device << " --dtype " << c.dtype << " --threads " << c.threads << " --steps "
+    << c.steps << " --warmup " << c.warmup << " --mode " << c.mode;
   return a.str();
 }
 
@@ -266,8 +268,8 @@ void append_csv(const std::string& path, const std::string& impl, const Config& 
   char line[256];
   std::snprintf(line, sizeof line, "%s,%s,%lld,%lld,%s,%s,%.3f,%.1f\n",
                 (impl + (c.mode == "infer" ? "-infer" : "")).c_str(), c.arch.c_str(),
-                static_cast<long long>(c.batch), static_cast<long long>(c.size), c.device.c_str(), c.dtype.c_str(),
-                r.images_per_s, r.peak_mem_mb);
+                static_cast<long long>(c.batch), static_cast<long long>(c.size), c.device.c_str(),
+                c.dtype.c_str(), r.images_per_s, r.peak_mem_mb);
   f << line;
 }
 
@@ -353,20 +355,21 @@ int main(int argc, char** argv) {
     if (n <= 0) throw Error("cannot find this program's path through /proc/self/exe");
     exe[n] = '\0';
     if (torch && access(script.c_str(), R_OK) != 0) {
-      std::printf("note: PyTorch baseline skipped: script '%s' not readable (use --torch-script)\n", script.c_str());
+      std::printf("note: PyTorch baseline skipped: script '%s' not readable (use --torch-script)\n",
+                  script.c_str());
       torch = false;
     }
     if (torch && access(python.c_str(), X_OK) != 0) {
       std::printf("note: PyTorch baseline skipped: '%s' not found (use --python)\n", python.c_str());
       torch = false;
     }
-    std::vector<std::string> modes = mode == "both" ? std::vector<std::string>{"train", "infer"}
-                                                    : std::vector<std::string>{mode};
+    std::vector<std::string> modes =
+        mode == "both" ? std::vector<std::string>{"train", "infer"} : std::vector<std::string>{mode};
     std::printf("bench_train: %s, %lld threads, %lld warm-up + %lld timed steps, SGD(momentum 0.9) step\n",
-                base.device.c_str(), static_cast<long long>(base.threads), static_cast<long long>(base.warmup),
-                static_cast<long long>(base.steps));
-    std::printf("%-9s %5s %5s %-5s %-8s | %10s %9s | %10s %9s | %7s %7s\n", "arch", "batch", "size", "mode", "dtype",
-                "ours img/s", "ours MB", "torch img/s", "torch MB", "speed", "memory");
+                base.device.c_str(), static_cast<long long>(base.threads),
+                static_cast<long long>(base.warmup), static_cast<long long>(base.steps));
+    std::printf("%-9s %5s %5s %-5s %-8s | %10s %9s | %10s %9s | %7s %7s\n", "arch", "batch", "size", "mode",
+                "dtype", "ours img/s", "ours MB", "torch img/s", "torch MB", "speed", "memory");
     std::fflush(stdout);
     for (auto& arch : split(archs))
       for (auto& b : split(batches))
@@ -379,7 +382,7 @@ int main(int argc, char** argv) {
               c.size = parse_positive("--size", s);
               c.dtype = dt;
               c.mode = m;
-              std::string env = "OMP_NUM_THREADS=" + std::to_string(c.threads) + " ";
+              const std::string env;  // threads are set in-process by both sides (--threads)
               Result ours = run_and_parse(env + shell_quote(exe) + " --child" + child_args(c));
               Result theirs;
               if (torch)
@@ -396,15 +399,18 @@ int main(int argc, char** argv) {
               if (ours.ok) std::snprintf(om, sizeof om, "%.0f", ours.peak_mem_mb);
               if (theirs.ok) std::snprintf(tm, sizeof tm, "%.0f", theirs.peak_mem_mb);
               std::printf("%-9s %5lld %5lld %-5s %-8s | %10s %9s | %10s %9s | %7s %7s\n", arch.c_str(),
-                          static_cast<long long>(c.batch), static_cast<long long>(c.size), m.c_str(), dt.c_str(),
-                          fmt(ours, "%.2f").c_str(), om, fmt(theirs, "%.2f").c_str(), tm, ratio, mem_ratio);
+                          static_cast<long long>(c.batch), static_cast<long long>(c.size), m.c_str(),
+                          dt.c_str(), fmt(ours, "%.2f").c_str(), om, fmt(theirs, "%.2f").c_str(), tm, ratio,
+                          mem_ratio);
               if (!ours.ok) std::printf("  ours: %s\n", ours.skip.c_str());
               if (!theirs.ok && torch) std::printf("  torch: %s\n", theirs.skip.c_str());
               std::fflush(stdout);
               append_csv(csv, "ours", c, ours);
               append_csv(csv, "torch", c, theirs);
             }
-    std::printf("speed = ours/torch images per second (higher is better); memory = ours/torch peak (lower is better)\n");
+    std::printf(
+        "speed = ours/torch images per second (higher is better); memory = ours/torch peak (lower is "
+        "better)\n");
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train: %s\n", e.what());

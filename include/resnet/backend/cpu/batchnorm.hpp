@@ -4,10 +4,15 @@
 // running statistics with the unbiased variance, as PyTorch does; evaluation uses the running statistics.
 // The backward takes dy at the activation's output and the saved y for the ReLU mask, and produces the
 // gradients of x, of the residual, and of gamma and beta in one pass per channel.
+//
+// Two implementations with one signature: `*_reference` (any T; plain loops accumulating in double, the
+// reference for tests) and, for float, `*_fast` in batchnorm_fast.hpp (vectorised, one channel's data kept
+// in cache across its passes). The unsuffixed functions pick one.
 #pragma once
 
 #include <cmath>
 
+#include "resnet/backend/cpu/batchnorm_fast.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
 #include "resnet/backend/params.hpp"
 
@@ -15,19 +20,11 @@ namespace resnet {
 namespace cpu {
 
 template <typename T, typename P>
-void check_batchnorm_shapes(const char* op, const Tensor<T>& x, const Tensor<P>& gamma, const Tensor<P>& beta,
-                            const Tensor<T>& y) {
-  check_rank(op, x, 4, "input");
-  RESNET_CHECK(gamma.numel() == x.dim(1) && beta.numel() == x.dim(1), op, ": input ", x.shape(), " has ", x.dim(1),
-               " channels but weight/bias have ", gamma.numel(), "/", beta.numel());
-  check_same_shape(op, x, y);
-}
-
-template <typename T, typename P>
-void batchnorm_forward_training(const Tensor<T>& x, const Tensor<T>* residual, const Tensor<P>& gamma,
-                                const Tensor<P>& beta, Tensor<P>& running_mean, Tensor<P>& running_var,
-                                Tensor<P>& save_mean, Tensor<P>& save_invstd, Tensor<T>& y,
-                                const BatchNormParams& bp, Activation act) {
+void batchnorm_forward_training_reference(const Tensor<T>& x, const Tensor<T>* residual,
+                                          const Tensor<P>& gamma, const Tensor<P>& beta,
+                                          Tensor<P>& running_mean, Tensor<P>& running_var,
+                                          Tensor<P>& save_mean, Tensor<P>& save_invstd, Tensor<T>& y,
+                                          const BatchNormParams& bp, Activation act) {
   check_batchnorm_shapes("batch_norm", x, gamma, beta, y);
   if (residual) check_same_shape("batch_norm (residual)", x, *residual);
   const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
@@ -81,9 +78,10 @@ void batchnorm_forward_training(const Tensor<T>& x, const Tensor<T>* residual, c
 }
 
 template <typename T, typename P>
-void batchnorm_forward_inference(const Tensor<T>& x, const Tensor<T>* residual, const Tensor<P>& gamma,
-                                 const Tensor<P>& beta, const Tensor<P>& running_mean, const Tensor<P>& running_var,
-                                 Tensor<T>& y, const BatchNormParams& bp, Activation act) {
+void batchnorm_forward_inference_reference(const Tensor<T>& x, const Tensor<T>* residual,
+                                           const Tensor<P>& gamma, const Tensor<P>& beta,
+                                           const Tensor<P>& running_mean, const Tensor<P>& running_var,
+                                           Tensor<T>& y, const BatchNormParams& bp, Activation act) {
   check_batchnorm_shapes("batch_norm", x, gamma, beta, y);
   if (residual) check_same_shape("batch_norm (residual)", x, *residual);
   const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
@@ -95,8 +93,9 @@ void batchnorm_forward_inference(const Tensor<T>& x, const Tensor<T>* residual, 
       const int64_t c = nc % C;
       const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var.data()[c]) + bp.eps);
       const T scale = static_cast<T>(static_cast<double>(gamma.data()[c]) * invstd);
-      const T shift = static_cast<T>(static_cast<double>(beta.data()[c]) -
-                                     static_cast<double>(running_mean.data()[c]) * static_cast<double>(scale));
+      const T shift =
+          static_cast<T>(static_cast<double>(beta.data()[c]) -
+                         static_cast<double>(running_mean.data()[c]) * static_cast<double>(scale));
       const T* xc = px + nc * HW;
       T* yc = py + nc * HW;
       const T* rc = pr ? pr + nc * HW : nullptr;
@@ -113,10 +112,11 @@ void batchnorm_forward_inference(const Tensor<T>& x, const Tensor<T>* residual, 
 // or running statistics (then mean/invstd are computed from running_mean/var by the caller).
 // Any of dx, dresidual, dgamma, dbeta may be null when not needed; dgamma and dbeta share `param_accumulate`.
 template <typename T, typename P>
-void batchnorm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, const Tensor<P>& gamma,
-                        const Tensor<P>& mean, const Tensor<P>& invstd, bool training, Activation act,
-                        Tensor<T>* dx, bool dx_accumulate, Tensor<T>* dresidual, bool dresidual_accumulate,
-                        Tensor<P>* dgamma, Tensor<P>* dbeta, bool param_accumulate) {
+void batchnorm_backward_reference(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                                  const Tensor<P>& gamma, const Tensor<P>& mean, const Tensor<P>& invstd,
+                                  bool training, Activation act, Tensor<T>* dx, bool dx_accumulate,
+                                  Tensor<T>* dresidual, bool dresidual_accumulate, Tensor<P>* dgamma,
+                                  Tensor<P>* dbeta, bool param_accumulate) {
   check_same_shape("batch_norm_backward", x, dy);
   if (act == Activation::ReLU) check_same_shape("batch_norm_backward", x, y);
   const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
@@ -174,6 +174,43 @@ void batchnorm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>&
       }
     }
   });
+}
+
+template <typename T, typename P>
+void batchnorm_forward_training(const Tensor<T>& x, const Tensor<T>* residual, const Tensor<P>& gamma,
+                                const Tensor<P>& beta, Tensor<P>& running_mean, Tensor<P>& running_var,
+                                Tensor<P>& save_mean, Tensor<P>& save_invstd, Tensor<T>& y,
+                                const BatchNormParams& bp, Activation act) {
+  if constexpr (std::is_same<T, float>::value && std::is_same<P, float>::value)
+    batchnorm_forward_training_fast(x, residual, gamma, beta, running_mean, running_var, save_mean,
+                                    save_invstd, y, bp, act);
+  else
+    batchnorm_forward_training_reference(x, residual, gamma, beta, running_mean, running_var, save_mean,
+                                         save_invstd, y, bp, act);
+}
+
+template <typename T, typename P>
+void batchnorm_forward_inference(const Tensor<T>& x, const Tensor<T>* residual, const Tensor<P>& gamma,
+                                 const Tensor<P>& beta, const Tensor<P>& running_mean,
+                                 const Tensor<P>& running_var, Tensor<T>& y, const BatchNormParams& bp,
+                                 Activation act) {
+  if constexpr (std::is_same<T, float>::value && std::is_same<P, float>::value)
+    batchnorm_forward_inference_fast(x, residual, gamma, beta, running_mean, running_var, y, bp, act);
+  else
+    batchnorm_forward_inference_reference(x, residual, gamma, beta, running_mean, running_var, y, bp, act);
+}
+
+template <typename T, typename P>
+void batchnorm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, const Tensor<P>& gamma,
+                        const Tensor<P>& mean, const Tensor<P>& invstd, bool training, Activation act,
+                        Tensor<T>* dx, bool dx_accumulate, Tensor<T>* dresidual, bool dresidual_accumulate,
+                        Tensor<P>* dgamma, Tensor<P>* dbeta, bool param_accumulate) {
+  if constexpr (std::is_same<T, float>::value && std::is_same<P, float>::value)
+    batchnorm_backward_fast(x, y, dy, gamma, mean, invstd, training, act, dx, dx_accumulate, dresidual,
+                            dresidual_accumulate, dgamma, dbeta, param_accumulate);
+  else
+    batchnorm_backward_reference(x, y, dy, gamma, mean, invstd, training, act, dx, dx_accumulate, dresidual,
+                                 dresidual_accumulate, dgamma, dbeta, param_accumulate);
 }
 
 }  // namespace cpu

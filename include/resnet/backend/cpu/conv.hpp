@@ -8,6 +8,7 @@
 
 #include "resnet/backend/cpu/blas.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
+#include "resnet/backend/cpu/onednn_conv.hpp"
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
@@ -18,11 +19,11 @@ inline void check_conv_shapes(const char* op, const TensorBase& x, const TensorB
   check_rank(op, x, 4, "input");
   check_rank(op, w, 4, "weight");
   check_rank(op, y, 4, "output");
-  RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input has ", x.dim(1), " channels but the weight expects ", w.dim(1),
-               " (input ", x.shape(), ", weight ", w.shape(), ")");
+  RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input has ", x.dim(1), " channels but the weight expects ",
+               w.dim(1), " (input ", x.shape(), ", weight ", w.shape(), ")");
   Shape expect{x.dim(0), w.dim(0), p.out_h(x.dim(2), w.dim(2)), p.out_w(x.dim(3), w.dim(3))};
-  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect, " for input ",
-               x.shape(), " and weight ", w.shape());
+  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect,
+               " for input ", x.shape(), " and weight ", w.shape());
 }
 
 // ---------------------------------------------------------------- reference (direct loops)
@@ -59,8 +60,8 @@ void conv2d_forward_reference(const Tensor<T>& x, const Tensor<T>& w, const Tens
 }
 
 template <typename T>
-void conv2d_backward_data_reference(const Tensor<T>& dy, const Tensor<T>& w, Tensor<T>& dx, const ConvParams& p,
-                                    bool accumulate) {
+void conv2d_backward_data_reference(const Tensor<T>& dy, const Tensor<T>& w, Tensor<T>& dx,
+                                    const ConvParams& p, bool accumulate) {
   check_conv_shapes("conv2d_backward_data", dx, w, dy, p);
   const int64_t N = dx.dim(0), C = dx.dim(1), H = dx.dim(2), W = dx.dim(3);
   const int64_t K = w.dim(0), KH = w.dim(2), KW = w.dim(3), OH = dy.dim(2), OW = dy.dim(3);
@@ -96,8 +97,8 @@ void conv2d_backward_data_reference(const Tensor<T>& dy, const Tensor<T>& w, Ten
 }
 
 template <typename T>
-void conv2d_backward_weight_reference(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& dw, const ConvParams& p,
-                                      bool accumulate) {
+void conv2d_backward_weight_reference(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& dw,
+                                      const ConvParams& p, bool accumulate) {
   check_conv_shapes("conv2d_backward_weight", x, dw, dy, p);
   const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int64_t K = dw.dim(0), KH = dw.dim(2), KW = dw.dim(3), OH = dy.dim(2), OW = dy.dim(3);
@@ -131,8 +132,8 @@ void conv2d_backward_weight_reference(const Tensor<T>& x, const Tensor<T>& dy, T
 template <typename T>
 void conv2d_backward_bias(const Tensor<T>& dy, Tensor<T>& db, bool accumulate) {
   check_rank("conv2d_backward_bias", dy, 4, "output gradient");
-  RESNET_CHECK(db.numel() == dy.dim(1), "conv2d_backward_bias: bias has ", db.numel(), " elements, gradient has ",
-               dy.dim(1), " channels");
+  RESNET_CHECK(db.numel() == dy.dim(1), "conv2d_backward_bias: bias has ", db.numel(),
+               " elements, gradient has ", dy.dim(1), " channels");
   const int64_t N = dy.dim(0), K = dy.dim(1), HW = dy.dim(2) * dy.dim(3);
   const T* pdy = dy.data();
   T* pdb = db.data();
@@ -151,8 +152,8 @@ void conv2d_backward_bias(const Tensor<T>& dy, Tensor<T>& db, bool accumulate) {
 namespace detail {
 
 // col[(c*KH + i)*KW + j, oh*OW + ow] = x[c, oh*s - p + i, ow*s - p + j] (0 outside)
-inline void im2col(const float* x, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, const ConvParams& p,
-                   int64_t OH, int64_t OW, float* col) {
+inline void im2col(const float* x, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                   const ConvParams& p, int64_t OH, int64_t OW, float* col) {
   parallel_for(C * KH * KW, 8, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       int64_t c = r / (KH * KW), i = (r / KW) % KH, j = r % KW;
@@ -170,7 +171,8 @@ inline void im2col(const float* x, int64_t C, int64_t H, int64_t W, int64_t KH, 
           // valid ow range: 0 <= ow - pad + j < W
           int64_t lo = std::max<int64_t>(0, p.pad_w - j), hi = std::min<int64_t>(OW, W + p.pad_w - j);
           for (int64_t ow = 0; ow < lo; ++ow) o[ow] = 0.f;
-          if (hi > lo) std::memcpy(o + lo, xr + lo - p.pad_w + j, sizeof(float) * static_cast<size_t>(hi - lo));
+          if (hi > lo)
+            std::memcpy(o + lo, xr + lo - p.pad_w + j, sizeof(float) * static_cast<size_t>(hi - lo));
           for (int64_t ow = std::max(hi, lo); ow < OW; ++ow) o[ow] = 0.f;
         } else {
           for (int64_t ow = 0; ow < OW; ++ow) {
@@ -281,11 +283,62 @@ inline void conv2d_backward_weight_fast(const Tensor<float>& x, const Tensor<flo
 
 // ---------------------------------------------------------------- dispatch: float fast, others reference
 
+// Which float32 implementation conv2d_* use: oneDNN when the build has it, else im2col + BLAS.
+enum class ConvImpl { Gemm, OneDnn };
+inline bool onednn_available() {
+#if defined(RESNET_HAVE_DNNL)
+  return true;
+#else
+  return false;
+#endif
+}
+inline ConvImpl& float_conv_impl() {
+  static ConvImpl impl = onednn_available() ? ConvImpl::OneDnn : ConvImpl::Gemm;
+  return impl;
+}
+// Tests switch implementations to check each against the reference; RESNET_CHECKs a missing oneDNN.
+inline void set_float_conv_impl(ConvImpl impl) {
+  RESNET_CHECK(impl != ConvImpl::OneDnn || onednn_available(),
+               "conv: oneDNN was not found at build time (install libdnnl-dev and reconfigure)");
+  float_conv_impl() = impl;
+}
+
+inline void conv2d_forward_float(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
+                                 Tensor<float>& y, const ConvParams& p) {
+#if defined(RESNET_HAVE_DNNL)
+  if (float_conv_impl() == ConvImpl::OneDnn) {
+    check_conv_shapes("conv2d", x, w, y, p);
+    return onednn::conv2d_forward(x, w, bias, y, p);
+  }
+#endif
+  conv2d_forward_fast(x, w, bias, y, p);
+}
+inline void conv2d_backward_data_float(const Tensor<float>& dy, const Tensor<float>& w, Tensor<float>& dx,
+                                       const ConvParams& p, bool accumulate) {
+#if defined(RESNET_HAVE_DNNL)
+  if (float_conv_impl() == ConvImpl::OneDnn) {
+    check_conv_shapes("conv2d_backward_data", dx, w, dy, p);
+    return onednn::conv2d_backward_data(dy, w, dx, p, accumulate);
+  }
+#endif
+  conv2d_backward_data_fast(dy, w, dx, p, accumulate);
+}
+inline void conv2d_backward_weight_float(const Tensor<float>& x, const Tensor<float>& dy, Tensor<float>& dw,
+                                         const ConvParams& p, bool accumulate) {
+#if defined(RESNET_HAVE_DNNL)
+  if (float_conv_impl() == ConvImpl::OneDnn) {
+    check_conv_shapes("conv2d_backward_weight", x, dw, dy, p);
+    return onednn::conv2d_backward_weight(x, dy, dw, p, accumulate);
+  }
+#endif
+  conv2d_backward_weight_fast(x, dy, dw, p, accumulate);
+}
+
 template <typename T>
 void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y,
                     const ConvParams& p) {
   if constexpr (std::is_same<T, float>::value)
-    conv2d_forward_fast(x, w, bias, y, p);
+    conv2d_forward_float(x, w, bias, y, p);
   else
     conv2d_forward_reference(x, w, bias, y, p);
 }
@@ -293,7 +346,7 @@ template <typename T>
 void conv2d_backward_data(const Tensor<T>& dy, const Tensor<T>& w, Tensor<T>& dx, const ConvParams& p,
                           bool accumulate) {
   if constexpr (std::is_same<T, float>::value)
-    conv2d_backward_data_fast(dy, w, dx, p, accumulate);
+    conv2d_backward_data_float(dy, w, dx, p, accumulate);
   else
     conv2d_backward_data_reference(dy, w, dx, p, accumulate);
 }
@@ -301,7 +354,7 @@ template <typename T>
 void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& dw, const ConvParams& p,
                             bool accumulate) {
   if constexpr (std::is_same<T, float>::value)
-    conv2d_backward_weight_fast(x, dy, dw, p, accumulate);
+    conv2d_backward_weight_float(x, dy, dw, p, accumulate);
   else
     conv2d_backward_weight_reference(x, dy, dw, p, accumulate);
 }

@@ -1,0 +1,300 @@
+// float32 convolutions through oneDNN (Debian libdnnl-dev), when the build found it (RESNET_HAVE_DNNL).
+//
+// oneDNN is to the CPU what cuDNN is to the GPU: its JIT AVX-512/AVX2 convolution kernels run near the
+// machine's peak, and it is what PyTorch's CPU convolutions use. Its fast kernels want blocked layouts
+// (nChw16c, OIhw16i16o), so each call reorders our NCHW tensors into the layout the primitive chose and the
+// result back, as PyTorch does; the reorders cost a few percent of a convolution.
+//
+// Primitives are created once per shape and cached (creation is far slower than a small convolution).
+// Temporary buffers (blocked copies, scratchpad) come from our caching allocator, so the steady state
+// allocates nothing from the system. Gradient outputs honour the accumulate flag through a reorder with a
+// sum post-op (dst = reorder(src) + dst).
+#pragma once
+
+#if defined(RESNET_HAVE_DNNL)
+
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include <dnnl.hpp>
+
+#include "resnet/backend/params.hpp"
+#include "resnet/core/parallel.hpp"
+#include "resnet/core/storage.hpp"
+#include "resnet/core/tensor.hpp"
+
+namespace resnet {
+namespace cpu {
+namespace onednn {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+// Everything that selects a primitive: the kind, the four dims of x, those of w, stride, padding, bias.
+using ConvKey = std::array<int64_t, 14>;
+
+struct Engine {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream strm{eng};
+  static Engine& get() {
+    static Engine* e = new Engine();  // never destroyed: primitives may outlive static destruction order
+    return *e;
+  }
+};
+
+// A buffer from our caching allocator for one call (blocked copies, scratchpad).
+class TempBuffer {
+ public:
+  explicit TempBuffer(size_t nbytes) : nbytes_(nbytes) {
+    if (nbytes_) ptr_ = detail::CpuCachingAllocator::instance().allocate(nbytes_);
+  }
+  ~TempBuffer() {
+    if (ptr_) detail::CpuCachingAllocator::instance().deallocate(ptr_, nbytes_);
+  }
+  TempBuffer(const TempBuffer&) = delete;
+  TempBuffer& operator=(const TempBuffer&) = delete;
+  void* get() const { return ptr_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t nbytes_;
+};
+
+// An operand in the user's plain layout and the layout the primitive wants, with the reorders between them.
+struct Operand {
+  memory::desc user, want;
+  bool same = true;
+  dnnl::reorder to_want, to_user, to_user_add;  // to_user_add: dst = reorder(src) + dst
+
+  void init(const memory::desc& u, const memory::desc& w, bool need_in, bool need_out) {
+    auto& e = Engine::get();
+    user = u;
+    want = w;
+    same = (u == w);
+    if (same) return;
+    if (need_in) to_want = dnnl::reorder(dnnl::reorder::primitive_desc(e.eng, u, e.eng, w));
+    if (need_out) {
+      to_user = dnnl::reorder(dnnl::reorder::primitive_desc(e.eng, w, e.eng, u));
+      dnnl::primitive_attr a;
+      dnnl::post_ops po;
+      po.append_sum(1.f);
+      a.set_post_ops(po);
+      to_user_add = dnnl::reorder(dnnl::reorder::primitive_desc(e.eng, w, e.eng, u, a));
+    }
+  }
+};
+
+struct ConvPrims {
+  dnnl::convolution_forward::primitive_desc fwd_pd;
+  dnnl::convolution_forward fwd;
+  Operand src, wei, dst;
+  memory::desc bias;
+  // Backward data and weights are created on first use (inference never needs them).
+  bool bwd_data_ready = false, bwd_weights_ready = false;
+  dnnl::convolution_backward_data bwd_data;
+  Operand bd_diff_dst, bd_wei, bd_diff_src;
+  memory::desc bd_scratch;
+  dnnl::convolution_backward_weights bwd_weights;
+  Operand bw_src, bw_diff_dst, bw_diff_wei;
+  memory::desc bw_scratch, fwd_scratch;
+  memory::dims strides, pad_l, pad_r;
+};
+
+inline dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+inline memory::desc any_desc(const memory::dims& d) {
+  return memory::desc(d, memory::data_type::f32, tag::any);
+}
+inline memory::desc plain_desc(const memory::dims& d, tag t) {
+  return memory::desc(d, memory::data_type::f32, t);
+}
+
+class ConvCache {
+ public:
+  static ConvCache& get() {
+    static ConvCache* c = new ConvCache();
+    return *c;
+  }
+  // The primitives for one shape; created on first use. Entries are never removed, so the reference stays
+  // valid after the lock is released.
+  ConvPrims& lookup(const Shape& xs, const Shape& ws, const ConvParams& p, bool bias) {
+    ConvKey k{xs[0],      xs[1],      xs[2],   xs[3],   ws[0],        ws[2], ws[3],
+              p.stride_h, p.stride_w, p.pad_h, p.pad_w, bias ? 1 : 0, 0,     0};
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(k);
+    if (it != map_.end()) return *it->second;
+    auto prims = std::make_unique<ConvPrims>();
+    build_forward(*prims, xs, ws, p, bias);
+    return *map_.emplace(k, std::move(prims)).first->second;
+  }
+  std::mutex& mutex() { return mu_; }
+
+ private:
+  static void build_forward(ConvPrims& c, const Shape& xs, const Shape& ws, const ConvParams& p, bool bias) {
+    auto& e = Engine::get();
+    memory::dims x{xs[0], xs[1], xs[2], xs[3]}, w{ws[0], ws[1], ws[2], ws[3]};
+    memory::dims y{xs[0], ws[0], p.out_h(xs[2], ws[2]), p.out_w(xs[3], ws[3])};
+    c.strides = {p.stride_h, p.stride_w};
+    c.pad_l = {p.pad_h, p.pad_w};
+    // Right padding that gives exactly our output size (floor division may leave some input unread).
+    c.pad_r = {(y[2] - 1) * p.stride_h + ws[2] - xs[2] - p.pad_h,
+               (y[3] - 1) * p.stride_w + ws[3] - xs[3] - p.pad_w};
+    c.bias = bias ? plain_desc({ws[0]}, tag::x) : memory::desc();
+    dnnl::convolution_forward::desc d =
+        bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                               dnnl::algorithm::convolution_direct, any_desc(x), any_desc(w),
+                                               c.bias, any_desc(y), c.strides, c.pad_l, c.pad_r)
+             : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                               dnnl::algorithm::convolution_direct, any_desc(x), any_desc(w),
+                                               any_desc(y), c.strides, c.pad_l, c.pad_r);
+    c.fwd_pd = dnnl::convolution_forward::primitive_desc(d, user_scratchpad(), e.eng);
+    c.fwd = dnnl::convolution_forward(c.fwd_pd);
+    c.fwd_scratch = c.fwd_pd.scratchpad_desc();
+    c.src.init(plain_desc(x, tag::nchw), c.fwd_pd.src_desc(), true, false);
+    c.wei.init(plain_desc(w, tag::oihw), c.fwd_pd.weights_desc(), true, false);
+    c.dst.init(plain_desc(y, tag::nchw), c.fwd_pd.dst_desc(), false, true);
+  }
+
+ public:
+  static void build_backward_data(ConvPrims& c) {
+    auto& e = Engine::get();
+    memory::dims x = c.src.user.dims(), w = c.wei.user.dims(), y = c.dst.user.dims();
+    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_desc(x), any_desc(w),
+                                            any_desc(y), c.strides, c.pad_l, c.pad_r);
+    dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), e.eng, c.fwd_pd);
+    c.bwd_data = dnnl::convolution_backward_data(pd);
+    c.bd_scratch = pd.scratchpad_desc();
+    c.bd_diff_dst.init(c.dst.user, pd.diff_dst_desc(), true, false);
+    c.bd_wei.init(c.wei.user, pd.weights_desc(), true, false);
+    c.bd_diff_src.init(c.src.user, pd.diff_src_desc(), false, true);
+    c.bwd_data_ready = true;
+  }
+  static void build_backward_weights(ConvPrims& c) {
+    auto& e = Engine::get();
+    memory::dims x = c.src.user.dims(), w = c.wei.user.dims(), y = c.dst.user.dims();
+    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, any_desc(x), any_desc(w),
+                                               any_desc(y), c.strides, c.pad_l, c.pad_r);
+    dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), e.eng, c.fwd_pd);
+    c.bwd_weights = dnnl::convolution_backward_weights(pd);
+    c.bw_scratch = pd.scratchpad_desc();
+    c.bw_src.init(c.src.user, pd.src_desc(), true, false);
+    c.bw_diff_dst.init(c.dst.user, pd.diff_dst_desc(), true, false);
+    c.bw_diff_wei.init(c.wei.user, pd.diff_weights_desc(), false, true);
+    c.bwd_weights_ready = true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<ConvKey, std::unique_ptr<ConvPrims>> map_;
+};
+
+// An input operand as the primitive wants it: the user's memory itself, or a reordered copy in `buf`.
+inline memory input_memory(const Operand& o, const void* data, std::unique_ptr<TempBuffer>& buf) {
+  auto& e = Engine::get();
+  memory user(o.user, e.eng, const_cast<void*>(data));
+  if (o.same) return user;
+  buf = std::make_unique<TempBuffer>(o.want.get_size());
+  memory m(o.want, e.eng, buf->get());
+  o.to_want.execute(e.strm, user, m);
+  return m;
+}
+
+// An output operand: written in place when the layouts agree and nothing is accumulated, else through a
+// blocked temporary that `finish_output` reorders (and adds, when accumulating) into the user's memory.
+inline memory output_memory(const Operand& o, void* data, bool accumulate, std::unique_ptr<TempBuffer>& buf) {
+  auto& e = Engine::get();
+  if (o.same && !accumulate) return memory(o.user, e.eng, data);
+  buf = std::make_unique<TempBuffer>(o.want.get_size());
+  return memory(o.want, e.eng, buf->get());
+}
+inline void finish_output(const Operand& o, memory& m, void* data, bool accumulate) {
+  auto& e = Engine::get();
+  if (o.same && !accumulate) return;
+  memory user(o.user, e.eng, data);
+  if (o.same) {
+    e.strm.wait();
+    // Same layout but accumulating: a plain add (no reorder primitive was made for this operand).
+    const float* s = static_cast<const float*>(m.get_data_handle());
+    float* d = static_cast<float*>(data);
+    const int64_t n = static_cast<int64_t>(o.user.get_size() / sizeof(float));
+    parallel_for(n, 1 << 14, [&](int64_t b, int64_t en) {
+      for (int64_t i = b; i < en; ++i) d[i] += s[i];
+    });
+    return;
+  }
+  (accumulate ? o.to_user_add : o.to_user).execute(e.strm, m, user);
+}
+
+inline void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
+                           Tensor<float>& y, const ConvParams& p) {
+  ConvPrims& c = ConvCache::get().lookup(x.shape(), w.shape(), p, bias != nullptr);
+  auto& e = Engine::get();
+  std::unique_ptr<TempBuffer> bs, bw, bd;
+  TempBuffer scratch(c.fwd_scratch.get_size());
+  memory ms = input_memory(c.src, x.data(), bs);
+  memory mw = input_memory(c.wei, w.data(), bw);
+  memory md = output_memory(c.dst, y.data(), false, bd);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
+  if (scratch.get()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.fwd_scratch, e.eng, scratch.get()));
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(c.bias, e.eng, bias->data()));
+  c.fwd.execute(e.strm, args);
+  finish_output(c.dst, md, y.data(), false);
+  e.strm.wait();
+}
+
+inline void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w, Tensor<float>& dx,
+                                 const ConvParams& p, bool accumulate) {
+  auto& cache = ConvCache::get();
+  ConvPrims& c = cache.lookup(dx.shape(), w.shape(), p, false);
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex());
+    if (!c.bwd_data_ready) ConvCache::build_backward_data(c);
+  }
+  auto& e = Engine::get();
+  std::unique_ptr<TempBuffer> bdy, bw, bdx;
+  TempBuffer scratch(c.bd_scratch.get_size());
+  memory mdy = input_memory(c.bd_diff_dst, dy.data(), bdy);
+  memory mw = input_memory(c.bd_wei, w.data(), bw);
+  memory mdx = output_memory(c.bd_diff_src, dx.data(), accumulate, bdx);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}};
+  if (scratch.get()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.bd_scratch, e.eng, scratch.get()));
+  c.bwd_data.execute(e.strm, args);
+  finish_output(c.bd_diff_src, mdx, dx.data(), accumulate);
+  e.strm.wait();
+}
+
+inline void conv2d_backward_weight(const Tensor<float>& x, const Tensor<float>& dy, Tensor<float>& dw,
+                                   const ConvParams& p, bool accumulate) {
+  auto& cache = ConvCache::get();
+  ConvPrims& c = cache.lookup(x.shape(), dw.shape(), p, false);
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex());
+    if (!c.bwd_weights_ready) ConvCache::build_backward_weights(c);
+  }
+  auto& e = Engine::get();
+  std::unique_ptr<TempBuffer> bx, bdy, bdw;
+  TempBuffer scratch(c.bw_scratch.get_size());
+  memory mx = input_memory(c.bw_src, x.data(), bx);
+  memory mdy = input_memory(c.bw_diff_dst, dy.data(), bdy);
+  memory mdw = output_memory(c.bw_diff_wei, dw.data(), accumulate, bdw);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}};
+  if (scratch.get()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.bw_scratch, e.eng, scratch.get()));
+  c.bwd_weights.execute(e.strm, args);
+  finish_output(c.bw_diff_wei, mdw, dw.data(), accumulate);
+  e.strm.wait();
+}
+
+}  // namespace onednn
+}  // namespace cpu
+}  // namespace resnet
+
+#endif  // RESNET_HAVE_DNNL
