@@ -39,6 +39,39 @@ inline const char* sniff_image_format(const uint8_t* b, size_t n) {
   return "";
 }
 
+// Whether JPEG data runs to its end-of-image marker. stb_image fills a truncated JPEG with grey rather than
+// failing, so a cut-off file would silently train on half a picture; walking the markers catches that.
+inline bool jpeg_is_complete(const uint8_t* b, size_t n) {
+  size_t i = 2;  // after SOI
+  for (;;) {
+    if (i >= n || b[i] != 0xff) return false;
+    while (i < n && b[i] == 0xff) ++i;  // fill bytes
+    if (i >= n) return false;
+    const uint8_t m = b[i++];
+    if (m == 0xd9) return true;                           // EOI
+    if (m == 0x01 || (m >= 0xd0 && m <= 0xd7)) continue;  // markers without a length
+    if (n - i < 2) return false;
+    const size_t len = (static_cast<size_t>(b[i]) << 8) | b[i + 1];
+    if (len < 2 || n - i < len) return false;
+    i += len;
+    if (m != 0xda) continue;
+    // Entropy-coded data after SOS: ends at the first 0xFF that is not stuffing (FF 00) or a restart marker.
+    while (i < n) {
+      if (b[i] != 0xff) {
+        ++i;
+      } else if (i + 1 >= n) {
+        return false;
+      } else if (b[i + 1] == 0x00 || (b[i + 1] >= 0xd0 && b[i + 1] <= 0xd7)) {
+        i += 2;
+      } else if (b[i + 1] == 0xff) {
+        ++i;
+      } else {
+        break;
+      }
+    }
+  }
+}
+
 // Decodes JPEG or PNG bytes; errors name `name_for_errors` (the file) and the problem.
 inline Image decode_image(const uint8_t* bytes, size_t size, const std::string& name_for_errors,
                           const ImageLimits& limits) {
@@ -49,6 +82,8 @@ inline Image decode_image(const uint8_t* bytes, size_t size, const std::string& 
                "' is ", size, " bytes, more than the ", limits.max_file_bytes, "-byte limit");
   const char* format = sniff_image_format(bytes, size);
   RESNET_CHECK(format[0] != '\0', "image '", name, "' is not a JPEG or PNG file (unrecognised first bytes)");
+  RESNET_CHECK(std::strcmp(format, "JPEG") != 0 || jpeg_is_complete(bytes, size), "image '", name,
+               "': truncated or corrupt JPEG (its markers do not lead to an end-of-image marker)");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, c = 0;
   // The header alone first: refuse absurd dimensions before stb allocates for them.

@@ -214,9 +214,9 @@ inline TrainingState read_training_state(const std::string& path) {
 // are restored. Files without our metadata (plain safetensors weights, e.g. exported from torchvision) load
 // as weights.
 template <typename T>
-TrainingState load_checkpoint(const std::string& path, nn::Module<T>& model,
+TrainingState load_checkpoint(const SafetensorsReader& r, nn::Module<T>& model,
                               optim::Optimizer<acc_t<T>>* optimizer) {
-  SafetensorsReader r = SafetensorsReader::open(path);
+  const std::string& path = r.path();
   TrainingState s = detail::metadata_to_state(r.metadata(), path);
   const std::string where = "checkpoint '" + path + "'";
   const std::string hint =
@@ -251,6 +251,12 @@ TrainingState load_checkpoint(const std::string& path, nn::Module<T>& model,
     optimizer->set_lr(s.lr);
   }
   return s;
+}
+
+template <typename T>
+TrainingState load_checkpoint(const std::string& path, nn::Module<T>& model,
+                              optim::Optimizer<acc_t<T>>* optimizer) {
+  return load_checkpoint(SafetensorsReader::open(path), model, optimizer);
 }
 
 }  // namespace io

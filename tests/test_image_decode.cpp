@@ -1,0 +1,191 @@
+// Image decoding: exact pixels for PNG (every channel layout), close pixels for JPEG, and an error naming
+// the file for truncated, corrupt, oversized or unsupported input. Test images are encoded in memory with
+// stb_image_write (in Debian's libstb.so), so no image file is committed.
+#include <stb/stb_image_write.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "resnet/data/image_decode.hpp"
+#include "test_util.hpp"
+
+using namespace resnet;
+using testing::require_error_mentions;
+
+namespace {
+
+void append(void* ctx, void* data, int size) {
+  auto* out = static_cast<std::vector<uint8_t>*>(ctx);
+  const auto* p = static_cast<const uint8_t*>(data);
+  out->insert(out->end(), p, p + size);
+}
+
+// w x h pixels with `comp` channels, every value distinct enough to catch a transposed or shifted decode.
+std::vector<uint8_t> pattern(int w, int h, int comp) {
+  std::vector<uint8_t> px(static_cast<size_t>(w * h * comp));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < comp; ++c)
+        px[static_cast<size_t>((y * w + x) * comp + c)] = static_cast<uint8_t>(x * 37 + y * 11 + c * 71 + 5);
+  return px;
+}
+
+std::vector<uint8_t> encode_png(int w, int h, int comp, const std::vector<uint8_t>& px) {
+  std::vector<uint8_t> out;
+  REQUIRE(stbi_write_png_to_func(append, &out, w, h, comp, px.data(), w * comp) != 0);
+  return out;
+}
+std::vector<uint8_t> encode_jpg(int w, int h, int comp, const std::vector<uint8_t>& px, int quality) {
+  std::vector<uint8_t> out;
+  REQUIRE(stbi_write_jpg_to_func(append, &out, w, h, comp, px.data(), quality) != 0);
+  return out;
+}
+
+// The RGB a decoder should produce from `comp`-channel pixels: grey replicated, alpha dropped.
+std::vector<uint8_t> expected_rgb(const std::vector<uint8_t>& px, int comp) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < px.size(); i += static_cast<size_t>(comp)) {
+    if (comp <= 2) {
+      out.insert(out.end(), 3, px[i]);
+    } else {
+      out.insert(out.end(), px.begin() + static_cast<long>(i), px.begin() + static_cast<long>(i) + 3);
+    }
+  }
+  return out;
+}
+
+uint32_t crc32(const uint8_t* p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+void put32(std::vector<uint8_t>& v, uint32_t x) {
+  for (int s = 24; s >= 0; s -= 8) v.push_back(static_cast<uint8_t>(x >> s));
+}
+// A PNG signature and an IHDR chunk claiming w x h 8-bit RGB (no pixel data).
+std::vector<uint8_t> png_header_only(uint32_t w, uint32_t h) {
+  std::vector<uint8_t> v{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  put32(v, 13);
+  size_t type_at = v.size();
+  for (char c : std::string("IHDR")) v.push_back(static_cast<uint8_t>(c));
+  put32(v, w);
+  put32(v, h);
+  for (uint8_t b : {8, 2, 0, 0, 0}) v.push_back(b);
+  put32(v, crc32(&v[type_at], v.size() - type_at));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("image decode: PNG with 1 to 4 channels decodes to exact RGB", "[image]") {
+  for (int comp = 1; comp <= 4; ++comp) {
+    INFO("channels " << comp);
+    const int w = 7, h = 5;
+    auto px = pattern(w, h, comp);
+    auto png = encode_png(w, h, comp, px);
+    data::Image img = data::decode_image(png.data(), png.size(), "mem.png");
+    CHECK(img.width == w);
+    CHECK(img.height == h);
+    CHECK(img.channels == 3);
+    CHECK(img.pixels == expected_rgb(px, comp));
+  }
+}
+
+TEST_CASE("image decode: JPEG decodes close to its source, from memory and from a file", "[image]") {
+  const int w = 24, h = 16;
+  std::vector<uint8_t> px(static_cast<size_t>(w * h * 3));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t* p = &px[static_cast<size_t>((y * w + x) * 3)];
+      p[0] = static_cast<uint8_t>(40 + x * 6), p[1] = static_cast<uint8_t>(60 + y * 8), p[2] = 128;  // smooth
+    }
+  auto jpg = encode_jpg(w, h, 3, px, 100);
+  data::Image img = data::decode_image(jpg.data(), jpg.size(), "mem.jpg");
+  REQUIRE(img.width == w);
+  REQUIRE(img.height == h);
+  int worst = 0;
+  for (size_t i = 0; i < px.size(); ++i) worst = std::max(worst, std::abs(int(img.pixels[i]) - int(px[i])));
+  CHECK(worst <= 6);
+
+  auto path =
+      (std::filesystem::temp_directory_path() / ("resnet_test_image_" + std::to_string(::getpid()) + ".jpg"))
+          .string();
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(jpg.data()), static_cast<std::streamsize>(jpg.size()));
+  }
+  data::Image from_file = data::load_image(path);
+  CHECK(from_file.pixels == img.pixels);
+  // Grey JPEG: three equal channels.
+  auto grey = pattern(w, h, 1);
+  auto gj = encode_jpg(w, h, 1, grey, 90);
+  data::Image g = data::decode_image(gj.data(), gj.size(), "grey.jpg");
+  for (size_t i = 0; i < g.pixels.size(); i += 3) {
+    CHECK(g.pixels[i] == g.pixels[i + 1]);
+    CHECK(g.pixels[i] == g.pixels[i + 2]);
+  }
+  std::remove(path.c_str());
+}
+
+TEST_CASE("image decode: truncated files are refused with their name, never decoded into garbage",
+          "[image]") {
+  const int w = 20, h = 12;
+  auto px = pattern(w, h, 3);
+  auto jpg = encode_jpg(w, h, 3, px, 90);
+  // Every cut of a JPEG (stb_image would pad a cut-off scan with grey) is an error.
+  for (size_t n = 0; n < jpg.size(); ++n) {
+    INFO("JPEG cut to " << n << " of " << jpg.size());
+    require_error_mentions([&] { data::decode_image(jpg.data(), n, "cut.jpg"); }, {"'cut.jpg'"});
+  }
+  // A PNG cut anywhere is an error, except inside the final checksum, which stb_image does not read: then
+  // the pixels must still be exact.
+  auto png = encode_png(w, h, 3, px);
+  int refused = 0;
+  for (size_t n = 0; n < png.size(); ++n) {
+    INFO("PNG cut to " << n << " of " << png.size());
+    try {
+      data::Image img = data::decode_image(png.data(), n, "cut.png");
+      CHECK(n >= png.size() - 4);
+      CHECK(img.pixels == px);
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("'cut.png'") != std::string::npos);
+      ++refused;
+    }
+  }
+  CHECK(refused >= static_cast<int>(png.size()) - 4);
+}
+
+TEST_CASE("image decode: corrupt, oversized, unsupported and missing files give clear errors", "[image]") {
+  auto png = encode_png(8, 8, 3, pattern(8, 8, 3));
+  auto corrupt = png;
+  for (size_t i = 40; i < corrupt.size() - 20; ++i) corrupt[i] ^= 0x5a;  // scramble the compressed pixels
+  require_error_mentions([&] { data::decode_image(corrupt.data(), corrupt.size(), "bad.png"); },
+                         {"'bad.png'", "cannot decode PNG"});
+
+  auto huge = png_header_only(16000, 16000);
+  require_error_mentions([&] { data::decode_image(huge.data(), huge.size(), "huge.png"); },
+                         {"'huge.png'", "16000x16000", "exceed the limits"});
+  auto absurd = png_header_only(100000, 100000);  // refused by stb_image's own header check
+  require_error_mentions([&] { data::decode_image(absurd.data(), absurd.size(), "absurd.png"); }, {"'absurd.png'"});
+  auto wide = png_header_only(20000, 2);
+  require_error_mentions([&] { data::decode_image(wide.data(), wide.size(), "wide.png"); }, {"20000x2"});
+  data::ImageLimits small;
+  small.max_pixels = 32;
+  require_error_mentions([&] { data::decode_image(png.data(), png.size(), "p.png", small); },
+                         {"8x8", "exceed"});
+
+  const std::string text = "GIF89a not supported";
+  require_error_mentions(
+      [&] { data::decode_image(reinterpret_cast<const uint8_t*>(text.data()), text.size(), "anim.gif"); },
+      {"'anim.gif'", "not a JPEG or PNG"});
+  require_error_mentions([&] { data::decode_image(png.data(), 0, "empty.png"); }, {"'empty.png'", "empty"});
+  require_error_mentions([&] { data::load_image("/nonexistent/dir/cat.1.jpg"); },
+                         {"'/nonexistent/dir/cat.1.jpg'", "No such file"});
+  require_error_mentions([&] { data::load_image(std::filesystem::temp_directory_path().string()); },
+                         {"cannot read image"});
+}
