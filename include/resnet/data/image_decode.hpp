@@ -72,6 +72,21 @@ inline bool jpeg_is_complete(const uint8_t* b, size_t n) {
   }
 }
 
+// Whether PNG data is a chain of whole chunks ending with IEND. Besides catching truncation, this bounds
+// what stb_image allocates: it sizes its buffer from the IDAT chunk lengths before reading them, so a
+// 100-byte file claiming a 2 GB chunk would otherwise cost a 2 GB allocation.
+inline bool png_is_complete(const uint8_t* b, size_t n) {
+  size_t i = 8;  // after the signature
+  for (;;) {
+    if (n - i < 12) return false;  // length, type, CRC
+    const uint32_t len =
+        (uint32_t(b[i]) << 24) | (uint32_t(b[i + 1]) << 16) | (uint32_t(b[i + 2]) << 8) | b[i + 3];
+    if (len > n - i - 12) return false;
+    if (std::memcmp(b + i + 4, "IEND", 4) == 0) return true;
+    i += 12 + size_t(len);
+  }
+}
+
 // Decodes JPEG or PNG bytes; errors name `name_for_errors` (the file) and the problem.
 inline Image decode_image(const uint8_t* bytes, size_t size, const std::string& name_for_errors,
                           const ImageLimits& limits) {
@@ -84,6 +99,8 @@ inline Image decode_image(const uint8_t* bytes, size_t size, const std::string& 
   RESNET_CHECK(format[0] != '\0', "image '", name, "' is not a JPEG or PNG file (unrecognised first bytes)");
   RESNET_CHECK(std::strcmp(format, "JPEG") != 0 || jpeg_is_complete(bytes, size), "image '", name,
                "': truncated or corrupt JPEG (its markers do not lead to an end-of-image marker)");
+  RESNET_CHECK(std::strcmp(format, "PNG") != 0 || png_is_complete(bytes, size), "image '", name,
+               "': truncated or corrupt PNG (its chunks do not lead to an IEND chunk)");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, c = 0;
   // The header alone first: refuse absurd dimensions before stb allocates for them.
