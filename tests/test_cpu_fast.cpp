@@ -160,3 +160,33 @@ TEST_CASE("cpu fast: BatchNorm backward agrees with the double reference for eve
           CHECK(relative_error(dbf.to_vector(), dbd.to_vector()) < 1e-5);
         }
 }
+
+TEST_CASE("cpu fast: max pooling matches the reference exactly, ties and padding included", "[fastpath]") {
+  struct Case {
+    Shape x;
+    PoolParams p;
+  };
+  auto pool = [](int64_t k, int64_t s, int64_t pad) {
+    PoolParams p;
+    p.kernel_h = p.kernel_w = k;
+    p.stride_h = p.stride_w = s;
+    p.pad_h = p.pad_w = pad;
+    return p;
+  };
+  const std::vector<Case> cases{
+      {{2, 3, 9, 9}, pool(3, 2, 1)}, {{1, 4, 8, 7}, pool(2, 2, 0)}, {{2, 2, 6, 5}, pool(3, 1, 1)}};
+  uint64_t seed = 2000;
+  for (const auto& c : cases) {
+    INFO("input " << c.x << " kernel " << c.p.kernel_h << " stride " << c.p.stride_h << " pad " << c.p.pad_h);
+    // Values on a coarse grid, so windows hold ties: the first maximum (row-major) must win in both.
+    auto x = random_tensor<float>(c.x, seed++);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = std::round(x.data()[i] * 2.f) / 2.f;
+    Shape ys{c.x[0], c.x[1], c.p.out_h(c.x[2]), c.p.out_w(c.x[3])};
+    auto y_ref = Tensor<float>::full(ys, 7.f), y_fast = Tensor<float>::full(ys, 8.f);
+    auto i_ref = Tensor<int32_t>::full(ys, -5), i_fast = Tensor<int32_t>::full(ys, -6);
+    cpu::maxpool2d_forward_reference(x, y_ref, i_ref, c.p);
+    cpu::maxpool2d_forward(x, y_fast, i_fast, c.p);
+    CHECK(y_fast.to_vector() == y_ref.to_vector());
+    CHECK(i_fast.to_vector() == i_ref.to_vector());
+  }
+}

@@ -6,14 +6,15 @@
 // result back, as PyTorch does; the reorders cost a few percent of a convolution.
 //
 // Primitives are created once per shape and cached (creation is far slower than a small convolution).
-// Temporary buffers (blocked copies, scratchpad) come from our caching allocator, so the steady state
-// allocates nothing from the system. Gradient outputs honour the accumulate flag through a reorder with a
-// sum post-op (dst = reorder(src) + dst).
+// Temporaries (blocked copies, scratchpad) are carved from one per-thread workspace that only grows, so the
+// steady state allocates nothing and they cost the largest call's bytes, not the sum over shapes. Gradient
+// outputs honour the accumulate flag through a reorder with a sum post-op (dst = reorder(src) + dst).
 #pragma once
 
 #if defined(RESNET_HAVE_DNNL)
 
 #include <array>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,22 +46,38 @@ struct Engine {
   }
 };
 
-// A buffer from our caching allocator for one call (blocked copies, scratchpad).
-class TempBuffer {
+// One growing buffer per thread that every call carves its temporaries from (blocked copies, scratchpad).
+// Temporaries live only during a call, so the memory they cost is the largest call's, not the sum of every
+// distinct size a caching allocator would keep.
+class Workspace {
  public:
-  explicit TempBuffer(size_t nbytes) : nbytes_(nbytes) {
-    if (nbytes_) ptr_ = detail::CpuCachingAllocator::instance().allocate(nbytes_);
+  static Workspace& local() {
+    thread_local Workspace w;
+    return w;
   }
-  ~TempBuffer() {
-    if (ptr_) detail::CpuCachingAllocator::instance().deallocate(ptr_, nbytes_);
+  ~Workspace() { std::free(base_); }
+  // Starts a call needing `total` bytes (the sum of round_up(size) of its parts).
+  void begin(size_t total) {
+    if (total > capacity_) {
+      std::free(base_);
+      capacity_ = round_up(total);
+      base_ = static_cast<char*>(std::aligned_alloc(kAlign, capacity_));
+      RESNET_CHECK(base_ != nullptr, "conv (oneDNN): out of memory for a ", capacity_, "-byte workspace");
+    }
+    used_ = 0;
   }
-  TempBuffer(const TempBuffer&) = delete;
-  TempBuffer& operator=(const TempBuffer&) = delete;
-  void* get() const { return ptr_; }
+  void* take(size_t nbytes) {
+    if (nbytes == 0) return nullptr;
+    void* p = base_ + used_;
+    used_ += round_up(nbytes);
+    return p;
+  }
+  static size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
  private:
-  void* ptr_ = nullptr;
-  size_t nbytes_;
+  static constexpr size_t kAlign = 4096;
+  char* base_ = nullptr;
+  size_t capacity_ = 0, used_ = 0;
 };
 
 // An operand in the user's plain layout and the layout the primitive wants, with the reorders between them.
@@ -195,24 +212,28 @@ class ConvCache {
   std::map<ConvKey, std::unique_ptr<ConvPrims>> map_;
 };
 
-// An input operand as the primitive wants it: the user's memory itself, or a reordered copy in `buf`.
-inline memory input_memory(const Operand& o, const void* data, std::unique_ptr<TempBuffer>& buf) {
+// Bytes of workspace an operand needs: none when the primitive reads or writes the user's memory directly.
+inline size_t input_bytes(const Operand& o) { return o.same ? 0 : Workspace::round_up(o.want.get_size()); }
+inline size_t output_bytes(const Operand& o, bool accumulate) {
+  return o.same && !accumulate ? 0 : Workspace::round_up(o.want.get_size());
+}
+
+// An input operand as the primitive wants it: the user's memory itself, or a reordered copy.
+inline memory input_memory(const Operand& o, const void* data) {
   auto& e = Engine::get();
   memory user(o.user, e.eng, const_cast<void*>(data));
   if (o.same) return user;
-  buf = std::make_unique<TempBuffer>(o.want.get_size());
-  memory m(o.want, e.eng, buf->get());
+  memory m(o.want, e.eng, Workspace::local().take(o.want.get_size()));
   o.to_want.execute(e.strm, user, m);
   return m;
 }
 
 // An output operand: written in place when the layouts agree and nothing is accumulated, else through a
-// blocked temporary that `finish_output` reorders (and adds, when accumulating) into the user's memory.
-inline memory output_memory(const Operand& o, void* data, bool accumulate, std::unique_ptr<TempBuffer>& buf) {
+// temporary that `finish_output` reorders (and adds, when accumulating) into the user's memory.
+inline memory output_memory(const Operand& o, void* data, bool accumulate) {
   auto& e = Engine::get();
   if (o.same && !accumulate) return memory(o.user, e.eng, data);
-  buf = std::make_unique<TempBuffer>(o.want.get_size());
-  return memory(o.want, e.eng, buf->get());
+  return memory(o.want, e.eng, Workspace::local().take(o.want.get_size()));
 }
 inline void finish_output(const Operand& o, memory& m, void* data, bool accumulate) {
   auto& e = Engine::get();
@@ -225,6 +246,7 @@ inline void finish_output(const Operand& o, memory& m, void* data, bool accumula
     float* d = static_cast<float*>(data);
     const int64_t n = static_cast<int64_t>(o.user.get_size() / sizeof(float));
     parallel_for(n, 1 << 14, [&](int64_t b, int64_t en) {
+#pragma omp simd
       for (int64_t i = b; i < en; ++i) d[i] += s[i];
     });
     return;
@@ -232,17 +254,22 @@ inline void finish_output(const Operand& o, memory& m, void* data, bool accumula
   (accumulate ? o.to_user_add : o.to_user).execute(e.strm, m, user);
 }
 
+inline void add_scratchpad(std::unordered_map<int, memory>& args, const memory::desc& sd) {
+  if (sd.get_size() == 0) return;
+  args.emplace(DNNL_ARG_SCRATCHPAD, memory(sd, Engine::get().eng, Workspace::local().take(sd.get_size())));
+}
+
 inline void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
                            Tensor<float>& y, const ConvParams& p) {
   ConvPrims& c = ConvCache::get().lookup(x.shape(), w.shape(), p, bias != nullptr);
   auto& e = Engine::get();
-  std::unique_ptr<TempBuffer> bs, bw, bd;
-  TempBuffer scratch(c.fwd_scratch.get_size());
-  memory ms = input_memory(c.src, x.data(), bs);
-  memory mw = input_memory(c.wei, w.data(), bw);
-  memory md = output_memory(c.dst, y.data(), false, bd);
+  Workspace::local().begin(input_bytes(c.src) + input_bytes(c.wei) + output_bytes(c.dst, false) +
+                           Workspace::round_up(c.fwd_scratch.get_size()));
+  memory ms = input_memory(c.src, x.data());
+  memory mw = input_memory(c.wei, w.data());
+  memory md = output_memory(c.dst, y.data(), false);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
-  if (scratch.get()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.fwd_scratch, e.eng, scratch.get()));
+  add_scratchpad(args, c.fwd_scratch);
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(c.bias, e.eng, bias->data()));
   c.fwd.execute(e.strm, args);
   finish_output(c.dst, md, y.data(), false);
@@ -258,14 +285,15 @@ inline void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w
     if (!c.bwd_data_ready) ConvCache::build_backward_data(c);
   }
   auto& e = Engine::get();
-  std::unique_ptr<TempBuffer> bdy, bw, bdx;
-  TempBuffer scratch(c.bd_scratch.get_size());
-  memory mdy = input_memory(c.bd_diff_dst, dy.data(), bdy);
-  memory mw = input_memory(c.bd_wei, w.data(), bw);
-  memory mdx = output_memory(c.bd_diff_src, dx.data(), accumulate, bdx);
+  Workspace::local().begin(input_bytes(c.bd_diff_dst) + input_bytes(c.bd_wei) +
+                           output_bytes(c.bd_diff_src, accumulate) +
+                           Workspace::round_up(c.bd_scratch.get_size()));
+  memory mdy = input_memory(c.bd_diff_dst, dy.data());
+  memory mw = input_memory(c.bd_wei, w.data());
+  memory mdx = output_memory(c.bd_diff_src, dx.data(), accumulate);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}};
-  if (scratch.get()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.bd_scratch, e.eng, scratch.get()));
+  add_scratchpad(args, c.bd_scratch);
   c.bwd_data.execute(e.strm, args);
   finish_output(c.bd_diff_src, mdx, dx.data(), accumulate);
   e.strm.wait();
@@ -280,14 +308,15 @@ inline void conv2d_backward_weight(const Tensor<float>& x, const Tensor<float>& 
     if (!c.bwd_weights_ready) ConvCache::build_backward_weights(c);
   }
   auto& e = Engine::get();
-  std::unique_ptr<TempBuffer> bx, bdy, bdw;
-  TempBuffer scratch(c.bw_scratch.get_size());
-  memory mx = input_memory(c.bw_src, x.data(), bx);
-  memory mdy = input_memory(c.bw_diff_dst, dy.data(), bdy);
-  memory mdw = output_memory(c.bw_diff_wei, dw.data(), accumulate, bdw);
+  Workspace::local().begin(input_bytes(c.bw_src) + input_bytes(c.bw_diff_dst) +
+                           output_bytes(c.bw_diff_wei, accumulate) +
+                           Workspace::round_up(c.bw_scratch.get_size()));
+  memory mx = input_memory(c.bw_src, x.data());
+  memory mdy = input_memory(c.bw_diff_dst, dy.data());
+  memory mdw = output_memory(c.bw_diff_wei, dw.data(), accumulate);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}};
-  if (scratch.get()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.bw_scratch, e.eng, scratch.get()));
+  add_scratchpad(args, c.bw_scratch);
   c.bwd_weights.execute(e.strm, args);
   finish_output(c.bw_diff_wei, mdw, dw.data(), accumulate);
   e.strm.wait();

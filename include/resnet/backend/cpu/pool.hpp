@@ -2,7 +2,9 @@
 // global average pooling ([N, C, H, W] -> [N, C]).
 #pragma once
 
+#include <algorithm>
 #include <limits>
+#include <type_traits>
 
 #include "resnet/backend/cpu/elementwise.hpp"
 #include "resnet/backend/params.hpp"
@@ -13,13 +15,14 @@ namespace cpu {
 inline void check_pool_shapes(const char* op, const TensorBase& x, const TensorBase& y, const PoolParams& p) {
   check_rank(op, x, 4, "input");
   Shape expect{x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))};
-  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect, " for input ",
-               x.shape());
+  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect,
+               " for input ", x.shape());
 }
 
 // indices[n, c, oh, ow] = ih * W + iw of the maximum (the first one on ties, as PyTorch).
 template <typename T>
-void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indices, const PoolParams& p) {
+void maxpool2d_forward_reference(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indices,
+                                 const PoolParams& p) {
   check_pool_shapes("max_pool2d", x, y, p);
   check_same_shape("max_pool2d (indices)", y, indices);
   const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
@@ -54,6 +57,57 @@ void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indice
   });
 }
 
+// The float path: the same scan (row-major, strict >, so ties keep the first), with each window clipped to
+// the image once instead of testing every tap.
+inline void maxpool2d_forward_fast(const Tensor<float>& x, Tensor<float>& y, Tensor<int32_t>& indices,
+                                   const PoolParams& p) {
+  check_pool_shapes("max_pool2d", x, y, p);
+  check_same_shape("max_pool2d (indices)", y, indices);
+  const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
+  const float* px = x.data();
+  float* py = y.data();
+  int32_t* pi = indices.data();
+  parallel_for(NC, 1, [&](int64_t b, int64_t e) {
+    for (int64_t nc = b; nc < e; ++nc) {
+      const float* xc = px + nc * H * W;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const int64_t h0 = oh * p.stride_h - p.pad_h;
+        const int64_t hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + p.kernel_h, H);
+        float* yr = py + (nc * OH + oh) * OW;
+        int32_t* ir = pi + (nc * OH + oh) * OW;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t w0 = ow * p.stride_w - p.pad_w;
+          const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + p.kernel_w, W);
+          float best = -std::numeric_limits<float>::infinity();
+          int64_t arg = -1;
+          if (hs < he && ws < we) {
+            best = xc[hs * W + ws];
+            arg = hs * W + ws;
+          }
+          for (int64_t ih = hs; ih < he; ++ih) {
+            const float* row = xc + ih * W;
+            for (int64_t iw = ws; iw < we; ++iw)
+              if (row[iw] > best) {
+                best = row[iw];
+                arg = ih * W + iw;
+              }
+          }
+          yr[ow] = best;
+          ir[ow] = static_cast<int32_t>(arg);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indices, const PoolParams& p) {
+  if constexpr (std::is_same<T, float>::value)
+    maxpool2d_forward_fast(x, y, indices, p);
+  else
+    maxpool2d_forward_reference(x, y, indices, p);
+}
+
 template <typename T>
 void maxpool2d_backward(const Tensor<T>& dy, const Tensor<int32_t>& indices, Tensor<T>& dx, bool accumulate) {
   check_same_shape("max_pool2d_backward", dy, indices);
@@ -79,7 +133,8 @@ void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
-          const int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h), w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
+          const int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h),
+                        w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
           const int64_t pool_size = (h1 - h0) * (w1 - w0);
           const int64_t hs = std::max<int64_t>(h0, 0), ws = std::max<int64_t>(w0, 0);
           const int64_t he = std::min(h1, H), we = std::min(w1, W);
@@ -104,12 +159,14 @@ void avgpool2d_backward(const Tensor<T>& dy, Tensor<T>& dx, const PoolParams& p,
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
-          const int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h), w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
+          const int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h),
+                        w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
           const int64_t pool_size = (h1 - h0) * (w1 - w0);
           const int64_t hs = std::max<int64_t>(h0, 0), ws = std::max<int64_t>(w0, 0);
           const int64_t he = std::min(h1, H), we = std::min(w1, W);
           const int64_t divisor = p.count_include_pad ? pool_size : (he - hs) * (we - ws);
-          const T g = static_cast<T>(static_cast<double>(pdy[(nc * OH + oh) * OW + ow]) / static_cast<double>(divisor));
+          const T g = static_cast<T>(static_cast<double>(pdy[(nc * OH + oh) * OW + ow]) /
+                                     static_cast<double>(divisor));
           for (int64_t ih = hs; ih < he; ++ih)
             for (int64_t iw = ws; iw < we; ++iw) pdx[(nc * H + ih) * W + iw] += g;
         }
@@ -137,7 +194,8 @@ template <typename T>
 void global_avgpool_backward(const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
   check_rank("global_avg_pool_backward", dx, 4, "input gradient");
   const int64_t NC = dx.dim(0) * dx.dim(1), HW = dx.dim(2) * dx.dim(3);
-  RESNET_CHECK(dy.numel() == NC, "global_avg_pool_backward: gradient ", dy.shape(), " does not match ", dx.shape());
+  RESNET_CHECK(dy.numel() == NC, "global_avg_pool_backward: gradient ", dy.shape(), " does not match ",
+               dx.shape());
   const T* pdy = dy.data();
   T* pdx = dx.data();
   parallel_for(NC, 64, [&](int64_t b, int64_t e) {
