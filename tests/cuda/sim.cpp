@@ -1,0 +1,220 @@
+// The fiber scheduler behind sim.hpp: one block at a time, one ucontext fiber per thread, switching only
+// at barriers. A barrier is released when every live thread in its scope (the block for __syncthreads,
+// the warp for a shuffle) has arrived; anything else that stops all progress is reported as an error.
+#include "sim.hpp"
+
+#include <ucontext.h>
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sim {
+namespace {
+
+enum class State { Ready, WaitBlock, WaitWarp, Done };
+
+struct Fiber {
+  ucontext_t ctx;
+  std::unique_ptr<char[]> stack;
+  State state = State::Ready;
+};
+
+constexpr size_t kStackBytes = 128 * 1024;
+constexpr int kWarp = 32;
+
+struct Scheduler {
+  ucontext_t main_ctx;
+  std::vector<Fiber> fibers;
+  std::vector<uint64_t> exchange;
+  const std::function<void()>* body = nullptr;
+  int current = -1;
+  int nthreads = 0;
+  dim3 block;
+  std::string error;
+  Order order = Order::Forward;
+  LaunchStats stats;
+};
+
+Scheduler& sched() {
+  static Scheduler s;
+  return s;
+}
+
+void set_builtins(int t) {
+  Scheduler& s = sched();
+  unsigned u = static_cast<unsigned>(t);
+  threadIdx.x = u % s.block.x;
+  threadIdx.y = (u / s.block.x) % s.block.y;
+  threadIdx.z = u / (s.block.x * s.block.y);
+}
+
+void trampoline() {
+  Scheduler& s = sched();
+  try {
+    (*s.body)();
+  } catch (const std::exception& e) {
+    if (s.error.empty()) s.error = std::string("exception in a simulated thread: ") + e.what();
+  } catch (...) {
+    if (s.error.empty()) s.error = "unknown exception in a simulated thread";
+  }
+  s.fibers[static_cast<size_t>(s.current)].state = State::Done;
+  // returning resumes uc_link (the scheduler)
+}
+
+void yield_as(State st) {
+  Scheduler& s = sched();
+  Fiber& f = s.fibers[static_cast<size_t>(s.current)];
+  f.state = st;
+  swapcontext(&f.ctx, &s.main_ctx);
+}
+
+std::string describe_states(const Scheduler& s) {
+  int ready = 0, wb = 0, ww = 0, done = 0;
+  for (int t = 0; t < s.nthreads; ++t) switch (s.fibers[static_cast<size_t>(t)].state) {
+      case State::Ready:
+        ++ready;
+        break;
+      case State::WaitBlock:
+        ++wb;
+        break;
+      case State::WaitWarp:
+        ++ww;
+        break;
+      case State::Done:
+        ++done;
+        break;
+    }
+  return std::to_string(wb) + " at __syncthreads, " + std::to_string(ww) + " at a warp shuffle, " +
+         std::to_string(done) + " exited, " + std::to_string(ready) + " ready";
+}
+
+void run_block(unsigned bx, unsigned by, unsigned bz) {
+  Scheduler& s = sched();
+  blockIdx.x = bx;
+  blockIdx.y = by;
+  blockIdx.z = bz;
+  for (int t = 0; t < s.nthreads; ++t) {
+    Fiber& f = s.fibers[static_cast<size_t>(t)];
+    if (!f.stack) f.stack.reset(new char[kStackBytes]);
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack.get();
+    f.ctx.uc_stack.ss_size = kStackBytes;
+    f.ctx.uc_link = &s.main_ctx;
+    makecontext(&f.ctx, trampoline, 0);
+    f.state = State::Ready;
+  }
+  const std::string where =
+      "block (" + std::to_string(bx) + ", " + std::to_string(by) + ", " + std::to_string(bz) + ")";
+  for (;;) {
+    for (int k = 0; k < s.nthreads; ++k) {
+      int t = s.order == Order::Forward ? k : s.nthreads - 1 - k;
+      Fiber& f = s.fibers[static_cast<size_t>(t)];
+      if (f.state != State::Ready) continue;
+      set_builtins(t);
+      s.current = t;
+      swapcontext(&s.main_ctx, &f.ctx);
+      if (!s.error.empty()) throw std::runtime_error("sim: " + s.error + " in " + where);
+    }
+    bool all_done = true;
+    for (int t = 0; t < s.nthreads; ++t)
+      all_done = all_done && s.fibers[static_cast<size_t>(t)].state == State::Done;
+    if (all_done) return;
+    bool released = false;
+    for (int w = 0; w * kWarp < s.nthreads; ++w) {
+      int lo = w * kWarp, hi = std::min(s.nthreads, lo + kWarp);
+      int waiting = 0, exited = 0;
+      for (int t = lo; t < hi; ++t) {
+        State st = s.fibers[static_cast<size_t>(t)].state;
+        waiting += st == State::WaitWarp;
+        exited += st == State::Done;
+      }
+      if (waiting == 0) continue;
+      if (exited > 0)
+        throw std::runtime_error("sim: warp " + std::to_string(w) + " shuffles while " +
+                                 std::to_string(exited) + " of its lanes have exited, in " + where);
+      if (waiting == hi - lo) {
+        for (int t = lo; t < hi; ++t) s.fibers[static_cast<size_t>(t)].state = State::Ready;
+        ++s.stats.warp_barriers;
+        released = true;
+      }
+    }
+    if (released) continue;
+    int at_block = 0, exited = 0;
+    for (int t = 0; t < s.nthreads; ++t) {
+      State st = s.fibers[static_cast<size_t>(t)].state;
+      at_block += st == State::WaitBlock;
+      exited += st == State::Done;
+    }
+    if (at_block > 0 && at_block + exited == s.nthreads) {
+      if (exited > 0)
+        throw std::runtime_error("sim: " + std::to_string(exited) + " threads exited while " +
+                                 std::to_string(at_block) + " wait at __syncthreads, in " + where);
+      for (int t = 0; t < s.nthreads; ++t) s.fibers[static_cast<size_t>(t)].state = State::Ready;
+      ++s.stats.block_barriers;
+      continue;
+    }
+    throw std::runtime_error("sim: deadlock (" + describe_states(s) + ") in " + where);
+  }
+}
+
+}  // namespace
+
+void set_order(Order o) { sched().order = o; }
+Order order() { return sched().order; }
+LaunchStats last_launch_stats() { return sched().stats; }
+
+void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
+  Scheduler& s = sched();
+  if (s.body) throw std::runtime_error("sim: nested launch");
+  const long long n = static_cast<long long>(block.x) * block.y * block.z;
+  if (n <= 0 || n > 1024)
+    throw std::runtime_error("sim: block of " + std::to_string(n) + " threads (1..1024)");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) throw std::runtime_error("sim: empty grid");
+  if (grid.y > 65535 || grid.z > 65535) throw std::runtime_error("sim: grid.y/z above 65535");
+  s.nthreads = static_cast<int>(n);
+  s.block = block;
+  s.body = &body;
+  s.error.clear();
+  s.stats = LaunchStats{};
+  if (s.fibers.size() < static_cast<size_t>(n)) s.fibers.resize(static_cast<size_t>(n));
+  s.exchange.assign(static_cast<size_t>(n), 0);
+  blockDim = block;
+  gridDim = grid;
+  try {
+    for (unsigned z = 0; z < grid.z; ++z)
+      for (unsigned y = 0; y < grid.y; ++y)
+        for (unsigned x = 0; x < grid.x; ++x) run_block(x, y, z);
+  } catch (...) {
+    s.body = nullptr;
+    throw;
+  }
+  s.body = nullptr;
+}
+
+namespace detail {
+
+void block_barrier() { yield_as(State::WaitBlock); }
+
+int lane_id() { return sched().current % kWarp; }
+
+uint64_t warp_exchange(uint64_t mine, int src_lane) {
+  Scheduler& s = sched();
+  const int me = s.current;
+  s.exchange[static_cast<size_t>(me)] = mine;
+  yield_as(State::WaitWarp);  // every lane has published
+  const int src = (me / kWarp) * kWarp + src_lane;
+  uint64_t got = 0;
+  if (src_lane < 0 || src_lane >= kWarp || src >= s.nthreads) {
+    if (s.error.empty()) s.error = "shuffle reads lane " + std::to_string(src_lane) + " which does not exist";
+  } else {
+    got = s.exchange[static_cast<size_t>(src)];
+  }
+  yield_as(State::WaitWarp);  // every lane has read before anyone publishes again
+  return got;
+}
+
+}  // namespace detail
+}  // namespace sim

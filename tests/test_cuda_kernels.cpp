@@ -1,0 +1,724 @@
+// The CUDA kernels, run on the CPU by the simulator (tests/cuda/sim.hpp) and compared with the CPU backend.
+// This runs everywhere, GPU or not: the launchers plan grids, split reductions and carve workspaces
+// exactly as in the library, and every kernel body executes its real indexing, shuffles and barriers.
+// Each case runs with the threads of a block scheduled forward and in reverse, and every output is
+// pre-filled with a sentinel so an element the kernel never writes fails the comparison.
+#include "test_util.hpp"
+
+// clang-format off
+#include "cuda/sim.hpp"
+#include "kernels/batchnorm.cuh"
+#include "kernels/loss.cuh"
+#include "kernels/optim.cuh"
+#include "kernels/pool.cuh"
+#include "kernels/reduction.cuh"
+// clang-format on
+
+#include <limits>
+#include <random>
+
+using namespace resnet;
+namespace k = resnet::kernels;
+using testing::relative_error;
+
+namespace {
+
+constexpr double kSentinel = 12345.0;
+
+template <typename T>
+std::vector<T> randv(size_t n, uint64_t seed, double mean = 0.0, double sd = 1.0) {
+  Generator g(seed);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(g.normal(mean, sd));
+  return v;
+}
+template <typename T>
+std::vector<T> filled(size_t n, double value = kSentinel) {
+  return std::vector<T>(n, static_cast<T>(value));
+}
+template <typename D, typename S>
+std::vector<D> convert(const std::vector<S>& v) {
+  std::vector<D> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = static_cast<D>(static_cast<float>(v[i]));
+  return out;
+}
+template <>
+std::vector<double> convert<double, double>(const std::vector<double>& v) {
+  return v;
+}
+template <typename T>
+Tensor<T> tensor(const std::vector<T>& v, const Shape& s) {
+  return Tensor<T>::from_vector(v, s);
+}
+
+// Reference type for T: the CPU backend runs in float for the 16-bit types.
+template <typename T>
+using ref_t = std::conditional_t<std::is_same<T, double>::value, double, float>;
+
+template <typename T>
+double tolerance() {
+  if (std::is_same<T, double>::value) return 1e-12;
+  if (std::is_same<T, float>::value) return 2e-6;
+  if (std::is_same<T, half_t>::value) return 2e-3;
+  return 1.6e-2;  // bf16
+}
+
+template <typename T>
+k::LaunchEnv env_with(int sm_count, int* flag = nullptr) {
+  k::LaunchEnv e;
+  e.sm_count = sm_count;
+  e.error_flag = flag;
+  return e;
+}
+
+struct OrderGuard {
+  explicit OrderGuard(sim::Order o) { sim::set_order(o); }
+  ~OrderGuard() { sim::set_order(sim::Order::Forward); }
+};
+
+sim::Order pick_order() {
+  const int which = GENERATE(0, 1);
+  return which == 0 ? sim::Order::Forward : sim::Order::Reverse;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- the simulator and the helpers
+
+TEST_CASE("kernels: FastDiv divides exactly for every divisor shape we use", "[cuda-kernels]") {
+  std::mt19937_64 rng(7);
+  std::vector<uint32_t> divisors{1,    2,     3,     7,     49,       196,         784,        1000,
+                                 3136, 12544, 65535, 65536, 1u << 20, 2147483647u, 2147483648u};
+  for (uint32_t d = 1; d < 600; ++d) divisors.push_back(d);
+  for (uint32_t d : divisors) {
+    k::FastDiv f(d);
+    std::vector<uint32_t> ns{0, 1, d - 1, d, d + 1, 2 * d - 1, 4294967295u, 4294967294u, 2147483648u};
+    for (int i = 0; i < 2000; ++i) ns.push_back(static_cast<uint32_t>(rng()));
+    for (uint32_t n : ns) {
+      INFO("n = " << n << ", d = " << d);
+      REQUIRE(f.div(n) == n / d);
+      REQUIRE(f.mod(n) == n % d);
+    }
+  }
+}
+
+TEST_CASE("kernels: simulator catches a thread leaving before a barrier", "[cuda-kernels][sim]") {
+  auto body = [] {
+    if (threadIdx.x == 3) return;
+    __syncthreads();
+  };
+  CHECK_THROWS_WITH(sim::launch(dim3(1), dim3(64), body), Catch::Contains("exited while"));
+}
+
+TEST_CASE("kernels: simulator catches a shuffle with missing lanes", "[cuda-kernels][sim]") {
+  auto body = [] {
+    if (threadIdx.x == 5) return;
+    (void)__shfl_xor_sync(0xffffffffu, 1.0f, 1);
+  };
+  CHECK_THROWS_WITH(sim::launch(dim3(1), dim3(32), body), Catch::Contains("lanes have exited"));
+}
+
+TEST_CASE("kernels: simulator exposes a missing barrier through the reverse schedule",
+          "[cuda-kernels][sim]") {
+  // Thread 0 reads what thread 1 wrote, with no barrier in between: right in one order only.
+  std::vector<int> seen;
+  auto body = [&] {
+    __shared__ int slot;
+    if (threadIdx.x == 1) slot = 42;
+    if (threadIdx.x == 0) seen.push_back(slot);
+  };
+  for (sim::Order o : {sim::Order::Forward, sim::Order::Reverse}) {
+    OrderGuard g(o);
+    sim::launch(dim3(1), dim3(32), body);
+  }
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] != seen[1]);  // the race shows up as two different answers
+}
+
+TEST_CASE("kernels: block reductions sum across warps and blocks", "[cuda-kernels][sim]") {
+  OrderGuard g(pick_order());
+  for (int threads : {32, 64, 256, 1024}) {
+    std::vector<double> out(2, -1.0);
+    auto body = [&] {
+      double v[2] = {static_cast<double>(threadIdx.x), 1.0};
+      k::block_sum<2>(v);
+      if (threadIdx.x == static_cast<unsigned>(threads - 1)) {
+        out[0] = v[0];
+        out[1] = v[1];
+      }
+    };
+    sim::launch(dim3(1), dim3(static_cast<unsigned>(threads)), body);
+    CHECK(out[0] == threads * (threads - 1) / 2.0);
+    CHECK(out[1] == threads);
+    CHECK(sim::last_launch_stats().block_barriers >= 2);
+    CHECK(sim::last_launch_stats().warp_barriers > 0);
+  }
+}
+
+TEST_CASE("kernels: Welford merges agree with a two-pass computation", "[cuda-kernels]") {
+  std::vector<float> x = randv<float>(4096, 3, 100.0, 1.0);
+  k::Welford<float> w{0, 0, 0};
+  for (size_t i = 0; i < x.size(); i += 4) {
+    float v[4] = {x[i], x[i + 1], x[i + 2], x[i + 3]};
+    w = k::welford_merge(w, k::welford_of(v));
+  }
+  double mean = 0, m2 = 0;
+  for (float v : x) mean += v;
+  mean /= static_cast<double>(x.size());
+  for (float v : x) m2 += (v - mean) * (v - mean);
+  CHECK(w.n == 4096.f);
+  CHECK(std::abs(w.mean - mean) / mean < 1e-6);
+  CHECK(std::abs(w.m2 - m2) / m2 < 1e-4);
+}
+
+// ---------------------------------------------------------------- elementwise
+
+template <typename T>
+void check_elementwise(size_t n, size_t offset) {
+  using R = ref_t<T>;
+  const double tol = tolerance<T>();
+  auto env = env_with<T>(2);
+  std::vector<T> a0 = randv<T>(n + offset, 1), b0 = randv<T>(n + offset, 2), y0 = randv<T>(n + offset, 3);
+  const T* a = a0.data() + offset;
+  const T* b = b0.data() + offset;
+  std::vector<R> ra = convert<R>(std::vector<T>(a, a + n)), rb = convert<R>(std::vector<T>(b, b + n)),
+                 ry = convert<R>(std::vector<T>(y0.begin() + static_cast<long>(offset), y0.end()));
+  Shape s{static_cast<int64_t>(n)};
+  auto run = [&](const char* what, auto&& kernel_call, auto&& cpu_call, bool reads_y) {
+    INFO(what << " n=" << n << " offset=" << offset);
+    std::vector<T> out0 = reads_y ? y0 : filled<T>(n + offset);
+    T* out = out0.data() + offset;
+    kernel_call(out);
+    Tensor<R> ref = reads_y ? tensor(ry, s) : Tensor<R>::full(s, R(kSentinel));
+    cpu_call(ref);
+    CHECK(relative_error(convert<double>(std::vector<T>(out, out + n)), convert<double>(ref.to_vector())) <
+          tol);
+  };
+  run(
+      "add", [&](T* y) { k::add(a, b, y, n, env); },
+      [&](Tensor<R>& y) { cpu::add(tensor(ra, s), tensor(rb, s), y); }, false);
+  run(
+      "add_inplace", [&](T* y) { k::add_inplace(y, a, n, 1.0, env); },
+      [&](Tensor<R>& y) { cpu::add_inplace(y, tensor(ra, s), 1.0); }, true);
+  run(
+      "add_inplace alpha", [&](T* y) { k::add_inplace(y, a, n, -0.5, env); },
+      [&](Tensor<R>& y) { cpu::add_inplace(y, tensor(ra, s), -0.5); }, true);
+  run(
+      "scale", [&](T* y) { k::scale(a, 0.25, y, n, env); },
+      [&](Tensor<R>& y) { cpu::scale(tensor(ra, s), 0.25, y); }, false);
+  run(
+      "mul", [&](T* y) { k::mul(a, b, y, n, false, env); },
+      [&](Tensor<R>& y) { cpu::mul(tensor(ra, s), tensor(rb, s), y, false); }, false);
+  run(
+      "mul acc", [&](T* y) { k::mul(a, b, y, n, true, env); },
+      [&](Tensor<R>& y) { cpu::mul(tensor(ra, s), tensor(rb, s), y, true); }, true);
+  run(
+      "relu", [&](T* y) { k::relu_forward(a, y, n, env); },
+      [&](Tensor<R>& y) { cpu::relu_forward(tensor(ra, s), y); }, false);
+  run(
+      "relu_backward", [&](T* y) { k::relu_backward(a, b, y, n, false, env); },
+      [&](Tensor<R>& y) { cpu::relu_backward(tensor(ra, s), tensor(rb, s), y, false); }, false);
+  run(
+      "relu_backward acc", [&](T* y) { k::relu_backward(a, b, y, n, true, env); },
+      [&](Tensor<R>& y) { cpu::relu_backward(tensor(ra, s), tensor(rb, s), y, true); }, true);
+  run(
+      "fill", [&](T* y) { k::fill(y, n, 0.75, env); }, [&](Tensor<R>& y) { cpu::fill(y, 0.75); }, false);
+  run(
+      "broadcast_scalar", [&](T* y) { k::broadcast_scalar(a, 3.0, y, n, false, env); },
+      [&](Tensor<R>& y) { cpu::broadcast_scalar(tensor(std::vector<R>{ra[0]}, {1}), 3.0, y, false); }, false);
+  run(
+      "broadcast_scalar acc", [&](T* y) { k::broadcast_scalar(a, 3.0, y, n, true, env); },
+      [&](Tensor<R>& y) { cpu::broadcast_scalar(tensor(std::vector<R>{ra[0]}, {1}), 3.0, y, true); }, true);
+}
+
+TEST_CASE("kernels: elementwise ops match the CPU backend (vector, tail and unaligned paths)",
+          "[cuda-kernels]") {
+  OrderGuard g(pick_order());
+  for (size_t n : {1, 7, 64, 1000, 4099})
+    for (size_t offset : {0, 1}) {
+      check_elementwise<float>(n, offset);
+      check_elementwise<double>(n, offset);
+      check_elementwise<half_t>(n, offset);
+      check_elementwise<bf16_t>(n, offset);
+    }
+}
+
+template <typename S, typename D>
+void check_cast(size_t n) {
+  std::vector<S> x = randv<S>(n, 11, 0.0, 100.0);
+  std::vector<D> y = filled<D>(n);
+  k::cast(x.data(), y.data(), static_cast<int64_t>(n), env_with<S>(3));
+  for (size_t i = 0; i < n; ++i) {
+    const D expect = static_cast<D>(static_cast<float>(x[i]));
+    REQUIRE(std::memcmp(&expect, &y[i], sizeof(D)) == 0);
+  }
+}
+
+TEST_CASE("kernels: casts between every pair of float types round exactly as the CPU", "[cuda-kernels]") {
+  for (size_t n : {5, 333}) {
+    check_cast<float, half_t>(n);
+    check_cast<half_t, float>(n);
+    check_cast<float, bf16_t>(n);
+    check_cast<bf16_t, float>(n);
+    check_cast<double, float>(n);
+    check_cast<float, double>(n);
+    check_cast<half_t, bf16_t>(n);
+    check_cast<double, half_t>(n);
+  }
+  std::vector<double> x = randv<double>(100, 4), y = filled<double>(100);
+  k::cast(x.data(), y.data(), 100, env_with<double>(1));
+  CHECK(x == y);  // double to double copies
+}
+
+TEST_CASE("kernels: sum_all and the non-finite flag", "[cuda-kernels]") {
+  OrderGuard g(pick_order());
+  for (int64_t n : {1, 100, 100000}) {
+    std::vector<float> x = randv<float>(static_cast<size_t>(n), 5);
+    std::vector<float> y{static_cast<float>(kSentinel)};
+    std::vector<double> ws(k::sum_all_workspace_bytes() / sizeof(double));
+    k::sum_all(x.data(), n, y.data(), ws.data(), env_with<float>(4));
+    double expect = 0;
+    for (float v : x) expect += v;
+    CHECK(std::abs(y[0] - expect) <= 1e-5 * (1.0 + std::abs(expect)));
+    int flag = 0;
+    k::find_non_finite(x.data(), n, &flag, env_with<float>(4));
+    CHECK(flag == 0);
+    x[static_cast<size_t>(n - 1)] = std::numeric_limits<float>::infinity();
+    k::find_non_finite(x.data(), n, &flag, env_with<float>(4));
+    CHECK(flag == 1);
+  }
+  std::vector<half_t> h = randv<half_t>(50, 6);
+  h[17].bits = 0x7e00;  // NaN
+  int flag = 0;
+  k::find_non_finite(h.data(), 50, &flag, env_with<half_t>(1));
+  CHECK(flag == 1);
+}
+
+TEST_CASE("kernels: per-channel sums match conv2d_backward_bias", "[cuda-kernels]") {
+  OrderGuard g(pick_order());
+  struct Case {
+    int64_t N, C, HW;
+    int sm;
+  };
+  for (Case c : {Case{2, 3, 16, 1}, Case{3, 5, 49, 64}, Case{8, 4, 64, 64}, Case{4, 2, 1, 1}})
+    for (bool acc : {false, true}) {
+      INFO("N=" << c.N << " C=" << c.C << " HW=" << c.HW << " acc=" << acc);
+      std::vector<float> dy = randv<float>(static_cast<size_t>(c.N * c.C * c.HW), 8);
+      std::vector<float> db =
+          acc ? randv<float>(static_cast<size_t>(c.C), 9) : filled<float>(static_cast<size_t>(c.C));
+      Tensor<float> ref = tensor(db, {c.C});
+      std::vector<char> ws(k::channel_sum_workspace_bytes<float>(c.N, c.C, c.HW, c.sm));
+      k::channel_sum(dy.data(), c.N, c.C, c.HW, db.data(), acc, ws.data(), env_with<float>(c.sm));
+      cpu::conv2d_backward_bias(tensor(dy, {c.N, c.C, c.HW, 1}), ref, acc);
+      CHECK(relative_error(db, ref.to_vector()) < 1e-6);
+    }
+}
+
+// ---------------------------------------------------------------- batch norm
+
+struct BnCase {
+  int64_t N, C, H, W;
+  int sm;  // multiprocessors the plan assumes: more gives more splits per channel
+};
+const std::vector<BnCase> kBnCases{{2, 3, 4, 4, 1},  {3, 4, 7, 7, 1},     {4, 2, 8, 8, 64},
+                                   {2, 5, 5, 3, 16}, {16, 2, 16, 16, 32}, {1, 3, 2, 2, 1}};
+
+template <typename T>
+void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double mean_offset) {
+  using R = ref_t<T>;
+  using P = acc_t<T>;
+  const int64_t n = bc.N * bc.C * bc.H * bc.W;
+  const Shape s{bc.N, bc.C, bc.H, bc.W}, cs{bc.C};
+  const bool relu = act == Activation::ReLU;
+  INFO("BN forward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm
+                     << " residual=" << with_res << " relu=" << relu << " offset=" << mean_offset);
+  std::vector<T> x = randv<T>(static_cast<size_t>(n), 21, mean_offset, 2.0),
+                 r = randv<T>(static_cast<size_t>(n), 22);
+  std::vector<P> gamma = randv<P>(static_cast<size_t>(bc.C), 23, 1.0, 0.3),
+                 beta = randv<P>(static_cast<size_t>(bc.C), 24);
+  std::vector<P> rm = randv<P>(static_cast<size_t>(bc.C), 25), rv(static_cast<size_t>(bc.C), P(1.5));
+  std::vector<P> rm_ref = rm, rv_ref = rv;
+  std::vector<P> sm = filled<P>(static_cast<size_t>(bc.C)), si = filled<P>(static_cast<size_t>(bc.C));
+  std::vector<T> y = filled<T>(static_cast<size_t>(n));
+  k::BatchNormShape shape{bc.N, bc.C, bc.H * bc.W};
+  std::vector<char> ws(k::bn_forward_workspace_bytes<T>(shape, bc.sm));
+  k::bn_forward_training(x.data(), with_res ? r.data() : nullptr, gamma.data(), beta.data(), rm.data(),
+                         rv.data(), sm.data(), si.data(), y.data(), shape, 1e-5, 0.1, relu, ws.data(),
+                         env_with<T>(bc.sm));
+
+  Tensor<R> xr = tensor(convert<R>(x), s), rr = tensor(convert<R>(r), s),
+            yr = Tensor<R>::full(s, R(kSentinel));
+  Tensor<P> rmt = tensor(rm_ref, cs), rvt = tensor(rv_ref, cs), smt = Tensor<P>::empty(cs),
+            sit = Tensor<P>::empty(cs);
+  cpu::batchnorm_forward_training(xr, with_res ? &rr : nullptr, tensor(gamma, cs), tensor(beta, cs), rmt, rvt,
+                                  smt, sit, yr, BatchNormParams{1e-5, 0.1}, act);
+  const double tol = tolerance<T>() * (1.0 + std::abs(mean_offset));
+  CHECK(relative_error(convert<double>(y), convert<double>(yr.to_vector())) < 4 * tol);
+  CHECK(relative_error(sm, smt.to_vector()) < tolerance<P>() * 4);
+  CHECK(relative_error(si, sit.to_vector()) < tolerance<P>() * 40);
+  CHECK(relative_error(rm, rmt.to_vector()) < tolerance<P>() * 4);
+  CHECK(relative_error(rv, rvt.to_vector()) < tolerance<P>() * 40);
+}
+
+TEST_CASE("kernels: fused BatchNorm forward (training) matches the CPU backend", "[cuda-kernels][bn]") {
+  OrderGuard g(pick_order());
+  for (const BnCase& bc : kBnCases)
+    for (bool res : {false, true})
+      for (Activation act : {Activation::None, Activation::ReLU}) {
+        check_bn_forward<float>(bc, res, act, 0.0);
+        check_bn_forward<double>(bc, res, act, 0.0);
+      }
+  for (const BnCase& bc : {kBnCases[2], kBnCases[3]}) {
+    check_bn_forward<half_t>(bc, true, Activation::ReLU, 0.0);
+    check_bn_forward<bf16_t>(bc, true, Activation::ReLU, 0.0);
+    check_bn_forward<float>(bc, false, Activation::None, 300.0);  // large mean, small spread
+  }
+}
+
+TEST_CASE("kernels: BatchNorm statistics keep the variance of data with a large mean", "[cuda-kernels][bn]") {
+  // 1e4 + N(0, 1e-2) in float: a sum of squares minus a squared sum would lose every digit of the variance.
+  const int64_t N = 4, C = 3, HW = 256;
+  const Shape s{N, C, HW, 1}, cs{C};
+  std::vector<float> x = randv<float>(static_cast<size_t>(N * C * HW), 5, 1e4, 1e-2), y(x.size());
+  std::vector<float> gamma(3, 1.f), beta(3, 0.f), rm(3, 0.f), rv(3, 1.f), sm(3), si(3);
+  k::BatchNormShape shape{N, C, HW};
+  std::vector<char> ws(k::bn_forward_workspace_bytes<float>(shape, 8));
+  k::bn_forward_training(x.data(), static_cast<const float*>(nullptr), gamma.data(), beta.data(), rm.data(),
+                         rv.data(), sm.data(), si.data(), y.data(), shape, 1e-8, 0.1, false, ws.data(),
+                         env_with<float>(8));
+  Tensor<float> yr = Tensor<float>::empty(s), rmt = Tensor<float>::zeros(cs), rvt = Tensor<float>::ones(cs),
+                smt = Tensor<float>::empty(cs), sit = Tensor<float>::empty(cs);
+  cpu::batchnorm_forward_training(tensor(x, s), static_cast<const Tensor<float>*>(nullptr), tensor(gamma, cs),
+                                  tensor(beta, cs), rmt, rvt, smt, sit, yr, BatchNormParams{1e-8, 0.1},
+                                  Activation::None);
+  CHECK(relative_error(si, sit.to_vector()) < 1e-4);
+  CHECK(relative_error(sm, smt.to_vector()) < 1e-7);
+  // y against a double-precision reference: (x - pivot) is exact, so y keeps float accuracy.
+  std::vector<double> xd(x.begin(), x.end()), g1(3, 1.0), b0(3, 0.0);
+  Tensor<double> yd = Tensor<double>::empty(s), rmd = Tensor<double>::zeros(cs),
+                 rvd = Tensor<double>::ones(cs), smd = Tensor<double>::empty(cs),
+                 sid = Tensor<double>::empty(cs);
+  cpu::batchnorm_forward_training(tensor(xd, s), static_cast<const Tensor<double>*>(nullptr), tensor(g1, cs),
+                                  tensor(b0, cs), rmd, rvd, smd, sid, yd, BatchNormParams{1e-8, 0.1},
+                                  Activation::None);
+  CHECK(relative_error(y, yd.to_vector()) < 1e-4);
+}
+
+template <typename T>
+void check_bn_inference(const BnCase& bc, bool with_res, Activation act) {
+  using R = ref_t<T>;
+  using P = acc_t<T>;
+  const int64_t n = bc.N * bc.C * bc.H * bc.W;
+  const Shape s{bc.N, bc.C, bc.H, bc.W}, cs{bc.C};
+  INFO("BN inference " << dtype_name(dtype_of<T>::value) << " " << s << " residual=" << with_res);
+  std::vector<T> x = randv<T>(static_cast<size_t>(n), 31), r = randv<T>(static_cast<size_t>(n), 32);
+  std::vector<P> gamma = randv<P>(static_cast<size_t>(bc.C), 33),
+                 beta = randv<P>(static_cast<size_t>(bc.C), 34);
+  std::vector<P> rm = randv<P>(static_cast<size_t>(bc.C), 35), rv = randv<P>(static_cast<size_t>(bc.C), 36);
+  for (auto& v : rv) v = static_cast<P>(std::abs(static_cast<double>(v)) + 0.1);
+  std::vector<T> y = filled<T>(static_cast<size_t>(n));
+  k::BatchNormShape shape{bc.N, bc.C, bc.H * bc.W};
+  std::vector<char> ws(k::bn_inference_workspace_bytes<T>(shape));
+  k::bn_forward_inference(x.data(), with_res ? r.data() : nullptr, gamma.data(), beta.data(), rm.data(),
+                          rv.data(), y.data(), shape, 1e-5, act == Activation::ReLU, ws.data(),
+                          env_with<T>(bc.sm));
+  Tensor<R> xr = tensor(convert<R>(x), s), rr = tensor(convert<R>(r), s),
+            yr = Tensor<R>::full(s, R(kSentinel));
+  cpu::batchnorm_forward_inference(xr, with_res ? &rr : nullptr, tensor(gamma, cs), tensor(beta, cs),
+                                   tensor(rm, cs), tensor(rv, cs), yr, BatchNormParams{1e-5, 0.1}, act);
+  CHECK(relative_error(convert<double>(y), convert<double>(yr.to_vector())) < 4 * tolerance<T>());
+}
+
+TEST_CASE("kernels: fused BatchNorm forward (inference) matches the CPU backend", "[cuda-kernels][bn]") {
+  OrderGuard g(pick_order());
+  for (const BnCase& bc : kBnCases)
+    for (bool res : {false, true}) {
+      check_bn_inference<float>(bc, res, Activation::ReLU);
+      check_bn_inference<double>(bc, res, Activation::None);
+    }
+  check_bn_inference<half_t>(kBnCases[2], true, Activation::ReLU);
+  check_bn_inference<bf16_t>(kBnCases[3], true, Activation::ReLU);
+}
+
+struct BnBackwardFlags {
+  bool training, relu, dx, dx_acc, dres, dres_acc, params, param_acc;
+};
+
+template <typename T>
+void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f) {
+  using R = ref_t<T>;
+  using P = acc_t<T>;
+  const int64_t n = bc.N * bc.C * bc.H * bc.W;
+  const Shape s{bc.N, bc.C, bc.H, bc.W}, cs{bc.C};
+  const size_t un = static_cast<size_t>(n), uc = static_cast<size_t>(bc.C);
+  INFO("BN backward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm
+                      << " training=" << f.training << " relu=" << f.relu << " dx=" << f.dx << "/" << f.dx_acc
+                      << " dres=" << f.dres << "/" << f.dres_acc << " params=" << f.params << "/"
+                      << f.param_acc);
+  std::vector<T> x = randv<T>(un, 41, 0.5, 1.5), y = randv<T>(un, 42), dy = randv<T>(un, 43);
+  std::vector<P> gamma = randv<P>(uc, 44), mean = randv<P>(uc, 45), invstd = randv<P>(uc, 46);
+  for (auto& v : invstd) v = static_cast<P>(std::abs(static_cast<double>(v)) + 0.2);
+  std::vector<T> dx = f.dx_acc ? randv<T>(un, 47) : filled<T>(un),
+                 dres = f.dres_acc ? randv<T>(un, 48) : filled<T>(un);
+  std::vector<P> dg = f.param_acc ? randv<P>(uc, 49) : filled<P>(uc),
+                 db = f.param_acc ? randv<P>(uc, 50) : filled<P>(uc);
+  Tensor<R> dxr = tensor(convert<R>(dx), s), drr = tensor(convert<R>(dres), s);
+  Tensor<P> dgr = tensor(dg, cs), dbr = tensor(db, cs);
+
+  k::BatchNormShape shape{bc.N, bc.C, bc.H * bc.W};
+  std::vector<char> ws(k::bn_backward_workspace_bytes<T>(shape, bc.sm));
+  k::bn_backward(x.data(), y.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), f.training, f.relu,
+                 f.dx ? dx.data() : nullptr, f.dx_acc, f.dres ? dres.data() : nullptr, f.dres_acc,
+                 f.params ? dg.data() : nullptr, f.params ? db.data() : nullptr, f.param_acc, shape,
+                 ws.data(), env_with<T>(bc.sm));
+  cpu::batchnorm_backward(tensor(convert<R>(x), s), tensor(convert<R>(y), s), tensor(convert<R>(dy), s),
+                          tensor(gamma, cs), tensor(mean, cs), tensor(invstd, cs), f.training,
+                          f.relu ? Activation::ReLU : Activation::None, f.dx ? &dxr : nullptr, f.dx_acc,
+                          f.dres ? &drr : nullptr, f.dres_acc, f.params ? &dgr : nullptr,
+                          f.params ? &dbr : nullptr, f.param_acc);
+  const double tol = 20 * tolerance<T>();
+  if (f.dx) CHECK(relative_error(convert<double>(dx), convert<double>(dxr.to_vector())) < tol);
+  if (f.dres) CHECK(relative_error(convert<double>(dres), convert<double>(drr.to_vector())) < tol);
+  if (f.params) {
+    CHECK(relative_error(dg, dgr.to_vector()) < tol);
+    CHECK(relative_error(db, dbr.to_vector()) < tol);
+  }
+}
+
+TEST_CASE("kernels: fused BatchNorm backward matches the CPU backend for every flag", "[cuda-kernels][bn]") {
+  OrderGuard g(pick_order());
+  const std::vector<BnBackwardFlags> flags{
+      {true, true, true, false, true, false, true, false},   // a block's tail: dx, dresidual, params
+      {true, true, true, true, true, true, true, true},      // everything accumulates
+      {true, true, true, false, false, false, true, false},  // BN + ReLU head
+      {true, false, true, false, false, false, true, true},  // plain BN
+      {true, true, true, false, true, true, false, false},   // residual accumulates, no params
+      {true, true, false, false, true, false, true, false},  // no dx
+      {false, true, true, false, true, false, true, false},  // eval-mode backward
+      {false, false, true, true, false, false, false, false},
+  };
+  for (const BnCase& bc : kBnCases)
+    for (const auto& f : flags) {
+      check_bn_backward<float>(bc, f);
+      check_bn_backward<double>(bc, f);
+    }
+  for (const auto& f : {flags[0], flags[1]}) {
+    check_bn_backward<half_t>(kBnCases[2], f);
+    check_bn_backward<bf16_t>(kBnCases[3], f);
+  }
+}
+
+// ---------------------------------------------------------------- pooling
+
+template <typename T>
+void check_pools(int64_t N, int64_t C, int64_t H, int64_t W, const PoolParams& p) {
+  using R = ref_t<T>;
+  const Shape xs{N, C, H, W}, ys{N, C, p.out_h(H), p.out_w(W)};
+  INFO("pool " << dtype_name(dtype_of<T>::value) << " " << xs << " k" << p.kernel_h << " s" << p.stride_h
+               << " p" << p.pad_h << " include_pad=" << p.count_include_pad);
+  std::vector<T> x = randv<T>(static_cast<size_t>(xs.numel()), 51);
+  std::vector<T> dy = randv<T>(static_cast<size_t>(ys.numel()), 52);
+  k::PoolGeom g{N * C,
+                H,
+                W,
+                ys[2],
+                ys[3],
+                static_cast<int>(p.kernel_h),
+                static_cast<int>(p.kernel_w),
+                static_cast<int>(p.stride_h),
+                static_cast<int>(p.stride_w),
+                static_cast<int>(p.pad_h),
+                static_cast<int>(p.pad_w),
+                p.count_include_pad};
+  auto env = env_with<T>(2);
+  Tensor<R> xr = tensor(convert<R>(x), xs), dyr = tensor(convert<R>(dy), ys);
+  const double tol = 4 * tolerance<T>();
+  {  // max
+    std::vector<T> y = filled<T>(static_cast<size_t>(ys.numel()));
+    std::vector<int32_t> idx(static_cast<size_t>(ys.numel()), -7);
+    k::maxpool_forward(x.data(), y.data(), idx.data(), g, env);
+    Tensor<R> yr = Tensor<R>::empty(ys);
+    Tensor<int32_t> ir = Tensor<int32_t>::empty(ys);
+    cpu::maxpool2d_forward(xr, yr, ir, p);
+    CHECK(relative_error(convert<double>(y), convert<double>(yr.to_vector())) < tol);
+    CHECK(idx == ir.to_vector());
+    for (bool acc : {false, true}) {
+      std::vector<T> dx = acc ? randv<T>(x.size(), 53) : filled<T>(x.size());
+      Tensor<R> dxr = tensor(convert<R>(dx), xs);
+      k::maxpool_backward(dy.data(), idx.data(), dx.data(), g, acc, env);
+      cpu::maxpool2d_backward(dyr, ir, dxr, acc);
+      CHECK(relative_error(convert<double>(dx), convert<double>(dxr.to_vector())) < tol);
+    }
+  }
+  {  // average
+    std::vector<T> y = filled<T>(static_cast<size_t>(ys.numel()));
+    k::avgpool_forward(x.data(), y.data(), g, env);
+    Tensor<R> yr = Tensor<R>::empty(ys);
+    cpu::avgpool2d_forward(xr, yr, p);
+    CHECK(relative_error(convert<double>(y), convert<double>(yr.to_vector())) < tol);
+    for (bool acc : {false, true}) {
+      std::vector<T> dx = acc ? randv<T>(x.size(), 54) : filled<T>(x.size());
+      Tensor<R> dxr = tensor(convert<R>(dx), xs);
+      k::avgpool_backward(dy.data(), dx.data(), g, acc, env);
+      cpu::avgpool2d_backward(dyr, dxr, p, acc);
+      CHECK(relative_error(convert<double>(dx), convert<double>(dxr.to_vector())) < tol);
+    }
+  }
+}
+
+TEST_CASE("kernels: max and average pooling match the CPU backend", "[cuda-kernels]") {
+  OrderGuard g(pick_order());
+  PoolParams stem{3, 3, 2, 2, 1, 1, true};
+  PoolParams two{2, 2, 2, 2, 0, 0, true};
+  PoolParams excl{3, 3, 2, 2, 1, 1, false};
+  PoolParams overlap{3, 2, 1, 2, 1, 0, true};
+  for (const PoolParams& p : {stem, two, excl, overlap}) {
+    check_pools<float>(2, 3, 9, 8, p);
+    check_pools<double>(1, 2, 7, 7, p);
+  }
+  check_pools<half_t>(2, 2, 8, 8, stem);
+  check_pools<bf16_t>(2, 2, 8, 8, excl);
+}
+
+TEST_CASE("kernels: global average pooling matches the CPU backend", "[cuda-kernels]") {
+  OrderGuard g(pick_order());
+  for (int64_t hw : {1, 7, 49, 100}) {
+    const int64_t N = 3, C = 5;
+    const Shape xs{N, C, hw, 1}, ys{N, C};
+    std::vector<float> x = randv<float>(static_cast<size_t>(N * C * hw), 61),
+                       y = filled<float>(static_cast<size_t>(N * C));
+    k::global_avgpool_forward(x.data(), y.data(), N * C, hw, env_with<float>(1));
+    Tensor<float> yr = Tensor<float>::empty(ys);
+    cpu::global_avgpool_forward(tensor(x, xs), yr);
+    CHECK(relative_error(y, yr.to_vector()) < 1e-6);
+    for (bool acc : {false, true}) {
+      std::vector<float> dy = randv<float>(static_cast<size_t>(N * C), 62);
+      std::vector<float> dx = acc ? randv<float>(x.size(), 63) : filled<float>(x.size());
+      Tensor<float> dxr = tensor(dx, xs);
+      k::global_avgpool_backward(dy.data(), dx.data(), N * C, hw, acc, env_with<float>(1));
+      cpu::global_avgpool_backward(tensor(dy, ys), dxr, acc);
+      CHECK(relative_error(dx, dxr.to_vector()) < 1e-6);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- softmax and cross-entropy
+
+TEST_CASE("kernels: softmax forward and backward match the CPU backend", "[cuda-kernels]") {
+  OrderGuard g(pick_order());
+  for (int64_t K : {2, 10, 1000}) {
+    const int64_t N = 3;
+    const Shape s{N, K};
+    std::vector<float> x = randv<float>(static_cast<size_t>(N * K), 71, 0.0, 3.0),
+                       y = filled<float>(x.size());
+    k::softmax_forward(x.data(), y.data(), N, K, env_with<float>(1));
+    Tensor<float> yr = Tensor<float>::empty(s);
+    cpu::softmax_forward(tensor(x, s), yr);
+    CHECK(relative_error(y, yr.to_vector()) < 1e-6);
+    for (bool acc : {false, true}) {
+      std::vector<float> dy = randv<float>(x.size(), 72),
+                         dx = acc ? randv<float>(x.size(), 73) : filled<float>(x.size());
+      Tensor<float> dxr = tensor(dx, s);
+      k::softmax_backward(y.data(), dy.data(), dx.data(), N, K, acc, env_with<float>(1));
+      cpu::softmax_backward(yr, tensor(dy, s), dxr, acc);
+      CHECK(relative_error(dx, dxr.to_vector()) < 1e-5);
+    }
+  }
+}
+
+template <typename T>
+void check_cross_entropy(int64_t N, int64_t K, double smoothing) {
+  using R = ref_t<T>;
+  const Shape s{N, K};
+  INFO("cross_entropy " << dtype_name(dtype_of<T>::value) << " " << s << " smoothing=" << smoothing);
+  std::vector<T> x = randv<T>(static_cast<size_t>(N * K), 81, 0.0, 2.0);
+  std::vector<int32_t> labels(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) labels[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + 3) % K);
+  std::vector<T> loss = filled<T>(1), probs = filled<T>(x.size());
+  std::vector<double> ws(static_cast<size_t>(N));
+  int flag[3] = {0, 0, 0};
+  auto env = env_with<T>(2, flag);
+  k::cross_entropy_forward(x.data(), labels.data(), N, K, smoothing, loss.data(), probs.data(), ws.data(),
+                           env);
+  CHECK(flag[0] == 0);
+  Tensor<R> lr = Tensor<R>::empty({}), pr = Tensor<R>::empty(s);
+  Tensor<int32_t> lt = tensor(labels, {N});
+  cpu::cross_entropy_forward(tensor(convert<R>(x), s), lt, smoothing, lr, pr);
+  const double tol = 4 * tolerance<T>();
+  CHECK(relative_error(convert<double>(loss), convert<double>(lr.to_vector())) < tol);
+  CHECK(relative_error(convert<double>(probs), convert<double>(pr.to_vector())) < tol);
+  for (bool acc : {false, true}) {
+    std::vector<T> dloss{static_cast<T>(1.5f)};
+    std::vector<T> dx = acc ? randv<T>(x.size(), 82) : filled<T>(x.size());
+    Tensor<R> dxr = tensor(convert<R>(dx), s);
+    k::cross_entropy_backward(probs.data(), labels.data(), smoothing, dloss.data(), dx.data(), N, K, acc,
+                              env);
+    cpu::cross_entropy_backward(pr, lt, smoothing, tensor(std::vector<R>{R(1.5f)}, {}), dxr, acc);
+    CHECK(relative_error(convert<double>(dx), convert<double>(dxr.to_vector())) < tol);
+  }
+}
+
+TEST_CASE("kernels: cross-entropy forward and backward match the CPU backend", "[cuda-kernels]") {
+  OrderGuard g(pick_order());
+  for (double sm : {0.0, 0.1}) {
+    check_cross_entropy<float>(4, 2, sm);
+    check_cross_entropy<float>(5, 1000, sm);
+    check_cross_entropy<double>(3, 17, sm);
+  }
+  check_cross_entropy<half_t>(4, 10, 0.1);
+  check_cross_entropy<bf16_t>(4, 10, 0.0);
+}
+
+TEST_CASE("kernels: a label out of range sets the error flag and a NaN loss", "[cuda-kernels]") {
+  std::vector<float> x = randv<float>(12, 91), loss{0.f}, probs(12);
+  std::vector<int32_t> labels{0, 5, 1};  // 5 is outside [0, 4)
+  std::vector<double> ws(3);
+  int flag[3] = {0, 0, 0};
+  k::cross_entropy_forward(x.data(), labels.data(), 3, 4, 0.0, loss.data(), probs.data(), ws.data(),
+                           env_with<float>(1, flag));
+  CHECK(flag[0] == k::kLabelOutOfRange);
+  CHECK(flag[1] == 1);
+  CHECK(flag[2] == 5);
+  CHECK(std::isnan(loss[0]));
+}
+
+// ---------------------------------------------------------------- optimizers
+
+template <typename P>
+void check_optimizers() {
+  const int64_t n = 1000;
+  const Shape s{n};
+  for (int variant = 0; variant < 4; ++variant) {
+    SgdHyper h;
+    h.lr = 0.05;
+    h.momentum = variant == 0 ? 0.0 : 0.9;
+    h.dampening = variant == 3 ? 0.1 : 0.0;
+    h.weight_decay = variant >= 2 ? 5e-4 : 0.0;
+    h.nesterov = variant == 2;
+    h.first_step = variant == 1;
+    INFO("SGD variant " << variant);
+    std::vector<P> p = randv<P>(n, 101), gr = randv<P>(n, 102), buf = randv<P>(n, 103);
+    Tensor<P> pr = tensor(p, s), br = tensor(buf, s);
+    k::sgd_step(p.data(), gr.data(), h.momentum != 0.0 ? buf.data() : nullptr, n, k::sgd_coeffs<P>(h),
+                env_with<P>(2));
+    cpu::sgd_step(pr, tensor(gr, s), br, h);
+    CHECK(relative_error(p, pr.to_vector()) < tolerance<P>());
+    if (h.momentum != 0.0) CHECK(relative_error(buf, br.to_vector()) < tolerance<P>());
+  }
+  AdamHyper a;
+  a.lr = 1e-3;
+  a.step = 3;
+  std::vector<P> p = randv<P>(n, 111), gr = randv<P>(n, 112), m = randv<P>(n, 113), v = randv<P>(n, 114);
+  for (auto& x : v) x = static_cast<P>(std::abs(static_cast<double>(x)));
+  Tensor<P> pr = tensor(p, s), mr = tensor(m, s), vr = tensor(v, s);
+  k::adamw_step(p.data(), gr.data(), m.data(), v.data(), n, k::adam_coeffs<P>(a), env_with<P>(2));
+  cpu::adamw_step(pr, tensor(gr, s), mr, vr, a);
+  CHECK(relative_error(p, pr.to_vector()) < tolerance<P>());
+  CHECK(relative_error(m, mr.to_vector()) < tolerance<P>());
+  CHECK(relative_error(v, vr.to_vector()) < tolerance<P>());
+}
+
+TEST_CASE("kernels: SGD and AdamW updates match the CPU backend", "[cuda-kernels]") {
+  check_optimizers<float>();
+  check_optimizers<double>();
+}
