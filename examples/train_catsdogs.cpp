@@ -24,6 +24,10 @@
 
 #include <unistd.h>
 
+#if RESNET_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
 #include "resnet/data/data.hpp"
 #include "resnet/io/checkpoint.hpp"
 #include "resnet/resnet.hpp"
@@ -143,7 +147,8 @@ std::string split_dir(const std::string& data, const std::string& split) {
 Device pick_device(const std::string& name) {
   bool have_cuda = false;
 #if RESNET_WITH_CUDA
-  have_cuda = resnet::cuda::device_count() > 0;
+  int count = 0;
+  have_cuda = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 #endif
   if (name == "cpu") return Device::cpu();
   if (name == "cuda") {
