@@ -17,13 +17,24 @@ struct ConvCase {
 };
 
 // Shapes of every kind of convolution in a ResNet, small: the stem (7x7/2, 3 channels), 3x3/1 and 3x3/2,
-// 1x1/1 and the 1x1/2 downsample, plus odd sizes where floor division drops the last row or column.
+// 1x1/1 and the 1x1/2 downsample, plus odd sizes where floor division drops the last row or column, and
+// sizes that make the GEMM path group several images per GEMM, with and without a short last group.
 std::vector<ConvCase> conv_cases() {
-  return {{{2, 3, 13, 11}, {8, 3, 7, 7}, {2, 2, 3, 3}},   {{2, 8, 9, 9}, {6, 8, 3, 3}, {1, 1, 1, 1}},
-          {{2, 8, 9, 9}, {6, 8, 3, 3}, {2, 2, 1, 1}},     {{3, 16, 5, 5}, {8, 16, 1, 1}, {1, 1, 0, 0}},
-          {{3, 16, 6, 6}, {32, 16, 1, 1}, {2, 2, 0, 0}},  {{2, 32, 8, 8}, {32, 32, 3, 3}, {1, 1, 1, 1}},
-          {{2, 32, 8, 8}, {64, 32, 3, 3}, {2, 2, 1, 1}},  {{1, 17, 7, 10}, {19, 17, 3, 3}, {1, 1, 1, 1}},
-          {{2, 64, 4, 4}, {128, 64, 1, 1}, {2, 2, 0, 0}}, {{2, 5, 4, 4}, {3, 5, 3, 3}, {1, 1, 0, 0}}};
+  return {{{2, 3, 13, 11}, {8, 3, 7, 7}, {2, 2, 3, 3}},
+          {{2, 8, 9, 9}, {6, 8, 3, 3}, {1, 1, 1, 1}},
+          {{2, 8, 9, 9}, {6, 8, 3, 3}, {2, 2, 1, 1}},
+          {{3, 16, 5, 5}, {8, 16, 1, 1}, {1, 1, 0, 0}},
+          {{3, 16, 6, 6}, {32, 16, 1, 1}, {2, 2, 0, 0}},
+          {{2, 32, 8, 8}, {32, 32, 3, 3}, {1, 1, 1, 1}},
+          {{2, 32, 8, 8}, {64, 32, 3, 3}, {2, 2, 1, 1}},
+          {{1, 17, 7, 10}, {19, 17, 3, 3}, {1, 1, 1, 1}},
+          {{2, 64, 4, 4}, {128, 64, 1, 1}, {2, 2, 0, 0}},
+          {{2, 5, 4, 4}, {3, 5, 3, 3}, {1, 1, 0, 0}},
+          // Larger images: the GEMM path groups 2 images per GEMM with a short last group, or 1 image.
+          {{3, 4, 32, 32}, {5, 4, 3, 3}, {1, 1, 1, 1}},
+          {{3, 8, 32, 32}, {4, 8, 1, 1}, {1, 1, 0, 0}},
+          {{1, 2, 48, 48}, {3, 2, 3, 3}, {1, 1, 1, 1}},
+          {{2, 3, 48, 48}, {4, 3, 1, 1}, {1, 1, 0, 0}}};
 }
 
 void check_conv_impl(cpu::ConvImpl impl) {

@@ -4,7 +4,10 @@
 // float, im2col + BLAS GEMM, where a 1x1 stride-1 unpadded convolution is a GEMM on the input itself.
 #pragma once
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "resnet/backend/cpu/blas.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
@@ -214,6 +217,72 @@ inline bool is_pointwise(int64_t KH, int64_t KW, const ConvParams& p) {
 
 }  // namespace detail
 
+namespace detail {
+
+// How many images one GEMM covers: enough that its pixel dimension (G * OH * OW) keeps the BLAS kernels busy
+// at late stages (7x7 or 4x4 outputs), while the im2col buffer stays within a few tens of MB.
+inline int64_t conv_group(int64_t N, int64_t R, int64_t P) {
+  constexpr int64_t kTargetColumns = 2048, kMaxColBytes = int64_t(48) << 20;
+  int64_t g = (kTargetColumns + P - 1) / P;
+  g = std::min<int64_t>(g, std::max<int64_t>(1, kMaxColBytes / (R * P * int64_t(sizeof(float)))));
+  return std::max<int64_t>(1, std::min(g, N));
+}
+
+// [G][K][P] (images of NCHW) <-> [K][G * P] (one matrix whose columns run over the group's pixels).
+inline void gather_images(const float* src, int64_t G, int64_t K, int64_t P, float* dst) {
+  parallel_for(G * K, 16, [&](int64_t b, int64_t e) {
+    for (int64_t gk = b; gk < e; ++gk) {
+      const int64_t g = gk / K, k = gk % K;
+      std::memcpy(dst + (k * G + g) * P, src + gk * P, sizeof(float) * static_cast<size_t>(P));
+    }
+  });
+}
+inline void scatter_images(const float* src, int64_t G, int64_t K, int64_t P, float* dst, bool accumulate) {
+  parallel_for(G * K, 16, [&](int64_t b, int64_t e) {
+    for (int64_t gk = b; gk < e; ++gk) {
+      const int64_t g = gk / K, k = gk % K;
+      const float* s = src + (k * G + g) * P;
+      float* d = dst + gk * P;
+      if (accumulate) {
+#pragma omp simd
+        for (int64_t i = 0; i < P; ++i) d[i] += s[i];
+      } else {
+        std::memcpy(d, s, sizeof(float) * static_cast<size_t>(P));
+      }
+    }
+  });
+}
+
+// The B operand of a group's GEMM, [R][G * P]: im2col of each image side by side, or the input itself for a
+// pointwise convolution of one image.
+inline const float* conv_columns(const float* x, int64_t G, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                 int64_t KW, const ConvParams& p, int64_t OH, int64_t OW, bool pointwise,
+                                 float* col, float* one_image) {
+  const int64_t R = C * KH * KW, P = OH * OW;
+  if (pointwise) {
+    if (G == 1) return x;
+    gather_images(x, G, C, P, col);
+    return col;
+  }
+  if (G == 1) {
+    im2col(x, C, H, W, KH, KW, p, OH, OW, col);
+    return col;
+  }
+  for (int64_t g = 0; g < G; ++g) {
+    im2col(x + g * C * H * W, C, H, W, KH, KW, p, OH, OW, one_image);
+    // Row r of this image's columns goes to row r, columns [g * P, (g + 1) * P) of the group's matrix.
+    parallel_for(R, 16, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r)
+        std::memcpy(col + (r * G + g) * P, one_image + r * P, sizeof(float) * static_cast<size_t>(P));
+    });
+  }
+  return col;
+}
+
+}  // namespace detail
+
+// im2col + GEMM, several images per GEMM (detail::conv_group): one BLAS call per group and layer, so late
+// stages with few pixels per image still make GEMMs large enough to run near the BLAS's speed.
 inline void conv2d_forward_fast(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
                                 Tensor<float>& y, const ConvParams& p) {
   check_conv_shapes("conv2d", x, w, y, p);
@@ -221,20 +290,26 @@ inline void conv2d_forward_fast(const Tensor<float>& x, const Tensor<float>& w, 
   const int64_t K = w.dim(0), KH = w.dim(2), KW = w.dim(3), OH = y.dim(2), OW = y.dim(3);
   const int64_t R = C * KH * KW, P = OH * OW;
   const bool pointwise = detail::is_pointwise(KH, KW, p);
-  Tensor<float> col = pointwise ? Tensor<float>() : Tensor<float>::empty({R, P});
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xn = x.data() + n * C * H * W;
-    const float* b = xn;
-    if (!pointwise) {
-      detail::im2col(xn, C, H, W, KH, KW, p, OH, OW, col.data());
-      b = col.data();
-    }
-    float* yn = y.data() + n * K * P;
-    gemm(false, false, K, P, R, 1.f, w.data(), R, b, P, 0.f, yn, P);
+  const int64_t G = detail::conv_group(N, R, P);
+  const bool need_col = !(pointwise && G == 1);
+  Tensor<float> col = need_col ? Tensor<float>::empty({R, G * P}) : Tensor<float>();
+  Tensor<float> one = (!pointwise && G > 1) ? Tensor<float>::empty({R, P}) : Tensor<float>();
+  Tensor<float> out = G > 1 ? Tensor<float>::empty({K, G * P}) : Tensor<float>();
+  for (int64_t n0 = 0; n0 < N; n0 += G) {
+    const int64_t g = std::min(G, N - n0);
+    const float* b =
+        detail::conv_columns(x.data() + n0 * C * H * W, g, C, H, W, KH, KW, p, OH, OW, pointwise,
+                             need_col ? col.data() : nullptr, one.defined() ? one.data() : nullptr);
+    float* yn = y.data() + n0 * K * P;
+    // Columns are packed with stride g * P for a short last group; with G == 1 the output is y itself.
+    gemm(false, false, K, g * P, R, 1.f, w.data(), R, b, g * P, 0.f, G > 1 ? out.data() : yn, g * P);
+    if (G > 1) detail::scatter_images(out.data(), g, K, P, yn, false);
     if (bias) {
       const float* pb = bias->data();
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t i = 0; i < P; ++i) yn[k * P + i] += pb[k];
+      parallel_for(g * K, 16, [&](int64_t s, int64_t e) {
+        for (int64_t gk = s; gk < e; ++gk)
+          for (int64_t i = 0; i < P; ++i) yn[gk * P + i] += pb[gk % K];
+      });
     }
   }
 }
@@ -246,16 +321,39 @@ inline void conv2d_backward_data_fast(const Tensor<float>& dy, const Tensor<floa
   const int64_t K = w.dim(0), KH = w.dim(2), KW = w.dim(3), OH = dy.dim(2), OW = dy.dim(3);
   const int64_t R = C * KH * KW, P = OH * OW;
   const bool pointwise = detail::is_pointwise(KH, KW, p);
+  const int64_t G = detail::conv_group(N, R, P);
   if (!accumulate && !pointwise) dx.zero_();
-  Tensor<float> col = pointwise ? Tensor<float>() : Tensor<float>::empty({R, P});
-  for (int64_t n = 0; n < N; ++n) {
-    const float* dyn = dy.data() + n * K * P;
-    float* dxn = dx.data() + n * C * H * W;
-    if (pointwise) {
+  Tensor<float> col = (pointwise && G == 1) ? Tensor<float>() : Tensor<float>::empty({R, G * P});
+  Tensor<float> dyg = G > 1 ? Tensor<float>::empty({K, G * P}) : Tensor<float>();
+  Tensor<float> one = (!pointwise && G > 1) ? Tensor<float>::empty({R, P}) : Tensor<float>();
+  for (int64_t n0 = 0; n0 < N; n0 += G) {
+    const int64_t g = std::min(G, N - n0);
+    const float* dyn = dy.data() + n0 * K * P;
+    float* dxn = dx.data() + n0 * C * H * W;
+    if (G > 1) {
+      detail::gather_images(dyn, g, K, P, dyg.data());
+      dyn = dyg.data();
+    }
+    if (pointwise && G == 1) {
       gemm(true, false, C, P, K, 1.f, w.data(), C, dyn, P, accumulate ? 1.f : 0.f, dxn, P);
-    } else {
-      gemm(true, false, R, P, K, 1.f, w.data(), R, dyn, P, 0.f, col.data(), P);
-      detail::col2im_add(col.data(), C, H, W, KH, KW, p, OH, OW, dxn);
+      continue;
+    }
+    gemm(true, false, R, g * P, K, 1.f, w.data(), R, dyn, g * P, 0.f, col.data(), g * P);
+    if (pointwise) {
+      detail::scatter_images(col.data(), g, C, P, dxn, accumulate);
+      continue;
+    }
+    for (int64_t i = 0; i < g; ++i) {
+      const float* src = col.data();
+      if (g > 1) {
+        parallel_for(R, 16, [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r)
+            std::memcpy(one.data() + r * P, col.data() + (r * g + i) * P,
+                        sizeof(float) * static_cast<size_t>(P));
+        });
+        src = one.data();
+      }
+      detail::col2im_add(src, C, H, W, KH, KW, p, OH, OW, dxn + i * C * H * W);
     }
   }
 }
@@ -267,17 +365,23 @@ inline void conv2d_backward_weight_fast(const Tensor<float>& x, const Tensor<flo
   const int64_t K = dw.dim(0), KH = dw.dim(2), KW = dw.dim(3), OH = dy.dim(2), OW = dy.dim(3);
   const int64_t R = C * KH * KW, P = OH * OW;
   const bool pointwise = detail::is_pointwise(KH, KW, p);
-  Tensor<float> col = pointwise ? Tensor<float>() : Tensor<float>::empty({R, P});
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xn = x.data() + n * C * H * W;
-    const float* b = xn;
-    if (!pointwise) {
-      detail::im2col(xn, C, H, W, KH, KW, p, OH, OW, col.data());
-      b = col.data();
+  const int64_t G = detail::conv_group(N, R, P);
+  const bool need_col = !(pointwise && G == 1);
+  Tensor<float> col = need_col ? Tensor<float>::empty({R, G * P}) : Tensor<float>();
+  Tensor<float> one = (!pointwise && G > 1) ? Tensor<float>::empty({R, P}) : Tensor<float>();
+  Tensor<float> dyg = G > 1 ? Tensor<float>::empty({K, G * P}) : Tensor<float>();
+  for (int64_t n0 = 0; n0 < N; n0 += G) {
+    const int64_t g = std::min(G, N - n0);
+    const float* b =
+        detail::conv_columns(x.data() + n0 * C * H * W, g, C, H, W, KH, KW, p, OH, OW, pointwise,
+                             need_col ? col.data() : nullptr, one.defined() ? one.data() : nullptr);
+    const float* dyn = dy.data() + n0 * K * P;
+    if (G > 1) {
+      detail::gather_images(dyn, g, K, P, dyg.data());
+      dyn = dyg.data();
     }
-    const float* dyn = dy.data() + n * K * P;
-    float beta = (accumulate || n > 0) ? 1.f : 0.f;
-    gemm(false, true, K, R, P, 1.f, dyn, P, b, P, beta, dw.data(), R);
+    const float beta = (accumulate || n0 > 0) ? 1.f : 0.f;
+    gemm(false, true, K, R, g * P, 1.f, dyn, g * P, b, g * P, beta, dw.data(), R);
   }
 }
 
@@ -292,8 +396,13 @@ inline bool onednn_available() {
   return false;
 #endif
 }
+// The environment variable RESNET_CPU_CONV=gemm forces im2col + BLAS (to compare the two in benchmarks).
 inline ConvImpl& float_conv_impl() {
-  static ConvImpl impl = onednn_available() ? ConvImpl::OneDnn : ConvImpl::Gemm;
+  static ConvImpl impl = [] {
+    const char* env = std::getenv("RESNET_CPU_CONV");
+    if (env && std::string(env) == "gemm") return ConvImpl::Gemm;
+    return onednn_available() ? ConvImpl::OneDnn : ConvImpl::Gemm;
+  }();
   return impl;
 }
 // Tests switch implementations to check each against the reference; RESNET_CHECKs a missing oneDNN.
