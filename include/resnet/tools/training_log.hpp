@@ -100,10 +100,17 @@ inline std::string svg_panel(double x0, double y0, double w, double h, const std
                              const std::vector<int64_t>& epochs, const std::vector<Series>& series) {
   std::ostringstream s;
   double lo = 1e300, hi = -1e300;
+  std::vector<double> all;
   for (const auto& se : series)
     for (double v : se.y)
-      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v), all.push_back(v);
   if (lo > hi) lo = 0, hi = 1;
+  if (all.size() >=
+      4) {  // one wild early value (test loss with fresh BN statistics) must not flatten the rest
+    std::nth_element(all.begin(), all.begin() + static_cast<long>(all.size() / 2), all.end());
+    const double median = all[all.size() / 2];
+    if (median > 0 && hi > 3 * median) hi = 3 * median;
+  }
   if (hi - lo < 1e-6) lo -= 0.05, hi += 0.05;
   double ystep = nice_step(hi - lo, 5);
   lo = std::floor(lo / ystep) * ystep;
@@ -112,7 +119,9 @@ inline std::string svg_panel(double x0, double y0, double w, double h, const std
   if (e_hi == e_lo) e_hi = e_lo + 1;
   const double left = x0 + 55, right = x0 + w - 15, top = y0 + 30, bottom = y0 + h - 40;
   auto px = [&](double e) { return left + (e - e_lo) / double(e_hi - e_lo) * (right - left); };
-  auto py = [&](double v) { return bottom - (v - lo) / (hi - lo) * (bottom - top); };
+  auto py = [&](double v) {
+    return bottom - (std::min(v, hi) - lo) / (hi - lo) * (bottom - top);
+  };  // clipped
   s << "<text x=\"" << svg_number((left + right) / 2) << "\" y=\"" << svg_number(y0 + 18)
     << "\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">" << title << "</text>\n";
   for (double v = lo; v <= hi + ystep / 2; v += ystep) {
