@@ -155,7 +155,34 @@ TEST_CASE("image decode: truncated files are refused with their name, never deco
   REQUIRE(std::memcmp(&liar[idat + 4], "IDAT", 4) == 0);
   liar[idat] = 0x7f;
   require_error_mentions([&] { data::decode_image(liar.data(), liar.size(), "liar.png"); },
-                         {"'liar.png'", "truncated or corrupt PNG"});
+                         {"'liar.png' (PNG)", "truncated: a chunk claims"});
+}
+
+TEST_CASE(
+    "image decode: a JPEG scan using an undefined table is refused (stb would read uninitialised memory)",
+    "[image]") {
+  auto jpg = encode_jpg(16, 8, 3, pattern(16, 8, 3), 90);
+  REQUIRE(data::jpeg_structure_problem(jpg.data(), jpg.size()).empty());
+  // Renumber the AC table 1 (chroma) as table 3 in every DHT segment: the scan still asks for AC table 1.
+  int renumbered = 0;
+  for (size_t i = 2; i + 4 < jpg.size();) {
+    REQUIRE(jpg[i] == 0xff);
+    const uint8_t m = jpg[i + 1];
+    const size_t len = (size_t(jpg[i + 2]) << 8) | jpg[i + 3];
+    if (m == 0xda) break;
+    if (m == 0xc4) {
+      for (size_t k = i + 4; k < i + 2 + len;) {
+        size_t count = 0;
+        for (int c = 1; c <= 16; ++c) count += jpg[k + size_t(c)];
+        if (jpg[k] == 0x11) jpg[k] = 0x13, ++renumbered;
+        k += 17 + count;
+      }
+    }
+    i += 2 + len;
+  }
+  REQUIRE(renumbered == 1);
+  require_error_mentions([&] { data::decode_image(jpg.data(), jpg.size(), "tables.jpg"); },
+                         {"'tables.jpg' (JPEG)", "undefined AC Huffman table"});
 }
 
 TEST_CASE("image decode: corrupt, oversized, unsupported and missing files give clear errors", "[image]") {

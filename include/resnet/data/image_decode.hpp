@@ -1,7 +1,8 @@
 // Image decoding: JPEG and PNG bytes to 8-bit RGB pixels (HWC) with stb_image (Debian's libstb-dev, whose
 // libstb.so holds the implementation; the resnet::resnet target links it). Grey and alpha images become
-// RGB. The format is sniffed from the magic bytes and dimensions are checked against limits before any
-// pixel is decoded, so a corrupt or hostile file costs an error message, not a crash or a huge allocation.
+// RGB. The format is sniffed from the magic bytes, the file's structure is checked (image_checks.hpp) and
+// its dimensions are checked against limits before any pixel is decoded, so a corrupt or hostile file
+// costs an error message, not a crash, garbage pixels or a huge allocation.
 #pragma once
 
 #include <cerrno>
@@ -16,6 +17,7 @@
 #include <stb/stb_image.h>
 
 #include "resnet/core/error.hpp"
+#include "resnet/data/image_checks.hpp"
 
 namespace resnet {
 namespace data {
@@ -39,54 +41,6 @@ inline const char* sniff_image_format(const uint8_t* b, size_t n) {
   return "";
 }
 
-// Whether JPEG data runs to its end-of-image marker. stb_image fills a truncated JPEG with grey rather than
-// failing, so a cut-off file would silently train on half a picture; walking the markers catches that.
-inline bool jpeg_is_complete(const uint8_t* b, size_t n) {
-  size_t i = 2;  // after SOI
-  for (;;) {
-    if (i >= n || b[i] != 0xff) return false;
-    while (i < n && b[i] == 0xff) ++i;  // fill bytes
-    if (i >= n) return false;
-    const uint8_t m = b[i++];
-    if (m == 0xd9) return true;                           // EOI
-    if (m == 0x01 || (m >= 0xd0 && m <= 0xd7)) continue;  // markers without a length
-    if (n - i < 2) return false;
-    const size_t len = (static_cast<size_t>(b[i]) << 8) | b[i + 1];
-    if (len < 2 || n - i < len) return false;
-    i += len;
-    if (m != 0xda) continue;
-    // Entropy-coded data after SOS: ends at the first 0xFF that is not stuffing (FF 00) or a restart marker.
-    while (i < n) {
-      if (b[i] != 0xff) {
-        ++i;
-      } else if (i + 1 >= n) {
-        return false;
-      } else if (b[i + 1] == 0x00 || (b[i + 1] >= 0xd0 && b[i + 1] <= 0xd7)) {
-        i += 2;
-      } else if (b[i + 1] == 0xff) {
-        ++i;
-      } else {
-        break;
-      }
-    }
-  }
-}
-
-// Whether PNG data is a chain of whole chunks ending with IEND. Besides catching truncation, this bounds
-// what stb_image allocates: it sizes its buffer from the IDAT chunk lengths before reading them, so a
-// 100-byte file claiming a 2 GB chunk would otherwise cost a 2 GB allocation.
-inline bool png_is_complete(const uint8_t* b, size_t n) {
-  size_t i = 8;  // after the signature
-  for (;;) {
-    if (n - i < 12) return false;  // length, type, CRC
-    const uint32_t len =
-        (uint32_t(b[i]) << 24) | (uint32_t(b[i + 1]) << 16) | (uint32_t(b[i + 2]) << 8) | b[i + 3];
-    if (len > n - i - 12) return false;
-    if (std::memcmp(b + i + 4, "IEND", 4) == 0) return true;
-    i += 12 + size_t(len);
-  }
-}
-
 // Decodes JPEG or PNG bytes; errors name `name_for_errors` (the file) and the problem.
 inline Image decode_image(const uint8_t* bytes, size_t size, const std::string& name_for_errors,
                           const ImageLimits& limits) {
@@ -97,10 +51,9 @@ inline Image decode_image(const uint8_t* bytes, size_t size, const std::string& 
                "' is ", size, " bytes, more than the ", limits.max_file_bytes, "-byte limit");
   const char* format = sniff_image_format(bytes, size);
   RESNET_CHECK(format[0] != '\0', "image '", name, "' is not a JPEG or PNG file (unrecognised first bytes)");
-  RESNET_CHECK(std::strcmp(format, "JPEG") != 0 || jpeg_is_complete(bytes, size), "image '", name,
-               "': truncated or corrupt JPEG (its markers do not lead to an end-of-image marker)");
-  RESNET_CHECK(std::strcmp(format, "PNG") != 0 || png_is_complete(bytes, size), "image '", name,
-               "': truncated or corrupt PNG (its chunks do not lead to an IEND chunk)");
+  const std::string problem = std::strcmp(format, "JPEG") == 0 ? jpeg_structure_problem(bytes, size)
+                                                               : png_structure_problem(bytes, size);
+  RESNET_CHECK(problem.empty(), "image '", name, "' (", format, "): ", problem);
   const int len = static_cast<int>(size);
   int w = 0, h = 0, c = 0;
   // The header alone first: refuse absurd dimensions before stb allocates for them.
