@@ -133,6 +133,24 @@ struct FastDiv {
   RESNET_HD uint32_t mod(uint32_t n) const { return n - div(n) * d; }
 };
 
+// *p += v for every storage type (hardware atomics: half needs sm_70, bfloat16 sm_80).
+__device__ __forceinline__ void atomic_add(float* p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(double* p, double v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(half_t* p, float v) {
+#if defined(__CUDA_ARCH__)
+  atomicAdd(reinterpret_cast<__half*>(p), __float2half_rn(v));
+#else
+  *p = half_t(static_cast<float>(*p) + v);
+#endif
+}
+__device__ __forceinline__ void atomic_add(bf16_t* p, float v) {
+#if defined(__CUDA_ARCH__)
+  atomicAdd(reinterpret_cast<__nv_bfloat16*>(p), __float2bfloat16_rn(v));
+#else
+  *p = bf16_t(static_cast<float>(*p) + v);
+#endif
+}
+
 // Math on the compute types, the same names on both compilers.
 RESNET_HD inline float k_exp(float x) { return ::expf(x); }
 RESNET_HD inline double k_exp(double x) { return ::exp(x); }

@@ -16,16 +16,24 @@ void check_launch(const char* kernel, const char* file, int line);
 
 namespace kernels {
 
+// Kernel error codes.
+enum KernelError : int { kNoError = 0, kLabelOutOfRange = 1 };
+
+// A kernel writes `where` (one 64-bit store, so a reader never sees half of one report), then `extent`,
+// then, after a system-wide fence, `code`. Plain stores: atomics on host-mapped memory are not portable.
+struct KernelErrorReport {
+  int code;
+  int extent;       // e.g. the number of classes
+  long long where;  // (row << 32) | (uint32) value
+};
+
 struct LaunchEnv {
   stream_t stream = nullptr;
   int sm_count = 1;
-  // Device (or, in the simulator, host) memory the kernels set when they meet bad data, such as a label
-  // out of range: [0] error code, [1..2] details. May be null.
-  int* error_flag = nullptr;
+  // Where kernels report bad data, such as a label out of range: host-mapped memory on the GPU (plain
+  // memory in the simulator), read by the library at its next synchronisation. May be null.
+  KernelErrorReport* error_flag = nullptr;
 };
-
-// Kernel error codes written to LaunchEnv::error_flag[0].
-enum KernelError : int { kNoError = 0, kLabelOutOfRange = 1 };
 
 template <typename... KArgs, typename... Args>
 void launch(void (*kernel)(KArgs...), const char* name, const char* file, int line, dim3 grid, dim3 block,

@@ -1,7 +1,7 @@
 // Row-wise softmax and the fused log-softmax + cross-entropy loss over [N, K] logits, one block per row.
 // Label smoothing s mixes the one-hot target with the uniform distribution: q = (1 - s) onehot + s / K.
 // The loss is the mean over rows: per-row losses go to a workspace and one block sums them in a fixed
-// order (deterministic). A label outside [0, K) sets LaunchEnv::error_flag (code, row, label) and makes
+// order (deterministic). A label outside [0, K) is reported through LaunchEnv::error_flag and makes
 // that row's loss NaN; the library turns the flag into an exception at its next synchronisation.
 #pragma once
 
@@ -56,7 +56,7 @@ template <typename T>
 __global__ void __launch_bounds__(kBlock)
     cross_entropy_rows_kernel(const T* __restrict__ logits, const int32_t* __restrict__ labels, int64_t rows,
                               int64_t K, double smoothing, T* __restrict__ probs,
-                              double* __restrict__ row_loss, int* error_flag) {
+                              double* __restrict__ row_loss, KernelErrorReport* error_flag) {
   using C = cmp_t<T>;
   for (int64_t n = blockIdx.x; n < rows; n += gridDim.x) {
     const T* xr = logits + n * K;
@@ -79,9 +79,12 @@ __global__ void __launch_bounds__(kBlock)
     if (threadIdx.x == 0) {
       if (bad) {
         row_loss[n] = ::nan("");
-        if (error_flag && atomicCAS(error_flag, kNoError, kLabelOutOfRange) == kNoError) {
-          error_flag[1] = static_cast<int>(n);
-          error_flag[2] = static_cast<int>(label);
+        if (error_flag) {
+          error_flag->where = static_cast<long long>((static_cast<unsigned long long>(n) << 32) |
+                                                     static_cast<uint32_t>(static_cast<int32_t>(label)));
+          error_flag->extent = static_cast<int>(K);
+          __threadfence_system();
+          error_flag->code = kLabelOutOfRange;
         }
       } else {
         row_loss[n] = static_cast<double>(loss);

@@ -1,8 +1,8 @@
 // Pooling over NCHW: max pooling (saving the argmax as ih * W + iw, the first maximum on ties, as the CPU
 // backend and PyTorch), average pooling (PyTorch's divisor rules), and global average pooling.
 //
-// The backward passes gather instead of scatter: each input element sums the outputs whose window covers
-// it, so there are no atomics, the result is deterministic, and accumulate (+=) costs nothing extra.
+// The average-pool backward gathers: each input element sums the outputs whose window covers it, so it
+// needs no atomics and is deterministic. The max-pool backward scatters (see its kernel).
 #pragma once
 
 #include "elementwise.cuh"
@@ -67,25 +67,17 @@ __global__ void __launch_bounds__(kBlock) maxpool_forward_kernel(const T* __rest
   }
 }
 
+// The max-pool backward gets only the saved argmax (no window geometry, as in the CPU backend), so it
+// scatters: each output adds its gradient to the input that won. Overlapping windows (3x3, stride 2) can
+// pick the same input, hence the atomic add; the order of those few additions is not fixed.
 template <typename T>
 __global__ void __launch_bounds__(kBlock)
-    maxpool_backward_kernel(const T* __restrict__ dy, const int32_t* __restrict__ idx, T* dx, PoolGeom g,
-                            bool acc) {
-  const int64_t total = g.NC * g.H * g.W;
+    maxpool_backward_kernel(const T* __restrict__ dy, const int32_t* __restrict__ idx, T* dx, int64_t outputs,
+                            FastDiv out_plane, int64_t in_plane) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
-    const int64_t iw = e % g.W, ih = (e / g.W) % g.H, nc = e / (g.W * g.H);
-    int64_t oh0, oh1, ow0, ow1;
-    covering_outputs(ih, g.kh, g.sh, g.ph, g.OH, &oh0, &oh1);
-    covering_outputs(iw, g.kw, g.sw, g.pw, g.OW, &ow0, &ow1);
-    const int32_t me = static_cast<int32_t>(ih * g.W + iw);
-    cmp_t<T> s = cmp_t<T>(0);
-    for (int64_t oh = oh0; oh <= oh1; ++oh)
-      for (int64_t ow = ow0; ow <= ow1; ++ow) {
-        const int64_t o = (nc * g.OH + oh) * g.OW + ow;
-        if (idx[o] == me) s += to_cmp(dy[o]);
-      }
-    dx[e] = from_cmp<T>(acc ? to_cmp(dx[e]) + s : s);
+  for (int64_t o = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; o < outputs; o += stride) {
+    const int64_t plane = out_plane.div(static_cast<uint32_t>(o));
+    atomic_add(dx + plane * in_plane + idx[o], to_cmp(dy[o]));
   }
 }
 
@@ -159,11 +151,15 @@ void maxpool_forward(const T* x, T* y, int32_t* idx, const PoolGeom& g, const La
   RESNET_LAUNCH((maxpool_forward_kernel<T>), grid_for(g.NC * g.OH * g.OW, kBlock, env.sm_count), kBlock, env,
                 x, y, idx, g);
 }
+// dx [planes, in_plane] gets dy [planes, out_plane] at the argmax positions idx (added to when acc).
 template <typename T>
-void maxpool_backward(const T* dy, const int32_t* idx, T* dx, const PoolGeom& g, bool acc,
-                      const LaunchEnv& env) {
-  RESNET_LAUNCH((maxpool_backward_kernel<T>), grid_for(g.NC * g.H * g.W, kBlock, env.sm_count), kBlock, env,
-                dy, idx, dx, g, acc);
+void maxpool_backward(const T* dy, const int32_t* idx, T* dx, int64_t planes, int64_t in_plane,
+                      int64_t out_plane, bool acc, const LaunchEnv& env) {
+  if (!acc) fill(dx, planes * in_plane, 0.0, env);
+  const int64_t outputs = planes * out_plane;
+  if (outputs == 0) return;
+  RESNET_LAUNCH((maxpool_backward_kernel<T>), grid_for(outputs, kBlock, env.sm_count), kBlock, env, dy, idx,
+                dx, outputs, FastDiv(static_cast<uint32_t>(out_plane)), in_plane);
 }
 template <typename T>
 void avgpool_forward(const T* x, T* y, const PoolGeom& g, const LaunchEnv& env) {

@@ -64,7 +64,7 @@ double tolerance() {
 }
 
 template <typename T>
-k::LaunchEnv env_with(int sm_count, int* flag = nullptr) {
+k::LaunchEnv env_with(int sm_count, k::KernelErrorReport* flag = nullptr) {
   k::LaunchEnv e;
   e.sm_count = sm_count;
   e.error_flag = flag;
@@ -545,7 +545,7 @@ void check_pools(int64_t N, int64_t C, int64_t H, int64_t W, const PoolParams& p
     for (bool acc : {false, true}) {
       std::vector<T> dx = acc ? randv<T>(x.size(), 53) : filled<T>(x.size());
       Tensor<R> dxr = tensor(convert<R>(dx), xs);
-      k::maxpool_backward(dy.data(), idx.data(), dx.data(), g, acc, env);
+      k::maxpool_backward(dy.data(), idx.data(), dx.data(), g.NC, g.H * g.W, g.OH * g.OW, acc, env);
       cpu::maxpool2d_backward(dyr, ir, dxr, acc);
       CHECK(relative_error(convert<double>(dx), convert<double>(dxr.to_vector())) < tol);
     }
@@ -636,11 +636,11 @@ void check_cross_entropy(int64_t N, int64_t K, double smoothing) {
   for (int64_t i = 0; i < N; ++i) labels[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + 3) % K);
   std::vector<T> loss = filled<T>(1), probs = filled<T>(x.size());
   std::vector<double> ws(static_cast<size_t>(N));
-  int flag[3] = {0, 0, 0};
-  auto env = env_with<T>(2, flag);
+  k::KernelErrorReport flag{0, 0, 0};
+  auto env = env_with<T>(2, &flag);
   k::cross_entropy_forward(x.data(), labels.data(), N, K, smoothing, loss.data(), probs.data(), ws.data(),
                            env);
-  CHECK(flag[0] == 0);
+  CHECK(flag.code == k::kNoError);
   Tensor<R> lr = Tensor<R>::empty({}), pr = Tensor<R>::empty(s);
   Tensor<int32_t> lt = tensor(labels, {N});
   cpu::cross_entropy_forward(tensor(convert<R>(x), s), lt, smoothing, lr, pr);
@@ -673,12 +673,13 @@ TEST_CASE("kernels: a label out of range sets the error flag and a NaN loss", "[
   std::vector<float> x = randv<float>(12, 91), loss{0.f}, probs(12);
   std::vector<int32_t> labels{0, 5, 1};  // 5 is outside [0, 4)
   std::vector<double> ws(3);
-  int flag[3] = {0, 0, 0};
+  k::KernelErrorReport flag{0, 0, 0};
   k::cross_entropy_forward(x.data(), labels.data(), 3, 4, 0.0, loss.data(), probs.data(), ws.data(),
-                           env_with<float>(1, flag));
-  CHECK(flag[0] == k::kLabelOutOfRange);
-  CHECK(flag[1] == 1);
-  CHECK(flag[2] == 5);
+                           env_with<float>(1, &flag));
+  CHECK(flag.code == k::kLabelOutOfRange);
+  CHECK(flag.extent == 4);
+  CHECK((flag.where >> 32) == 1);
+  CHECK(static_cast<int32_t>(flag.where & 0xffffffff) == 5);
   CHECK(std::isnan(loss[0]));
 }
 

@@ -67,6 +67,7 @@ int lane_id();
 
 inline void __syncthreads() { sim::detail::block_barrier(); }
 inline void __threadfence() {}
+inline void __threadfence_system() {}
 inline void __syncwarp(unsigned = 0xffffffffu) {}
 
 template <typename T>

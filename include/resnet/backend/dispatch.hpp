@@ -14,12 +14,39 @@ namespace detail {
 [[noreturn]] inline void no_cuda(const char* fn) {
   RESNET_FAIL(fn, ": tensor is on a CUDA device but this program was built without CUDA support (link resnet::cuda)");
 }
+
+// float16/bfloat16 tensors compute on CUDA devices only: the CPU backend computes in the storage type.
+// cpu_call keeps cpu::fn<half_t> from being instantiated (a ResNet<half_t> must compile for the GPU) and
+// turns such a call into an error that says what to do.
+template <typename T>
+struct is_16bit : std::integral_constant<bool, std::is_same<T, half_t>::value || std::is_same<T, bf16_t>::value> {};
+template <typename A>
+struct holds_16bit : std::false_type {};
+template <typename T>
+struct holds_16bit<Tensor<T>> : is_16bit<T> {};
+template <typename T>
+struct holds_16bit<Tensor<T>*> : is_16bit<T> {};
+template <typename T>
+struct holds_16bit<const Tensor<T>*> : is_16bit<T> {};
+template <typename R, typename F, typename... A>
+R cpu_call(const char* fn, F&& f, A&&... args) {
+  if constexpr ((holds_16bit<std::decay_t<A>>::value || ...)) {
+    RESNET_FAIL(fn, ": float16/bfloat16 tensors are supported on CUDA devices only; move them to the GPU or use float");
+  } else {
+    return f(std::forward<A>(args)...);
+  }
+}
 }  // namespace detail
 }  // namespace resnet
 
 #if RESNET_WITH_CUDA
-#define RESNET_DISPATCH(device, fn, ...) \
-  ((device).is_cuda() ? ::resnet::cuda::fn(__VA_ARGS__) : ::resnet::cpu::fn(__VA_ARGS__))
+#define RESNET_DISPATCH(device, fn, ...)                                                                   \
+  ((device).is_cuda() ? ::resnet::cuda::fn(__VA_ARGS__)                                                  \
+                      : ::resnet::detail::cpu_call<decltype(::resnet::cuda::fn(__VA_ARGS__))>(           \
+                            #fn, [&](auto&&... a) -> decltype(auto) {                                      \
+                              return ::resnet::cpu::fn(std::forward<decltype(a)>(a)...);                   \
+                            },                                                                             \
+                            __VA_ARGS__))
 #else
 #define RESNET_DISPATCH(device, fn, ...) \
   ((device).is_cuda() ? ::resnet::detail::no_cuda(#fn) : ::resnet::cpu::fn(__VA_ARGS__))

@@ -1,0 +1,91 @@
+// The CUDA runtime around the ops: devices, streams, memory, numerics switches and version reports. Plain
+// C++ (no CUDA header), defined in the resnet::cuda library.
+//
+// Every op runs on its thread's *current stream* of the tensors' device: by default one stream per device
+// shared by the whole process (created on first use, non-blocking with respect to the legacy default
+// stream), or the stream a StreamGuard installed. Ops return without waiting; only copies to the host,
+// all_finite(), synchronize() and Stream::synchronize() wait.
+//
+// Device memory comes from a caching allocator: a freed block goes back to a pool of its device and stream
+// and is reused by a later allocation of about the same size, so a training step does no cudaMalloc after
+// the first. Memory freed on one stream is reused only on that stream.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace resnet {
+namespace cuda {
+
+// Number of usable CUDA devices; 0 (never an exception) without a driver or a GPU.
+int device_count();
+inline bool is_available() { return device_count() > 0; }
+// Why device_count() is 0 ("no CUDA-capable device is detected", "CUDA driver version is insufficient...").
+std::string unavailable_reason();
+
+// Devices, driver and runtime versions, and the cuDNN and cuBLAS versions compiled against and loaded,
+// with any mismatch spelled out. Safe to call without a GPU.
+std::string runtime_info();
+
+// Waits until all work queued on this thread's current stream of `device` is done; throws if a kernel
+// reported bad data (a label out of range) or failed.
+void synchronize(int device = 0);
+
+// TF32 tensor-core math for float32 convolutions and matrix products (Ampere and newer): on by default,
+// off when the environment has RESNET_TF32=0. Off gives float32 results within ~1e-5 of the CPU.
+void set_tf32(bool enabled);
+bool tf32_enabled();
+
+// How cuDNN convolution algorithms are chosen, once per shape: Benchmark times every algorithm (like
+// torch.backends.cudnn.benchmark = True; the default), Heuristic asks cuDNN's heuristics (faster first
+// step). The environment variable RESNET_CUDNN_SEARCH=heuristic|benchmark sets the default.
+enum class ConvSearch { Benchmark, Heuristic };
+void set_conv_search(ConvSearch search);
+ConvSearch conv_search();
+
+struct MemoryStats {
+  size_t allocated_bytes = 0;       // held by live tensors (and workspaces)
+  size_t peak_allocated_bytes = 0;  // high-water mark of allocated_bytes since the last reset
+  size_t reserved_bytes = 0;        // allocated plus cached, all obtained from cudaMalloc
+  size_t cuda_mallocs = 0;          // cudaMalloc calls so far (flat after warm-up)
+};
+MemoryStats memory_stats(int device = 0);
+void reset_peak_memory(int device = 0);
+// Returns every cached (unused) block to the driver.
+void empty_cache();
+
+// A stream of its own, for overlapping work (for example a copy beside compute).
+class Stream {
+ public:
+  explicit Stream(int device = 0);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  void* handle() const { return handle_; }  // a cudaStream_t
+  int device() const { return device_; }
+  void synchronize() const;
+
+ private:
+  void* handle_ = nullptr;
+  int device_ = 0;
+};
+
+// Makes `stream` this thread's current stream of its device until the guard ends.
+class StreamGuard {
+ public:
+  explicit StreamGuard(const Stream& stream);
+  ~StreamGuard();
+  StreamGuard(const StreamGuard&) = delete;
+  StreamGuard& operator=(const StreamGuard&) = delete;
+
+ private:
+  int device_;
+  void* previous_;
+};
+
+// This thread's current stream of `device` (a cudaStream_t).
+void* current_stream(int device = 0);
+
+}  // namespace cuda
+}  // namespace resnet

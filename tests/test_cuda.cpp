@@ -1,0 +1,748 @@
+// The CUDA backend on a GPU against the CPU backend: every op on fresh random inputs with a tolerance per
+// op and dtype, then ResNet-18 and ResNet-50 forward and backward. GPU outputs are pre-filled with a
+// sentinel so an element a kernel never writes fails the comparison. References run in double on the CPU
+// (float for the whole networks, where double would be slow).
+//
+// Tolerances (max |gpu - ref| / max |ref|): float32 1e-5 with TF32 off (ctest sets RESNET_TF32=0), 3e-3
+// with TF32; float16 4e-3; bfloat16 2e-2. Without a GPU every case prints that it skipped: the binary is
+// still built and run in CI, so it compiles against the current API and cannot rot.
+#include <cstdio>
+#include <cstring>
+
+#include "test_util.hpp"
+
+using namespace resnet;
+using testing::relative_error;
+
+namespace {
+
+bool have_gpu() {
+  if (cuda::device_count() > 0) return true;
+  static bool announced = false;
+  if (!announced) {
+    std::printf("test_cuda: no CUDA device (%s): every GPU case is SKIPPED\n",
+                cuda::unavailable_reason().c_str());
+    announced = true;
+  }
+  WARN("SKIPPED (no CUDA device: " << cuda::unavailable_reason() << ")");
+  return false;
+}
+#define REQUIRE_GPU() \
+  if (!have_gpu()) return
+
+const Device kGpu = Device::cuda(0);
+constexpr double kSentinel = 7777.0;
+
+template <typename T>
+Tensor<T> rnd(const Shape& s, uint64_t seed, double sd = 1.0, double mean = 0.0) {
+  Generator g(seed);
+  return Tensor<T>::randn(s, g, mean, sd);
+}
+template <typename T>
+Tensor<double> to_double(const Tensor<T>& t) {
+  std::vector<T> v = t.to_vector();
+  std::vector<double> d(v.size());
+  for (size_t i = 0; i < v.size(); ++i) d[i] = static_cast<double>(static_cast<float>(v[i]));
+  if (std::is_same<T, double>::value) std::memcpy(d.data(), v.data(), d.size() * sizeof(double));
+  return Tensor<double>::from_vector(d, t.shape());
+}
+template <typename T>
+Tensor<T> gpu(const Tensor<T>& t) {
+  return t.to(kGpu);
+}
+template <typename T>
+Tensor<T> gpu_sentinel(const Shape& s) {
+  Tensor<T> t = Tensor<T>::empty(s, kGpu);
+  cuda::fill(t, kSentinel);
+  return t;
+}
+template <typename T>
+Tensor<double> cpu_sentinel(const Shape& s) {
+  return Tensor<double>::full(s, -kSentinel);
+}
+template <typename T>
+double err(const Tensor<T>& got, const Tensor<double>& ref) {
+  return relative_error(to_double(got).to_vector(), ref.to_vector());
+}
+template <typename T>
+double tol() {
+  if (std::is_same<T, double>::value) return 1e-10;
+  if (std::is_same<T, float>::value) return cuda::tf32_enabled() ? 3e-3 : 1e-5;
+  if (std::is_same<T, half_t>::value) return 4e-3;
+  return 2e-2;
+}
+template <typename T>
+const char* name() {
+  return dtype_name(dtype_of<T>::value);
+}
+
+struct Tf32Off {
+  bool saved = cuda::tf32_enabled();
+  Tf32Off() { cuda::set_tf32(false); }
+  ~Tf32Off() { cuda::set_tf32(saved); }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------- runtime (runs with or without a GPU)
+
+TEST_CASE("cuda: runtime report names the compiled and loaded library versions", "[cuda]") {
+  const std::string info = cuda::runtime_info();
+  INFO(info);
+  std::printf("%s", info.c_str());
+  CHECK(info.find("cuDNN loaded") != std::string::npos);
+  CHECK(info.find("compiled against") != std::string::npos);
+  CHECK(info.find("cuBLAS loaded") != std::string::npos);
+  if (cuda::device_count() == 0) CHECK(!cuda::unavailable_reason().empty());
+}
+
+TEST_CASE("cuda: without a device, allocating on cuda is a clear error", "[cuda]") {
+  if (cuda::device_count() > 0) {
+    WARN("a device is present: checking an out-of-range device index instead");
+    testing::require_error_mentions([] { Tensor<float>::empty({4}, Device::cuda(99)); },
+                                    {"cuda:99", "does not exist"});
+    return;
+  }
+  testing::require_error_mentions([] { Tensor<float>::empty({4}, Device::cuda(0)); }, {"no CUDA device"});
+}
+
+// ---------------------------------------------------------------- memory, copies, streams
+
+TEST_CASE("cuda: copies round-trip every dtype and zero_/fill_ work on the device", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  auto f = rnd<float>({3, 5, 7}, 1);
+  CHECK(gpu(f).to(Device::cpu()).to_vector() == f.to_vector());
+  auto d = rnd<double>({33}, 2);
+  CHECK(gpu(d).to_vector() == d.to_vector());
+  auto h = rnd<half_t>({17}, 3);
+  auto hb = gpu(h).to_vector();
+  for (size_t i = 0; i < hb.size(); ++i) CHECK(hb[i].bits == h.to_vector()[i].bits);
+  auto i32 = Tensor<int32_t>::from_vector({1, -2, 3}, {3});
+  CHECK(gpu(i32).to_vector() == i32.to_vector());
+  Tensor<float> z = gpu(f);
+  z.zero_();
+  for (float v : z.to_vector()) CHECK(v == 0.f);
+  z.fill_(2.5f);
+  for (float v : z.to_vector()) CHECK(v == 2.5f);
+  Tensor<float> c = gpu(f).clone();  // device to device
+  CHECK(c.to_vector() == f.to_vector());
+}
+
+TEST_CASE("cuda: the caching allocator reuses memory (no cudaMalloc per op after warm-up)", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  auto x = gpu(rnd<float>({64, 64, 8, 8}, 4));
+  auto step = [&] {
+    Tensor<float> y = Tensor<float>::empty(x.shape(), kGpu);
+    cuda::relu_forward(x, y);
+    Tensor<float> s = Tensor<float>::empty({}, kGpu);
+    cuda::sum_all(y, s);
+    return s.item();
+  };
+  step();
+  const size_t mallocs = cuda::memory_stats().cuda_mallocs;
+  for (int i = 0; i < 20; ++i) step();
+  CHECK(cuda::memory_stats().cuda_mallocs == mallocs);
+  CHECK(cuda::memory_stats().peak_allocated_bytes >= x.nbytes());
+}
+
+TEST_CASE("cuda: out of memory names the requested and free bytes", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  testing::require_error_mentions([] { Tensor<float>::empty({int64_t(1) << 45}, kGpu); },
+                                  {"out of memory", "bytes", "free"});
+  auto x = gpu(rnd<float>({8}, 5));  // the device still works afterwards
+  CHECK(x.to_vector().size() == 8);
+}
+
+TEST_CASE("cuda: ops on a stream of their own give the same results", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  auto a = rnd<float>({1000}, 6), b = rnd<float>({1000}, 7);
+  cuda::Stream s;
+  Tensor<float> y;
+  {
+    cuda::StreamGuard guard(s);
+    auto ga = gpu(a), gb = gpu(b);
+    y = Tensor<float>::empty(a.shape(), kGpu);
+    cuda::add(ga, gb, y);
+    s.synchronize();
+  }
+  auto ref = Tensor<float>::empty(a.shape());
+  cpu::add(a, b, ref);
+  CHECK(y.to_vector() == ref.to_vector());
+}
+
+TEST_CASE("cuda: ops reject tensors on the wrong device with a message", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  auto a = gpu(rnd<float>({4}, 8));
+  auto b = rnd<float>({4}, 9);  // on the CPU
+  Tensor<float> y = Tensor<float>::empty({4}, kGpu);
+  testing::require_error_mentions([&] { cuda::add(a, b, y); }, {"add", "is not on cuda:0"});
+}
+
+// ---------------------------------------------------------------- elementwise
+
+template <typename T>
+void check_elementwise() {
+  INFO(name<T>());
+  const Shape s{3, 7, 11, 5};
+  auto a = rnd<T>(s, 10), b = rnd<T>(s, 11), y0 = rnd<T>(s, 12);
+  auto ad = to_double(a), bd = to_double(b), y0d = to_double(y0);
+  auto ga = gpu(a), gb = gpu(b);
+  {
+    auto y = gpu_sentinel<T>(s);
+    auto r = cpu_sentinel<T>(s);
+    cuda::add(ga, gb, y);
+    cpu::add(ad, bd, r);
+    CHECK(err(y, r) < tol<T>());
+  }
+  for (double alpha : {1.0, -0.5}) {
+    auto y = gpu(y0);
+    auto r = y0d.clone();
+    cuda::add_inplace(y, ga, alpha);
+    cpu::add_inplace(r, ad, alpha);
+    CHECK(err(y, r) < tol<T>());
+  }
+  {
+    auto y = gpu_sentinel<T>(s);
+    auto r = cpu_sentinel<T>(s);
+    cuda::scale(ga, 0.3, y);
+    cpu::scale(ad, 0.3, r);
+    CHECK(err(y, r) < tol<T>());
+  }
+  for (bool acc : {false, true}) {
+    auto y = acc ? gpu(y0) : gpu_sentinel<T>(s);
+    auto r = acc ? y0d.clone() : cpu_sentinel<T>(s);
+    cuda::mul(ga, gb, y, acc);
+    cpu::mul(ad, bd, r, acc);
+    CHECK(err(y, r) < tol<T>());
+  }
+  {
+    auto y = gpu_sentinel<T>(s);
+    auto r = cpu_sentinel<T>(s);
+    cuda::relu_forward(ga, y);
+    cpu::relu_forward(ad, r);
+    CHECK(err(y, r) < tol<T>());
+  }
+  for (bool acc : {false, true}) {
+    auto y = acc ? gpu(y0) : gpu_sentinel<T>(s);
+    auto r = acc ? y0d.clone() : cpu_sentinel<T>(s);
+    cuda::relu_backward(ga, gb, y, acc);
+    cpu::relu_backward(ad, bd, r, acc);
+    CHECK(err(y, r) < tol<T>());
+  }
+  {
+    auto y = gpu_sentinel<T>({});
+    auto r = cpu_sentinel<T>({});
+    cuda::sum_all(ga, y);
+    cpu::sum_all(ad, r);
+    CHECK(std::abs(to_double(y).item() - r.item()) < 1e2 * tol<T>() * (1.0 + std::abs(r.item())));
+  }
+  for (bool acc : {false, true}) {
+    auto g1 = rnd<T>({}, 13);
+    auto y = acc ? gpu(y0) : gpu_sentinel<T>(s);
+    auto r = acc ? y0d.clone() : cpu_sentinel<T>(s);
+    cuda::broadcast_scalar(gpu(g1), 2.0, y, acc);
+    cpu::broadcast_scalar(to_double(g1), 2.0, r, acc);
+    CHECK(err(y, r) < tol<T>());
+  }
+  {
+    auto y = gpu_sentinel<T>(s);
+    cuda::fill(y, 0.5);
+    for (auto v : y.to_vector()) CHECK(static_cast<float>(v) == 0.5f);
+  }
+  CHECK(cuda::all_finite(ga));
+  std::vector<T> bad = a.to_vector();
+  bad[5] = static_cast<T>(std::numeric_limits<float>::infinity());
+  CHECK_FALSE(cuda::all_finite(gpu(Tensor<T>::from_vector(bad, s))));
+}
+
+TEST_CASE("cuda: elementwise ops match the CPU backend", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  Tf32Off off;
+  check_elementwise<float>();
+  check_elementwise<double>();
+  check_elementwise<half_t>();
+  check_elementwise<bf16_t>();
+}
+
+template <typename S, typename D>
+void check_cast() {
+  auto x = rnd<S>({1001}, 14, 50.0);
+  auto y = gpu_sentinel<D>({1001});
+  cuda::cast(gpu(x), y);
+  Tensor<D> r = Tensor<D>::empty({1001});
+  cpu::cast(x, r);
+  auto got = y.to_vector(), want = r.to_vector();
+  for (size_t i = 0; i < got.size(); ++i) REQUIRE(std::memcmp(&got[i], &want[i], sizeof(D)) == 0);
+}
+
+TEST_CASE("cuda: casts round exactly as the CPU backend", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  check_cast<float, half_t>();
+  check_cast<float, bf16_t>();
+  check_cast<float, double>();
+  check_cast<double, float>();
+  check_cast<double, double>();
+  check_cast<float, float>();
+}
+
+// ---------------------------------------------------------------- convolution
+
+struct ConvCase {
+  int64_t N, C, H, W, K, k, stride, pad;
+  bool bias;
+};
+const std::vector<ConvCase> kConvCases{{2, 3, 17, 15, 8, 3, 1, 1, true},
+                                       {2, 8, 16, 16, 16, 3, 2, 1, false},
+                                       {3, 16, 8, 8, 32, 1, 1, 0, false},
+                                       {2, 16, 9, 9, 8, 1, 2, 0, true},
+                                       {1, 3, 32, 32, 8, 7, 2, 3, false}};
+
+template <typename T>
+void check_conv(const ConvCase& c, double tolerance) {
+  INFO(name<T>() << " conv x[" << c.N << "," << c.C << "," << c.H << "," << c.W << "] w[" << c.K << ",k"
+                 << c.k << "] s" << c.stride << " p" << c.pad << " bias " << c.bias);
+  ConvParams p{c.stride, c.stride, c.pad, c.pad};
+  const Shape xs{c.N, c.C, c.H, c.W}, ws{c.K, c.C, c.k, c.k};
+  const Shape ys{c.N, c.K, p.out_h(c.H, c.k), p.out_w(c.W, c.k)};
+  auto x = rnd<T>(xs, 20), w = rnd<T>(ws, 21, 0.2), b = rnd<T>({c.K}, 22), dy = rnd<T>(ys, 23);
+  auto xd = to_double(x), wd = to_double(w), bd = to_double(b), dyd = to_double(dy);
+  auto gx = gpu(x), gw = gpu(w), gb = gpu(b), gdy = gpu(dy);
+  {
+    auto y = gpu_sentinel<T>(ys);
+    auto r = cpu_sentinel<T>(ys);
+    cuda::conv2d_forward(gx, gw, c.bias ? &gb : nullptr, y, p);
+    cpu::conv2d_forward(xd, wd, c.bias ? &bd : nullptr, r, p);
+    CHECK(err(y, r) < tolerance);
+  }
+  for (bool acc : {false, true}) {
+    INFO("accumulate " << acc);
+    auto dx0 = rnd<T>(xs, 24), dw0 = rnd<T>(ws, 25), db0 = rnd<T>({c.K}, 26);
+    auto dx = acc ? gpu(dx0) : gpu_sentinel<T>(xs);
+    auto dxr = acc ? to_double(dx0) : cpu_sentinel<T>(xs);
+    cuda::conv2d_backward_data(gdy, gw, dx, p, acc);
+    cpu::conv2d_backward_data(dyd, wd, dxr, p, acc);
+    CHECK(err(dx, dxr) < tolerance);
+    auto dw = acc ? gpu(dw0) : gpu_sentinel<T>(ws);
+    auto dwr = acc ? to_double(dw0) : cpu_sentinel<T>(ws);
+    cuda::conv2d_backward_weight(gx, gdy, dw, p, acc);
+    cpu::conv2d_backward_weight(xd, dyd, dwr, p, acc);
+    CHECK(err(dw, dwr) < tolerance);
+    auto db = acc ? gpu(db0) : gpu_sentinel<T>({c.K});
+    auto dbr = acc ? to_double(db0) : cpu_sentinel<T>({c.K});
+    cuda::conv2d_backward_bias(gdy, db, acc);
+    cpu::conv2d_backward_bias(dyd, dbr, acc);
+    CHECK(err(db, dbr) < tolerance);
+  }
+}
+
+TEST_CASE("cuda: cuDNN convolutions match the CPU backend (TF32 off)", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  Tf32Off off;
+  for (const auto& c : kConvCases) {
+    check_conv<float>(c, 2e-5);
+    check_conv<double>(c, 1e-10);
+    check_conv<half_t>(c, tol<half_t>());
+    check_conv<bf16_t>(c, tol<bf16_t>());
+  }
+}
+
+TEST_CASE("cuda: convolutions with TF32 stay within TF32 precision", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  const bool saved = cuda::tf32_enabled();
+  cuda::set_tf32(true);
+  for (const auto& c : kConvCases) check_conv<float>(c, 3e-3);
+  cuda::set_tf32(saved);
+}
+
+TEST_CASE("cuda: both algorithm searches give the same convolution", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  Tf32Off off;
+  const auto saved = cuda::conv_search();
+  cuda::set_conv_search(cuda::ConvSearch::Heuristic);
+  check_conv<float>({2, 4, 10, 10, 6, 3, 1, 1, true}, 2e-5);
+  cuda::set_conv_search(saved);
+}
+
+// ---------------------------------------------------------------- batch norm
+
+struct BnCase {
+  int64_t N, C, H, W;
+};
+const std::vector<BnCase> kBnCases{{4, 8, 8, 8}, {3, 5, 7, 7}, {8, 16, 14, 14}, {2, 3, 1, 1}};
+
+template <typename T>
+void check_bn(const BnCase& c) {
+  using P = acc_t<T>;
+  const Shape s{c.N, c.C, c.H, c.W}, cs{c.C};
+  INFO(name<T>() << " batch_norm " << s);
+  const double t = 5 * tol<T>();
+  auto x = rnd<T>(s, 30, 2.0, 0.5), r = rnd<T>(s, 31), dy = rnd<T>(s, 32);
+  auto gamma = rnd<P>(cs, 33, 0.3, 1.0), beta = rnd<P>(cs, 34), rm = rnd<P>(cs, 35);
+  auto rv = Tensor<P>::full(cs, P(1.5));
+  auto xd = to_double(x), rd = to_double(r), dyd = to_double(dy), gd = to_double(gamma), bd = to_double(beta);
+  for (bool res : {false, true})
+    for (Activation act : {Activation::None, Activation::ReLU}) {
+      INFO("residual " << res << " relu " << (act == Activation::ReLU));
+      // training forward
+      auto grm = gpu(rm), grv = gpu(rv), gsm = gpu_sentinel<P>(cs), gsi = gpu_sentinel<P>(cs);
+      auto y = gpu_sentinel<T>(s);
+      auto gx = gpu(x), gr = gpu(r);
+      cuda::batchnorm_forward_training(gx, res ? &gr : nullptr, gpu(gamma), gpu(beta), grm, grv, gsm, gsi, y,
+                                       BatchNormParams{}, act);
+      auto rmr = to_double(rm), rvr = to_double(rv), smr = cpu_sentinel<P>(cs), sir = cpu_sentinel<P>(cs);
+      auto yr = cpu_sentinel<T>(s);
+      cpu::batchnorm_forward_training(xd, res ? &rd : nullptr, gd, bd, rmr, rvr, smr, sir, yr,
+                                      BatchNormParams{}, act);
+      CHECK(err(y, yr) < t);
+      CHECK(err(gsm, smr) < 1e-5);
+      CHECK(err(gsi, sir) < 1e-5);
+      CHECK(err(grm, rmr) < 1e-5);
+      CHECK(err(grv, rvr) < 1e-5);
+      // inference forward
+      auto yi = gpu_sentinel<T>(s);
+      auto yir = cpu_sentinel<T>(s);
+      cuda::batchnorm_forward_inference(gx, res ? &gr : nullptr, gpu(gamma), gpu(beta), gpu(rm), gpu(rv), yi,
+                                        BatchNormParams{}, act);
+      cpu::batchnorm_forward_inference(xd, res ? &rd : nullptr, gd, bd, to_double(rm), to_double(rv), yir,
+                                       BatchNormParams{}, act);
+      CHECK(err(yi, yir) < t);
+      // backward, with the saved statistics and output of the training forward
+      for (bool acc : {false, true}) {
+        INFO("accumulate " << acc);
+        auto dx0 = rnd<T>(s, 36), dr0 = rnd<T>(s, 37);
+        auto dg0 = rnd<P>(cs, 38), db0 = rnd<P>(cs, 39);
+        auto dx = acc ? gpu(dx0) : gpu_sentinel<T>(s), dres = acc ? gpu(dr0) : gpu_sentinel<T>(s);
+        auto dg = acc ? gpu(dg0) : gpu_sentinel<P>(cs), db = acc ? gpu(db0) : gpu_sentinel<P>(cs);
+        auto dxr = acc ? to_double(dx0) : cpu_sentinel<T>(s), drr = acc ? to_double(dr0) : cpu_sentinel<T>(s);
+        auto dgr = acc ? to_double(dg0) : cpu_sentinel<P>(cs),
+             dbr = acc ? to_double(db0) : cpu_sentinel<P>(cs);
+        cuda::batchnorm_backward(gx, y, gpu(dy), gpu(gamma), gsm, gsi, true, act, &dx, acc,
+                                 res ? &dres : nullptr, acc, &dg, &db, acc);
+        cpu::batchnorm_backward(xd, to_double(y), dyd, gd, to_double(gsm), to_double(gsi), true, act, &dxr,
+                                acc, res ? &drr : nullptr, acc, &dgr, &dbr, acc);
+        CHECK(err(dx, dxr) < t);
+        if (res) CHECK(err(dres, drr) < t);
+        CHECK(err(dg, dgr) < t);
+        CHECK(err(db, dbr) < t);
+      }
+    }
+}
+
+TEST_CASE("cuda: fused BatchNorm (+ residual + ReLU) forward and backward match the CPU backend",
+          "[cuda][gpu]") {
+  REQUIRE_GPU();
+  for (const auto& c : kBnCases) {
+    check_bn<float>(c);
+    check_bn<double>(c);
+  }
+  check_bn<half_t>(kBnCases[2]);
+  check_bn<bf16_t>(kBnCases[2]);
+}
+
+// ---------------------------------------------------------------- pooling, linear, loss, optimizers
+
+template <typename T>
+void check_pool() {
+  INFO(name<T>() << " pooling");
+  const Shape xs{2, 3, 13, 12};
+  auto x = rnd<T>(xs, 40);
+  auto xd = to_double(x);
+  auto gx = gpu(x);
+  for (PoolParams p : {PoolParams{3, 3, 2, 2, 1, 1, true}, PoolParams{2, 2, 2, 2, 0, 0, true},
+                       PoolParams{3, 3, 2, 2, 1, 1, false}}) {
+    const Shape ys{2, 3, p.out_h(13), p.out_w(12)};
+    auto dy = rnd<T>(ys, 41);
+    auto y = gpu_sentinel<T>(ys);
+    auto idx = Tensor<int32_t>::empty(ys, kGpu);
+    auto yr = cpu_sentinel<T>(ys);
+    auto idxr = Tensor<int32_t>::empty(ys);
+    cuda::maxpool2d_forward(gx, y, idx, p);
+    cpu::maxpool2d_forward(xd, yr, idxr, p);
+    CHECK(err(y, yr) < tol<T>());
+    CHECK(idx.to_vector() == idxr.to_vector());
+    for (bool acc : {false, true}) {
+      auto dx0 = rnd<T>(xs, 42);
+      auto dx = acc ? gpu(dx0) : gpu_sentinel<T>(xs);
+      auto dxr = acc ? to_double(dx0) : cpu_sentinel<T>(xs);
+      cuda::maxpool2d_backward(gpu(dy), idx, dx, acc);
+      cpu::maxpool2d_backward(to_double(dy), idxr, dxr, acc);
+      CHECK(err(dx, dxr) < tol<T>());
+      auto ax = acc ? gpu(dx0) : gpu_sentinel<T>(xs);
+      auto axr = acc ? to_double(dx0) : cpu_sentinel<T>(xs);
+      cuda::avgpool2d_backward(gpu(dy), ax, p, acc);
+      cpu::avgpool2d_backward(to_double(dy), axr, p, acc);
+      CHECK(err(ax, axr) < tol<T>());
+    }
+    auto ya = gpu_sentinel<T>(ys);
+    auto yar = cpu_sentinel<T>(ys);
+    cuda::avgpool2d_forward(gx, ya, p);
+    cpu::avgpool2d_forward(xd, yar, p);
+    CHECK(err(ya, yar) < tol<T>());
+  }
+  auto g = gpu_sentinel<T>({2, 3});
+  auto gr = cpu_sentinel<T>({2, 3});
+  cuda::global_avgpool_forward(gx, g);
+  cpu::global_avgpool_forward(xd, gr);
+  CHECK(err(g, gr) < tol<T>());
+  auto gdy = rnd<T>({2, 3}, 43);
+  for (bool acc : {false, true}) {
+    auto dx0 = rnd<T>(xs, 44);
+    auto dx = acc ? gpu(dx0) : gpu_sentinel<T>(xs);
+    auto dxr = acc ? to_double(dx0) : cpu_sentinel<T>(xs);
+    cuda::global_avgpool_backward(gpu(gdy), dx, acc);
+    cpu::global_avgpool_backward(to_double(gdy), dxr, acc);
+    CHECK(err(dx, dxr) < tol<T>());
+  }
+}
+
+TEST_CASE("cuda: pooling matches the CPU backend", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  check_pool<float>();
+  check_pool<double>();
+  check_pool<half_t>();
+  check_pool<bf16_t>();
+}
+
+template <typename T>
+void check_linear() {
+  INFO(name<T>() << " linear");
+  const int64_t N = 5, I = 37, O = 11;
+  auto x = rnd<T>({N, I}, 50), w = rnd<T>({O, I}, 51, 0.2), b = rnd<T>({O}, 52), dy = rnd<T>({N, O}, 53);
+  auto xd = to_double(x), wd = to_double(w), bd = to_double(b), dyd = to_double(dy);
+  auto y = gpu_sentinel<T>({N, O});
+  auto yr = cpu_sentinel<T>({N, O});
+  auto gb = gpu(b);
+  cuda::linear_forward(gpu(x), gpu(w), &gb, y);
+  cpu::linear_forward(xd, wd, &bd, yr);
+  CHECK(err(y, yr) < tol<T>());
+  for (bool acc : {false, true}) {
+    auto dx0 = rnd<T>({N, I}, 54), dw0 = rnd<T>({O, I}, 55), db0 = rnd<T>({O}, 56);
+    auto dx = acc ? gpu(dx0) : gpu_sentinel<T>({N, I});
+    auto dw = acc ? gpu(dw0) : gpu_sentinel<T>({O, I});
+    auto db = acc ? gpu(db0) : gpu_sentinel<T>({O});
+    auto dxr = acc ? to_double(dx0) : cpu_sentinel<T>({N, I});
+    auto dwr = acc ? to_double(dw0) : cpu_sentinel<T>({O, I});
+    auto dbr = acc ? to_double(db0) : cpu_sentinel<T>({O});
+    cuda::linear_backward(gpu(x), gpu(w), gpu(dy), &dx, acc, &dw, &db, acc);
+    cpu::linear_backward(xd, wd, dyd, &dxr, acc, &dwr, &dbr, acc);
+    CHECK(err(dx, dxr) < tol<T>());
+    CHECK(err(dw, dwr) < tol<T>());
+    CHECK(err(db, dbr) < tol<T>());
+  }
+}
+
+TEST_CASE("cuda: cuBLAS linear layers match the CPU backend", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  Tf32Off off;
+  check_linear<float>();
+  check_linear<double>();
+  check_linear<half_t>();
+  check_linear<bf16_t>();
+}
+
+template <typename T>
+void check_loss() {
+  INFO(name<T>() << " softmax / cross-entropy");
+  for (int64_t K : {2, 1000}) {
+    const int64_t N = 6;
+    const Shape s{N, K};
+    auto x = rnd<T>(s, 60, 3.0), dy = rnd<T>(s, 61);
+    auto xd = to_double(x);
+    auto y = gpu_sentinel<T>(s);
+    auto yr = cpu_sentinel<T>(s);
+    cuda::softmax_forward(gpu(x), y);
+    cpu::softmax_forward(xd, yr);
+    CHECK(err(y, yr) < tol<T>());
+    auto dx = gpu_sentinel<T>(s);
+    auto dxr = cpu_sentinel<T>(s);
+    cuda::softmax_backward(y, gpu(dy), dx, false);
+    cpu::softmax_backward(to_double(y), to_double(dy), dxr, false);
+    CHECK(err(dx, dxr) < 4 * tol<T>());
+    std::vector<int32_t> lv;
+    for (int64_t i = 0; i < N; ++i) lv.push_back(static_cast<int32_t>((i * 5 + 1) % K));
+    auto labels = Tensor<int32_t>::from_vector(lv, {N});
+    for (double smoothing : {0.0, 0.1}) {
+      auto loss = gpu_sentinel<T>({});
+      auto probs = gpu_sentinel<T>(s);
+      auto lr = cpu_sentinel<T>({});
+      auto pr = cpu_sentinel<T>(s);
+      cuda::cross_entropy_forward(gpu(x), gpu(labels), smoothing, loss, probs);
+      cpu::cross_entropy_forward(xd, labels, smoothing, lr, pr);
+      CHECK(err(loss, lr) < 4 * tol<T>());
+      CHECK(err(probs, pr) < tol<T>());
+      for (bool acc : {false, true}) {
+        auto d0 = rnd<T>(s, 62);
+        auto dl = acc ? gpu(d0) : gpu_sentinel<T>(s);
+        auto dlr = acc ? to_double(d0) : cpu_sentinel<T>(s);
+        auto seed = Tensor<T>::full({}, T(0.75f));
+        cuda::cross_entropy_backward(probs, gpu(labels), smoothing, gpu(seed), dl, acc);
+        cpu::cross_entropy_backward(to_double(probs), labels, smoothing, to_double(seed), dlr, acc);
+        CHECK(err(dl, dlr) < tol<T>());
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda: softmax and cross-entropy match the CPU backend", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  check_loss<float>();
+  check_loss<double>();
+  check_loss<half_t>();
+  check_loss<bf16_t>();
+}
+
+TEST_CASE("cuda: a label out of range is reported at the next synchronisation", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  auto logits = gpu(rnd<float>({3, 4}, 63));
+  auto labels = gpu(Tensor<int32_t>::from_vector({0, 9, 1}, {3}));
+  testing::require_error_mentions([&] { cross_entropy(logits, labels).item(); },
+                                  {"label 9", "position 1", "[0, 4)"});
+  CHECK(std::isfinite(cross_entropy(logits, gpu(Tensor<int32_t>::from_vector({0, 3, 1}, {3}))).item()));
+}
+
+template <typename P>
+void check_optim() {
+  INFO(name<P>() << " optimizers");
+  const Shape s{1000};
+  auto p0 = rnd<P>(s, 70), g = rnd<P>(s, 71), b0 = rnd<P>(s, 72);
+  for (int variant = 0; variant < 3; ++variant) {
+    SgdHyper h;
+    h.lr = 0.1;
+    h.momentum = variant == 0 ? 0.0 : 0.9;
+    h.weight_decay = 1e-4;
+    h.nesterov = variant == 2;
+    h.first_step = variant == 1;
+    auto p = gpu(p0), buf = gpu(b0);
+    auto pr = to_double(p0), br = to_double(b0);
+    cuda::sgd_step(p, gpu(g), buf, h);
+    cpu::sgd_step(pr, to_double(g), br, h);
+    CHECK(err(p, pr) < 1e-6);
+    if (h.momentum != 0.0) CHECK(err(buf, br) < 1e-6);
+  }
+  AdamHyper a;
+  a.step = 4;
+  auto m0 = rnd<P>(s, 73), v0 = rnd<P>(s, 74, 0.1, 1.0);
+  auto p = gpu(p0), m = gpu(m0), v = gpu(v0);
+  auto pr = to_double(p0), mr = to_double(m0), vr = to_double(v0);
+  cuda::adamw_step(p, gpu(g), m, v, a);
+  cpu::adamw_step(pr, to_double(g), mr, vr, a);
+  CHECK(err(p, pr) < 1e-6);
+  CHECK(err(m, mr) < 1e-6);
+  CHECK(err(v, vr) < 1e-6);
+}
+
+TEST_CASE("cuda: SGD and AdamW updates match the CPU backend", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  check_optim<float>();
+  check_optim<double>();
+}
+
+// ---------------------------------------------------------------- whole networks through autograd
+
+namespace {
+
+struct NetRun {
+  double loss;
+  std::vector<float> logits;
+  std::vector<std::pair<std::string, std::vector<float>>> grads, buffers;
+};
+
+template <typename T>
+NetRun run_net(const std::string& arch, Device dev, int64_t batch, int64_t size) {
+  models::ResNetOptions o;
+  o.num_classes = 10;
+  o.seed = 1234;
+  auto net = models::resnet<T>(arch, o);
+  net->to(dev);
+  net->train();
+  auto x = cast<T>(rnd<float>({batch, 3, size, size}, 80)).detach().to(dev);
+  std::vector<int32_t> labels;
+  for (int64_t i = 0; i < batch; ++i) labels.push_back(static_cast<int32_t>(i % 10));
+  auto logits = net->forward(x);
+  auto loss = cross_entropy(logits, labels);
+  loss.backward();
+  NetRun r;
+  r.loss = static_cast<double>(static_cast<float>(loss.item()));
+  for (auto v : cast<float>(logits).to_vector()) r.logits.push_back(v);
+  for (auto& kv : net->named_parameters()) {
+    INFO(kv.first);
+    REQUIRE(kv.second.grad().defined());
+    r.grads.emplace_back(kv.first, kv.second.grad().to_vector());
+  }
+  for (auto& kv : net->named_buffers())
+    if (kv.second.dtype() == DType::F32)
+      r.buffers.emplace_back(kv.first, Tensor<float>(kv.second).to_vector());
+  return r;
+}
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += static_cast<double>(a[i]) * b[i];
+    aa += static_cast<double>(a[i]) * a[i];
+    bb += static_cast<double>(b[i]) * b[i];
+  }
+  return aa == 0 && bb == 0 ? 1.0 : ab / std::sqrt(aa * bb + 1e-300);
+}
+
+// float32 (TF32 off): every gradient within `tol` of the CPU's; 16-bit: gradients point the same way.
+void compare_nets(const NetRun& g, const NetRun& c, double tol, bool low_precision) {
+  CHECK(std::abs(g.loss - c.loss) <= tol * std::abs(c.loss) * 10);
+  CHECK(relative_error(g.logits, c.logits) < tol * 10);
+  REQUIRE(g.grads.size() == c.grads.size());
+  for (size_t i = 0; i < g.grads.size(); ++i) {
+    INFO("gradient of " << g.grads[i].first);
+    if (low_precision)
+      CHECK(cosine(g.grads[i].second, c.grads[i].second) > 0.99);
+    else
+      CHECK(relative_error(g.grads[i].second, c.grads[i].second) < tol);
+  }
+  for (size_t i = 0; i < g.buffers.size(); ++i) {
+    INFO("buffer " << g.buffers[i].first);
+    CHECK(relative_error(g.buffers[i].second, c.buffers[i].second) < (low_precision ? 2e-2 : tol));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cuda: ResNet-18 forward and backward match the CPU", "[cuda][gpu][net]") {
+  REQUIRE_GPU();
+  Tf32Off off;
+  NetRun c = run_net<float>("resnet18", Device::cpu(), 4, 64);
+  NetRun g = run_net<float>("resnet18", kGpu, 4, 64);
+  compare_nets(g, c, 2e-4, false);
+  NetRun gb = run_net<bf16_t>("resnet18", kGpu, 4, 64);
+  compare_nets(gb, c, 5e-2, true);
+  NetRun gh = run_net<half_t>("resnet18", kGpu, 4, 64);
+  compare_nets(gh, c, 2e-2, true);
+}
+
+TEST_CASE("cuda: ResNet-50 forward and backward match the CPU", "[cuda][gpu][net]") {
+  REQUIRE_GPU();
+  Tf32Off off;
+  NetRun c = run_net<float>("resnet50", Device::cpu(), 4, 64);
+  NetRun g = run_net<float>("resnet50", kGpu, 4, 64);
+  compare_nets(g, c, 5e-4, false);
+}
+
+TEST_CASE("cuda: a few SGD steps of ResNet-18 on the GPU lower the loss", "[cuda][gpu][net]") {
+  REQUIRE_GPU();
+  models::ResNetOptions o;
+  o.num_classes = 2;
+  o.seed = 7;
+  auto net = models::resnet18<float>(o);
+  net->to(kGpu);
+  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions{0.05, 0.9});
+  auto x = rnd<float>({8, 3, 32, 32}, 90).to(kGpu);
+  std::vector<int32_t> labels{0, 1, 0, 1, 1, 0, 1, 0};
+  double first = 0, last = 0;
+  for (int i = 0; i < 8; ++i) {
+    opt.zero_grad();
+    auto loss = cross_entropy(net->forward(x), labels);
+    loss.backward();
+    opt.step();
+    last = loss.item();
+    if (i == 0) first = last;
+  }
+  CHECK(last < first);
+}
