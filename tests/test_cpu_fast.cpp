@@ -95,6 +95,17 @@ TEST_CASE("cpu fast: oneDNN convolution agrees with the double reference", "[fas
     return;
   }
   check_conv_impl(cpu::ConvImpl::OneDnn);
+#if defined(RESNET_HAVE_DNNL)
+  // Tiny chunks: every batch runs in pieces (1 or 2 images, with a short last one), which must not change
+  // any result, the weight gradient summed over chunks included.
+  size_t saved = cpu::onednn::chunk_bytes();
+  for (size_t bytes : {size_t(1), size_t(5000), size_t(4) << 10}) {
+    INFO("chunk bytes " << bytes);
+    cpu::onednn::chunk_bytes() = bytes;
+    check_conv_impl(cpu::ConvImpl::OneDnn);
+  }
+  cpu::onednn::chunk_bytes() = saved;
+#endif
 }
 
 TEST_CASE("cpu fast: BatchNorm forward (training and eval) agrees with the double reference", "[fastpath]") {

@@ -13,6 +13,7 @@
 
 #if defined(RESNET_HAVE_DNNL)
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <map>
@@ -217,23 +218,24 @@ inline size_t input_bytes(const Operand& o) { return o.same ? 0 : Workspace::rou
 inline size_t output_bytes(const Operand& o, bool accumulate) {
   return o.same && !accumulate ? 0 : Workspace::round_up(o.want.get_size());
 }
+inline size_t scratch_bytes(const memory::desc& d) { return Workspace::round_up(d.get_size()); }
 
-// An input operand as the primitive wants it: the user's memory itself, or a reordered copy.
-inline memory input_memory(const Operand& o, const void* data) {
+// An input operand as the primitive wants it: the user's memory itself, or a reordered copy in `temp`.
+inline memory input_memory(const Operand& o, const void* data, void* temp) {
   auto& e = Engine::get();
   memory user(o.user, e.eng, const_cast<void*>(data));
   if (o.same) return user;
-  memory m(o.want, e.eng, Workspace::local().take(o.want.get_size()));
+  memory m(o.want, e.eng, temp);
   o.to_want.execute(e.strm, user, m);
   return m;
 }
 
-// An output operand: written in place when the layouts agree and nothing is accumulated, else through a
-// temporary that `finish_output` reorders (and adds, when accumulating) into the user's memory.
-inline memory output_memory(const Operand& o, void* data, bool accumulate) {
+// An output operand: written in place when the layouts agree and nothing is accumulated, else into `temp`,
+// which `finish_output` reorders (and adds, when accumulating) into the user's memory.
+inline memory output_memory(const Operand& o, void* data, bool accumulate, void* temp) {
   auto& e = Engine::get();
   if (o.same && !accumulate) return memory(o.user, e.eng, data);
-  return memory(o.want, e.eng, Workspace::local().take(o.want.get_size()));
+  return memory(o.want, e.eng, temp);
 }
 inline void finish_output(const Operand& o, memory& m, void* data, bool accumulate) {
   auto& e = Engine::get();
@@ -254,71 +256,156 @@ inline void finish_output(const Operand& o, memory& m, void* data, bool accumula
   (accumulate ? o.to_user_add : o.to_user).execute(e.strm, m, user);
 }
 
-inline void add_scratchpad(std::unordered_map<int, memory>& args, const memory::desc& sd) {
-  if (sd.get_size() == 0) return;
-  args.emplace(DNNL_ARG_SCRATCHPAD, memory(sd, Engine::get().eng, Workspace::local().take(sd.get_size())));
+// Convolutions run over the batch in chunks whose blocked copies fit in about chunk_bytes(): the copies then
+// stay in cache between the reorder and the convolution, and the workspace stays small (the stem at 224x224
+// would otherwise need a 51 MB blocked copy of its output). Late stages, with small images, run whole.
+// The target size (tests shrink it to exercise chunking on small shapes).
+inline size_t& chunk_bytes() {
+  static size_t bytes = size_t(6) << 20;
+  return bytes;
+}
+inline int64_t chunk_images(int64_t N, int64_t per_image_floats) {
+  const int64_t per_image = std::max<int64_t>(1, per_image_floats * static_cast<int64_t>(sizeof(float)));
+  return std::max<int64_t>(1, std::min<int64_t>(N, static_cast<int64_t>(chunk_bytes()) / per_image));
+}
+
+// The primitives for a chunk of `n` images of x's shape.
+inline ConvPrims& chunk_prims(const Shape& xs, int64_t n, const Shape& ws, const ConvParams& p, bool bias) {
+  return ConvCache::get().lookup(Shape{n, xs[1], xs[2], xs[3]}, ws, p, bias);
 }
 
 inline void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
                            Tensor<float>& y, const ConvParams& p) {
-  ConvPrims& c = ConvCache::get().lookup(x.shape(), w.shape(), p, bias != nullptr);
+  const int64_t N = x.dim(0), in_img = x.numel() / N, out_img = y.numel() / N;
+  const int64_t nb = chunk_images(N, in_img + out_img);
   auto& e = Engine::get();
-  Workspace::local().begin(input_bytes(c.src) + input_bytes(c.wei) + output_bytes(c.dst, false) +
-                           Workspace::round_up(c.fwd_scratch.get_size()));
-  memory ms = input_memory(c.src, x.data());
-  memory mw = input_memory(c.wei, w.data());
-  memory md = output_memory(c.dst, y.data(), false);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
-  add_scratchpad(args, c.fwd_scratch);
-  if (bias) args.emplace(DNNL_ARG_BIAS, memory(c.bias, e.eng, bias->data()));
-  c.fwd.execute(e.strm, args);
-  finish_output(c.dst, md, y.data(), false);
+  auto& ws = Workspace::local();
+  ConvPrims& c0 = chunk_prims(x.shape(), nb, w.shape(), p, bias != nullptr);
+  size_t tail_bytes = 0;
+  if (N % nb) {
+    ConvPrims& t = chunk_prims(x.shape(), N % nb, w.shape(), p, bias != nullptr);
+    tail_bytes = input_bytes(t.wei) + scratch_bytes(t.fwd_scratch);
+  }
+  ws.begin(input_bytes(c0.wei) + input_bytes(c0.src) + output_bytes(c0.dst, false) +
+           scratch_bytes(c0.fwd_scratch) + tail_bytes);
+  void* t_wei = ws.take(input_bytes(c0.wei));
+  void* t_src = ws.take(input_bytes(c0.src));
+  void* t_dst = ws.take(output_bytes(c0.dst, false));
+  void* t_scr = ws.take(scratch_bytes(c0.fwd_scratch));
+  void* t_wei2 = nullptr;
+  void* t_scr2 = nullptr;
+  memory mw = input_memory(c0.wei, w.data(), t_wei);
+  for (int64_t n0 = 0; n0 < N; n0 += nb) {
+    const int64_t n = std::min(nb, N - n0);
+    ConvPrims& c = n == nb ? c0 : chunk_prims(x.shape(), n, w.shape(), p, bias != nullptr);
+    void* scr = t_scr;
+    memory mwc = mw;
+    if (&c != &c0) {
+      // The short last chunk has its own primitive, whose weight layout and scratchpad may differ.
+      if (!t_scr2) t_scr2 = ws.take(scratch_bytes(c.fwd_scratch));
+      scr = t_scr2;
+      if (!(c.wei.want == c0.wei.want)) {
+        if (!t_wei2) t_wei2 = ws.take(input_bytes(c.wei));
+        mwc = input_memory(c.wei, w.data(), t_wei2);
+      }
+    }
+    float* yn = y.data() + n0 * out_img;
+    memory ms = input_memory(c.src, x.data() + n0 * in_img, t_src);
+    memory md = output_memory(c.dst, yn, false, t_dst);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mwc}, {DNNL_ARG_DST, md}};
+    if (c.fwd_scratch.get_size()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.fwd_scratch, e.eng, scr));
+    if (bias) args.emplace(DNNL_ARG_BIAS, memory(c.bias, e.eng, bias->data()));
+    c.fwd.execute(e.strm, args);
+    finish_output(c.dst, md, yn, false);
+  }
   e.strm.wait();
 }
 
 inline void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w, Tensor<float>& dx,
                                  const ConvParams& p, bool accumulate) {
+  const int64_t N = dx.dim(0), in_img = dx.numel() / N, out_img = dy.numel() / N;
+  const int64_t nb = chunk_images(N, in_img + out_img);
   auto& cache = ConvCache::get();
-  ConvPrims& c = cache.lookup(dx.shape(), w.shape(), p, false);
-  {
+  auto& e = Engine::get();
+  auto& ws = Workspace::local();
+  auto prims = [&](int64_t n) -> ConvPrims& {
+    ConvPrims& c = chunk_prims(dx.shape(), n, w.shape(), p, false);
     std::lock_guard<std::mutex> lock(cache.mutex());
     if (!c.bwd_data_ready) ConvCache::build_backward_data(c);
+    return c;
+  };
+  ConvPrims& c0 = prims(nb);
+  size_t tail_bytes = 0;
+  if (N % nb) tail_bytes = input_bytes(prims(N % nb).bd_wei) + scratch_bytes(prims(N % nb).bd_scratch);
+  ws.begin(input_bytes(c0.bd_wei) + input_bytes(c0.bd_diff_dst) + output_bytes(c0.bd_diff_src, accumulate) +
+           scratch_bytes(c0.bd_scratch) + tail_bytes);
+  void* t_wei = ws.take(input_bytes(c0.bd_wei));
+  void* t_dy = ws.take(input_bytes(c0.bd_diff_dst));
+  void* t_dx = ws.take(output_bytes(c0.bd_diff_src, accumulate));
+  void* t_scr = ws.take(scratch_bytes(c0.bd_scratch));
+  memory mw = input_memory(c0.bd_wei, w.data(), t_wei);
+  for (int64_t n0 = 0; n0 < N; n0 += nb) {
+    const int64_t n = std::min(nb, N - n0);
+    ConvPrims& c = n == nb ? c0 : prims(n);
+    void* scr = t_scr;
+    memory mwc = mw;
+    if (&c != &c0) {
+      scr = ws.take(scratch_bytes(c.bd_scratch));
+      if (!(c.bd_wei.want == c0.bd_wei.want))
+        mwc = input_memory(c.bd_wei, w.data(), ws.take(input_bytes(c.bd_wei)));
+    }
+    float* dxn = dx.data() + n0 * in_img;
+    memory mdy = input_memory(c.bd_diff_dst, dy.data() + n0 * out_img, t_dy);
+    memory mdx = output_memory(c.bd_diff_src, dxn, accumulate, t_dx);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mwc}, {DNNL_ARG_DIFF_SRC, mdx}};
+    if (c.bd_scratch.get_size()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.bd_scratch, e.eng, scr));
+    c.bwd_data.execute(e.strm, args);
+    finish_output(c.bd_diff_src, mdx, dxn, accumulate);
   }
-  auto& e = Engine::get();
-  Workspace::local().begin(input_bytes(c.bd_diff_dst) + input_bytes(c.bd_wei) +
-                           output_bytes(c.bd_diff_src, accumulate) +
-                           Workspace::round_up(c.bd_scratch.get_size()));
-  memory mdy = input_memory(c.bd_diff_dst, dy.data());
-  memory mw = input_memory(c.bd_wei, w.data());
-  memory mdx = output_memory(c.bd_diff_src, dx.data(), accumulate);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}};
-  add_scratchpad(args, c.bd_scratch);
-  c.bwd_data.execute(e.strm, args);
-  finish_output(c.bd_diff_src, mdx, dx.data(), accumulate);
   e.strm.wait();
 }
 
+// Chunks of the batch each add their share into the weight gradient (the first one overwrites unless
+// accumulating), so chunking never changes what is computed, only the order of the sum.
 inline void conv2d_backward_weight(const Tensor<float>& x, const Tensor<float>& dy, Tensor<float>& dw,
                                    const ConvParams& p, bool accumulate) {
+  const int64_t N = x.dim(0), in_img = x.numel() / N, out_img = dy.numel() / N;
+  const int64_t nb = chunk_images(N, in_img + out_img);
   auto& cache = ConvCache::get();
-  ConvPrims& c = cache.lookup(x.shape(), dw.shape(), p, false);
-  {
+  auto& e = Engine::get();
+  auto& ws = Workspace::local();
+  auto prims = [&](int64_t n) -> ConvPrims& {
+    ConvPrims& c = chunk_prims(x.shape(), n, dw.shape(), p, false);
     std::lock_guard<std::mutex> lock(cache.mutex());
     if (!c.bwd_weights_ready) ConvCache::build_backward_weights(c);
+    return c;
+  };
+  ConvPrims& c0 = prims(nb);
+  size_t tail_bytes = 0;
+  if (N % nb)
+    tail_bytes = output_bytes(prims(N % nb).bw_diff_wei, true) + scratch_bytes(prims(N % nb).bw_scratch);
+  ws.begin(input_bytes(c0.bw_src) + input_bytes(c0.bw_diff_dst) + output_bytes(c0.bw_diff_wei, true) +
+           scratch_bytes(c0.bw_scratch) + tail_bytes);
+  void* t_x = ws.take(input_bytes(c0.bw_src));
+  void* t_dy = ws.take(input_bytes(c0.bw_diff_dst));
+  void* t_dw = ws.take(output_bytes(c0.bw_diff_wei, true));
+  void* t_scr = ws.take(scratch_bytes(c0.bw_scratch));
+  for (int64_t n0 = 0; n0 < N; n0 += nb) {
+    const int64_t n = std::min(nb, N - n0);
+    ConvPrims& c = n == nb ? c0 : prims(n);
+    void* scr = &c == &c0 ? t_scr : ws.take(scratch_bytes(c.bw_scratch));
+    void* tdw = &c == &c0 ? t_dw : ws.take(output_bytes(c.bw_diff_wei, true));
+    const bool acc = accumulate || n0 > 0;
+    memory mx = input_memory(c.bw_src, x.data() + n0 * in_img, t_x);
+    memory mdy = input_memory(c.bw_diff_dst, dy.data() + n0 * out_img, t_dy);
+    memory mdw = output_memory(c.bw_diff_wei, dw.data(), acc, tdw);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}};
+    if (c.bw_scratch.get_size()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.bw_scratch, e.eng, scr));
+    c.bwd_weights.execute(e.strm, args);
+    finish_output(c.bw_diff_wei, mdw, dw.data(), acc);
   }
-  auto& e = Engine::get();
-  Workspace::local().begin(input_bytes(c.bw_src) + input_bytes(c.bw_diff_dst) +
-                           output_bytes(c.bw_diff_wei, accumulate) +
-                           Workspace::round_up(c.bw_scratch.get_size()));
-  memory mx = input_memory(c.bw_src, x.data());
-  memory mdy = input_memory(c.bw_diff_dst, dy.data());
-  memory mdw = output_memory(c.bw_diff_wei, dw.data(), accumulate);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}};
-  add_scratchpad(args, c.bw_scratch);
-  c.bwd_weights.execute(e.strm, args);
-  finish_output(c.bw_diff_wei, mdw, dw.data(), accumulate);
   e.strm.wait();
 }
 
