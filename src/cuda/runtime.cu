@@ -384,9 +384,14 @@ void check_launch(const char* kernel, const char* file, int line) {
 // ---------------------------------------------------------------- op scope, handles, workspace
 
 OpScope::OpScope(const char* op, int device) : previous_(tls.op), device_(device) {
+  device_state(device);  // may throw: set the op name only once the scope exists
   tls.op = op;
-  device_state(device);
-  set_device(device);
+  try {
+    set_device(device);
+  } catch (...) {
+    tls.op = previous_;
+    throw;
+  }
 }
 OpScope::~OpScope() { tls.op = previous_; }
 

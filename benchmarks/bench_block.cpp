@@ -1,0 +1,320 @@
+// bench_block: the tail of a residual block (BN -> add -> ReLU) and its head (BN -> ReLU), forward and
+// backward, at ResNet-50's activation shapes, each variant beside a plain copy measured in the same run.
+//   GPU (when built with resnet::cuda and a device is present): (a) unfused, a kernel each for BN, add and
+//       ReLU; (b) our fused kernels; (c) cuDNN's fused cudnnBatchNormalizationForwardTrainingEx /
+//       BackwardEx (CUDNN_BATCHNORM_OPS_BN_[ADD_]ACTIVATION), which needs NHWC float16: run there, said
+//       plainly elsewhere. Median of CUDA-event timings.
+//   CPU: (d) unfused against fused, with the CPU backend. Median of wall-clock timings.
+// Prints a table (and appends CSV rows with --csv): median ms, bytes, effective GB/s, percent of the copy's
+// GB/s, and the speed-up of each variant over the unfused one.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "bench_block.hpp"
+#include "resnet/resnet.hpp"
+
+namespace bb = bench_block;
+using resnet::Error;
+
+namespace {
+
+const std::vector<bb::BlockShape> kResNet50Shapes{{64, 56, 56},  {256, 56, 56},  {128, 28, 28}, {512, 28, 28},
+                                                  {256, 14, 14}, {1024, 14, 14}, {512, 7, 7},   {2048, 7, 7}};
+
+void usage(FILE* f) {
+  std::fprintf(f,
+               "usage: bench_block [flags]   (lists are comma-separated)\n"
+               "  --device LIST   cpu,cuda (default: cpu, and cuda when built with it)\n"
+               "  --batch LIST    batch sizes (default: 16 on the CPU; 32,64,128,256 on the GPU)\n"
+               "  --shapes LIST   CxHxW (default: ResNet-50's 64x56x56 ... 2048x7x7)\n"
+               "  --block B       head | tail | both (default both)\n"
+               "  --pass P        fwd | bwd | both (default both)\n"
+               "  --dtype LIST    GPU dtypes: float32,float16 (default both)\n"
+               "  --runs N        timed runs per measurement (default 10 on the CPU, 50 on the GPU)\n"
+               "  --warmup N      untimed runs first (default 2 on the CPU, 5 on the GPU)\n"
+               "  --threads N     CPU threads (default 2)\n"
+               "  --quick         few shapes, small batches, few runs (a smoke run)\n"
+               "  --csv FILE      append rows: "
+               "device,dtype,block,shape,batch,pass,variant,ms,MB,GBps,pct_copy,speedup\n");
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  if (out.empty()) throw Error("empty list '" + s + "'");
+  return out;
+}
+
+int64_t positive(const std::string& flag, const std::string& v) {
+  char* end = nullptr;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || x <= 0)
+    throw Error(flag + ": expected a positive integer, got '" + v + "'");
+  return x;
+}
+
+bb::BlockShape parse_shape(const std::string& s) {
+  bb::BlockShape b{0, 0, 0};
+  char x1 = 0, x2 = 0;
+  std::istringstream is(s);
+  if (!(is >> b.C >> x1 >> b.H >> x2 >> b.W) || x1 != 'x' || x2 != 'x' || b.C <= 0 || b.H <= 0 || b.W <= 0 ||
+      is.rdbuf()->in_avail() != 0)
+    throw Error("--shapes: expected CxHxW with positive sizes, got '" + s + "'");
+  return b;
+}
+
+template <typename Fn>
+double median_ms(Fn&& fn, int runs, int warmup) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    fn();
+    auto b = std::chrono::steady_clock::now();
+    t.push_back(std::chrono::duration<double, std::milli>(b - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// (d) the CPU backend, float32: unfused (BN, add, ReLU as separate ops) against fused.
+void run_cpu(const bb::Options& o, const bb::RowSink& sink) {
+  using namespace resnet;
+  for (int64_t N : o.batches)
+    for (const auto& sh : o.shapes) {
+      const Shape s{N, sh.C, sh.H, sh.W}, cs{sh.C};
+      Generator g(1);
+      auto x = Tensor<float>::randn(s, g), r = Tensor<float>::randn(s, g), dy = Tensor<float>::randn(s, g);
+      auto gamma = Tensor<float>::ones(cs), beta = Tensor<float>::zeros(cs);
+      auto rm = Tensor<float>::zeros(cs), rv = Tensor<float>::ones(cs), sm = Tensor<float>::empty(cs),
+           si = Tensor<float>::empty(cs);
+      auto y = Tensor<float>::empty(s), t1 = Tensor<float>::empty(s), t2 = Tensor<float>::empty(s);
+      auto dx = Tensor<float>::empty(s), dres = Tensor<float>::empty(s), dz = Tensor<float>::empty(s);
+      auto dg = Tensor<float>::empty(cs), db = Tensor<float>::empty(cs);
+      const double tensor_bytes = static_cast<double>(x.nbytes());
+      // The baseline: a parallel memcpy of one tensor.
+      const double copy_ms = median_ms(
+          [&] {
+            const char* src = static_cast<const char*>(x.raw_data());
+            char* dst = static_cast<char*>(t1.raw_data());
+            const int64_t n = static_cast<int64_t>(x.nbytes());
+            parallel_for(n, 1 << 20, [&](int64_t b, int64_t e) {
+              std::memcpy(dst + b, src + b, static_cast<size_t>(e - b));
+            });
+          },
+          o.runs, o.warmup);
+      const double copy_gbs = 2 * tensor_bytes / (copy_ms * 1e6);
+      const BatchNormParams bp;
+      for (bool tail : {false, true}) {
+        if ((tail && !o.tail) || (!tail && !o.head)) continue;
+        const Tensor<float>* res = tail ? &r : nullptr;
+        auto row = [&](const char* pass, const char* variant, double ms, bool backward, bool fused,
+                       double unfused) {
+          bb::Row w;
+          w.device = "cpu";
+          w.dtype = "float32";
+          w.block = tail ? "tail" : "head";
+          w.pass = pass;
+          w.variant = variant;
+          w.shape = sh;
+          w.batch = N;
+          w.ms = ms;
+          const bb::Traffic t = bb::traffic(tail, backward, fused);
+          w.tensor_bytes = tensor_bytes;
+          w.min_bytes = t.min * tensor_bytes;
+          w.moved_bytes = t.moved * tensor_bytes;
+          w.copy_gbs = copy_gbs;
+          w.unfused_ms = unfused;
+          sink(w);
+        };
+        if (o.forward) {
+          const double unfused = median_ms(
+              [&] {
+                cpu::batchnorm_forward_training(x, static_cast<const Tensor<float>*>(nullptr), gamma, beta,
+                                                rm, rv, sm, si, t1, bp, Activation::None);
+                if (tail) cpu::add(t1, r, t2);
+                cpu::relu_forward(tail ? t2 : t1, y);
+              },
+              o.runs, o.warmup);
+          const double fused = median_ms(
+              [&] {
+                cpu::batchnorm_forward_training(x, res, gamma, beta, rm, rv, sm, si, y, bp, Activation::ReLU);
+              },
+              o.runs, o.warmup);
+          row("fwd", "unfused", unfused, false, false, unfused);
+          row("fwd", "fused", fused, false, true, unfused);
+        }
+        if (o.backward) {
+          cpu::batchnorm_forward_training(x, res, gamma, beta, rm, rv, sm, si, y, bp, Activation::ReLU);
+          const double unfused = median_ms(
+              [&] {
+                cpu::relu_backward(y, dy, dz, false);
+                if (tail) std::memcpy(dres.raw_data(), dz.raw_data(), dz.nbytes());
+                cpu::batchnorm_backward(x, y, dz, gamma, sm, si, true, Activation::None, &dx, false,
+                                        static_cast<Tensor<float>*>(nullptr), false, &dg, &db, false);
+              },
+              o.runs, o.warmup);
+          const double fused = median_ms(
+              [&] {
+                cpu::batchnorm_backward(x, y, dy, gamma, sm, si, true, Activation::ReLU, &dx, false,
+                                        tail ? &dres : static_cast<Tensor<float>*>(nullptr), false, &dg, &db,
+                                        false);
+              },
+              o.runs, o.warmup);
+          row("bwd", "unfused", unfused, true, false, unfused);
+          row("bwd", "fused", fused, true, true, unfused);
+        }
+      }
+    }
+}
+
+struct Printer {
+  std::ofstream csv;
+  bool header = false;
+  void operator()(const bb::Row& w) {
+    if (!header) {
+      std::printf("%-5s %-8s %-5s %-10s %5s %-4s %-8s %10s %9s %8s %6s %8s\n", "dev", "dtype", "block",
+                  "shape", "batch", "pass", "variant", "median_ms", "MB", "GB/s", "%copy", "speedup");
+      header = true;
+    }
+    if (!w.note.empty()) {
+      std::printf("%-5s %-8s %-5s %-10s %5lld %-4s %-8s %s\n", w.device.c_str(), w.dtype.c_str(),
+                  w.block.c_str(), w.shape.text().c_str(), static_cast<long long>(w.batch), w.pass.c_str(),
+                  w.variant.c_str(), w.note.c_str());
+      std::fflush(stdout);
+      return;
+    }
+    const double gbs = w.min_bytes / (w.ms * 1e6);
+    const double pct = 100.0 * gbs / w.copy_gbs;
+    const double speedup = w.unfused_ms > 0 ? w.unfused_ms / w.ms : 0.0;
+    std::printf(
+        "%-5s %-8s %-5s %-10s %5lld %-4s %-8s %10.3f %9.1f %8.1f %6.1f %7.2fx   (moves %.0f tensors, copy "
+        "%.1f GB/s)\n",
+        w.device.c_str(), w.dtype.c_str(), w.block.c_str(), w.shape.text().c_str(),
+        static_cast<long long>(w.batch), w.pass.c_str(), w.variant.c_str(), w.ms, w.min_bytes / 1e6, gbs, pct,
+        speedup, w.moved_bytes / w.tensor_bytes, w.copy_gbs);
+    std::fflush(stdout);
+    if (csv.is_open())
+      csv << w.device << "," << w.dtype << "," << w.block << "," << w.shape.text() << "," << w.batch << ","
+          << w.pass << "," << w.variant << "," << w.ms << "," << w.min_bytes / 1e6 << "," << gbs << "," << pct
+          << "," << speedup << "\n";
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    bb::Options cpu_o, gpu_o;
+    std::vector<std::string> devices{"cpu"};
+#if RESNET_WITH_CUDA
+    devices.push_back("cuda");
+#endif
+    std::vector<int64_t> batches;
+    std::vector<bb::BlockShape> shapes = kResNet50Shapes;
+    std::vector<std::string> dtypes{"float32", "float16"};
+    std::string block = "both", pass = "both", csv;
+    int runs = 0, warmup = -1, threads = 2;
+    bool quick = false;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc) throw Error(a + ": missing value");
+        return argv[++i];
+      };
+      if (a == "--help" || a == "-h") {
+        usage(stdout);
+        return 0;
+      } else if (a == "--device") {
+        devices = split(value());
+        for (auto& d : devices)
+          if (d != "cpu" && d != "cuda") throw Error("--device: expected cpu or cuda, got '" + d + "'");
+      } else if (a == "--batch") {
+        batches.clear();
+        for (auto& b : split(value())) batches.push_back(positive(a, b));
+      } else if (a == "--shapes") {
+        shapes.clear();
+        for (auto& s : split(value())) shapes.push_back(parse_shape(s));
+      } else if (a == "--block") {
+        block = value();
+        if (block != "head" && block != "tail" && block != "both")
+          throw Error("--block: expected head, tail or both");
+      } else if (a == "--pass") {
+        pass = value();
+        if (pass != "fwd" && pass != "bwd" && pass != "both")
+          throw Error("--pass: expected fwd, bwd or both");
+      } else if (a == "--dtype") {
+        dtypes = split(value());
+        for (auto& d : dtypes)
+          if (d != "float32" && d != "float16")
+            throw Error("--dtype: expected float32 or float16, got '" + d + "'");
+      } else if (a == "--runs") {
+        runs = static_cast<int>(positive(a, value()));
+      } else if (a == "--warmup") {
+        std::string v = value();
+        warmup = v == "0" ? 0 : static_cast<int>(positive(a, v));
+      } else if (a == "--threads") {
+        threads = static_cast<int>(positive(a, value()));
+      } else if (a == "--quick") {
+        quick = true;
+      } else if (a == "--csv") {
+        csv = value();
+      } else {
+        usage(stderr);
+        throw Error("unknown flag '" + a + "'");
+      }
+    }
+    if (quick && shapes.size() == kResNet50Shapes.size())
+      shapes = {{64, 56, 56}, {1024, 14, 14}, {2048, 7, 7}};
+    for (bb::Options* o : {&cpu_o, &gpu_o}) {
+      o->shapes = shapes;
+      o->dtypes = dtypes;
+      o->head = block != "tail";
+      o->tail = block != "head";
+      o->forward = pass != "bwd";
+      o->backward = pass != "fwd";
+    }
+    cpu_o.batches = !batches.empty() ? batches : std::vector<int64_t>{quick ? 2 : 16};
+    gpu_o.batches = !batches.empty()
+                        ? batches
+                        : (quick ? std::vector<int64_t>{32} : std::vector<int64_t>{32, 64, 128, 256});
+    cpu_o.runs = runs ? runs : (quick ? 3 : 10);
+    gpu_o.runs = runs ? runs : (quick ? 10 : 50);
+    cpu_o.warmup = warmup >= 0 ? warmup : (quick ? 1 : 2);
+    gpu_o.warmup = warmup >= 0 ? warmup : 5;
+    resnet::set_num_threads(threads);
+
+    Printer printer;
+    if (!csv.empty()) {
+      printer.csv.open(csv, std::ios::app);
+      if (!printer.csv) throw Error("--csv: cannot open '" + csv + "' for appending");
+    }
+    bb::RowSink sink = [&](const bb::Row& w) { printer(w); };
+    for (const auto& d : devices) {
+      if (d == "cpu") {
+        std::printf("bench_block: CPU backend, float32, %d threads, median of %d runs\n", threads,
+                    cpu_o.runs);
+        run_cpu(cpu_o, sink);
+      } else {
+        std::string why;
+#if RESNET_WITH_CUDA
+        std::printf("bench_block: GPU, median of %d CUDA-event timings of 10 iterations each\n", gpu_o.runs);
+        if (!bb::run_gpu(gpu_o, sink, &why)) std::printf("bench_block: GPU part skipped: %s\n", why.c_str());
+#else
+        std::printf("bench_block: GPU part skipped: built without resnet::cuda\n");
+#endif
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_block: %s\n", e.what());
+    return 1;
+  }
+}
