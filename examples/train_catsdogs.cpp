@@ -24,10 +24,6 @@
 
 #include <unistd.h>
 
-#if RESNET_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 #include "resnet/data/data.hpp"
 #include "resnet/io/checkpoint.hpp"
 #include "resnet/resnet.hpp"
@@ -145,17 +141,16 @@ std::string split_dir(const std::string& data, const std::string& split) {
 }
 
 Device pick_device(const std::string& name) {
-  bool have_cuda = false;
-#if RESNET_WITH_CUDA
-  int count = 0;
-  have_cuda = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-#endif
   if (name == "cpu") return Device::cpu();
+  bool have_cuda = false;
+  std::string why = "this program was built without CUDA support (configure with nvcc present)";
+#if RESNET_WITH_CUDA
+  have_cuda = resnet::cuda::is_available();
+  if (!have_cuda) why = "no usable CUDA device: " + resnet::cuda::unavailable_reason();
+#endif
   if (name == "cuda") {
-    if (!resnet::cuda_compiled())
-      throw UsageError(
-          "--device cuda: this program was built without CUDA support (configure with nvcc present)");
-    check(have_cuda, "--device cuda: no CUDA device is visible");
+    if (!resnet::cuda_compiled()) throw UsageError("--device cuda: " + why);
+    check(have_cuda, "--device cuda: ", why);
     return Device::cuda(0);
   }
   return have_cuda ? Device::cuda(0) : Device::cpu();
