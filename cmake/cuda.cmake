@@ -5,6 +5,9 @@
 # RESNET_CUDA defaults to ON when CMake finds nvcc. CI machines have nvcc but no GPU: everything here
 # compiles there, and the GPU tests skip at run time with a message.
 include(CheckLanguage)
+if(DEFINED RESNET_CUDA)
+  set(_resnet_cuda_asked ${RESNET_CUDA})  # set by the user (-D) or an earlier configure
+endif()
 check_language(CUDA)
 if(CMAKE_CUDA_COMPILER)
   set(_resnet_cuda_default ON)
@@ -27,9 +30,19 @@ endif()
 enable_language(CUDA)
 find_package(CUDAToolkit REQUIRED)
 include(${CMAKE_CURRENT_LIST_DIR}/resnetFindCudnn.cmake)
-if(NOT CUDNN_FOUND)
-  message(FATAL_ERROR "resnet: cuDNN not found (looked under CUDNN_ROOT, the CUDA toolkit and the Python "
-                      "nvidia-cudnn wheel); set CUDNN_ROOT or configure with -DRESNET_CUDA=OFF")
+if(NOT CUDNN_FOUND OR NOT TARGET CUDA::cublas)
+  set(_resnet_missing "cuDNN (looked under CUDNN_ROOT, the CUDA toolkit and the Python nvidia-cudnn wheel)")
+  if(NOT TARGET CUDA::cublas)
+    set(_resnet_missing "cuBLAS (in the CUDA toolkit)")
+  endif()
+  if(_resnet_cuda_asked)
+    message(FATAL_ERROR "resnet: RESNET_CUDA is ON but ${_resnet_missing} was not found; set CUDNN_ROOT, or "
+                        "configure with -DRESNET_CUDA=OFF")
+  endif()
+  # nvcc alone does not make a CUDA build: stay CPU-only rather than fail a default configure.
+  message(WARNING "resnet: nvcc found but not ${_resnet_missing}: CUDA backend off (set CUDNN_ROOT and -DRESNET_CUDA=ON)")
+  set(RESNET_CUDA OFF CACHE BOOL "Build the CUDA backend resnet::cuda (needs nvcc, cuBLAS and cuDNN)" FORCE)
+  return()
 endif()
 message(STATUS "resnet: CUDA backend on: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures "
                "${CMAKE_CUDA_ARCHITECTURES}, cuDNN ${CUDNN_VERSION} (${CUDNN_LIBRARY})")

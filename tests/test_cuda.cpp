@@ -106,6 +106,16 @@ TEST_CASE("cuda: without a device, allocating on cuda is a clear error", "[cuda]
   testing::require_error_mentions([] { Tensor<float>::empty({4}, Device::cuda(0)); }, {"no CUDA device"});
 }
 
+TEST_CASE("cuda: 16-bit tensors on the CPU are refused with a message (they compute on the GPU)", "[cuda]") {
+  auto h = Tensor<half_t>::randn({2, 3});
+  testing::require_error_mentions([&] { relu(h); }, {"relu_forward", "CUDA devices only"});
+  auto b = Tensor<bf16_t>::randn({2, 3});
+  testing::require_error_mentions([&] { add(b, b); }, {"add", "CUDA devices only"});
+  // A float16 network still builds (and would run on a GPU): its parameters are float master weights.
+  auto net = models::resnet18<half_t>();
+  CHECK(net->named_parameters().front().second.dtype() == DType::F32);
+}
+
 // ---------------------------------------------------------------- memory, copies, streams
 
 TEST_CASE("cuda: copies round-trip every dtype and zero_/fill_ work on the device", "[cuda][gpu]") {
