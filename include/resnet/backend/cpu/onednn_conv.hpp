@@ -261,12 +261,15 @@ inline void finish_output(const Operand& o, memory& m, void* data, bool accumula
 // would otherwise need a 51 MB blocked copy of its output). Late stages, with small images, run whole.
 // The target size (tests shrink it to exercise chunking on small shapes).
 inline size_t& chunk_bytes() {
-  static size_t bytes = size_t(6) << 20;
+  static size_t bytes = size_t(3) << 20;
   return bytes;
 }
 inline int64_t chunk_images(int64_t N, int64_t per_image_floats) {
   const int64_t per_image = std::max<int64_t>(1, per_image_floats * static_cast<int64_t>(sizeof(float)));
-  return std::max<int64_t>(1, std::min<int64_t>(N, static_cast<int64_t>(chunk_bytes()) / per_image));
+  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(N, static_cast<int64_t>(chunk_bytes()) / per_image));
+  // Equal chunks (16 = 8 + 8, not 12 + 4): oneDNN's backward kernels are slow per image on small batches.
+  const int64_t chunks = (N + most - 1) / most;
+  return (N + chunks - 1) / chunks;
 }
 
 // The primitives for a chunk of `n` images of x's shape.

@@ -6,6 +6,10 @@
 #include <limits>
 #include <type_traits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "resnet/backend/cpu/elementwise.hpp"
 #include "resnet/backend/params.hpp"
 
@@ -57,47 +61,59 @@ void maxpool2d_forward_reference(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_
   });
 }
 
-// The float path: the same scan (row-major, strict >, so ties keep the first), with each window clipped to
-// the image once instead of testing every tap.
+// The float path: the same scan (taps in row-major order; a tap wins when it is the window's first valid
+// one or strictly greater, so ties keep the first), but across 16 outputs of a row at once with AVX-512
+// (masked gathers for any stride and padding). One window at a time is a serial chain of compares, half
+// of them mispredicted on real data: that cost 6% of a ResNet-18 training step.
 inline void maxpool2d_forward_fast(const Tensor<float>& x, Tensor<float>& y, Tensor<int32_t>& indices,
                                    const PoolParams& p) {
+#if defined(__AVX512F__)
   check_pool_shapes("max_pool2d", x, y, p);
   check_same_shape("max_pool2d (indices)", y, indices);
   const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
   const float* px = x.data();
   float* py = y.data();
   int32_t* pi = indices.data();
-  parallel_for(NC, 1, [&](int64_t b, int64_t e) {
-    for (int64_t nc = b; nc < e; ++nc) {
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i stride = _mm512_set1_epi32(static_cast<int32_t>(p.stride_w));
+  const __m512i width = _mm512_set1_epi32(static_cast<int32_t>(W)), zero = _mm512_setzero_si512();
+  const __m512i none = _mm512_set1_epi32(-1);
+  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  parallel_for(NC * OH, 8, [&](int64_t b, int64_t e) {
+    for (int64_t row = b; row < e; ++row) {
+      const int64_t nc = row / OH, oh = row % OH;
       const float* xc = px + nc * H * W;
-      for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t h0 = oh * p.stride_h - p.pad_h;
-        const int64_t hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + p.kernel_h, H);
-        float* yr = py + (nc * OH + oh) * OW;
-        int32_t* ir = pi + (nc * OH + oh) * OW;
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t w0 = ow * p.stride_w - p.pad_w;
-          const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + p.kernel_w, W);
-          float best = -std::numeric_limits<float>::infinity();
-          int64_t arg = -1;
-          if (hs < he && ws < we) {
-            best = xc[hs * W + ws];
-            arg = hs * W + ws;
+      for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
+        const __mmask16 live = static_cast<__mmask16>(OW - ow0 >= 16 ? 0xFFFF : (1u << (OW - ow0)) - 1u);
+        const __m512i iw0 = _mm512_sub_epi32(
+            _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(ow0)), lane), stride),
+            _mm512_set1_epi32(static_cast<int32_t>(p.pad_w)));
+        __m512 best = neg_inf;
+        __m512i arg = none;
+        for (int64_t i = 0; i < p.kernel_h; ++i) {
+          const int64_t ih = oh * p.stride_h - p.pad_h + i;
+          if (ih < 0 || ih >= H) continue;
+          const float* xr = xc + ih * W;
+          const __m512i base = _mm512_set1_epi32(static_cast<int32_t>(ih * W));
+          for (int64_t j = 0; j < p.kernel_w; ++j) {
+            const __m512i iw = _mm512_add_epi32(iw0, _mm512_set1_epi32(static_cast<int32_t>(j)));
+            const __mmask16 valid =
+                _mm512_mask_cmpge_epi32_mask(live, iw, zero) & _mm512_cmplt_epi32_mask(iw, width);
+            const __m512 v = _mm512_mask_i32gather_ps(neg_inf, valid, iw, xr, 4);
+            const __mmask16 take =
+                valid & (_mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmplt_epi32_mask(arg, zero));
+            best = _mm512_mask_mov_ps(best, take, v);
+            arg = _mm512_mask_mov_epi32(arg, take, _mm512_add_epi32(base, iw));
           }
-          for (int64_t ih = hs; ih < he; ++ih) {
-            const float* row = xc + ih * W;
-            for (int64_t iw = ws; iw < we; ++iw)
-              if (row[iw] > best) {
-                best = row[iw];
-                arg = ih * W + iw;
-              }
-          }
-          yr[ow] = best;
-          ir[ow] = static_cast<int32_t>(arg);
         }
+        _mm512_mask_storeu_ps(py + row * OW + ow0, live, best);
+        _mm512_mask_storeu_epi32(pi + row * OW + ow0, live, arg);
       }
     }
   });
+#else
+  maxpool2d_forward_reference(x, y, indices, p);
+#endif
 }
 
 template <typename T>
