@@ -20,14 +20,33 @@ void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, 
   if (b) check_same_shape("sgd_step", param, momentum_buf);
   const P lr = static_cast<P>(h.lr), wd = static_cast<P>(h.weight_decay), mom = static_cast<P>(h.momentum);
   const P damp = static_cast<P>(1.0 - h.dampening);
+  // The flags are hoisted out of the loops so that each loop is branch-free and vectorises.
+  const bool first = h.first_step, nesterov = h.nesterov;
   parallel_for(param.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) {
-      P d = g[i] + wd * p[i];
-      if (b) {
-        b[i] = h.first_step ? d : mom * b[i] + damp * d;
-        d = h.nesterov ? d + mom * b[i] : b[i];
+    if (!b) {
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) p[i] -= lr * (g[i] + wd * p[i]);
+    } else if (first) {
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) {
+        const P d = g[i] + wd * p[i];
+        b[i] = d;
+        p[i] -= lr * (nesterov ? d + mom * d : d);
       }
-      p[i] -= lr * d;
+    } else if (nesterov) {
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) {
+        const P d = g[i] + wd * p[i];
+        b[i] = mom * b[i] + damp * d;
+        p[i] -= lr * (d + mom * b[i]);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) {
+        const P d = g[i] + wd * p[i];
+        b[i] = mom * b[i] + damp * d;
+        p[i] -= lr * b[i];
+      }
     }
   });
 }
