@@ -11,6 +11,8 @@
 #include "resnet/core/random.hpp"
 #include "resnet/core/shape.hpp"
 #include "resnet/core/tensor.hpp"
+#include "resnet/data/image_decode.hpp"
+#include "resnet/io/checkpoint.hpp"
 #include "resnet/models/residual_block.hpp"
 #include "resnet/models/resnet.hpp"
 #include "resnet/models/summary.hpp"
