@@ -5,7 +5,8 @@
 // Each measurement runs in its own process (this program re-runs itself with --child; PyTorch runs through
 // benchmarks/torch_train.py), so one measurement's cached memory or warm threads never flatter another's
 // peak memory, and both sides are measured the same way: on the CPU, peak memory is the resident
-// high-water mark minus the resident size before the model was built.
+// high-water mark minus the resident size before the model was built; on the GPU, the caching allocator's
+// peak of allocated bytes (torch.cuda.max_memory_allocated on PyTorch's side).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,12 +117,7 @@ Result measure_ours(const Config& c) {
   set_num_threads(static_cast<int>(c.threads));
   const double base = status_mb("VmRSS:");
 #if RESNET_WITH_CUDA
-  size_t free0 = 0, total = 0, free_min = 0;
-  if (dev.is_cuda()) {
-    RESNET_CHECK(cudaSetDevice(dev.index) == cudaSuccess, "cannot use ", dev.to_string());
-    cudaMemGetInfo(&free0, &total);
-    free_min = free0;
-  }
+  if (dev.is_cuda()) RESNET_CHECK(cudaSetDevice(dev.index) == cudaSuccess, "cannot use ", dev.to_string());
 #endif
   models::ResNetOptions o;
   o.num_classes = c.classes;
@@ -160,14 +156,11 @@ Result measure_ours(const Config& c) {
       NoGradGuard ng;
       Tensor<T> y = net->forward(x);
     }
-#if RESNET_WITH_CUDA
-    if (dev.is_cuda()) {
-      size_t f = 0, t = 0;
-      cudaMemGetInfo(&f, &t);
-      if (f < free_min) free_min = f;
-    }
-#endif
   };
+#if RESNET_WITH_CUDA
+  // Like torch.cuda.max_memory_allocated after reset_peak_memory_stats: the model and inputs included.
+  if (dev.is_cuda()) cuda::reset_peak_memory(dev.index);
+#endif
   for (int64_t i = 0; i < c.warmup; ++i) step();
   sync_device(dev);
   auto t0 = std::chrono::steady_clock::now();
@@ -179,8 +172,9 @@ Result measure_ours(const Config& c) {
   r.images_per_s = static_cast<double>(c.batch * c.steps) / dt;
   r.peak_mem_mb = status_mb("VmHWM:") - base;
 #if RESNET_WITH_CUDA
-  // Device memory in use at the fullest point we sampled (after each step, so a lower bound within a step).
-  if (dev.is_cuda()) r.peak_mem_mb = static_cast<double>(free0 - free_min) / (1024.0 * 1024.0);
+  if (dev.is_cuda())
+    r.peak_mem_mb =
+        static_cast<double>(cuda::memory_stats(dev.index).peak_allocated_bytes) / (1024.0 * 1024.0);
 #endif
   return r;
 }
@@ -344,7 +338,12 @@ int main(int argc, char** argv) {
       base.size = parse_positive("--size", sizes);
       base.dtype = dtypes;
       base.mode = mode;
-      Result r = measure_ours_dispatch(base);
+      Result r;
+      try {
+        r = measure_ours_dispatch(base);
+      } catch (const std::exception& e) {
+        r.skip = e.what();  // e.g. no usable GPU: reported in the table, not as a crash
+      }
       if (r.ok)
         std::printf("RESULT images_per_s=%.3f peak_mem_mb=%.1f\n", r.images_per_s, r.peak_mem_mb);
       else
