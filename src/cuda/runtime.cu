@@ -364,7 +364,9 @@ void throw_cuda(cudaError_t err, const char* call, const char* file, int line) {
 
 void throw_cudnn(cudnnStatus_t st, const char* call, const char* file, int line) {
   char detail[512] = {0};
+#if CUDNN_MAJOR >= 9
   cudnnGetLastErrorString(detail, sizeof(detail));
+#endif
   resnet::detail::throw_error(file, line, "cuDNN error in ", current_op(), ": ", call, " returned ",
                               cudnnGetErrorString(st), detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
 }
