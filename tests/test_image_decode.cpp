@@ -183,6 +183,20 @@ TEST_CASE(
   REQUIRE(renumbered == 1);
   require_error_mentions([&] { data::decode_image(jpg.data(), jpg.size(), "tables.jpg"); },
                          {"'tables.jpg' (JPEG)", "undefined AC Huffman table"});
+
+  // Without its scan (SOS up to EOI removed) a JPEG has no pixels: stb would return uninitialised memory.
+  auto ok = encode_jpg(16, 8, 3, pattern(16, 8, 3), 90);
+  size_t sos = 0;
+  for (size_t i = 2; i + 4 < ok.size() && !sos;) {
+    if (ok[i + 1] == 0xda) sos = i;
+    i += 2 + ((size_t(ok[i + 2]) << 8) | ok[i + 3]);
+  }
+  REQUIRE(sos > 0);
+  std::vector<uint8_t> no_scan(ok.begin(), ok.begin() + static_cast<long>(sos));
+  no_scan.push_back(0xff);
+  no_scan.push_back(0xd9);
+  require_error_mentions([&] { data::decode_image(no_scan.data(), no_scan.size(), "noscan.jpg"); },
+                         {"'noscan.jpg' (JPEG)", "no scan"});
 }
 
 TEST_CASE("image decode: corrupt, oversized, unsupported and missing files give clear errors", "[image]") {

@@ -1,11 +1,14 @@
 // Structural checks of JPEG and PNG files, run before stb_image sees them. stb_image is lenient where
-// lenience is harmful: it pads a truncated JPEG scan with grey (a cut-off file would silently train on
-// half a picture), decodes a scan whose Huffman or quantisation table the file never defined from
-// uninitialised memory (results vary run to run; its internal assert can abort the process), and sizes a
-// PNG buffer from the IDAT chunk lengths before reading them (a 100-byte file can cost 2 GB). Walking the
-// markers and chunks first turns each of these into an error message.
+// lenience is harmful:
+//  - it pads a truncated JPEG scan with grey, so a cut-off file would silently train on half a picture;
+//  - it decodes scans with Huffman or quantisation tables the file never defined, and returns components
+//    or coefficients no scan covered, from uninitialised memory (results vary from run to run, and its
+//    internal assert can abort the process);
+//  - it sizes a PNG buffer from the IDAT chunk lengths before reading them (a 100-byte file can cost 2 GB).
+// Walking the markers and chunks first turns each of these into an error message.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -18,11 +21,16 @@ namespace detail {
 inline size_t be16(const uint8_t* p) { return (static_cast<size_t>(p[0]) << 8) | p[1]; }
 }  // namespace detail
 
-// "" when the JPEG's markers are well formed, run to an end-of-image marker, and every scan uses tables the
-// file defined before it; otherwise what is wrong.
+// "" when the JPEG's markers are well formed and run to an end-of-image marker, every scan uses tables the
+// file defined before it, and the scans cover every component (and, progressive, every coefficient);
+// otherwise what is wrong.
 inline std::string jpeg_structure_problem(const uint8_t* b, size_t n) {
   bool dc[4] = {}, ac[4] = {}, quant[4] = {};
   int comp_id[4] = {-1, -1, -1, -1}, comp_q[4] = {};
+  // What the scans cover per component: baseline needs one scan each, progressive a first DC scan and
+  // first AC scans over coefficients 1..63 (bit k). stb_image leaves anything uncovered uninitialised.
+  bool scanned[4] = {}, dc_first[4] = {};
+  uint64_t ac_first[4] = {};
   int ncomp = 0;
   bool progressive = false, have_frame = false;
   size_t i = 2;  // after SOI
@@ -32,7 +40,16 @@ inline std::string jpeg_structure_problem(const uint8_t* b, size_t n) {
     while (i < n && b[i] == 0xff) ++i;  // fill bytes
     if (i >= n) return "truncated: no end-of-image marker";
     const uint8_t m = b[i++];
-    if (m == 0xd9) return "";                             // EOI
+    if (m == 0xd9) {  // EOI
+      if (!have_frame) return "corrupt: no frame header";
+      const uint64_t all_ac = ~uint64_t(1);  // bits 1..63
+      for (int c = 0; c < ncomp; ++c) {
+        if (!progressive && !scanned[c]) return "corrupt: a colour component has no scan (no image data)";
+        if (progressive && (!dc_first[c] || (ac_first[c] & all_ac) != all_ac))
+          return "corrupt: the progressive scans do not cover every coefficient of every component";
+      }
+      return "";
+    }
     if (m == 0x01 || (m >= 0xd0 && m <= 0xd7)) continue;  // markers without a length
     if (n - i < 2) return "truncated inside a marker segment";
     const size_t len = detail::be16(b + i);
@@ -69,7 +86,8 @@ inline std::string jpeg_structure_problem(const uint8_t* b, size_t n) {
       if (!have_frame) return "corrupt: scan before the frame header";
       if (sl < 1 || sl < 1 + 2 * static_cast<size_t>(s[0]) + 3) return "corrupt scan header";
       const int ns = s[0];
-      const int ss = s[1 + 2 * ns], ah = s[3 + 2 * ns] >> 4;
+      const int ss = s[1 + 2 * ns], se = s[2 + 2 * ns], ah = s[3 + 2 * ns] >> 4;
+      if (ss > se || se > 63) return "corrupt scan header (spectral selection)";
       for (int k = 0; k < ns; ++k) {
         const int td = s[2 + 2 * k] >> 4, ta = s[2 + 2 * k] & 15;
         for (int c = 0; c < ncomp; ++c) {
@@ -80,6 +98,11 @@ inline std::string jpeg_structure_problem(const uint8_t* b, size_t n) {
           const bool need_ac = progressive ? ss > 0 : true;
           if (need_dc && (td > 3 || !dc[td])) return "corrupt: a scan uses an undefined DC Huffman table";
           if (need_ac && (ta > 3 || !ac[ta])) return "corrupt: a scan uses an undefined AC Huffman table";
+          scanned[c] = true;
+          if (progressive && ah == 0) {
+            if (ss == 0) dc_first[c] = true;
+            for (int k = std::max(ss, 1); k <= se; ++k) ac_first[c] |= uint64_t(1) << k;
+          }
         }
       }
       // Entropy-coded data: ends at the first 0xFF that is not stuffing (FF 00) or a restart marker.
