@@ -5,6 +5,19 @@
 
 #include <ucontext.h>
 
+// AddressSanitizer must be told when the stack changes under it (else it warns, and may report false
+// positives): these hooks do that around every switch, and compile to nothing without ASan.
+#if defined(__SANITIZE_ADDRESS__)
+#define SIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIM_ASAN 1
+#endif
+#endif
+#if defined(SIM_ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #include <algorithm>
 #include <memory>
 #include <stdexcept>
@@ -20,6 +33,7 @@ struct Fiber {
   ucontext_t ctx;
   std::unique_ptr<char[]> stack;
   State state = State::Ready;
+  void* asan_fake_stack = nullptr;
 };
 
 constexpr size_t kStackBytes = 128 * 1024;
@@ -36,6 +50,8 @@ struct Scheduler {
   std::string error;
   Order order = Order::Forward;
   LaunchStats stats;
+  const void* main_stack_bottom = nullptr;  // the scheduler's stack, for the sanitizer hooks
+  size_t main_stack_size = 0;
 };
 
 Scheduler& sched() {
@@ -51,8 +67,29 @@ void set_builtins(int t) {
   threadIdx.z = u / (s.block.x * s.block.y);
 }
 
+// Switch hooks: `leaving` is called just before a swapcontext, `arrived` just after it returns.
+void asan_leaving_fiber(Fiber* f, bool exiting) {
+#if defined(SIM_ASAN)
+  Scheduler& s = sched();
+  __sanitizer_start_switch_fiber(exiting ? nullptr : &f->asan_fake_stack, s.main_stack_bottom,
+                                 s.main_stack_size);
+#else
+  (void)f;
+  (void)exiting;
+#endif
+}
+void asan_arrived_in_fiber(Fiber* f) {
+#if defined(SIM_ASAN)
+  Scheduler& s = sched();
+  __sanitizer_finish_switch_fiber(f->asan_fake_stack, &s.main_stack_bottom, &s.main_stack_size);
+#else
+  (void)f;
+#endif
+}
+
 void trampoline() {
   Scheduler& s = sched();
+  asan_arrived_in_fiber(&s.fibers[static_cast<size_t>(s.current)]);
   try {
     (*s.body)();
   } catch (const std::exception& e) {
@@ -60,7 +97,9 @@ void trampoline() {
   } catch (...) {
     if (s.error.empty()) s.error = "unknown exception in a simulated thread";
   }
-  s.fibers[static_cast<size_t>(s.current)].state = State::Done;
+  Fiber& f = s.fibers[static_cast<size_t>(s.current)];
+  f.state = State::Done;
+  asan_leaving_fiber(&f, true);
   // returning resumes uc_link (the scheduler)
 }
 
@@ -68,7 +107,9 @@ void yield_as(State st) {
   Scheduler& s = sched();
   Fiber& f = s.fibers[static_cast<size_t>(s.current)];
   f.state = st;
+  asan_leaving_fiber(&f, false);
   swapcontext(&f.ctx, &s.main_ctx);
+  asan_arrived_in_fiber(&f);
 }
 
 std::string describe_states(const Scheduler& s) {
@@ -105,6 +146,7 @@ void run_block(unsigned bx, unsigned by, unsigned bz) {
     f.ctx.uc_link = &s.main_ctx;
     makecontext(&f.ctx, trampoline, 0);
     f.state = State::Ready;
+    f.asan_fake_stack = nullptr;
   }
   const std::string where =
       "block (" + std::to_string(bx) + ", " + std::to_string(by) + ", " + std::to_string(bz) + ")";
@@ -115,7 +157,14 @@ void run_block(unsigned bx, unsigned by, unsigned bz) {
       if (f.state != State::Ready) continue;
       set_builtins(t);
       s.current = t;
+#if defined(SIM_ASAN)
+      void* fake = nullptr;
+      __sanitizer_start_switch_fiber(&fake, f.stack.get(), kStackBytes);
+#endif
       swapcontext(&s.main_ctx, &f.ctx);
+#if defined(SIM_ASAN)
+      __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
       if (!s.error.empty()) throw std::runtime_error("sim: " + s.error + " in " + where);
     }
     bool all_done = true;
