@@ -111,6 +111,12 @@ TEST_CASE("cuda: 16-bit tensors on the CPU are refused with a message (they comp
   testing::require_error_mentions([&] { relu(h); }, {"relu_forward", "CUDA devices only"});
   auto b = Tensor<bf16_t>::randn({2, 3});
   testing::require_error_mentions([&] { add(b, b); }, {"add", "CUDA devices only"});
+  // Conversions are the exception: data can be cast on the host before it goes to the GPU.
+  auto f = Tensor<float>::randn({2, 3});
+  auto fh = cast<half_t>(f);
+  auto back = cast<float>(fh);
+  for (size_t i = 0; i < 6; ++i)
+    CHECK(std::abs(back.to_vector()[i] - f.to_vector()[i]) <= 1e-3f * (1 + std::abs(f.to_vector()[i])));
   // A float16 network still builds (and would run on a GPU): its parameters are float master weights.
   auto net = models::resnet18<half_t>();
   CHECK(net->named_parameters().front().second.dtype() == DType::F32);

@@ -17,7 +17,8 @@ namespace detail {
 
 // float16/bfloat16 tensors compute on CUDA devices only: the CPU backend computes in the storage type.
 // cpu_call keeps cpu::fn<half_t> from being instantiated (a ResNet<half_t> must compile for the GPU) and
-// turns such a call into an error that says what to do.
+// turns such a call into an error that says what to do. The one exception is a dtype conversion
+// (cast: two tensors of different types), which the CPU does through float.
 template <typename T>
 struct is_16bit : std::integral_constant<bool, std::is_same<T, half_t>::value || std::is_same<T, bf16_t>::value> {};
 template <typename A>
@@ -28,9 +29,13 @@ template <typename T>
 struct holds_16bit<Tensor<T>*> : is_16bit<T> {};
 template <typename T>
 struct holds_16bit<const Tensor<T>*> : is_16bit<T> {};
+template <typename... A>
+struct is_conversion : std::false_type {};
+template <typename S, typename D>
+struct is_conversion<Tensor<S>, Tensor<D>> : std::integral_constant<bool, !std::is_same<S, D>::value> {};
 template <typename R, typename F, typename... A>
 R cpu_call(const char* fn, F&& f, A&&... args) {
-  if constexpr ((holds_16bit<std::decay_t<A>>::value || ...)) {
+  if constexpr ((holds_16bit<std::decay_t<A>>::value || ...) && !is_conversion<std::decay_t<A>...>::value) {
     RESNET_FAIL(fn, ": float16/bfloat16 tensors are supported on CUDA devices only; move them to the GPU or use float");
   } else {
     return f(std::forward<A>(args)...);
