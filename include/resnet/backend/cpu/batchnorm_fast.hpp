@@ -6,6 +6,7 @@
 // float partial sums per row added up in double across rows, so accuracy stays near the reference's).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "resnet/backend/cpu/elementwise.hpp"
