@@ -20,7 +20,8 @@ namespace detail {
 // turns such a call into an error that says what to do. The one exception is a dtype conversion
 // (cast: two tensors of different types), which the CPU does through float.
 template <typename T>
-struct is_16bit : std::integral_constant<bool, std::is_same<T, half_t>::value || std::is_same<T, bf16_t>::value> {};
+struct is_16bit
+    : std::integral_constant<bool, std::is_same<T, half_t>::value || std::is_same<T, bf16_t>::value> {};
 template <typename A>
 struct holds_16bit : std::false_type {};
 template <typename T>
@@ -36,7 +37,8 @@ struct is_conversion<Tensor<S>, Tensor<D>> : std::integral_constant<bool, !std::
 template <typename R, typename F, typename... A>
 R cpu_call(const char* fn, F&& f, A&&... args) {
   if constexpr ((holds_16bit<std::decay_t<A>>::value || ...) && !is_conversion<std::decay_t<A>...>::value) {
-    RESNET_FAIL(fn, ": float16/bfloat16 tensors are supported on CUDA devices only; move them to the GPU or use float");
+    RESNET_FAIL(fn, ": float16/bfloat16 tensors are supported on CUDA devices only; ",
+                "move them to the GPU or use float");
   } else {
     return f(std::forward<A>(args)...);
   }
@@ -45,12 +47,13 @@ R cpu_call(const char* fn, F&& f, A&&... args) {
 }  // namespace resnet
 
 #if RESNET_WITH_CUDA
-#define RESNET_DISPATCH(device, fn, ...)                                                                   \
-  ((device).is_cuda() ? ::resnet::cuda::fn(__VA_ARGS__)                                                  \
-                      : ::resnet::detail::cpu_call<decltype(::resnet::cuda::fn(__VA_ARGS__))>(           \
-                            #fn, [&](auto&&... a) -> decltype(auto) {                                      \
-                              return ::resnet::cpu::fn(std::forward<decltype(a)>(a)...);                   \
-                            },                                                                             \
+#define RESNET_DISPATCH(device, fn, ...)                                                       \
+  ((device).is_cuda() ? ::resnet::cuda::fn(__VA_ARGS__)                                      \
+                      : ::resnet::detail::cpu_call<decltype(::resnet::cuda::fn(__VA_ARGS__))>( \
+                            #fn,                                                               \
+                            [&](auto&&... a) -> decltype(auto) {                               \
+                              return ::resnet::cpu::fn(std::forward<decltype(a)>(a)...);       \
+                            },                                                                 \
                             __VA_ARGS__))
 #else
 #define RESNET_DISPATCH(device, fn, ...) \
