@@ -202,9 +202,25 @@ TEST_CASE(
 TEST_CASE("image decode: corrupt, oversized, unsupported and missing files give clear errors", "[image]") {
   auto png = encode_png(8, 8, 3, pattern(8, 8, 3));
   auto corrupt = png;
-  for (size_t i = 40; i < corrupt.size() - 20; ++i) corrupt[i] ^= 0x5a;  // scramble the compressed pixels
+  for (size_t i = 45; i < corrupt.size() - 20; ++i) corrupt[i] ^= 0x5a;  // scramble the compressed pixels
   require_error_mentions([&] { data::decode_image(corrupt.data(), corrupt.size(), "bad.png"); },
-                         {"'bad.png'", "cannot decode PNG"});
+                         {"'bad.png' (PNG)", "corrupt image data (zlib"});
+  // Found by fuzz_image_decode: a deflate stream with an invalid distance code that stb_image's inflate
+  // accepts, copying uninitialised bytes into the pixels. zlib refuses it.
+  const std::vector<uint8_t> fuzzed{
+      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
+      0x52, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x04, 0x08, 0x00, 0x00, 0x00, 0x00, 0x63,
+      0x58, 0xaa, 0x9c, 0x00, 0x00, 0x00, 0x1e, 0x49, 0x44, 0x41, 0x54, 0x78, 0x5e, 0x63, 0x64,
+      0x50, 0x05, 0x02, 0x96, 0x9d, 0x2a, 0x63, 0x64, 0x50, 0x05, 0xec, 0x3f, 0xbd, 0x7f, 0xff,
+      0x3e, 0x1f, 0x00, 0x5b, 0x9d, 0x0a, 0x00, 0x5b, 0x9d, 0x0a, 0x28, 0x03, 0x17, 0x74, 0xe0,
+      0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+  require_error_mentions([&] { data::decode_image(fuzzed.data(), fuzzed.size(), "fuzzed.png"); },
+                         {"'fuzzed.png' (PNG)", "corrupt image data (zlib: invalid"});
+  // Image data that inflates to less than the header's 8x8 RGB.
+  auto short_png = encode_png(8, 4, 3, pattern(8, 4, 3));
+  short_png[16 + 7] = 8;  // IHDR height 4 -> 8 (the checksum is not checked)
+  require_error_mentions([&] { data::decode_image(short_png.data(), short_png.size(), "short.png"); },
+                         {"'short.png' (PNG)", "inflates to 100 bytes, the header implies 200"});
 
   auto huge = png_header_only(16000, 16000);
   require_error_mentions([&] { data::decode_image(huge.data(), huge.size(), "huge.png"); },

@@ -4,7 +4,8 @@
 //  - it decodes scans with Huffman or quantisation tables the file never defined, and returns components
 //    or coefficients no scan covered, from uninitialised memory (results vary from run to run, and its
 //    internal assert can abort the process);
-//  - it sizes a PNG buffer from the IDAT chunk lengths before reading them (a 100-byte file can cost 2 GB).
+//  - it sizes a PNG buffer from the IDAT chunk lengths before reading them (a 100-byte file can cost 2 GB);
+//  - its inflate accepts invalid PNG data streams and fills pixels from uninitialised memory.
 // Walking the markers and chunks first turns each of these into an error message.
 #pragma once
 
@@ -13,6 +14,9 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
+
+#include <zlib.h>
 
 namespace resnet {
 namespace data {
@@ -123,16 +127,99 @@ inline std::string jpeg_structure_problem(const uint8_t* b, size_t n) {
   }
 }
 
-// "" when the PNG is a chain of whole chunks ending with IEND; otherwise what is wrong.
-inline std::string png_structure_problem(const uint8_t* b, size_t n) {
+namespace detail {
+inline uint32_t be32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+// Bytes of filtered scanlines a PNG's IDAT stream must inflate to (Adam7 passes included), 0 if the header
+// is invalid.
+inline uint64_t png_raw_bytes(uint32_t w, uint32_t h, int depth, int colour, int interlace) {
+  int channels = colour == 0 || colour == 3 ? 1 : colour == 2 ? 3 : colour == 4 ? 2 : colour == 6 ? 4 : 0;
+  bool depth_ok = depth == 8 || (depth == 16 && colour != 3) ||
+                  ((depth == 1 || depth == 2 || depth == 4) && (colour == 0 || colour == 3));
+  if (!channels || !depth_ok || w == 0 || h == 0 || interlace > 1) return 0;
+  const uint64_t bpp = uint64_t(channels) * uint64_t(depth);  // bits per pixel
+  auto pass = [&](uint64_t pw, uint64_t ph) { return pw && ph ? ph * (1 + (pw * bpp + 7) / 8) : 0; };
+  if (!interlace) return pass(w, h);
+  static const int adam7[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                                  {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+  uint64_t total = 0;
+  for (const auto& p : adam7) {
+    uint64_t pw = w > uint32_t(p[0]) ? (w - p[0] + p[2] - 1) / p[2] : 0;
+    uint64_t ph = h > uint32_t(p[1]) ? (h - p[1] + p[3] - 1) / p[3] : 0;
+    total += pass(pw, ph);
+  }
+  return total;
+}
+}  // namespace detail
+
+// "" when the PNG is a chain of whole chunks from IHDR to IEND whose image data is a valid zlib stream
+// (zlib's own checks, Adler-32 included) of exactly the size the header implies; otherwise what is wrong.
+// stb_image's inflate accepts some invalid streams (distance codes 30 and 31) and then copies uninitialised
+// bytes into the pixels, hence the second opinion. Images over `max_side` or `max_pixels` skip the
+// inflate: the caller refuses their dimensions anyway.
+inline std::string png_structure_problem(const uint8_t* b, size_t n, int64_t max_side, int64_t max_pixels) {
   size_t i = 8;  // after the signature
-  for (;;) {
+  uint64_t raw = 0;
+  bool big = false;
+  z_stream z{};
+  std::vector<uint8_t> out;
+  uint64_t produced = 0;
+  struct Cleanup {
+    z_stream* z;
+    bool active = false;
+    ~Cleanup() {
+      if (active) inflateEnd(z);
+    }
+  } cleanup{&z};
+  bool ended = false;
+  for (int chunk = 0;; ++chunk) {
     if (n - i < 12) return "truncated: no IEND chunk";  // length, type, CRC
-    const uint32_t len =
-        (uint32_t(b[i]) << 24) | (uint32_t(b[i + 1]) << 16) | (uint32_t(b[i + 2]) << 8) | uint32_t(b[i + 3]);
+    const uint32_t len = detail::be32(b + i);
     if (len > n - i - 12)
       return "truncated: a chunk claims " + std::to_string(len) + " bytes past the end of the file";
-    if (std::memcmp(b + i + 4, "IEND", 4) == 0) return "";
+    const uint8_t* type = b + i + 4;
+    const uint8_t* data = b + i + 8;
+    if (chunk == 0) {
+      if (std::memcmp(type, "IHDR", 4) != 0 || len != 13)
+        return "corrupt: the first chunk is not a valid IHDR";
+      const uint32_t w = detail::be32(data), h = detail::be32(data + 4);
+      raw = detail::png_raw_bytes(w, h, data[8], data[9], data[12]);
+      if (raw == 0) return "corrupt or unsupported header (size, bit depth, colour type or interlace method)";
+      big = uint64_t(w) > uint64_t(max_side) || uint64_t(h) > uint64_t(max_side) ||
+            uint64_t(w) * uint64_t(h) > uint64_t(max_pixels);
+      if (!big) {
+        if (inflateInit(&z) != Z_OK) return "zlib could not be initialised";
+        cleanup.active = true;
+        out.resize(1 << 16);
+      }
+    } else if (std::memcmp(type, "IEND", 4) == 0) {
+      if (big) return "";
+      if (!ended) return produced ? "truncated image data (the zlib stream does not end)" : "no image data";
+      if (produced != raw)
+        return "image data inflates to " + std::to_string(produced) + " bytes, the header implies " +
+               std::to_string(raw);
+      return "";
+    } else if (std::memcmp(type, "IDAT", 4) == 0 && !big) {
+      if (ended && len > 0) return "data after the end of the image's zlib stream";
+      z.next_in = const_cast<uint8_t*>(data);
+      z.avail_in = len;
+      do {  // also drains output still pending when the input ran out exactly as the buffer filled
+        z.next_out = out.data();
+        z.avail_out = static_cast<uInt>(out.size());
+        int r = inflate(&z, Z_NO_FLUSH);
+        produced += out.size() - z.avail_out;
+        if (r == Z_STREAM_END) {
+          ended = true;
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+          return std::string("corrupt image data (zlib: ") + (z.msg ? z.msg : "error " + std::to_string(r)) +
+                 ")";
+        }
+        if (produced > raw) return "image data inflates to more bytes than the header implies";
+      } while (!ended && (z.avail_in > 0 || z.avail_out == 0));
+      if (ended && z.avail_in > 0) return "data after the end of the image's zlib stream";
+    }
     i += 12 + size_t(len);
   }
 }

@@ -1,8 +1,8 @@
 // Image decoding: JPEG and PNG bytes to 8-bit RGB pixels (HWC) with stb_image (Debian's libstb-dev, whose
-// libstb.so holds the implementation; the resnet::resnet target links it). Grey and alpha images become
-// RGB. The format is sniffed from the magic bytes, the file's structure is checked (image_checks.hpp) and
-// its dimensions are checked against limits before any pixel is decoded, so a corrupt or hostile file
-// costs an error message, not a crash, garbage pixels or a huge allocation.
+// libstb.so holds the implementation; the resnet::resnet target links it, and zlib for the PNG checks). Grey
+// and alpha images become RGB. The format is sniffed from the magic bytes, the file's structure is checked
+// (image_checks.hpp) and its dimensions are checked against limits before any pixel is decoded, so a corrupt
+// or hostile file costs an error message, not a crash, garbage pixels or a huge allocation.
 #pragma once
 
 #include <cerrno>
@@ -51,8 +51,9 @@ inline Image decode_image(const uint8_t* bytes, size_t size, const std::string& 
                "' is ", size, " bytes, more than the ", limits.max_file_bytes, "-byte limit");
   const char* format = sniff_image_format(bytes, size);
   RESNET_CHECK(format[0] != '\0', "image '", name, "' is not a JPEG or PNG file (unrecognised first bytes)");
-  const std::string problem = std::strcmp(format, "JPEG") == 0 ? jpeg_structure_problem(bytes, size)
-                                                               : png_structure_problem(bytes, size);
+  const std::string problem = std::strcmp(format, "JPEG") == 0
+                                  ? jpeg_structure_problem(bytes, size)
+                                  : png_structure_problem(bytes, size, limits.max_side, limits.max_pixels);
   RESNET_CHECK(problem.empty(), "image '", name, "' (", format, "): ", problem);
   const int len = static_cast<int>(size);
   int w = 0, h = 0, c = 0;
