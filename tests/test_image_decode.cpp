@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "resnet/data/image_decode.hpp"
 #include "test_util.hpp"
@@ -197,6 +198,25 @@ TEST_CASE(
   no_scan.push_back(0xd9);
   require_error_mentions([&] { data::decode_image(no_scan.data(), no_scan.size(), "noscan.jpg"); },
                          {"'noscan.jpg' (JPEG)", "no scan"});
+}
+
+TEST_CASE("image decode: progressive JPEG, and its scans out of order", "[image]") {
+  // A 20x12 progressive JPEG (stb_image_write cannot write one), the fuzzer's seed.
+  std::ifstream f(RESNET_FUZZ_SEEDS "/progressive.jpg", std::ios::binary);
+  std::vector<uint8_t> jpg((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  REQUIRE(jpg.size() > 100);
+  data::Image img = data::decode_image(jpg.data(), jpg.size(), "progressive.jpg");
+  CHECK(img.width == 20);
+  CHECK(img.height == 12);
+  // Turn its first scan (DC, first pass) into a refinement pass: it now refines coefficients no scan wrote.
+  size_t i = 2;
+  while (!(jpg[i] == 0xff && jpg[i + 1] == 0xda)) i += 2 + ((size_t(jpg[i + 2]) << 8) | jpg[i + 3]);
+  const size_t ns = jpg[i + 4];
+  uint8_t& ah_al = jpg[i + 4 + 1 + 2 * ns + 2];
+  REQUIRE((ah_al >> 4) == 0);
+  ah_al = static_cast<uint8_t>(ah_al | 0x10);
+  require_error_mentions([&] { data::decode_image(jpg.data(), jpg.size(), "order.jpg"); },
+                         {"'order.jpg' (JPEG)", "before its component's first DC scan"});
 }
 
 TEST_CASE("image decode: corrupt, oversized, unsupported and missing files give clear errors", "[image]") {

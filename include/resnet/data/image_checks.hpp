@@ -9,7 +9,6 @@
 // Walking the markers and chunks first turns each of these into an error message.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -25,16 +24,16 @@ namespace detail {
 inline size_t be16(const uint8_t* p) { return (static_cast<size_t>(p[0]) << 8) | p[1]; }
 }  // namespace detail
 
-// "" when the JPEG's markers are well formed and run to an end-of-image marker, every scan uses tables the
-// file defined before it, and the scans cover every component (and, progressive, every coefficient);
-// otherwise what is wrong.
+// "" when the JPEG's markers are well formed and run to an end-of-image marker, it has one frame, every
+// scan uses tables the file defined before it, and every component gets its pixels; otherwise what is
+// wrong.
 inline std::string jpeg_structure_problem(const uint8_t* b, size_t n) {
   bool dc[4] = {}, ac[4] = {}, quant[4] = {};
   int comp_id[4] = {-1, -1, -1, -1}, comp_q[4] = {};
-  // What the scans cover per component: baseline needs one scan each, progressive a first DC scan and
-  // first AC scans over coefficients 1..63 (bit k). stb_image leaves anything uncovered uninitialised.
+  // stb_image leaves a component's pixels (baseline) or coefficients (progressive) uninitialised until a
+  // scan writes them: baseline needs a scan per component; progressive, a first DC scan per component
+  // (which zeroes its blocks) before any other scan of that component.
   bool scanned[4] = {}, dc_first[4] = {};
-  uint64_t ac_first[4] = {};
   int ncomp = 0;
   bool progressive = false, have_frame = false;
   size_t i = 2;  // after SOI
@@ -46,12 +45,9 @@ inline std::string jpeg_structure_problem(const uint8_t* b, size_t n) {
     const uint8_t m = b[i++];
     if (m == 0xd9) {  // EOI
       if (!have_frame) return "corrupt: no frame header";
-      const uint64_t all_ac = ~uint64_t(1);  // bits 1..63
-      for (int c = 0; c < ncomp; ++c) {
-        if (!progressive && !scanned[c]) return "corrupt: a colour component has no scan (no image data)";
-        if (progressive && (!dc_first[c] || (ac_first[c] & all_ac) != all_ac))
-          return "corrupt: the progressive scans do not cover every coefficient of every component";
-      }
+      for (int c = 0; c < ncomp; ++c)
+        if (!scanned[c] || (progressive && !dc_first[c]))
+          return "corrupt: a colour component has no scan (no image data)";
       return "";
     }
     if (m == 0x01 || (m >= 0xd0 && m <= 0xd7)) continue;  // markers without a length
@@ -80,6 +76,7 @@ inline std::string jpeg_structure_problem(const uint8_t* b, size_t n) {
         k += size;
       }
     } else if (m == 0xc0 || m == 0xc1 || m == 0xc2) {  // SOF: baseline, extended, progressive
+      if (have_frame) return "corrupt: a second frame header";
       if (sl < 6) return "corrupt frame header";
       ncomp = s[5];
       if (ncomp < 1 || ncomp > 4 || sl < 6 + 3 * static_cast<size_t>(ncomp)) return "corrupt frame header";
@@ -102,11 +99,10 @@ inline std::string jpeg_structure_problem(const uint8_t* b, size_t n) {
           const bool need_ac = progressive ? ss > 0 : true;
           if (need_dc && (td > 3 || !dc[td])) return "corrupt: a scan uses an undefined DC Huffman table";
           if (need_ac && (ta > 3 || !ac[ta])) return "corrupt: a scan uses an undefined AC Huffman table";
+          if (progressive && ss == 0 && ah == 0) dc_first[c] = true;
+          if (progressive && !dc_first[c])
+            return "corrupt: a progressive scan comes before its component's first DC scan";
           scanned[c] = true;
-          if (progressive && ah == 0) {
-            if (ss == 0) dc_first[c] = true;
-            for (int k = std::max(ss, 1); k <= se; ++k) ac_first[c] |= uint64_t(1) << k;
-          }
         }
       }
       // Entropy-coded data: ends at the first 0xFF that is not stuffing (FF 00) or a restart marker.
