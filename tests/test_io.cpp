@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <locale>
 
 #include "resnet/io/checkpoint.hpp"
 #include "test_util.hpp"
@@ -679,6 +680,28 @@ TEST_CASE("checkpoint: a failed write keeps the previous checkpoint and leaves n
   }
   CHECK(read_file(path) == before);
   CHECK(dir.count() == 1);
+}
+
+namespace {
+struct CommaDecimal : std::numpunct<char> {
+  char do_decimal_point() const override { return ','; }
+};
+}  // namespace
+
+TEST_CASE("checkpoint: numbers in the metadata do not depend on the program's locale", "[io]") {
+  TempDir dir;
+  auto m = tiny_model(1);
+  io::TrainingState s;
+  s.lr = 0.125;
+  std::locale saved = std::locale::global(std::locale(std::locale::classic(), new CommaDecimal));
+  io::save_checkpoint<float>(dir.file("c.safetensors"), *m, nullptr, s);
+  double lr = io::read_training_state(dir.file("c.safetensors")).lr;
+  std::locale::global(saved);
+  CHECK(io::SafetensorsReader::open(dir.file("c.safetensors")).metadata().at("lr") == "0.125");
+  CHECK(lr == 0.125);
+  s.lr = HUGE_VAL;  // a diverged run's state still saves and loads
+  io::save_checkpoint<float>(dir.file("inf.safetensors"), *m, nullptr, s);
+  CHECK(std::isinf(io::read_training_state(dir.file("inf.safetensors")).lr));
 }
 
 TEST_CASE("checkpoint: plain safetensors weights (no metadata) load as weights only", "[io]") {

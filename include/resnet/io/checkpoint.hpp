@@ -7,10 +7,14 @@
 #pragma once
 
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iomanip>
+#include <locale>
 #include <map>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,10 +44,23 @@ constexpr const char* kOptimizerPrefix = "optimizer.";
 
 namespace detail {
 
+// 17 significant digits round-trip a double exactly; the classic locale keeps '.' whatever the program's
+// locale, so checkpoints read the same everywhere.
 inline std::string format_double(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);  // round-trips exactly
-  return buf;
+  std::ostringstream os;
+  os.imbue(std::locale::classic());
+  os << std::setprecision(17) << v;
+  return os.str();
+}
+inline bool parse_double(const std::string& text, double& out) {
+  if (text == "inf" || text == "-inf" || text == "nan" || text == "-nan") {  // what the stream writes
+    out = text == "inf" ? HUGE_VAL : text == "-inf" ? -HUGE_VAL : NAN;
+    return true;
+  }
+  std::istringstream is(text);
+  is.imbue(std::locale::classic());
+  is >> out;
+  return !text.empty() && !is.fail() && is.peek() == std::char_traits<char>::eof();
 }
 
 inline std::map<std::string, std::string> state_to_metadata(const TrainingState& s) {
@@ -96,10 +113,7 @@ inline TrainingState metadata_to_state(const std::map<std::string, std::string>&
   s.schedule = str("schedule");
   if (m.count("lr")) {
     const std::string& v = m.at("lr");
-    char* end = nullptr;
-    s.lr = std::strtod(v.c_str(), &end);
-    RESNET_CHECK(!v.empty() && end == v.c_str() + v.size(), where, ": metadata 'lr' = '", v,
-                 "' is not a number");
+    RESNET_CHECK(parse_double(v, s.lr), where, ": metadata 'lr' = '", v, "' is not a number");
   }
   if (m.count("seed")) {
     const std::string& v = m.at("seed");
