@@ -16,6 +16,7 @@
 
 #include "bench_block.hpp"
 #include "resnet/resnet.hpp"
+#include "resnet/tools/cli.hpp"
 
 namespace bb = bench_block;
 using resnet::Error;
@@ -40,24 +41,6 @@ void usage(FILE* f) {
                "  --quick         few shapes, small batches, few runs (a smoke run)\n"
                "  --csv FILE      append rows: "
                "device,dtype,block,shape,batch,pass,variant,ms,MB,GBps,pct_copy,speedup\n");
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  if (out.empty()) throw Error("empty list '" + s + "'");
-  return out;
-}
-
-int64_t positive(const std::string& flag, const std::string& v) {
-  char* end = nullptr;
-  long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || x <= 0)
-    throw Error(flag + ": expected a positive integer, got '" + v + "'");
-  return x;
 }
 
 bb::BlockShape parse_shape(const std::string& s) {
@@ -233,15 +216,16 @@ int main(int argc, char** argv) {
         usage(stdout);
         return 0;
       } else if (a == "--device") {
-        devices = split(value());
+        devices = resnet::tools::split_list(a, value());
         for (auto& d : devices)
           if (d != "cpu" && d != "cuda") throw Error("--device: expected cpu or cuda, got '" + d + "'");
       } else if (a == "--batch") {
         batches.clear();
-        for (auto& b : split(value())) batches.push_back(positive(a, b));
+        for (auto& b : resnet::tools::split_list(a, value()))
+          batches.push_back(resnet::tools::parse_positive(a, b));
       } else if (a == "--shapes") {
         shapes.clear();
-        for (auto& s : split(value())) shapes.push_back(parse_shape(s));
+        for (auto& s : resnet::tools::split_list(a, value())) shapes.push_back(parse_shape(s));
       } else if (a == "--block") {
         block = value();
         if (block != "head" && block != "tail" && block != "both")
@@ -251,17 +235,17 @@ int main(int argc, char** argv) {
         if (pass != "fwd" && pass != "bwd" && pass != "both")
           throw Error("--pass: expected fwd, bwd or both");
       } else if (a == "--dtype") {
-        dtypes = split(value());
+        dtypes = resnet::tools::split_list(a, value());
         for (auto& d : dtypes)
           if (d != "float32" && d != "float16")
             throw Error("--dtype: expected float32 or float16, got '" + d + "'");
       } else if (a == "--runs") {
-        runs = static_cast<int>(positive(a, value()));
+        runs = static_cast<int>(resnet::tools::parse_positive(a, value()));
       } else if (a == "--warmup") {
         std::string v = value();
-        warmup = v == "0" ? 0 : static_cast<int>(positive(a, v));
+        warmup = v == "0" ? 0 : static_cast<int>(resnet::tools::parse_positive(a, v));
       } else if (a == "--threads") {
-        threads = static_cast<int>(positive(a, value()));
+        threads = static_cast<int>(resnet::tools::parse_positive(a, value()));
       } else if (a == "--quick") {
         quick = true;
       } else if (a == "--csv") {

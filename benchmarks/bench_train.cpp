@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "resnet/resnet.hpp"
+#include "resnet/tools/cli.hpp"
 
 #if RESNET_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -33,6 +34,9 @@
 namespace {
 
 using resnet::Error;
+using resnet::tools::parse_positive;
+
+std::vector<std::string> split(const std::string& s) { return resnet::tools::split_list("list", s); }
 
 void usage(FILE* f) {
   std::fprintf(
@@ -56,23 +60,6 @@ void usage(FILE* f) {
       RESNET_BENCH_DIR);
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  if (out.empty()) throw Error("empty list '" + s + "'");
-  return out;
-}
-
-int64_t parse_positive(const std::string& flag, const std::string& value) {
-  char* end = nullptr;
-  long long v = std::strtoll(value.c_str(), &end, 10);
-  if (value.empty() || !end || *end != '\0' || v <= 0)
-    throw Error(flag + ": expected a positive integer, got '" + value + "'");
-  return v;
-}
 int64_t parse_non_negative(const std::string& flag, const std::string& value) {
   if (value == "0") return 0;
   return parse_positive(flag, value);

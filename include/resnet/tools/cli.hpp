@@ -227,5 +227,29 @@ class FlagSet {
   bool help_ = false;
 };
 
+// "a,b,c" -> {"a", "b", "c"} (empty items dropped); an empty list is an error naming the flag.
+inline std::vector<std::string> split_list(const std::string& flag, const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > start) out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  if (out.empty()) throw UsageError(flag + ": empty list '" + s + "'");
+  return out;
+}
+
+// A positive decimal integer, or a UsageError naming the flag and the value.
+inline int64_t parse_positive(const std::string& flag, const std::string& value) {
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || errno == ERANGE || v <= 0)
+    throw UsageError(flag + ": expected a positive integer, got '" + value + "'");
+  return v;
+}
+
 }  // namespace tools
 }  // namespace resnet

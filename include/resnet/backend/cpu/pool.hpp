@@ -138,6 +138,21 @@ void maxpool2d_backward(const Tensor<T>& dy, const Tensor<int32_t>& indices, Ten
   });
 }
 
+// The input window of output (oh, ow) clipped to the image, and the divisor PyTorch uses: the window
+// clipped to the padded image when padding counts, else the clipped window.
+struct AvgWindow {
+  int64_t hs, he, ws, we, divisor;
+  AvgWindow(int64_t oh, int64_t ow, int64_t H, int64_t W, const PoolParams& p) {
+    const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
+    const int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h), w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
+    hs = std::max<int64_t>(h0, 0);
+    ws = std::max<int64_t>(w0, 0);
+    he = std::min(h1, H);
+    we = std::min(w1, W);
+    divisor = p.count_include_pad ? (h1 - h0) * (w1 - w0) : (he - hs) * (we - ws);
+  }
+};
+
 template <typename T>
 void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
   check_pool_shapes("avg_pool2d", x, y, p);
@@ -148,13 +163,8 @@ void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
     for (int64_t nc = b; nc < e; ++nc)
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
-          const int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h),
-                        w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
-          const int64_t pool_size = (h1 - h0) * (w1 - w0);
-          const int64_t hs = std::max<int64_t>(h0, 0), ws = std::max<int64_t>(w0, 0);
-          const int64_t he = std::min(h1, H), we = std::min(w1, W);
-          const int64_t divisor = p.count_include_pad ? pool_size : (he - hs) * (we - ws);
+          const AvgWindow win(oh, ow, H, W, p);
+          const int64_t hs = win.hs, he = win.he, ws = win.ws, we = win.we, divisor = win.divisor;
           double acc = 0.0;
           for (int64_t ih = hs; ih < he; ++ih)
             for (int64_t iw = ws; iw < we; ++iw) acc += static_cast<double>(px[(nc * H + ih) * W + iw]);
@@ -174,13 +184,8 @@ void avgpool2d_backward(const Tensor<T>& dy, Tensor<T>& dx, const PoolParams& p,
     for (int64_t nc = b; nc < e; ++nc)
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
-          const int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h),
-                        w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
-          const int64_t pool_size = (h1 - h0) * (w1 - w0);
-          const int64_t hs = std::max<int64_t>(h0, 0), ws = std::max<int64_t>(w0, 0);
-          const int64_t he = std::min(h1, H), we = std::min(w1, W);
-          const int64_t divisor = p.count_include_pad ? pool_size : (he - hs) * (we - ws);
+          const AvgWindow win(oh, ow, H, W, p);
+          const int64_t hs = win.hs, he = win.he, ws = win.ws, we = win.we, divisor = win.divisor;
           const T g = static_cast<T>(static_cast<double>(pdy[(nc * OH + oh) * OW + ow]) /
                                      static_cast<double>(divisor));
           for (int64_t ih = hs; ih < he; ++ih)
