@@ -214,5 +214,28 @@ TEST_CASE("cpu fast: max pooling matches the reference exactly, ties and padding
     cpu::maxpool2d_forward(x, y_fast, i_fast, c.p);
     CHECK(y_fast.to_vector() == y_ref.to_vector());
     CHECK(i_fast.to_vector() == i_ref.to_vector());
+    // Inference passes no index tensor: the same output, nothing else written.
+    Tensor<int32_t> no_indices;
+    auto y_inf = Tensor<float>::full(ys, 9.f), y_inf_ref = Tensor<float>::full(ys, 9.f);
+    cpu::maxpool2d_forward(x, y_inf, no_indices, c.p);
+    cpu::maxpool2d_forward_reference(x, y_inf_ref, no_indices, c.p);
+    CHECK(y_inf.to_vector() == y_ref.to_vector());
+    CHECK(y_inf_ref.to_vector() == y_ref.to_vector());
   }
+}
+
+TEST_CASE("max_pool2d under NoGradGuard gives the same output and still refuses a backward", "[fastpath]") {
+  auto x = random_tensor<float>({2, 3, 9, 9}, 2100);
+  x.requires_grad_();
+  PoolParams p{3, 3, 2, 2, 1, 1, true};
+  auto with_grad = max_pool2d(x, p);
+  Tensor<float> without;
+  {
+    NoGradGuard ng;
+    without = max_pool2d(x, p);
+  }
+  CHECK(without.to_vector() == with_grad.to_vector());
+  CHECK_FALSE(without.requires_grad());
+  sum(with_grad).backward();  // the recorded op kept its indices
+  CHECK(x.grad().defined());
 }

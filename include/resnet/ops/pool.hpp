@@ -11,10 +11,10 @@ inline void check_pool_args(const char* op, const TensorBase& x, const PoolParam
   RESNET_CHECK(p.kernel_h > 0 && p.kernel_w > 0 && p.stride_h > 0 && p.stride_w > 0, op,
                ": kernel and stride must be positive");
   RESNET_CHECK(p.pad_h >= 0 && p.pad_w >= 0 && 2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w, op,
-               ": padding must be at most half the kernel, got padding ", p.pad_h, "x", p.pad_w, " for kernel ",
-               p.kernel_h, "x", p.kernel_w);
-  RESNET_CHECK(p.out_h(x.dim(2)) > 0 && p.out_w(x.dim(3)) > 0, op, ": input ", x.shape(), " is smaller than the ",
-               p.kernel_h, "x", p.kernel_w, " window");
+               ": padding must be at most half the kernel, got padding ", p.pad_h, "x", p.pad_w,
+               " for kernel ", p.kernel_h, "x", p.kernel_w);
+  RESNET_CHECK(p.out_h(x.dim(2)) > 0 && p.out_w(x.dim(3)) > 0, op, ": input ", x.shape(),
+               " is smaller than the ", p.kernel_h, "x", p.kernel_w, " window");
 }
 
 template <typename T>
@@ -23,7 +23,10 @@ Tensor<T> max_pool2d(const Tensor<T>& x_in, const PoolParams& p) {
   Tensor<T> x = detail::prepare("max_pool2d", x_in);
   Shape os{x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))};
   Tensor<T> y = Tensor<T>::empty(os, x.device());
-  Tensor<int32_t> idx = Tensor<int32_t>::empty(os, x.device());
+  // The argmax only serves the backward; CPU inference skips it (less memory at the stem, the peak).
+  const bool backward_possible = autograd::grad_enabled() && autograd::needs_grad(x_in);
+  Tensor<int32_t> idx =
+      backward_possible || !x.device().is_cpu() ? Tensor<int32_t>::empty(os, x.device()) : Tensor<int32_t>();
   RESNET_DISPATCH(x.device(), maxpool2d_forward, x, y, idx, p);
   autograd::record("max_pool2d", {x_in}, y, [idx](autograd::BackwardContext& ctx) {
     Tensor<T> dy = ctx.grad_output_as<T>();

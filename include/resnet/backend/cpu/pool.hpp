@@ -23,16 +23,17 @@ inline void check_pool_shapes(const char* op, const TensorBase& x, const TensorB
                " for input ", x.shape());
 }
 
-// indices[n, c, oh, ow] = ih * W + iw of the maximum (the first one on ties, as PyTorch).
+// indices[n, c, oh, ow] = ih * W + iw of the maximum (the first one on ties, as PyTorch). `indices` may be
+// undefined when no backward will run (inference): then only y is written.
 template <typename T>
 void maxpool2d_forward_reference(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indices,
                                  const PoolParams& p) {
   check_pool_shapes("max_pool2d", x, y, p);
-  check_same_shape("max_pool2d (indices)", y, indices);
+  if (indices.defined()) check_same_shape("max_pool2d (indices)", y, indices);
   const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
   const T* px = x.data();
   T* py = y.data();
-  int32_t* pi = indices.data();
+  int32_t* pi = indices.defined() ? indices.data() : nullptr;
   parallel_for(NC, 1, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
       const T* xc = px + nc * H * W;
@@ -55,7 +56,7 @@ void maxpool2d_forward_reference(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_
           }
           const int64_t o = (nc * OH + oh) * OW + ow;
           py[o] = best;
-          pi[o] = static_cast<int32_t>(arg);
+          if (pi) pi[o] = static_cast<int32_t>(arg);
         }
     }
   });
@@ -69,11 +70,11 @@ inline void maxpool2d_forward_fast(const Tensor<float>& x, Tensor<float>& y, Ten
                                    const PoolParams& p) {
 #if defined(__AVX512F__)
   check_pool_shapes("max_pool2d", x, y, p);
-  check_same_shape("max_pool2d (indices)", y, indices);
+  if (indices.defined()) check_same_shape("max_pool2d (indices)", y, indices);
   const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
   const float* px = x.data();
   float* py = y.data();
-  int32_t* pi = indices.data();
+  int32_t* pi = indices.defined() ? indices.data() : nullptr;
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   const __m512i stride = _mm512_set1_epi32(static_cast<int32_t>(p.stride_w));
   const __m512i width = _mm512_set1_epi32(static_cast<int32_t>(W)), zero = _mm512_setzero_si512();
@@ -107,7 +108,7 @@ inline void maxpool2d_forward_fast(const Tensor<float>& x, Tensor<float>& y, Ten
           }
         }
         _mm512_mask_storeu_ps(py + row * OW + ow0, live, best);
-        _mm512_mask_storeu_epi32(pi + row * OW + ow0, live, arg);
+        if (pi) _mm512_mask_storeu_epi32(pi + row * OW + ow0, live, arg);
       }
     }
   });
