@@ -13,7 +13,8 @@ TEST_CASE("gradcheck: conv2d with bias, stride 1, padding 1", "[gradcheck]") {
   auto w = leaf<double>({4, 3, 3, 3}, 2);
   auto b = leaf<double>({4}, 3);
   ConvParams p{1, 1, 1, 1};
-  require_gradients_match(gradcheck([&] { return project(conv2d(x, w, b, p)); }, {{"x", x}, {"w", w}, {"b", b}}));
+  require_gradients_match(
+      gradcheck([&] { return project(conv2d(x, w, b, p)); }, {{"x", x}, {"w", w}, {"b", b}}));
 }
 
 TEST_CASE("gradcheck: conv2d 7x7 stride 2 padding 3 (the stem)", "[gradcheck]") {
@@ -46,9 +47,9 @@ TEST_CASE("gradcheck: batch_norm in training mode, plain, +ReLU, +residual+ReLU"
   auto rv = Tensor<double>::ones({4});
   BatchNormParams bp;
   SECTION("plain") {
-    require_gradients_match(gradcheck(
-        [&] { return project(batch_norm(x, Tensor<double>(), g, b, rm, rv, true, bp)); },
-        {{"x", x}, {"gamma", g}, {"beta", b}}));
+    require_gradients_match(
+        gradcheck([&] { return project(batch_norm(x, Tensor<double>(), g, b, rm, rv, true, bp)); },
+                  {{"x", x}, {"gamma", g}, {"beta", b}}));
   }
   SECTION("relu") {
     require_gradients_match(gradcheck(
@@ -69,9 +70,9 @@ TEST_CASE("gradcheck: batch_norm in eval mode uses the running statistics", "[gr
   auto b = leaf<double>({3}, 17);
   auto rm = testing::random_tensor<double>({3}, 18);
   auto rv = Tensor<double>::from_vector({0.5, 1.5, 2.0}, {3});
-  require_gradients_match(
-      gradcheck([&] { return project(batch_norm(x, r, g, b, rm, rv, false, BatchNormParams{}, Activation::ReLU)); },
-                {{"x", x}, {"residual", r}, {"gamma", g}, {"beta", b}}));
+  require_gradients_match(gradcheck(
+      [&] { return project(batch_norm(x, r, g, b, rm, rv, false, BatchNormParams{}, Activation::ReLU)); },
+      {{"x", x}, {"residual", r}, {"gamma", g}, {"beta", b}}));
 }
 
 TEST_CASE("gradcheck: relu and add", "[gradcheck]") {
@@ -109,7 +110,8 @@ TEST_CASE("gradcheck: linear", "[gradcheck]") {
   auto x = leaf<double>({4, 6}, 25);
   auto w = leaf<double>({3, 6}, 26);
   auto b = leaf<double>({3}, 27);
-  require_gradients_match(gradcheck([&] { return project(linear(x, w, b)); }, {{"x", x}, {"w", w}, {"b", b}}));
+  require_gradients_match(
+      gradcheck([&] { return project(linear(x, w, b)); }, {{"x", x}, {"w", w}, {"b", b}}));
 }
 
 TEST_CASE("gradcheck: softmax", "[gradcheck]") {
@@ -128,11 +130,13 @@ TEST_CASE("gradcheck: cross_entropy with and without label smoothing", "[gradche
 
 TEST_CASE("gradcheck: reshape, flatten, scale and mean", "[gradcheck]") {
   auto x = leaf<double>({2, 3, 2, 2}, 30);
-  require_gradients_match(gradcheck([&] { return mean(mul(flatten(scale(x, 1.5)), flatten(x))); }, {{"x", x}}));
+  require_gradients_match(
+      gradcheck([&] { return mean(mul(flatten(scale(x, 1.5)), flatten(x))); }, {{"x", x}}));
 }
 
 namespace {
-std::vector<std::pair<std::string, Tensor<double>>> block_wrt(const nn::Module<double>& m, const Tensor<double>& x) {
+std::vector<std::pair<std::string, Tensor<double>>> block_wrt(const nn::Module<double>& m,
+                                                              const Tensor<double>& x) {
   std::vector<std::pair<std::string, Tensor<double>>> wrt{{"input", x}};
   for (auto& kv : m.named_parameters()) wrt.push_back(kv);
   return wrt;

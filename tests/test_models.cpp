@@ -22,8 +22,11 @@ TEST_CASE("models: parameter counts with 1000 classes match torchvision exactly"
 }
 
 TEST_CASE("models: multiply-accumulates at 224x224 (v1) within 2% of the paper's FLOPs", "[models]") {
-  const std::vector<std::pair<std::string, double>> paper{
-      {"resnet18", 1.8e9}, {"resnet34", 3.6e9}, {"resnet50", 3.8e9}, {"resnet101", 7.6e9}, {"resnet152", 11.3e9}};
+  const std::vector<std::pair<std::string, double>> paper{{"resnet18", 1.8e9},
+                                                          {"resnet34", 3.6e9},
+                                                          {"resnet50", 3.8e9},
+                                                          {"resnet101", 7.6e9},
+                                                          {"resnet152", 11.3e9}};
   models::ResNetOptions o;
   o.stride_on_1x1 = true;
   for (const auto& [arch, flops] : paper) {

@@ -49,9 +49,17 @@ TEST_CASE("tensor: half and bfloat16 conversions round to nearest even", "[tenso
 
 TEST_CASE("tensor: dtype and device mistakes are named", "[tensor][errors]") {
   auto t = Tensor<float>::zeros({2});
-  testing::require_error_mentions([&] { Tensor<double> d(static_cast<TensorBase>(t)); (void)d; },
-                                  {"float32", "float64"});
-  testing::require_error_mentions([&] { Tensor<float>::from_vector({1, 2, 3}, {2, 2}); }, {"3 values", "[2, 2]"});
+  testing::require_error_mentions(
+      [&] {
+        Tensor<double> d(static_cast<TensorBase>(t));
+        (void)d;
+      },
+      {"float32", "float64"});
+  testing::require_error_mentions(
+      [&] {
+        Tensor<float>::from_vector({1, 2, 3}, {2, 2});
+      },
+      {"3 values", "[2, 2]"});
   if (!cuda_compiled()) testing::require_error_mentions([&] { t.to(Device::cuda()); }, {"CUDA"});
   testing::require_error_mentions([] { Device::parse("tpu"); }, {"tpu"});
   testing::require_error_mentions([] { TensorBase().shape(); }, {"undefined"});
@@ -131,25 +139,41 @@ TEST_CASE("errors: wrong channel counts are named", "[errors]") {
   nn::BatchNorm2d<float> bn(16);
   testing::require_error_mentions([&] { bn.forward(x); }, {"BatchNorm2d", "16", "[1, 4, 8, 8]"});
   auto net = models::resnet18<float>();
-  testing::require_error_mentions([&] { net->forward(Tensor<float>::zeros({1, 1, 32, 32})); },
-                                  {"resnet18", "[1, 1, 32, 32]"});
+  testing::require_error_mentions(
+      [&] {
+        net->forward(Tensor<float>::zeros({1, 1, 32, 32}));
+      },
+      {"resnet18", "[1, 1, 32, 32]"});
   nn::Linear<float> fc(512, 10);
-  testing::require_error_mentions([&] { fc.forward(Tensor<float>::zeros({2, 256})); }, {"Linear", "[2, 256]"});
+  testing::require_error_mentions(
+      [&] {
+        fc.forward(Tensor<float>::zeros({2, 256}));
+      },
+      {"Linear", "[2, 256]"});
 }
 
 TEST_CASE("errors: empty tensors and bad arguments are refused", "[errors]") {
   auto empty = Tensor<float>::zeros({0, 3, 8, 8});
   auto w = Tensor<float>::zeros({4, 3, 3, 3});
-  testing::require_error_mentions([&] { conv2d(empty, w, ConvParams{}); }, {"conv2d", "empty", "[0, 3, 8, 8]"});
+  testing::require_error_mentions([&] { conv2d(empty, w, ConvParams{}); },
+                                  {"conv2d", "empty", "[0, 3, 8, 8]"});
   testing::require_error_mentions([&] { relu(Tensor<float>()); }, {"relu", "undefined"});
   testing::require_error_mentions([&] { max_pool2d(empty, PoolParams{}); }, {"max_pool2d", "empty"});
   testing::require_error_mentions([&] { sum(Tensor<float>::zeros({0})); }, {"sum", "empty"});
   auto small = Tensor<float>::zeros({1, 3, 2, 2});
-  testing::require_error_mentions([&] { conv2d(small, Tensor<float>::zeros({4, 3, 5, 5}), ConvParams{}); },
-                                  {"conv2d", "smaller than the kernel"});
+  testing::require_error_mentions(
+      [&] {
+        conv2d(small, Tensor<float>::zeros({4, 3, 5, 5}), ConvParams{});
+      },
+      {"conv2d", "smaller than the kernel"});
   auto logits = Tensor<float>::zeros({2, 3});
-  testing::require_error_mentions([&] { cross_entropy(logits, std::vector<int32_t>{0, 3}); }, {"label 3", "[0, 3)"});
-  testing::require_error_mentions([&] { cross_entropy(logits, std::vector<int32_t>{0}); }, {"1 labels", "[2, 3]"});
+  testing::require_error_mentions(
+      [&] {
+        cross_entropy(logits, std::vector<int32_t>{0, 3});
+      },
+      {"label 3", "[0, 3)"});
+  testing::require_error_mentions([&] { cross_entropy(logits, std::vector<int32_t>{0}); },
+                                  {"1 labels", "[2, 3]"});
   auto one = Tensor<float>::zeros({1, 4, 1, 1});
   nn::BatchNorm2d<float> bn(4);
   testing::require_error_mentions([&] { bn.forward(one); }, {"more than one value per channel"});

@@ -109,7 +109,8 @@ void require_error_mentions(Fn&& fn, const std::vector<std::string>& fragments) 
     }
     return;
   }
-  FAIL("expected a resnet::Error mentioning " << (fragments.empty() ? std::string("anything") : fragments[0]));
+  FAIL("expected a resnet::Error mentioning "
+       << (fragments.empty() ? std::string("anything") : fragments[0]));
 }
 
 }  // namespace testing

@@ -35,19 +35,29 @@ inline std::vector<Node*> topological_order(Node* root) {
 // Backward from `root` with gradient `seed` (ones for a scalar loss when omitted).
 inline void backward(TensorBase root, TensorBase seed = TensorBase(), bool retain_graph = false) {
   RESNET_CHECK(root.defined(), "backward: undefined tensor");
-  RESNET_CHECK(root.requires_grad(), "backward: tensor ", root.describe(),
-               " does not require grad (no parameter or input that requires grad was used, or it was computed "
-               "under NoGradGuard)");
+  RESNET_CHECK(
+      root.requires_grad(), "backward: tensor ", root.describe(),
+      " does not require grad (no parameter or input that requires grad was used, or it was computed "
+      "under NoGradGuard)");
   if (!seed.defined()) {
     RESNET_CHECK(root.numel() == 1, "backward: implicit gradient needs a scalar, got shape ", root.shape(),
                  "; pass a gradient tensor");
     seed = TensorBase::empty(root.shape(), root.dtype(), Device::cpu());
     switch (root.dtype()) {
-      case DType::F32: *static_cast<float*>(seed.raw_data()) = 1.f; break;
-      case DType::F64: *static_cast<double*>(seed.raw_data()) = 1.0; break;
-      case DType::F16: *static_cast<half_t*>(seed.raw_data()) = half_t(1.f); break;
-      case DType::BF16: *static_cast<bf16_t*>(seed.raw_data()) = bf16_t(1.f); break;
-      default: RESNET_FAIL("backward: unsupported dtype ", dtype_name(root.dtype()));
+      case DType::F32:
+        *static_cast<float*>(seed.raw_data()) = 1.f;
+        break;
+      case DType::F64:
+        *static_cast<double*>(seed.raw_data()) = 1.0;
+        break;
+      case DType::F16:
+        *static_cast<half_t*>(seed.raw_data()) = half_t(1.f);
+        break;
+      case DType::BF16:
+        *static_cast<bf16_t*>(seed.raw_data()) = bf16_t(1.f);
+        break;
+      default:
+        RESNET_FAIL("backward: unsupported dtype ", dtype_name(root.dtype()));
     }
     if (!root.device().is_cpu()) {
       TensorBase d = TensorBase::empty(root.shape(), root.dtype(), root.device());

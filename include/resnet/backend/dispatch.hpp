@@ -12,7 +12,8 @@
 namespace resnet {
 namespace detail {
 [[noreturn]] inline void no_cuda(const char* fn) {
-  RESNET_FAIL(fn, ": tensor is on a CUDA device but this program was built without CUDA support (link resnet::cuda)");
+  RESNET_FAIL(
+      fn, ": tensor is on a CUDA device but this program was built without CUDA support (link resnet::cuda)");
 }
 
 // float16/bfloat16 tensors compute on CUDA devices only: the CPU backend computes in the storage type.
@@ -48,7 +49,7 @@ R cpu_call(const char* fn, F&& f, A&&... args) {
 
 #if RESNET_WITH_CUDA
 #define RESNET_DISPATCH(device, fn, ...)                                                       \
-  ((device).is_cuda() ? ::resnet::cuda::fn(__VA_ARGS__)                                      \
+  ((device).is_cuda() ? ::resnet::cuda::fn(__VA_ARGS__)                                        \
                       : ::resnet::detail::cpu_call<decltype(::resnet::cuda::fn(__VA_ARGS__))>( \
                             #fn,                                                               \
                             [&](auto&&... a) -> decltype(auto) {                               \
@@ -91,7 +92,8 @@ inline void add_inplace_any(TensorBase& dst, const TensorBase& src) {
     }
 #endif
     default:
-      RESNET_FAIL("gradient accumulation: unsupported dtype ", dtype_name(dst.dtype()), " on ", dst.device().to_string());
+      RESNET_FAIL("gradient accumulation: unsupported dtype ", dtype_name(dst.dtype()), " on ",
+                  dst.device().to_string());
   }
 }
 

@@ -18,7 +18,9 @@ struct Device {
 
   bool is_cpu() const { return type == DeviceType::CPU; }
   bool is_cuda() const { return type == DeviceType::CUDA; }
-  bool operator==(const Device& o) const { return type == o.type && (type == DeviceType::CPU || index == o.index); }
+  bool operator==(const Device& o) const {
+    return type == o.type && (type == DeviceType::CPU || index == o.index);
+  }
   bool operator!=(const Device& o) const { return !(*this == o); }
 
   std::string to_string() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }

@@ -43,8 +43,8 @@ template <typename... Args>
 }  // namespace resnet
 
 // RESNET_CHECK(cond, parts...): throws resnet::Error with the concatenated parts when cond is false.
-#define RESNET_CHECK(cond, ...)                                          \
-  do {                                                                   \
+#define RESNET_CHECK(cond, ...)                                                  \
+  do {                                                                           \
     if (!(cond)) ::resnet::detail::throw_error(__FILE__, __LINE__, __VA_ARGS__); \
   } while (0)
 

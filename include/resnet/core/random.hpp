@@ -13,7 +13,9 @@ class Generator {
   double normal(double mean = 0.0, double stddev = 1.0) {
     return std::normal_distribution<double>(mean, stddev)(engine_);
   }
-  double uniform(double lo = 0.0, double hi = 1.0) { return std::uniform_real_distribution<double>(lo, hi)(engine_); }
+  double uniform(double lo = 0.0, double hi = 1.0) {
+    return std::uniform_real_distribution<double>(lo, hi)(engine_);
+  }
   // Uniform integer in [0, n).
   int64_t randint(int64_t n) { return std::uniform_int_distribution<int64_t>(0, n - 1)(engine_); }
   uint64_t next_u64() { return engine_(); }

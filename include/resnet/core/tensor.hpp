@@ -99,7 +99,8 @@ class TensorBase {
   bool requires_grad() const { return impl_ && impl_->autograd && impl_->autograd->requires_grad; }
   // Marks a leaf as a parameter-like tensor whose gradient the tape should compute.
   TensorBase& set_requires_grad(bool on) {
-    RESNET_CHECK(dtype_is_floating(dtype()), "only floating-point tensors can require grad, got ", describe());
+    RESNET_CHECK(dtype_is_floating(dtype()), "only floating-point tensors can require grad, got ",
+                 describe());
     auto& m = meta();
     RESNET_CHECK(m.is_leaf() || on, "cannot clear requires_grad on a non-leaf tensor");
     m.requires_grad = on;
@@ -109,7 +110,9 @@ class TensorBase {
   void retain_grad() { meta().retains_grad = true; }
   bool has_grad() const { return impl_ && impl_->autograd && impl_->autograd->grad; }
   TensorBase grad_base() const { return has_grad() ? *impl_->autograd->grad : TensorBase(); }
-  void set_grad_base(const TensorBase& g) { meta().grad = g.defined() ? std::make_shared<TensorBase>(g) : nullptr; }
+  void set_grad_base(const TensorBase& g) {
+    meta().grad = g.defined() ? std::make_shared<TensorBase>(g) : nullptr;
+  }
   std::shared_ptr<autograd::Node> grad_fn() const {
     return impl_ && impl_->autograd ? impl_->autograd->grad_fn : nullptr;
   }
@@ -196,7 +199,9 @@ class Tensor : public TensorBase {
     std::fill(t.data(), t.data() + t.numel(), value);
     return device.is_cpu() ? t : t.to(device);
   }
-  static Tensor ones(const Shape& shape, Device device = Device::cpu()) { return full(shape, T(1.0f), device); }
+  static Tensor ones(const Shape& shape, Device device = Device::cpu()) {
+    return full(shape, T(1.0f), device);
+  }
   static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu()) {
     RESNET_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: ", values.size(),
                  " values do not fill shape ", shape);
@@ -284,7 +289,8 @@ class Tensor : public TensorBase {
   // Element access on CPU tensors, with strides (tests and tools; kernels use data()).
   T& at(std::initializer_list<int64_t> idx) const {
     RESNET_CHECK(device().is_cpu(), "at() needs a CPU tensor, got ", describe());
-    RESNET_CHECK(static_cast<int64_t>(idx.size()) == rank(), "at(): ", idx.size(), " indices for shape ", shape());
+    RESNET_CHECK(static_cast<int64_t>(idx.size()) == rank(), "at(): ", idx.size(), " indices for shape ",
+                 shape());
     int64_t off = 0;
     int64_t k = 0;
     for (int64_t i : idx) {
@@ -342,25 +348,26 @@ inline void copy_into(TensorBase& dst, const TensorBase& src) {
     return;
   }
   RESNET_CHECK(dst.device().is_cpu() && src.device().is_cpu(),
-               "copy: strided copies are supported on the CPU only (", src.describe(), " -> ", dst.describe(), ")");
+               "copy: strided copies are supported on the CPU only (", src.describe(), " -> ", dst.describe(),
+               ")");
   size_t es = dtype_size(src.dtype());
   const auto& sh = src.shape().dims();
   switch (es) {
     case 1:
-      detail::strided_copy(static_cast<uint8_t*>(dst.raw_data()), static_cast<const uint8_t*>(src.raw_data()), sh,
-                           dst.strides(), src.strides());
+      detail::strided_copy(static_cast<uint8_t*>(dst.raw_data()), static_cast<const uint8_t*>(src.raw_data()),
+                           sh, dst.strides(), src.strides());
       break;
     case 2:
-      detail::strided_copy(static_cast<uint16_t*>(dst.raw_data()), static_cast<const uint16_t*>(src.raw_data()),
-                           sh, dst.strides(), src.strides());
+      detail::strided_copy(static_cast<uint16_t*>(dst.raw_data()),
+                           static_cast<const uint16_t*>(src.raw_data()), sh, dst.strides(), src.strides());
       break;
     case 4:
-      detail::strided_copy(static_cast<uint32_t*>(dst.raw_data()), static_cast<const uint32_t*>(src.raw_data()),
-                           sh, dst.strides(), src.strides());
+      detail::strided_copy(static_cast<uint32_t*>(dst.raw_data()),
+                           static_cast<const uint32_t*>(src.raw_data()), sh, dst.strides(), src.strides());
       break;
     default:
-      detail::strided_copy(static_cast<uint64_t*>(dst.raw_data()), static_cast<const uint64_t*>(src.raw_data()),
-                           sh, dst.strides(), src.strides());
+      detail::strided_copy(static_cast<uint64_t*>(dst.raw_data()),
+                           static_cast<const uint64_t*>(src.raw_data()), sh, dst.strides(), src.strides());
       break;
   }
 }
@@ -370,8 +377,8 @@ inline void check_same_shape(const char* op, const TensorBase& a, const TensorBa
   RESNET_CHECK(a.shape() == b.shape(), op, ": shape mismatch between ", a.shape(), " and ", b.shape());
 }
 inline void check_same_device(const char* op, const TensorBase& a, const TensorBase& b) {
-  RESNET_CHECK(a.device() == b.device(), op, ": tensors on different devices (", a.device().to_string(), " and ",
-               b.device().to_string(), "); move them with .to(device) first");
+  RESNET_CHECK(a.device() == b.device(), op, ": tensors on different devices (", a.device().to_string(),
+               " and ", b.device().to_string(), "); move them with .to(device) first");
 }
 inline void check_rank(const char* op, const TensorBase& t, int64_t rank, const char* what) {
   RESNET_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");

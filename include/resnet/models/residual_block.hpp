@@ -37,10 +37,11 @@ class ResidualBlock : public nn::Module<T> {
       bn2 = this->register_module("bn2", std::make_shared<nn::BatchNorm2d<T>>(o.planes));
     } else {
       const int64_t s1 = o.stride_on_1x1 ? o.stride : 1, s3 = o.stride_on_1x1 ? 1 : o.stride;
-      conv1 = this->register_module("conv1", make_conv(Conv2dOptions(o.in_channels, o.planes, 1).stride(s1), gen));
+      conv1 = this->register_module("conv1",
+                                    make_conv(Conv2dOptions(o.in_channels, o.planes, 1).stride(s1), gen));
       bn1 = this->register_module("bn1", std::make_shared<nn::BatchNorm2d<T>>(o.planes));
-      conv2 = this->register_module("conv2",
-                                    make_conv(Conv2dOptions(o.planes, o.planes, 3).stride(s3).padding(1), gen));
+      conv2 = this->register_module(
+          "conv2", make_conv(Conv2dOptions(o.planes, o.planes, 3).stride(s3).padding(1), gen));
       bn2 = this->register_module("bn2", std::make_shared<nn::BatchNorm2d<T>>(o.planes));
       conv3 = this->register_module("conv3", make_conv(Conv2dOptions(o.planes, out_channels, 1), gen));
       bn3 = this->register_module("bn3", std::make_shared<nn::BatchNorm2d<T>>(out_channels));
@@ -53,11 +54,13 @@ class ResidualBlock : public nn::Module<T> {
   }
 
   Tensor<T> forward(const Tensor<T>& x) override {
-    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.in_channels, type_name(), ": expected input [N, ",
-                 opts_.in_channels, ", H, W], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
+    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.in_channels, type_name(),
+                 ": expected input [N, ", opts_.in_channels, ", H, W], got ",
+                 x.defined() ? x.shape().to_string() : std::string("undefined"));
     Tensor<T> identity = downsample ? downsample->forward(x) : x;
     Tensor<T> h = bn1->forward_fused(conv1->forward(x), Tensor<T>(), Activation::ReLU);
-    if (opts_.kind == BlockKind::Basic) return bn2->forward_fused(conv2->forward(h), identity, Activation::ReLU);
+    if (opts_.kind == BlockKind::Basic)
+      return bn2->forward_fused(conv2->forward(h), identity, Activation::ReLU);
     h = bn2->forward_fused(conv2->forward(h), Tensor<T>(), Activation::ReLU);
     return bn3->forward_fused(conv3->forward(h), identity, Activation::ReLU);
   }

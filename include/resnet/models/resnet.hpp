@@ -32,7 +32,8 @@ inline ResNetSpec resnet_spec(const std::string& arch) {
   if (arch == "resnet50") return {arch, BlockKind::Bottleneck, {3, 4, 6, 3}};
   if (arch == "resnet101") return {arch, BlockKind::Bottleneck, {3, 4, 23, 3}};
   if (arch == "resnet152") return {arch, BlockKind::Bottleneck, {3, 8, 36, 3}};
-  RESNET_FAIL("unknown architecture '", arch, "' (expected resnet18, resnet34, resnet50, resnet101 or resnet152)");
+  RESNET_FAIL("unknown architecture '", arch,
+              "' (expected resnet18, resnet34, resnet50, resnet101 or resnet152)");
 }
 
 template <typename T>
@@ -43,8 +44,8 @@ class ResNet : public nn::Module<T> {
     Generator seeded(o.seed);
     Generator& gen = o.seed ? seeded : default_generator();
     conv1 = this->register_module(
-        "conv1", std::make_shared<nn::Conv2d<T>>(nn::Conv2dOptions(o.in_channels, 64, 7).stride(2).padding(3).bias(false),
-                                                 gen));
+        "conv1", std::make_shared<nn::Conv2d<T>>(
+                     nn::Conv2dOptions(o.in_channels, 64, 7).stride(2).padding(3).bias(false), gen));
     bn1 = this->register_module("bn1", std::make_shared<nn::BatchNorm2d<T>>(64));
     maxpool = this->register_module("maxpool", std::make_shared<nn::MaxPool2d<T>>(3, 2, 1));
     int64_t in = 64;
@@ -86,7 +87,8 @@ class ResNet : public nn::Module<T> {
     Shape s = conv1->summarize(in, sub("conv1"), depth, rows);
     s = bn1->summarize(s, sub("bn1"), depth, rows);
     s = maxpool->summarize(s, sub("maxpool"), depth, rows);
-    for (size_t i = 0; i < 4; ++i) s = layers[i]->summarize(s, sub(("layer" + std::to_string(i + 1)).c_str()), depth, rows);
+    for (size_t i = 0; i < 4; ++i)
+      s = layers[i]->summarize(s, sub(("layer" + std::to_string(i + 1)).c_str()), depth, rows);
     s = avgpool->summarize(s, sub("avgpool"), depth, rows);
     return fc->summarize(s, sub("fc"), depth, rows);
   }

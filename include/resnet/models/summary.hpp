@@ -36,12 +36,14 @@ inline std::string with_commas(int64_t v) {
 inline std::string format_summary(const ModelSummary& s) {
   std::ostringstream os;
   os << std::left << std::setw(34) << "layer" << std::setw(13) << "type" << std::setw(22) << "output shape"
-     << std::right << std::setw(14) << "params" << std::setw(18) << "MACs" << "\n";
+     << std::right << std::setw(14) << "params" << std::setw(18) << "MACs"
+     << "\n";
   os << std::string(101, '-') << "\n";
   for (const auto& r : s.rows) {
     std::string name = std::string(static_cast<size_t>(r.depth) * 2, ' ') + r.name;
-    os << std::left << std::setw(34) << name << std::setw(13) << r.type << std::setw(22) << r.output.to_string()
-       << std::right << std::setw(14) << with_commas(r.params) << std::setw(18) << with_commas(r.macs) << "\n";
+    os << std::left << std::setw(34) << name << std::setw(13) << r.type << std::setw(22)
+       << r.output.to_string() << std::right << std::setw(14) << with_commas(r.params) << std::setw(18)
+       << with_commas(r.macs) << "\n";
   }
   os << std::string(101, '-') << "\n";
   char buf[64];

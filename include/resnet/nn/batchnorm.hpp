@@ -28,7 +28,8 @@ class BatchNorm2d : public Module<T> {
   using P = acc_t<T>;
   explicit BatchNorm2d(const BatchNorm2dOptions& o) : opts_(o) {
     RESNET_CHECK(o.num_features_ > 0, "BatchNorm2d: num_features must be positive, got ", o.num_features_);
-    RESNET_CHECK(o.eps_ > 0 && o.momentum_ >= 0 && o.momentum_ <= 1, "BatchNorm2d: need eps > 0 and momentum in [0, 1]");
+    RESNET_CHECK(o.eps_ > 0 && o.momentum_ >= 0 && o.momentum_ <= 1,
+                 "BatchNorm2d: need eps > 0 and momentum in [0, 1]");
     const int64_t C = o.num_features_;
     weight = this->register_parameter("weight", Tensor<P>::ones({C}));
     bias = this->register_parameter("bias", Tensor<P>::zeros({C}));
@@ -49,7 +50,8 @@ class BatchNorm2d : public Module<T> {
                  opts_.num_features_, "): expected input [N, ", opts_.num_features_, ", H, W], got ",
                  x.defined() ? x.shape().to_string() : std::string("undefined"));
     if (this->is_training()) num_batches_tracked.data()[0] += 1;
-    return batch_norm(x, residual, weight, bias, running_mean, running_var, this->is_training(), bn_params(), act);
+    return batch_norm(x, residual, weight, bias, running_mean, running_var, this->is_training(), bn_params(),
+                      act);
   }
 
   std::string type_name() const override { return "BatchNorm2d"; }

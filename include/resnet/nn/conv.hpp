@@ -32,10 +32,12 @@ class Conv2d : public Module<T> {
  public:
   using P = acc_t<T>;
   explicit Conv2d(const Conv2dOptions& o, Generator& gen = default_generator()) : opts_(o) {
-    RESNET_CHECK(o.in_channels_ > 0 && o.out_channels_ > 0 && o.kernel_size_ > 0, "Conv2d: channels (", o.in_channels_,
-                 ", ", o.out_channels_, ") and kernel size (", o.kernel_size_, ") must be positive");
-    RESNET_CHECK(o.stride_ > 0 && o.padding_ >= 0, "Conv2d: stride must be positive and padding non-negative, got ",
-                 o.stride_, " and ", o.padding_);
+    RESNET_CHECK(o.in_channels_ > 0 && o.out_channels_ > 0 && o.kernel_size_ > 0, "Conv2d: channels (",
+                 o.in_channels_, ", ", o.out_channels_, ") and kernel size (", o.kernel_size_,
+                 ") must be positive");
+    RESNET_CHECK(o.stride_ > 0 && o.padding_ >= 0,
+                 "Conv2d: stride must be positive and padding non-negative, got ", o.stride_, " and ",
+                 o.padding_);
     Shape ws{o.out_channels_, o.in_channels_, o.kernel_size_, o.kernel_size_};
     weight = this->register_parameter("weight", init::kaiming_normal_fan_out<P>(ws, gen));
     if (o.bias_) {
@@ -45,9 +47,9 @@ class Conv2d : public Module<T> {
   }
 
   Tensor<T> forward(const Tensor<T>& x) override {
-    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.in_channels_, "Conv2d(", opts_.in_channels_, "->",
-                 opts_.out_channels_, "): expected input [N, ", opts_.in_channels_, ", H, W], got ",
-                 x.defined() ? x.shape().to_string() : std::string("undefined"));
+    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.in_channels_, "Conv2d(",
+                 opts_.in_channels_, "->", opts_.out_channels_, "): expected input [N, ", opts_.in_channels_,
+                 ", H, W], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
     Tensor<T> b = bias.defined() ? cast<T>(bias) : Tensor<T>();
     return conv2d(x, cast<T>(weight), b, params());
   }

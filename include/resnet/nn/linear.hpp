@@ -11,24 +11,28 @@ template <typename T>
 class Linear : public Module<T> {
  public:
   using P = acc_t<T>;
-  Linear(int64_t in_features, int64_t out_features, bool with_bias = true, Generator& gen = default_generator())
+  Linear(int64_t in_features, int64_t out_features, bool with_bias = true,
+         Generator& gen = default_generator())
       : in_(in_features), out_(out_features) {
-    RESNET_CHECK(in_features > 0 && out_features > 0, "Linear: features must be positive, got ", in_features, " -> ",
-                 out_features);
-    weight = this->register_parameter("weight", init::uniform_fan_in<P>({out_features, in_features}, in_features, gen));
-    if (with_bias) bias = this->register_parameter("bias", init::uniform_fan_in<P>({out_features}, in_features, gen));
+    RESNET_CHECK(in_features > 0 && out_features > 0, "Linear: features must be positive, got ", in_features,
+                 " -> ", out_features);
+    weight = this->register_parameter("weight",
+                                      init::uniform_fan_in<P>({out_features, in_features}, in_features, gen));
+    if (with_bias)
+      bias = this->register_parameter("bias", init::uniform_fan_in<P>({out_features}, in_features, gen));
   }
   Tensor<T> forward(const Tensor<T>& x) override {
-    RESNET_CHECK(x.defined() && x.rank() == 2 && x.dim(1) == in_, "Linear(", in_, "->", out_, "): expected input [N, ",
-                 in_, "], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
+    RESNET_CHECK(x.defined() && x.rank() == 2 && x.dim(1) == in_, "Linear(", in_, "->", out_,
+                 "): expected input [N, ", in_, "], got ",
+                 x.defined() ? x.shape().to_string() : std::string("undefined"));
     Tensor<T> b = bias.defined() ? cast<T>(bias) : Tensor<T>();
     return linear(x, cast<T>(weight), b);
   }
   std::string type_name() const override { return "Linear"; }
   Shape summarize(const Shape& in, const std::string& name, int depth,
                   std::vector<LayerSummary>& rows) const override {
-    RESNET_CHECK(in.rank() == 2 && in[1] == in_, "Linear ", name, ": input shape ", in, " does not have ", in_,
-                 " features");
+    RESNET_CHECK(in.rank() == 2 && in[1] == in_, "Linear ", name, ": input shape ", in, " does not have ",
+                 in_, " features");
     Shape out{in[0], out_};
     this->add_row(rows, name, depth, out, in_ * out_);
     return out;

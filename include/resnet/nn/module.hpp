@@ -42,7 +42,8 @@ class Module {
 
   // Shape inference without computing: appends this module's rows and returns its output shape for an
   // input of shape `in` (batch dimension included). Containers recurse into their children.
-  virtual Shape summarize(const Shape& in, const std::string& name, int depth, std::vector<LayerSummary>& rows) const {
+  virtual Shape summarize(const Shape& in, const std::string& name, int depth,
+                          std::vector<LayerSummary>& rows) const {
     (void)in;
     (void)name;
     (void)depth;
@@ -80,7 +81,9 @@ class Module {
     collect_state(prefix, out);
     return out;
   }
-  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const {
+    return children_;
+  }
 
   int64_t num_parameters() const {
     int64_t n = 0;
@@ -143,11 +146,13 @@ class Module {
     TensorBase tensor;
     bool host_only;
   };
-  void collect_parameters(const std::string& prefix, std::vector<std::pair<std::string, Tensor<P>>>& out) const {
+  void collect_parameters(const std::string& prefix,
+                          std::vector<std::pair<std::string, Tensor<P>>>& out) const {
     for (auto& kv : params_) out.emplace_back(join(prefix, kv.first), kv.second);
     for (auto& c : children_) c.second->collect_parameters(join(prefix, c.first), out);
   }
-  void collect_buffers(const std::string& prefix, std::vector<std::pair<std::string, TensorBase>>& out) const {
+  void collect_buffers(const std::string& prefix,
+                       std::vector<std::pair<std::string, TensorBase>>& out) const {
     for (auto& b : buffers_) out.emplace_back(join(prefix, b.name), b.tensor);
     for (auto& c : children_) c.second->collect_buffers(join(prefix, c.first), out);
   }

@@ -6,14 +6,16 @@
 namespace resnet {
 namespace nn {
 
-inline PoolParams make_pool_params(int64_t kernel, int64_t stride, int64_t padding, bool count_include_pad = true) {
+inline PoolParams make_pool_params(int64_t kernel, int64_t stride, int64_t padding,
+                                   bool count_include_pad = true) {
   return PoolParams{kernel, kernel, stride, stride, padding, padding, count_include_pad};
 }
 
 template <typename T>
 class MaxPool2d : public Module<T> {
  public:
-  MaxPool2d(int64_t kernel, int64_t stride, int64_t padding = 0) : p_(make_pool_params(kernel, stride, padding)) {}
+  MaxPool2d(int64_t kernel, int64_t stride, int64_t padding = 0)
+      : p_(make_pool_params(kernel, stride, padding)) {}
   Tensor<T> forward(const Tensor<T>& x) override { return max_pool2d(x, p_); }
   std::string type_name() const override { return "MaxPool2d"; }
   Shape summarize(const Shape& in, const std::string& name, int depth,

@@ -17,9 +17,10 @@ Tensor<T> batch_norm(const Tensor<T>& x_in, const Tensor<T>& residual_in, const 
   check_rank(op, x_in, 4, "input [N, C, H, W]");
   check_not_empty(op, x_in, "input");
   const int64_t C = x_in.dim(1);
-  RESNET_CHECK(gamma.numel() == C && beta.numel() == C && running_mean.numel() == C && running_var.numel() == C, op,
-               ": input ", x_in.shape(), " has ", C, " channels but the layer has ", gamma.numel(), " (weight ",
-               gamma.shape(), ", running_mean ", running_mean.shape(), ")");
+  RESNET_CHECK(
+      gamma.numel() == C && beta.numel() == C && running_mean.numel() == C && running_var.numel() == C, op,
+      ": input ", x_in.shape(), " has ", C, " channels but the layer has ", gamma.numel(), " (weight ",
+      gamma.shape(), ", running_mean ", running_mean.shape(), ")");
   check_same_device(op, x_in, gamma);
   if (residual_in.defined()) {
     RESNET_CHECK(residual_in.shape() == x_in.shape(), op, ": residual shape ", residual_in.shape(),
@@ -38,14 +39,15 @@ Tensor<T> batch_norm(const Tensor<T>& x_in, const Tensor<T>& residual_in, const 
   if (training) {
     mean = Tensor<P>::empty({C}, x.device());
     invstd = Tensor<P>::empty({C}, x.device());
-    RESNET_DISPATCH(x.device(), batchnorm_forward_training, x, rp, gamma, beta, running_mean, running_var, mean, invstd,
-                    y, bp, act);
+    RESNET_DISPATCH(x.device(), batchnorm_forward_training, x, rp, gamma, beta, running_mean, running_var,
+                    mean, invstd, y, bp, act);
   } else {
-    RESNET_DISPATCH(x.device(), batchnorm_forward_inference, x, rp, gamma, beta, running_mean, running_var, y, bp,
-                    act);
+    RESNET_DISPATCH(x.device(), batchnorm_forward_inference, x, rp, gamma, beta, running_mean, running_var, y,
+                    bp, act);
   }
-  bool recording = autograd::grad_enabled() && (autograd::needs_grad(x_in) || autograd::needs_grad(residual_in) ||
-                                                autograd::needs_grad(gamma) || autograd::needs_grad(beta));
+  bool recording =
+      autograd::grad_enabled() && (autograd::needs_grad(x_in) || autograd::needs_grad(residual_in) ||
+                                   autograd::needs_grad(gamma) || autograd::needs_grad(beta));
   if (!recording) return y;
   if (!training) {
     // Eval-mode backward uses the running statistics as they are now (copied: training may update them).
@@ -79,9 +81,9 @@ Tensor<T> batch_norm(const Tensor<T>& x_in, const Tensor<T>& residual_in, const 
                        db_tmp = Tensor<P>::empty(db.shape(), db.device());
                        db_ptr = &db_tmp;
                      }
-                     RESNET_DISPATCH(dy.device(), batchnorm_backward, sx, sy, dy, sg, mean, invstd, training, act,
-                                     dx.defined() ? &dx : nullptr, dx_acc, dr.defined() ? &dr : nullptr, dr_acc,
-                                     dg.defined() ? &dg : nullptr, db_ptr, param_acc);
+                     RESNET_DISPATCH(dy.device(), batchnorm_backward, sx, sy, dy, sg, mean, invstd, training,
+                                     act, dx.defined() ? &dx : nullptr, dx_acc, dr.defined() ? &dr : nullptr,
+                                     dr_acc, dg.defined() ? &dg : nullptr, db_ptr, param_acc);
                      if (db_tmp.defined()) {
                        if (db_acc)
                          backend::add_inplace_any(db, db_tmp);

@@ -9,7 +9,8 @@ inline Shape conv2d_output_shape(const Shape& x, const Shape& w, const ConvParam
   return Shape{x[0], w[0], p.out_h(x[2], w[2]), p.out_w(x[3], w[3])};
 }
 
-inline void check_conv2d_args(const TensorBase& x, const TensorBase& w, const TensorBase& b, const ConvParams& p) {
+inline void check_conv2d_args(const TensorBase& x, const TensorBase& w, const TensorBase& b,
+                              const ConvParams& p) {
   const char* op = "conv2d";
   check_rank(op, x, 4, "input [N, C, H, W]");
   check_rank(op, w, 4, "weight [Cout, Cin, KH, KW]");
@@ -19,12 +20,13 @@ inline void check_conv2d_args(const TensorBase& x, const TensorBase& w, const Te
                w.shape(), " expects ", w.dim(1));
   RESNET_CHECK(p.stride_h > 0 && p.stride_w > 0 && p.pad_h >= 0 && p.pad_w >= 0, op,
                ": stride must be positive and padding non-negative");
-  RESNET_CHECK(x.dim(2) + 2 * p.pad_h >= w.dim(2) && x.dim(3) + 2 * p.pad_w >= w.dim(3), op, ": input ", x.shape(),
-               " with padding ", p.pad_h, "x", p.pad_w, " is smaller than the kernel ", w.dim(2), "x", w.dim(3));
+  RESNET_CHECK(x.dim(2) + 2 * p.pad_h >= w.dim(2) && x.dim(3) + 2 * p.pad_w >= w.dim(3), op, ": input ",
+               x.shape(), " with padding ", p.pad_h, "x", p.pad_w, " is smaller than the kernel ", w.dim(2),
+               "x", w.dim(3));
   check_same_device(op, x, w);
   if (b.defined()) {
-    RESNET_CHECK(b.rank() == 1 && b.dim(0) == w.dim(0), op, ": bias shape ", b.shape(), " does not match ", w.dim(0),
-                 " output channels");
+    RESNET_CHECK(b.rank() == 1 && b.dim(0) == w.dim(0), op, ": bias shape ", b.shape(), " does not match ",
+                 w.dim(0), " output channels");
     check_same_device(op, x, b);
   }
 }

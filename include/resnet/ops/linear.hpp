@@ -30,13 +30,16 @@ Tensor<T> linear(const Tensor<T>& x_in, const Tensor<T>& w_in, const Tensor<T>& 
     if (ctx.needs(1)) dw = ctx.grad_slot<T>(1, &dw_acc);
     if (ctx.needs(2)) db = ctx.grad_slot<T>(2, &db_acc);
     Tensor<T>* none = nullptr;
-    if (dx.defined()) RESNET_DISPATCH(dy.device(), linear_backward, sx, sw, dy, &dx, dx_acc, none, none, false);
+    if (dx.defined())
+      RESNET_DISPATCH(dy.device(), linear_backward, sx, sw, dy, &dx, dx_acc, none, none, false);
     if (dw.defined() && db.defined() && dw_acc == db_acc) {
       RESNET_DISPATCH(dy.device(), linear_backward, sx, sw, dy, none, false, &dw, &db, dw_acc);
       return;
     }
-    if (dw.defined()) RESNET_DISPATCH(dy.device(), linear_backward, sx, sw, dy, none, false, &dw, none, dw_acc);
-    if (db.defined()) RESNET_DISPATCH(dy.device(), linear_backward, sx, sw, dy, none, false, none, &db, db_acc);
+    if (dw.defined())
+      RESNET_DISPATCH(dy.device(), linear_backward, sx, sw, dy, none, false, &dw, none, dw_acc);
+    if (db.defined())
+      RESNET_DISPATCH(dy.device(), linear_backward, sx, sw, dy, none, false, none, &db, db_acc);
   });
   return y;
 }

@@ -25,12 +25,13 @@ Tensor<T> softmax(const Tensor<T>& x_in) {
 
 // Mean cross-entropy of [N, K] logits against int32 class labels [N], with optional label smoothing.
 template <typename T>
-Tensor<T> cross_entropy(const Tensor<T>& logits_in, const Tensor<int32_t>& labels, double label_smoothing = 0.0) {
+Tensor<T> cross_entropy(const Tensor<T>& logits_in, const Tensor<int32_t>& labels,
+                        double label_smoothing = 0.0) {
   const char* op = "cross_entropy";
   check_rank(op, logits_in, 2, "logits [N, K]");
   check_not_empty(op, logits_in, "logits");
-  RESNET_CHECK(label_smoothing >= 0.0 && label_smoothing < 1.0, op, ": label_smoothing must be in [0, 1), got ",
-               label_smoothing);
+  RESNET_CHECK(label_smoothing >= 0.0 && label_smoothing < 1.0, op,
+               ": label_smoothing must be in [0, 1), got ", label_smoothing);
   check_rank(op, labels, 1, "labels [N]");
   RESNET_CHECK(labels.dim(0) == logits_in.dim(0), op, ": ", labels.dim(0), " labels for ", logits_in.dim(0),
                " rows of logits ", logits_in.shape());
@@ -49,9 +50,11 @@ Tensor<T> cross_entropy(const Tensor<T>& logits_in, const Tensor<int32_t>& label
 }
 
 template <typename T>
-Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<int32_t>& labels, double label_smoothing = 0.0) {
+Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<int32_t>& labels,
+                        double label_smoothing = 0.0) {
   Tensor<int32_t> host = Tensor<int32_t>::from_vector(labels, {static_cast<int64_t>(labels.size())});
-  if (logits.defined() && logits.rank() == 2) cpu::check_labels("cross_entropy", host, logits.dim(0), logits.dim(1));
+  if (logits.defined() && logits.rank() == 2)
+    cpu::check_labels("cross_entropy", host, logits.dim(0), logits.dim(1));
   return cross_entropy(logits, host.to(logits.device()), label_smoothing);
 }
 

@@ -18,8 +18,10 @@ template <typename P>
 class AdamW : public Optimizer<P> {
  public:
   AdamW(NamedParameters<P> params, const AdamWOptions& o) : Optimizer<P>(std::move(params), o.lr), opts_(o) {
-    RESNET_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "AdamW: betas must be in [0, 1)");
-    RESNET_CHECK(o.eps > 0 && o.weight_decay >= 0, "AdamW: eps must be positive and weight_decay non-negative");
+    RESNET_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1,
+                 "AdamW: betas must be in [0, 1)");
+    RESNET_CHECK(o.eps > 0 && o.weight_decay >= 0,
+                 "AdamW: eps must be positive and weight_decay non-negative");
     for (auto& kv : this->params_) {
       m_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
       v_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));

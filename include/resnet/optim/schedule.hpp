@@ -39,8 +39,8 @@ class ScheduleBase : public LRSchedule {
  public:
   explicit ScheduleBase(const ScheduleOptions& o) : o_(o) {
     RESNET_CHECK(o.total_steps > 0, "schedule: total_steps must be positive, got ", o.total_steps);
-    RESNET_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.total_steps, "schedule: warmup_steps (", o.warmup_steps,
-                 ") must be in [0, total_steps = ", o.total_steps, ")");
+    RESNET_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.total_steps, "schedule: warmup_steps (",
+                 o.warmup_steps, ") must be in [0, total_steps = ", o.total_steps, ")");
     RESNET_CHECK(o.base_lr >= 0, "schedule: base_lr must be non-negative");
   }
   double lr(int64_t step) const override {

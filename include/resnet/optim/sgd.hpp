@@ -19,10 +19,13 @@ template <typename P>
 class SGD : public Optimizer<P> {
  public:
   SGD(NamedParameters<P> params, const SGDOptions& o) : Optimizer<P>(std::move(params), o.lr), opts_(o) {
-    RESNET_CHECK(o.momentum >= 0 && o.weight_decay >= 0, "SGD: momentum and weight_decay must be non-negative");
-    RESNET_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), "SGD: Nesterov needs momentum > 0 and no dampening");
+    RESNET_CHECK(o.momentum >= 0 && o.weight_decay >= 0,
+                 "SGD: momentum and weight_decay must be non-negative");
+    RESNET_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0),
+                 "SGD: Nesterov needs momentum > 0 and no dampening");
     if (o.momentum != 0)
-      for (auto& kv : this->params_) buffers_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
+      for (auto& kv : this->params_)
+        buffers_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
   }
 
   void step() override {
@@ -46,7 +49,8 @@ class SGD : public Optimizer<P> {
   std::string name() const override { return "sgd"; }
   std::vector<std::pair<std::string, TensorBase>> state() const override {
     std::vector<std::pair<std::string, TensorBase>> s;
-    for (size_t i = 0; i < buffers_.size(); ++i) s.emplace_back(this->params_[i].first + ".momentum_buffer", buffers_[i]);
+    for (size_t i = 0; i < buffers_.size(); ++i)
+      s.emplace_back(this->params_[i].first + ".momentum_buffer", buffers_[i]);
     return s;
   }
   const SGDOptions& options() const { return opts_; }

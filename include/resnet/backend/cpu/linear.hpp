@@ -7,13 +7,14 @@
 namespace resnet {
 namespace cpu {
 
-inline void check_linear_shapes(const char* op, const TensorBase& x, const TensorBase& w, const TensorBase& y) {
+inline void check_linear_shapes(const char* op, const TensorBase& x, const TensorBase& w,
+                                const TensorBase& y) {
   check_rank(op, x, 2, "input");
   check_rank(op, w, 2, "weight");
-  RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input has ", x.dim(1), " features but the weight expects ", w.dim(1),
-               " (input ", x.shape(), ", weight ", w.shape(), ")");
-  RESNET_CHECK(y.shape() == Shape({x.dim(0), w.dim(0)}), op, ": output shape ", y.shape(), " does not match input ",
-               x.shape(), " and weight ", w.shape());
+  RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input has ", x.dim(1), " features but the weight expects ",
+               w.dim(1), " (input ", x.shape(), ", weight ", w.shape(), ")");
+  RESNET_CHECK(y.shape() == Shape({x.dim(0), w.dim(0)}), op, ": output shape ", y.shape(),
+               " does not match input ", x.shape(), " and weight ", w.shape());
 }
 
 template <typename T>
@@ -30,12 +31,14 @@ void linear_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bia
 }
 
 template <typename T>
-void linear_backward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy, Tensor<T>* dx, bool dx_accumulate,
-                     Tensor<T>* dw, Tensor<T>* db, bool param_accumulate) {
+void linear_backward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy, Tensor<T>* dx,
+                     bool dx_accumulate, Tensor<T>* dw, Tensor<T>* db, bool param_accumulate) {
   check_linear_shapes("linear_backward", x, w, dy);
   const int64_t N = x.dim(0), I = x.dim(1), O = w.dim(0);
-  if (dx) gemm(false, false, N, I, O, T(1), dy.data(), O, w.data(), I, T(dx_accumulate ? 1 : 0), dx->data(), I);
-  if (dw) gemm(true, false, O, I, N, T(1), dy.data(), O, x.data(), I, T(param_accumulate ? 1 : 0), dw->data(), I);
+  if (dx)
+    gemm(false, false, N, I, O, T(1), dy.data(), O, w.data(), I, T(dx_accumulate ? 1 : 0), dx->data(), I);
+  if (dw)
+    gemm(true, false, O, I, N, T(1), dy.data(), O, x.data(), I, T(param_accumulate ? 1 : 0), dw->data(), I);
   if (db) {
     const T* pdy = dy.data();
     T* pdb = db->data();

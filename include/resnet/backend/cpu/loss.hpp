@@ -23,7 +23,8 @@ void softmax_forward(const Tensor<T>& x, Tensor<T>& y) {
     for (int64_t k = 1; k < K; ++k) m = std::max(m, static_cast<double>(row[k]));
     double s = 0.0;
     for (int64_t k = 0; k < K; ++k) s += std::exp(static_cast<double>(row[k]) - m);
-    for (int64_t k = 0; k < K; ++k) py[n * K + k] = static_cast<T>(std::exp(static_cast<double>(row[k]) - m) / s);
+    for (int64_t k = 0; k < K; ++k)
+      py[n * K + k] = static_cast<T>(std::exp(static_cast<double>(row[k]) - m) / s);
   }
 }
 
@@ -52,11 +53,13 @@ inline void check_labels(const char* op, const Tensor<int32_t>& labels, int64_t 
   if (labels.device().is_cpu()) {
     const int32_t* pl = labels.data();
     for (int64_t n = 0; n < N; ++n)
-      RESNET_CHECK(pl[n] >= 0 && pl[n] < K, op, ": label ", pl[n], " at position ", n, " is outside [0, ", K, ")");
+      RESNET_CHECK(pl[n] >= 0 && pl[n] < K, op, ": label ", pl[n], " at position ", n, " is outside [0, ", K,
+                   ")");
   }
 }
 
-// loss (one element) = mean_n( -sum_k q_nk * log softmax(x_n)_k ); probs receives softmax(x) for the backward.
+// loss (one element) = mean_n( -sum_k q_nk * log softmax(x_n)_k ); probs receives softmax(x) for the
+// backward.
 template <typename T>
 void cross_entropy_forward(const Tensor<T>& logits, const Tensor<int32_t>& labels, double label_smoothing,
                            Tensor<T>& loss, Tensor<T>& probs) {

@@ -266,7 +266,8 @@ inline size_t& chunk_bytes() {
 }
 inline int64_t chunk_images(int64_t N, int64_t per_image_floats) {
   const int64_t per_image = std::max<int64_t>(1, per_image_floats * static_cast<int64_t>(sizeof(float)));
-  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(N, static_cast<int64_t>(chunk_bytes()) / per_image));
+  const int64_t most =
+      std::max<int64_t>(1, std::min<int64_t>(N, static_cast<int64_t>(chunk_bytes()) / per_image));
   // Equal chunks (16 = 8 + 8, not 12 + 4): oneDNN's backward kernels are slow per image on small batches.
   const int64_t chunks = (N + most - 1) / most;
   return (N + chunks - 1) / chunks;
