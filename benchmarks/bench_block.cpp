@@ -98,24 +98,10 @@ void run_cpu(const bb::Options& o, const bb::RowSink& sink) {
       for (bool tail : {false, true}) {
         if ((tail && !o.tail) || (!tail && !o.head)) continue;
         const Tensor<float>* res = tail ? &r : nullptr;
+        const bb::RowContext ctx{"cpu", "float32", sh, N, tensor_bytes, copy_gbs};
         auto row = [&](const char* pass, const char* variant, double ms, bool backward, bool fused,
                        double unfused) {
-          bb::Row w;
-          w.device = "cpu";
-          w.dtype = "float32";
-          w.block = tail ? "tail" : "head";
-          w.pass = pass;
-          w.variant = variant;
-          w.shape = sh;
-          w.batch = N;
-          w.ms = ms;
-          const bb::Traffic t = bb::traffic(tail, backward, fused);
-          w.tensor_bytes = tensor_bytes;
-          w.min_bytes = t.min * tensor_bytes;
-          w.moved_bytes = t.moved * tensor_bytes;
-          w.copy_gbs = copy_gbs;
-          w.unfused_ms = unfused;
-          sink(w);
+          sink(bb::make_row(ctx, tail, pass, variant, ms, backward, fused, unfused));
         };
         if (o.forward) {
           const double unfused = median_ms(

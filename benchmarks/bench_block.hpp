@@ -64,4 +64,32 @@ inline Traffic traffic(bool tail, bool backward, bool fused) {
 // Defined in bench_block_gpu.cu. Returns false (with a message) when no GPU can be used.
 bool run_gpu(const Options& o, const RowSink& sink, std::string* why_not);
 
+// What one measurement was and its byte counts, both variants' rows built the same way on each device.
+struct RowContext {
+  std::string device, dtype;
+  BlockShape shape;
+  int64_t batch;
+  double tensor_bytes, copy_gbs;
+};
+inline Row make_row(const RowContext& c, bool tail, const char* pass, const char* variant, double ms,
+                    bool backward, bool fused, double unfused_ms, const std::string& note = "") {
+  Row w;
+  w.device = c.device;
+  w.dtype = c.dtype;
+  w.block = tail ? "tail" : "head";
+  w.pass = pass;
+  w.variant = variant;
+  w.shape = c.shape;
+  w.batch = c.batch;
+  w.ms = ms;
+  const Traffic t = traffic(tail, backward, fused);
+  w.tensor_bytes = c.tensor_bytes;
+  w.min_bytes = t.min * c.tensor_bytes;
+  w.moved_bytes = t.moved * c.tensor_bytes;
+  w.copy_gbs = c.copy_gbs;
+  w.unfused_ms = unfused_ms;
+  w.note = note;
+  return w;
+}
+
 }  // namespace bench_block

@@ -129,25 +129,10 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
       for (bool tail : {false, true}) {
         if ((tail && !o.tail) || (!tail && !o.head)) continue;
         const T* res = tail ? r.data() : nullptr;
+        const RowContext ctx{"cuda", dtype, sh, N, tensor_bytes, copy_gbs};
         auto row = [&](const char* pass, const char* variant, double ms, bool backward, bool fused,
                        double unfused, const std::string& note) {
-          Row w;
-          w.device = "cuda";
-          w.dtype = dtype;
-          w.block = tail ? "tail" : "head";
-          w.pass = pass;
-          w.variant = variant;
-          w.shape = sh;
-          w.batch = N;
-          w.ms = ms;
-          const Traffic t = traffic(tail, backward, fused);
-          w.tensor_bytes = tensor_bytes;
-          w.min_bytes = t.min * tensor_bytes;
-          w.moved_bytes = t.moved * tensor_bytes;
-          w.copy_gbs = copy_gbs;
-          w.unfused_ms = unfused;
-          w.note = note;
-          sink(w);
+          sink(make_row(ctx, tail, pass, variant, ms, backward, fused, unfused, note));
         };
         auto bn_fwd = [&](const T* resid, T* out, bool relu) {
           k::bn_forward_training(x.data(), resid, ones.data(), zeros.data(), rm.data(), rv.data(), sm.data(),
