@@ -161,7 +161,8 @@ TEST_CASE("cuda: the caching allocator reuses memory (no cudaMalloc per op after
   CHECK(cuda::memory_stats().peak_allocated_bytes >= x.nbytes());
 }
 
-TEST_CASE("cuda: out of memory names the requested and free bytes", "[cuda][gpu]") {
+// Tagged [oom]: its failing cudaMalloc is on purpose, and the compute-sanitizer runs leave it out.
+TEST_CASE("cuda: out of memory names the requested and free bytes", "[cuda][gpu][oom]") {
   REQUIRE_GPU();
   testing::require_error_mentions([] { Tensor<float>::empty({int64_t(1) << 45}, kGpu); },
                                   {"out of memory", "bytes", "free"});
@@ -436,7 +437,18 @@ void check_bn(const BnCase& c) {
                                  res ? &dres : nullptr, acc, &dg, &db, acc);
         cpu::batchnorm_backward(xd, to_double(y), dyd, gd, to_double(gsm), to_double(gsi), true, act, &dxr,
                                 acc, res ? &drr : nullptr, acc, &dgr, &dbr, acc);
-        CHECK(err(dx, dxr) < t);
+        // dx = gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)) cancels: with two values per
+        // channel it is exactly eps / var times its terms, so any float32 result is off by ~1e-7 of the
+        // terms, not of dx. Errors are measured against the size of the terms.
+        double terms = 0;
+        {
+          const auto g = gd.to_vector(), is = to_double(gsi).to_vector(), d = dyd.to_vector();
+          for (size_t i = 0; i < d.size(); ++i) {
+            const size_t ch = (i / static_cast<size_t>(c.H * c.W)) % static_cast<size_t>(c.C);
+            terms = std::max(terms, std::abs(g[ch] * is[ch] * d[i]));
+          }
+        }
+        CHECK(relative_error(to_double(dx).to_vector(), dxr.to_vector(), terms) < t);
         if (res) CHECK(err(dres, drr) < t);
         CHECK(err(dg, dgr) < t);
         CHECK(err(db, dbr) < t);
@@ -659,9 +671,17 @@ namespace {
 
 struct NetRun {
   double loss;
-  std::vector<float> logits;
-  std::vector<std::pair<std::string, std::vector<float>>> grads, buffers;
+  std::vector<double> logits;
+  std::vector<std::pair<std::string, std::vector<double>>> grads, buffers;
 };
+
+template <typename V>
+std::vector<double> as_doubles(const std::vector<V>& v) {
+  std::vector<double> d;
+  d.reserve(v.size());
+  for (const V& e : v) d.push_back(static_cast<double>(static_cast<acc_t<V>>(e)));
+  return d;
+}
 
 template <typename T>
 NetRun run_net(const std::string& arch, Device dev, int64_t batch, int64_t size) {
@@ -671,6 +691,7 @@ NetRun run_net(const std::string& arch, Device dev, int64_t batch, int64_t size)
   auto net = models::resnet<T>(arch, o);
   net->to(dev);
   net->train();
+  // The same float32 input for every dtype (widened exactly for double).
   auto x = cast<T>(rnd<float>({batch, 3, size, size}, 80)).detach().to(dev);
   std::vector<int32_t> labels;
   for (int64_t i = 0; i < batch; ++i) labels.push_back(static_cast<int32_t>(i % 10));
@@ -678,69 +699,86 @@ NetRun run_net(const std::string& arch, Device dev, int64_t batch, int64_t size)
   auto loss = cross_entropy(logits, labels);
   loss.backward();
   NetRun r;
-  r.loss = static_cast<double>(static_cast<float>(loss.item()));
-  for (auto v : cast<float>(logits).to_vector()) r.logits.push_back(v);
+  r.loss = static_cast<double>(static_cast<acc_t<T>>(loss.item()));
+  r.logits = as_doubles(logits.to_vector());
   for (auto& kv : net->named_parameters()) {
     INFO(kv.first);
     REQUIRE(kv.second.grad().defined());
-    r.grads.emplace_back(kv.first, kv.second.grad().to_vector());
+    r.grads.emplace_back(kv.first, as_doubles(kv.second.grad().to_vector()));
   }
-  for (auto& kv : net->named_buffers())
+  for (auto& kv : net->named_buffers()) {
     if (kv.second.dtype() == DType::F32)
-      r.buffers.emplace_back(kv.first, Tensor<float>(kv.second).to_vector());
+      r.buffers.emplace_back(kv.first, as_doubles(Tensor<float>(kv.second).to_vector()));
+    if (kv.second.dtype() == DType::F64)
+      r.buffers.emplace_back(kv.first, Tensor<double>(kv.second).to_vector());
+  }
   return r;
 }
 
-double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+double cosine(const std::vector<double>& a, const std::vector<double>& b) {
   double ab = 0, aa = 0, bb = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    ab += static_cast<double>(a[i]) * b[i];
-    aa += static_cast<double>(a[i]) * a[i];
-    bb += static_cast<double>(b[i]) * b[i];
+    ab += a[i] * b[i];
+    aa += a[i] * a[i];
+    bb += b[i] * b[i];
   }
   return aa == 0 && bb == 0 ? 1.0 : ab / std::sqrt(aa * bb + 1e-300);
 }
 
-// float32 (TF32 off): every gradient within `tol` of the CPU's; 16-bit (min_cosine > 0): every gradient
-// points the same way as the CPU's.
-void compare_nets(const NetRun& g, const NetRun& c, double tol, double min_cosine = 0) {
-  const bool low_precision = min_cosine > 0;
-  CHECK(std::abs(g.loss - c.loss) <= tol * std::abs(c.loss) * 10);
-  CHECK(relative_error(g.logits, c.logits) < tol * 10);
+// In double, every op of the network on the GPU must agree with the CPU to rounding: gradients too.
+// In float32 and the 16-bit types a whole network cannot be compared element by element: a handful of
+// pre-activations lie within rounding of zero (or of a max-pool neighbour), and any two roundings of the
+// same network send their gradients different ways. The CPU's own float32 paths differ from its double
+// by up to 29% in single gradients of these networks (max-relative; norm 4.5%, cosine >= 0.999), while
+// the forward pass, which is continuous, stays within 1e-4. So the forward pass and the statistics are
+// compared by relative error, and each gradient by its direction.
+struct NetBounds {
+  double forward;     // loss, logits, running statistics: relative error
+  double gradient;    // each gradient, relative error (0: not checked)
+  double min_cosine;  // each gradient, cosine with the reference (0: not checked)
+};
+
+void compare_nets(const NetRun& g, const NetRun& c, const NetBounds& b) {
+  CHECK(std::abs(g.loss - c.loss) <= b.forward * std::abs(c.loss));
+  CHECK(relative_error(g.logits, c.logits) < b.forward);
   REQUIRE(g.grads.size() == c.grads.size());
   for (size_t i = 0; i < g.grads.size(); ++i) {
     INFO("gradient of " << g.grads[i].first);
-    if (low_precision)
-      CHECK(cosine(g.grads[i].second, c.grads[i].second) > min_cosine);
-    else
-      CHECK(relative_error(g.grads[i].second, c.grads[i].second) < tol);
+    if (b.gradient > 0) CHECK(relative_error(g.grads[i].second, c.grads[i].second) < b.gradient);
+    if (b.min_cosine > 0) CHECK(cosine(g.grads[i].second, c.grads[i].second) > b.min_cosine);
   }
+  REQUIRE(g.buffers.size() == c.buffers.size());
   for (size_t i = 0; i < g.buffers.size(); ++i) {
     INFO("buffer " << g.buffers[i].first);
-    CHECK(relative_error(g.buffers[i].second, c.buffers[i].second) < (low_precision ? 2e-2 : tol));
+    CHECK(relative_error(g.buffers[i].second, c.buffers[i].second) < std::max(b.forward, 1e-6));
   }
 }
+
+const NetBounds kDoubleBounds{1e-9, 1e-9, 0};
+const NetBounds kFloatBounds{1e-3, 0, 0.995};  // TF32 off
+// Measured on an H200 against the CPU in double (2026-11-26): the least cosine of any gradient was 0.9892
+// in float16 and 0.906 in bfloat16 (8 significant bits against 11: eight times the rounding noise).
+const NetBounds kHalfBounds{2e-2, 0, 0.98};
+const NetBounds kBf16Bounds{5e-2, 0, 0.85};
 
 }  // namespace
 
 TEST_CASE("cuda: ResNet-18 forward and backward match the CPU", "[cuda][gpu][net]") {
   REQUIRE_GPU();
   Tf32Off off;
-  NetRun c = run_net<float>("resnet18", Device::cpu(), 4, 64);
-  NetRun g = run_net<float>("resnet18", kGpu, 4, 64);
-  compare_nets(g, c, 2e-4);
-  NetRun gb = run_net<bf16_t>("resnet18", kGpu, 4, 64);
-  compare_nets(gb, c, 5e-2, 0.98);
-  NetRun gh = run_net<half_t>("resnet18", kGpu, 4, 64);
-  compare_nets(gh, c, 2e-2, 0.99);
+  const NetRun ref = run_net<double>("resnet18", Device::cpu(), 4, 64);
+  SECTION("double") { compare_nets(run_net<double>("resnet18", kGpu, 4, 64), ref, kDoubleBounds); }
+  SECTION("float32") { compare_nets(run_net<float>("resnet18", kGpu, 4, 64), ref, kFloatBounds); }
+  SECTION("float16") { compare_nets(run_net<half_t>("resnet18", kGpu, 4, 64), ref, kHalfBounds); }
+  SECTION("bfloat16") { compare_nets(run_net<bf16_t>("resnet18", kGpu, 4, 64), ref, kBf16Bounds); }
 }
 
 TEST_CASE("cuda: ResNet-50 forward and backward match the CPU", "[cuda][gpu][net]") {
   REQUIRE_GPU();
   Tf32Off off;
-  NetRun c = run_net<float>("resnet50", Device::cpu(), 4, 64);
-  NetRun g = run_net<float>("resnet50", kGpu, 4, 64);
-  compare_nets(g, c, 5e-4);
+  const NetRun ref = run_net<double>("resnet50", Device::cpu(), 4, 64);
+  SECTION("double") { compare_nets(run_net<double>("resnet50", kGpu, 4, 64), ref, kDoubleBounds); }
+  SECTION("float32") { compare_nets(run_net<float>("resnet50", kGpu, 4, 64), ref, kFloatBounds); }
 }
 
 TEST_CASE("cuda: a few SGD steps of ResNet-18 on the GPU lower the loss", "[cuda][gpu][net]") {

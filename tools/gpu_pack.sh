@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the GPU programs on this (GPU-less) machine and packs them for a GPU machine that lacks our build
+# dependencies (Catch2, OpenBLAS, stb): device time is scarce, so nothing is compiled there.
+#
+#   tools/gpu_pack.sh [DATA_DIR]
+#
+# Writes .gpu/pack.tar.xz (test_cuda, bench_block, bench_train, train_catsdogs and the shared libraries they
+# need that a CUDA image does not have) and, with DATA_DIR, copies the dataset to .gpu/data/<name>. On the GPU
+# machine: `PREBUILT=.gpu tools/gpu_check.sh` unpacks and runs it. Add `/.gpu/` to .git/info/exclude and name
+# `.gpu` in the device tool's carry list.
+#
+# The build is portable: x86-64-v3 (AVX2) rather than -march=native, sm_90 machine code, and no oneDNN
+# (40 MB; the CPU reference convolutions use im2col + OpenBLAS instead).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD_DIR:-build-gpu}
+ARCHS=${CUDA_ARCHS:-90-real}
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRESNET_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCHS" \
+  -DRESNET_NATIVE=OFF -DRESNET_WITH_DNNL=OFF -DCMAKE_CXX_FLAGS="-march=x86-64-v3" >/dev/null
+programs=(tests/cuda/test_cuda benchmarks/bench_block benchmarks/bench_train examples/train_catsdogs)
+cmake --build "$BUILD" -j "$(nproc)" --target test_cuda bench_block bench_train train_catsdogs
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/lib"
+for p in "${programs[@]}"; do cp "$BUILD/$p" "$stage/bin/"; done
+# Libraries outside the CUDA stack and glibc/libstdc++ (which the GPU image has in newer versions): copied by
+# the name the programs ask for. gpu_check.sh puts lib/ on LD_LIBRARY_PATH only for what is missing there.
+for p in "${programs[@]}"; do ldd "$BUILD/$p"; done | awk '$2 == "=>" {print $1, $3}' | sort -u |
+  while read -r name path; do
+    case $name in
+      libopenblas* | libgfortran* | libquadmath* | libstb* | libgomp* | libz.*) cp -L "$path" "$stage/lib/$name" ;;
+    esac
+  done
+git rev-parse --short HEAD >"$stage/commit"
+git diff --quiet || echo "(with local changes)" >>"$stage/commit"
+mkdir -p .gpu
+tar -C "$stage" -cJf .gpu/pack.tar.xz .
+echo "packed: $(du -h .gpu/pack.tar.xz | cut -f1) .gpu/pack.tar.xz ($(ls "$stage/bin" | tr '\n' ' '); libs: $(ls "$stage/lib" | tr '\n' ' '))"
+
+if [ $# -ge 1 ]; then
+  mkdir -p .gpu/data
+  rm -rf ".gpu/data/$(basename "$1")"
+  cp -r "$1" ".gpu/data/$(basename "$1")"
+  echo "data: $(du -sh ".gpu/data/$(basename "$1")" | cut -f1) .gpu/data/$(basename "$1")"
+fi
+du -sh .gpu
