@@ -750,7 +750,7 @@ void compare_nets(const NetRun& g, const NetRun& c, const NetBounds& b) {
   REQUIRE(g.buffers.size() == c.buffers.size());
   for (size_t i = 0; i < g.buffers.size(); ++i) {
     INFO("buffer " << g.buffers[i].first);
-    CHECK(relative_error(g.buffers[i].second, c.buffers[i].second) < std::max(b.forward, 1e-6));
+    CHECK(relative_error(g.buffers[i].second, c.buffers[i].second) < b.forward);
   }
 }
 
