@@ -101,7 +101,8 @@ void run_cpu(const bb::Options& o, const bb::RowSink& sink) {
         const bb::RowContext ctx{"cpu", "float32", sh, N, tensor_bytes, copy_gbs};
         auto row = [&](const char* pass, const char* variant, double ms, bool backward, bool fused,
                        double unfused) {
-          sink(bb::make_row(ctx, tail, pass, variant, ms, backward, fused, unfused));
+          sink(bb::make_row(ctx, tail, pass, variant, ms, backward, fused ? bb::kFusedTwoPass : bb::kUnfused,
+                            unfused));
         };
         if (o.forward) {
           const double unfused = median_ms(

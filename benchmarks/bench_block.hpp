@@ -41,24 +41,31 @@ struct Row {
 
 using RowSink = std::function<void(const Row&)>;
 
-// Tensor traffic, in tensor-sized units, of the two-pass algorithms every variant runs (per kernel: the
-// tensors it reads and writes). Head = BN + ReLU, tail = BN + add + ReLU.
+// How a variant's kernels are organised, for its tensor traffic: fused or not, and whether BatchNorm holds
+// a channel on chip between its statistics and its outputs (our GPU kernels for small maps) or reads it
+// twice (the CPU backend, our multi-pass GPU kernels, cuDNN).
+struct Kernels {
+  bool fused, single_pass;
+};
+constexpr Kernels kUnfused{false, false}, kFusedTwoPass{true, false};
+
+// Tensor traffic, in tensor-sized units, per kernel: the tensors it reads and writes. Head = BN + ReLU,
+// tail = BN + add + ReLU.
 struct Traffic {
   double min, moved;
 };
-inline Traffic traffic(bool tail, bool backward, bool fused) {
+inline Traffic traffic(bool tail, bool backward, Kernels k) {
   if (!backward) {
     const double min = tail ? 3 : 2;  // x (+ residual) read, y written
-    // fused: statistics (x) + apply (x [+ r], y); unfused: BN (x; x, y1), [add (y1, r, y2)], ReLU (y, y)
-    const double moved = fused ? (tail ? 4 : 3) : (tail ? 3 + 3 + 2 : 3 + 2);
-    return {min, moved};
+    // fused: [statistics (x)] + apply (x [+ r], y); unfused: BN ([x]; x, y1), [add (y1, r, y2)], ReLU (y, y)
+    const double bn = k.single_pass ? 2 : 3;
+    return {min, k.fused ? min + (k.single_pass ? 0 : 1) : bn + (tail ? 3 : 0) + 2};
   }
   const double min = tail ? 5 : 4;  // dy, y, x read; dx (+ dresidual) written
-  // fused: reduce (dy, y, x [, dres written]) + apply (dres or dy and y, x; dx)
-  // unfused: ReLU backward (y, dy; dz), [dresidual = copy of dz], BN backward reduce (dz, x) + apply (dz, x;
-  // dx)
-  const double moved = fused ? (tail ? 4 + 3 : 3 + 4) : (tail ? 3 + 2 + 2 + 3 : 3 + 2 + 3);
-  return {min, moved};
+  // fused: reduce (dy, y, x [, dres written]) + [apply (dres or dy and y, x; dx)]
+  // unfused: ReLU backward (y, dy; dz), [dresidual = copy of dz], BN backward ([dz, x] +) (dz, x; dx)
+  const double bn = k.single_pass ? 3 : 5;
+  return {min, k.fused ? (k.single_pass ? min : 7) : 3 + (tail ? 2 : 0) + bn};
 }
 
 // Defined in bench_block_gpu.cu. Returns false (with a message) when no GPU can be used.
@@ -72,7 +79,7 @@ struct RowContext {
   double tensor_bytes, copy_gbs;
 };
 inline Row make_row(const RowContext& c, bool tail, const char* pass, const char* variant, double ms,
-                    bool backward, bool fused, double unfused_ms, const std::string& note = "") {
+                    bool backward, Kernels kernels, double unfused_ms, const std::string& note = "") {
   Row w;
   w.device = c.device;
   w.dtype = c.dtype;
@@ -82,7 +89,7 @@ inline Row make_row(const RowContext& c, bool tail, const char* pass, const char
   w.shape = c.shape;
   w.batch = c.batch;
   w.ms = ms;
-  const Traffic t = traffic(tail, backward, fused);
+  const Traffic t = traffic(tail, backward, kernels);
   w.tensor_bytes = c.tensor_bytes;
   w.min_bytes = t.min * c.tensor_bytes;
   w.moved_bytes = t.moved * c.tensor_bytes;

@@ -130,14 +130,23 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
         if ((tail && !o.tail) || (!tail && !o.head)) continue;
         const T* res = tail ? r.data() : nullptr;
         const RowContext ctx{"cuda", dtype, sh, N, tensor_bytes, copy_gbs};
-        auto row = [&](const char* pass, const char* variant, double ms, bool backward, bool fused,
+        auto row = [&](const char* pass, const char* variant, double ms, bool backward, Kernels kernels,
                        double unfused, const std::string& note) {
-          sink(make_row(ctx, tail, pass, variant, ms, backward, fused, unfused, note));
+          sink(make_row(ctx, tail, pass, variant, ms, backward, kernels, unfused, note));
         };
-        auto bn_fwd = [&](const T* resid, T* out, bool relu) {
+        auto bn_fwd = [&](const T* resid, T* out, bool relu, k::BnPath path = k::BnPath::Auto) {
           k::bn_forward_training(x.data(), resid, ones.data(), zeros.data(), rm.data(), rv.data(), sm.data(),
-                                 si.data(), out, bs, 1e-5, 0.1, relu, ws.data(), env);
+                                 si.data(), out, bs, 1e-5, 0.1, relu, ws.data(), env, path);
         };
+        auto fused_bwd = [&](k::BnPath path) {
+          k::bn_backward(x.data(), y.data(), dy.data(), ones.data(), sm.data(), si.data(), true, true,
+                         dx.data(), false, tail ? dres.data() : static_cast<T*>(nullptr), false, dg.data(),
+                         db.data(), false, bs, ws.data(), env, path);
+        };
+        // (b) is what the library runs (Auto). Where that is the single pass, "fused-2pass" times the
+        // multi-pass kernels on the same data, so the two are compared in one run.
+        const bool single = k::bn_uses_single_pass<T>(bs, k::BnPath::Auto);
+        const Kernels ours{true, single};
         double fwd_unfused = 0, bwd_unfused = 0;
         if (o.forward) {
           fwd_unfused = median_ms(
@@ -150,8 +159,13 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
               o.runs, o.warmup);
           const double fused = median_ms(
               stream, [&] { bn_fwd(res, y.data(), true); }, o.runs, o.warmup);
-          row("fwd", "unfused", fwd_unfused, false, false, fwd_unfused, "");
-          row("fwd", "fused", fused, false, true, fwd_unfused, "");
+          row("fwd", "unfused", fwd_unfused, false, Kernels{false, single}, fwd_unfused, "");
+          row("fwd", "fused", fused, false, ours, fwd_unfused, "");
+          if (single) {
+            const double two = median_ms(
+                stream, [&] { bn_fwd(res, y.data(), true, k::BnPath::MultiPass); }, o.runs, o.warmup);
+            row("fwd", "fused-2pass", two, false, kFusedTwoPass, fwd_unfused, "");
+          }
         }
         if (o.backward) {
           bn_fwd(res, y.data(), true);
@@ -168,23 +182,22 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
               },
               o.runs, o.warmup);
           const double fused = median_ms(
-              stream,
-              [&] {
-                k::bn_backward(x.data(), y.data(), dy.data(), ones.data(), sm.data(), si.data(), true, true,
-                               dx.data(), false, tail ? dres.data() : static_cast<T*>(nullptr), false,
-                               dg.data(), db.data(), false, bs, ws.data(), env);
-              },
-              o.runs, o.warmup);
-          row("bwd", "unfused", bwd_unfused, true, false, bwd_unfused, "");
-          row("bwd", "fused", fused, true, true, bwd_unfused, "");
+              stream, [&] { fused_bwd(k::BnPath::Auto); }, o.runs, o.warmup);
+          row("bwd", "unfused", bwd_unfused, true, Kernels{false, single}, bwd_unfused, "");
+          row("bwd", "fused", fused, true, ours, bwd_unfused, "");
+          if (single) {
+            const double two = median_ms(
+                stream, [&] { fused_bwd(k::BnPath::MultiPass); }, o.runs, o.warmup);
+            row("bwd", "fused-2pass", two, true, kFusedTwoPass, bwd_unfused, "");
+          }
         }
         // (c) cuDNN's fused path: NHWC float16 only.
         if (!half) {
           if (o.forward)
-            row("fwd", "cudnn", 0, false, true, 0,
+            row("fwd", "cudnn", 0, false, kFusedTwoPass, 0,
                 "n/a: cuDNN's fused BN+ReLU / BN+add+ReLU needs NHWC float16");
           if (o.backward)
-            row("bwd", "cudnn", 0, true, true, 0,
+            row("bwd", "cudnn", 0, true, kFusedTwoPass, 0,
                 "n/a: cuDNN's fused BN+ReLU / BN+add+ReLU needs NHWC float16");
           continue;
         }
@@ -205,8 +218,8 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
           st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(cudnn->h, mode, ops, cudnn->act, cudnn->x,
                                                                     &reserve);
         if (st != CUDNN_STATUS_SUCCESS) {
-          if (o.forward) row("fwd", "cudnn", 0, false, true, 0, status_note(st));
-          if (o.backward) row("bwd", "cudnn", 0, true, true, 0, status_note(st));
+          if (o.forward) row("fwd", "cudnn", 0, false, kFusedTwoPass, 0, status_note(st));
+          if (o.backward) row("bwd", "cudnn", 0, true, kFusedTwoPass, 0, status_note(st));
           continue;
         }
         auto cws = Tensor<uint8_t>::empty({static_cast<int64_t>(std::max<size_t>({fws, bws, 1}))}, gpu);
@@ -220,14 +233,14 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
         };
         st = cudnn_fwd();
         if (st != CUDNN_STATUS_SUCCESS) {
-          if (o.forward) row("fwd", "cudnn", 0, false, true, 0, status_note(st));
-          if (o.backward) row("bwd", "cudnn", 0, true, true, 0, status_note(st));
+          if (o.forward) row("fwd", "cudnn", 0, false, kFusedTwoPass, 0, status_note(st));
+          if (o.backward) row("bwd", "cudnn", 0, true, kFusedTwoPass, 0, status_note(st));
           continue;
         }
         if (o.forward) {
           const double ms = median_ms(
               stream, [&] { cudnn_fwd(); }, o.runs, o.warmup);
-          row("fwd", "cudnn", ms, false, true, fwd_unfused, "");
+          row("fwd", "cudnn", ms, false, kFusedTwoPass, fwd_unfused, "");
         }
         if (o.backward) {
           auto cudnn_bwd = [&] {
@@ -239,11 +252,11 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
           };
           st = cudnn_bwd();
           if (st != CUDNN_STATUS_SUCCESS) {
-            row("bwd", "cudnn", 0, true, true, 0, status_note(st));
+            row("bwd", "cudnn", 0, true, kFusedTwoPass, 0, status_note(st));
           } else {
             const double ms = median_ms(
                 stream, [&] { cudnn_bwd(); }, o.runs, o.warmup);
-            row("bwd", "cudnn", ms, true, true, bwd_unfused, "");
+            row("bwd", "cudnn", ms, true, kFusedTwoPass, bwd_unfused, "");
           }
         }
       }

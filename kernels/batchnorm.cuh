@@ -19,6 +19,11 @@
 // and the apply pass (bn_backward_apply) writes dx. When dresidual was overwritten (not accumulated), the
 // apply pass reads dz from it instead of recomputing it from dy and y: one tensor read instead of two.
 //
+// Small channels (N * H * W values that fit one block's registers: the 7x7 and 14x14 maps, and any map at a
+// small batch) take a single pass instead: one block per channel loads the channel once, reduces it,
+// finalizes and writes the outputs from registers (bn_forward_single, bn_backward_single). One launch
+// instead of three, and x (dy, y) read once: the multi-pass kernels are launch-bound at these sizes.
+//
 // Gradient rule: each output gradient is overwritten, or added to when its accumulate flag is set.
 #pragma once
 
@@ -40,8 +45,12 @@ RESNET_HD inline C bn_dz(C dy, C y, bool relu_on) {
   return relu_on ? relu_grad(y, dy) : dy;
 }
 template <typename C>
+RESNET_HD inline C bn_dx_centered(C dz, C x_minus_mean, C a, C b, C c1) {
+  return a * dz + b * x_minus_mean + c1;
+}
+template <typename C>
 RESNET_HD inline C bn_dx(C dz, C x, const C* coef) {  // coef = {a, b, mean, c1}
-  return coef[0] * dz + coef[1] * (x - coef[2]) + coef[3];
+  return bn_dx_centered(dz, x - coef[2], coef[0], coef[1], coef[3]);
 }
 
 // ---------------------------------------------------------------- forward
@@ -250,6 +259,140 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// ---------------------------------------------------------------- single pass (small channels)
+
+// Largest block of the single-pass kernels; each thread holds K of its channel's values in registers.
+constexpr int kSingleBlock = 512;
+
+// Where a thread's values of channel c lie: value k is e = t + k * step of the channel's N * HW, pixel
+// e % HW of image e / HW, so a warp's loads are consecutive within each image. 32-bit offsets (the ops
+// refuse tensors of 2^32 elements or more).
+struct SingleIndex {
+  uint32_t t, step, count, c, channels;
+  FastDiv hw;
+  RESNET_HD bool valid(int k) const { return t + static_cast<uint32_t>(k) * step < count; }
+  RESNET_HD uint32_t offset(int k) const {
+    const uint32_t e = t + static_cast<uint32_t>(k) * step, n = hw.div(e);
+    return (n * channels + c) * hw.d + (e - n * hw.d);
+  }
+  // Hides t from the optimiser, so that the offsets of a later loop are recomputed (a few integer ops a
+  // value) rather than kept from an earlier one in K registers.
+  RESNET_HD void forget_offsets() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("" : "+r"(t));
+#endif
+  }
+};
+RESNET_HD inline SingleIndex single_index(int64_t c, int64_t channels, int64_t count, FastDiv hw) {
+  return SingleIndex{threadIdx.x,
+                     blockDim.x,
+                     static_cast<uint32_t>(count),
+                     static_cast<uint32_t>(c),
+                     static_cast<uint32_t>(channels),
+                     hw};
+}
+
+// Training forward of one channel per block: statistics, running statistics and y in one launch.
+template <typename T, typename P, int K>
+__global__ void __launch_bounds__(kSingleBlock)
+    bn_forward_single_kernel(const T* __restrict__ x, const T* __restrict__ r, T* __restrict__ y,
+                             int64_t channels, int64_t count, FastDiv hw, const P* __restrict__ gamma,
+                             const P* __restrict__ beta, P* running_mean, P* running_var, P* save_mean,
+                             P* save_invstd, double eps, double momentum, bool relu_on) {
+  using C = cmp_t<T>;
+  const int64_t c = blockIdx.x;
+  SingleIndex ix = single_index(c, channels, count, hw);
+  const C pivot = to_cmp(x[c * hw.d]);
+  C v[K];  // x - pivot, 0 past the channel's end
+  C sum = C(0);
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    v[k] = ix.valid(k) ? to_cmp(x[ix.offset(k)]) - pivot : C(0);
+    sum += v[k];
+  }
+  // The textbook two passes, both over registers: the mean, then the squared deviations from it.
+  const C mean_v = block_sum(sum) / static_cast<C>(count);
+  C sq = C(0);
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const C d = ix.valid(k) ? v[k] - mean_v : C(0);
+    sq += d * d;
+  }
+  const double n = static_cast<double>(count);
+  const double mean = static_cast<double>(pivot) + static_cast<double>(mean_v);
+  const double var = static_cast<double>(block_sum(sq)) / n;
+  const double invstd = 1.0 / k_sqrt(var + eps);
+  if (ix.t == 0) {
+    save_mean[c] = static_cast<P>(mean);
+    save_invstd[c] = static_cast<P>(invstd);
+    running_mean[c] =
+        static_cast<P>((1.0 - momentum) * static_cast<double>(running_mean[c]) + momentum * mean);
+    running_var[c] = static_cast<P>((1.0 - momentum) * static_cast<double>(running_var[c]) +
+                                    momentum * var * n / (n - 1.0));
+  }
+  const C sc = static_cast<C>(static_cast<double>(gamma[c]) * invstd);
+  const C sh =
+      static_cast<C>(static_cast<double>(beta[c]) - static_cast<double>(mean_v) * static_cast<double>(sc));
+  ix.forget_offsets();
+#pragma unroll
+  for (int k = 0; k < K; ++k)
+    if (ix.valid(k)) {
+      const uint32_t off = ix.offset(k);
+      const C res = r ? to_cmp(r[off]) : C(0);
+      y[off] = from_cmp<T>(bn_apply(v[k], C(0), sc, sh, res, relu_on));  // v is already x - pivot
+    }
+}
+
+// Backward of one channel per block: the sums, dgamma/dbeta, dresidual and dx in one launch, dz and x - mean
+// kept in registers between the reduction and dx.
+template <typename T, typename P, int K>
+__global__ void __launch_bounds__(kSingleBlock)
+    bn_backward_single_kernel(const T* __restrict__ x, const T* __restrict__ y, const T* __restrict__ dy,
+                              const P* __restrict__ gamma, const P* __restrict__ mean,
+                              const P* __restrict__ invstd, bool training, bool relu_on, T* dx, bool dx_acc,
+                              T* dres, bool dres_acc, P* dgamma, P* dbeta, bool param_acc, int64_t channels,
+                              int64_t count, FastDiv hw) {
+  using C = cmp_t<T>;
+  const int64_t c = blockIdx.x;
+  SingleIndex ix = single_index(c, channels, count, hw);
+  const C mu = static_cast<C>(mean[c]);
+  C dz[K], xm[K];
+  C sums[2] = {C(0), C(0)};  // sum dz, sum dz * (x - mean)
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    dz[k] = C(0);
+    xm[k] = C(0);
+    if (ix.valid(k)) {
+      const uint32_t off = ix.offset(k);
+      const C d = bn_dz(to_cmp(dy[off]), relu_on ? to_cmp(y[off]) : C(0), relu_on);
+      dz[k] = d;
+      xm[k] = to_cmp(x[off]) - mu;
+      sums[0] += d;
+      sums[1] += d * xm[k];
+      if (dres) dres[off] = from_cmp<T>(dres_acc ? to_cmp(dres[off]) + d : d);
+    }
+  }
+  block_sum<2>(sums);
+  const double is = static_cast<double>(invstd[c]);
+  const double sum_dz = static_cast<double>(sums[0]), sum_dzx = static_cast<double>(sums[1]);
+  if (ix.t == 0) {
+    if (dgamma) dgamma[c] = static_cast<P>((param_acc ? static_cast<double>(dgamma[c]) : 0.0) + sum_dzx * is);
+    if (dbeta) dbeta[c] = static_cast<P>((param_acc ? static_cast<double>(dbeta[c]) : 0.0) + sum_dz);
+  }
+  if (!dx) return;
+  const double a = static_cast<double>(gamma[c]) * is, m = static_cast<double>(count);
+  const C ka = static_cast<C>(a), kb = static_cast<C>(training ? -a * is * is * sum_dzx / m : 0.0),
+          kc = static_cast<C>(training ? -a * sum_dz / m : 0.0);
+  ix.forget_offsets();
+#pragma unroll
+  for (int k = 0; k < K; ++k)
+    if (ix.valid(k)) {
+      const uint32_t off = ix.offset(k);
+      const C g = bn_dx_centered(dz[k], xm[k], ka, kb, kc);
+      dx[off] = from_cmp<T>(dx_acc ? to_cmp(dx[off]) + g : g);
+    }
+}
+
 // ---------------------------------------------------------------- launchers
 
 struct BatchNormShape {
@@ -257,10 +400,38 @@ struct BatchNormShape {
   int64_t numel() const { return N * C * HW; }
 };
 
+// Which kernels a training forward or a backward runs. Auto: the single pass wherever a channel fits one
+// block (bn_single_pass_width), else the multi-pass kernels. MultiPass forces the latter (benchmarks compare
+// the two in one run; tests check both).
+enum class BnPath { Auto, MultiPass };
+
+// Values a thread keeps in registers for the single pass over a channel of `count` values: 8 or 32, or 0
+// when the channel is too large for one block. Double keeps 8 at most (a value takes two registers).
+template <typename T>
+int bn_single_pass_width(int64_t count) {
+  if (count <= static_cast<int64_t>(kSingleBlock) * 8) return 8;
+  if (sizeof(cmp_t<T>) == 4 && count <= static_cast<int64_t>(kSingleBlock) * 32) return 32;
+  return 0;
+}
+template <typename T>
+bool bn_uses_single_pass(const BatchNormShape& s, BnPath path) {
+  return path == BnPath::Auto && bn_single_pass_width<T>(s.N * s.HW) > 0;
+}
+// Threads for K values a thread: whole warps, as few as hold the channel.
+inline unsigned bn_single_threads(int64_t count, int K) {
+  const int64_t warps = (count + 32 * K - 1) / (32 * K);
+  return static_cast<unsigned>(warps < 1 ? 32 : warps * 32);
+}
+
 inline int bn_vmax(int width, std::initializer_list<const void*> ptrs) {
   for (const void* p : ptrs)
     if (p && !aligned_to(p, 16)) return 1;
   return width;
+}
+// Pack width of the elementwise passes over T: a pack never straddles two channels, so it divides HW.
+template <typename T>
+int bn_pack_width(int64_t HW, std::initializer_list<const void*> ptrs) {
+  return pack_width_for(HW, bn_vmax(vec_width<T>(), ptrs));
 }
 
 template <typename T>
@@ -274,30 +445,42 @@ void launch_bn_apply(const T* x, const T* r, T* y, const BatchNormShape& s, cons
                      bool relu_on, const LaunchEnv& env) {
   const int64_t n = s.numel();
   const FastDiv hw(static_cast<uint32_t>(s.HW)), ch(static_cast<uint32_t>(s.C));
-  constexpr int W = vec_width<T>();
-  if (bn_vmax(W, {x, r, y}) == W && s.HW % W == 0)
-    RESNET_LAUNCH((bn_apply_kernel<T, W>), grid_for(n / W, kBlock, env.sm_count), kBlock, env, x, r, y, n, hw,
+  with_pack_width<T>(bn_pack_width<T>(s.HW, {x, r, y}), [&](auto v) {
+    constexpr int V = decltype(v)::value;
+    RESNET_LAUNCH((bn_apply_kernel<T, V>), grid_for(n / V, kBlock, env.sm_count), kBlock, env, x, r, y, n, hw,
                   ch, per_channel, relu_on);
-  else
-    RESNET_LAUNCH((bn_apply_kernel<T, 1>), grid_for(n, kBlock, env.sm_count), kBlock, env, x, r, y, n, hw, ch,
-                  per_channel, relu_on);
+  });
 }
 
-// Training forward. workspace: bn_forward_workspace_bytes<T>(s, env.sm_count) bytes.
+// Training forward. workspace: bn_forward_workspace_bytes<T>(s, env.sm_count) bytes (the single pass needs
+// none of it).
 template <typename T, typename P>
 void bn_forward_training(const T* x, const T* r, const P* gamma, const P* beta, P* running_mean,
                          P* running_var, P* save_mean, P* save_invstd, T* y, const BatchNormShape& s,
-                         double eps, double momentum, bool relu_on, void* workspace, const LaunchEnv& env) {
+                         double eps, double momentum, bool relu_on, void* workspace, const LaunchEnv& env,
+                         BnPath path = BnPath::Auto) {
   using C = cmp_t<T>;
-  constexpr int W = vec_width<T>();
-  const ChannelPlan g = plan_channels(s.N, s.C, s.HW, bn_vmax(W, {x}), env.sm_count);
+  const int64_t count = s.N * s.HW;
+  if (bn_uses_single_pass<T>(s, path)) {
+    const FastDiv hw(static_cast<uint32_t>(s.HW));
+    const dim3 grid(static_cast<unsigned>(s.C));
+    if (bn_single_pass_width<T>(count) == 8)
+      RESNET_LAUNCH((bn_forward_single_kernel<T, P, 8>), grid, bn_single_threads(count, 8), env, x, r, y, s.C,
+                    count, hw, gamma, beta, running_mean, running_var, save_mean, save_invstd, eps, momentum,
+                    relu_on);
+    else if constexpr (sizeof(C) == 4)
+      RESNET_LAUNCH((bn_forward_single_kernel<T, P, 32>), grid, bn_single_threads(count, 32), env, x, r, y,
+                    s.C, count, hw, gamma, beta, running_mean, running_var, save_mean, save_invstd, eps,
+                    momentum, relu_on);
+    return;
+  }
+  const ChannelPlan g = plan_channels(s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x}), env.sm_count);
   C* partial = static_cast<C*>(workspace);
   C* per_channel = partial + s.C * g.splits * 3;  // pivot, scale, shift
   const dim3 grid(static_cast<unsigned>(s.C), static_cast<unsigned>(g.splits));
-  if (g.V == W)
-    RESNET_LAUNCH((bn_stats_kernel<T, W>), grid, kBlock, env, x, g, partial);
-  else
-    RESNET_LAUNCH((bn_stats_kernel<T, 1>), grid, kBlock, env, x, g, partial);
+  with_pack_width<T>(g.V, [&](auto v) {
+    RESNET_LAUNCH((bn_stats_kernel<T, decltype(v)::value>), grid, kBlock, env, x, g, partial);
+  });
   RESNET_LAUNCH((bn_finalize_kernel<T, P, C>), dim3(static_cast<unsigned>((s.C + kBlock - 1) / kBlock)),
                 kBlock, env, partial, x, s.HW, s.C, g.splits, gamma, beta, running_mean, running_var,
                 save_mean, save_invstd, per_channel, per_channel + s.C, per_channel + 2 * s.C, eps, momentum);
@@ -327,42 +510,54 @@ size_t bn_backward_workspace_bytes(const BatchNormShape& s, int sm_count) {
   return static_cast<size_t>(s.C * g.splits * 2 + 4 * s.C) * sizeof(cmp_t<T>);
 }
 
-// Backward; any of dx, dres, dgamma, dbeta may be null. y is read only when relu_on.
+// Backward; any of dx, dres, dgamma, dbeta may be null. y is read only when relu_on. workspace:
+// bn_backward_workspace_bytes<T>(s, env.sm_count) bytes (the single pass needs none of it).
 template <typename T, typename P>
 void bn_backward(const T* x, const T* y, const T* dy, const P* gamma, const P* mean, const P* invstd,
                  bool training, bool relu_on, T* dx, bool dx_acc, T* dres, bool dres_acc, P* dgamma, P* dbeta,
-                 bool param_acc, const BatchNormShape& s, void* workspace, const LaunchEnv& env) {
+                 bool param_acc, const BatchNormShape& s, void* workspace, const LaunchEnv& env,
+                 BnPath path = BnPath::Auto) {
   using C = cmp_t<T>;
-  constexpr int W = vec_width<T>();
-  const ChannelPlan g =
-      plan_channels(s.N, s.C, s.HW, bn_vmax(W, {x, relu_on ? y : nullptr, dy, dres}), env.sm_count);
-  C* partial = static_cast<C*>(workspace);
-  C* coef = partial + s.C * g.splits * 2;
   const bool need_sums = training || dgamma || dbeta;
   const bool reduce = need_sums || dres;
   if (!dx && !reduce) return;
+  const int64_t count = s.N * s.HW;
+  if (bn_uses_single_pass<T>(s, path)) {
+    const FastDiv hw(static_cast<uint32_t>(s.HW));
+    const dim3 grid(static_cast<unsigned>(s.C));
+    if (bn_single_pass_width<T>(count) == 8)
+      RESNET_LAUNCH((bn_backward_single_kernel<T, P, 8>), grid, bn_single_threads(count, 8), env, x, y, dy,
+                    gamma, mean, invstd, training, relu_on, dx, dx_acc, dres, dres_acc, dgamma, dbeta,
+                    param_acc, s.C, count, hw);
+    else if constexpr (sizeof(C) == 4)
+      RESNET_LAUNCH((bn_backward_single_kernel<T, P, 32>), grid, bn_single_threads(count, 32), env, x, y, dy,
+                    gamma, mean, invstd, training, relu_on, dx, dx_acc, dres, dres_acc, dgamma, dbeta,
+                    param_acc, s.C, count, hw);
+    return;
+  }
+  const ChannelPlan g = plan_channels(
+      s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x, relu_on ? y : nullptr, dy, dres}), env.sm_count);
+  C* partial = static_cast<C*>(workspace);
+  C* coef = partial + s.C * g.splits * 2;
   if (reduce) {
     const dim3 grid(static_cast<unsigned>(s.C), static_cast<unsigned>(g.splits));
-    if (g.V == W)
-      RESNET_LAUNCH((bn_backward_reduce_kernel<T, P, W>), grid, kBlock, env, x, y, dy, mean, g, relu_on, dres,
-                    dres_acc, partial);
-    else
-      RESNET_LAUNCH((bn_backward_reduce_kernel<T, P, 1>), grid, kBlock, env, x, y, dy, mean, g, relu_on, dres,
-                    dres_acc, partial);
+    with_pack_width<T>(g.V, [&](auto v) {
+      RESNET_LAUNCH((bn_backward_reduce_kernel<T, P, decltype(v)::value>), grid, kBlock, env, x, y, dy, mean,
+                    g, relu_on, dres, dres_acc, partial);
+    });
   }
   RESNET_LAUNCH((bn_backward_finalize_kernel<P, C>), dim3(static_cast<unsigned>((s.C + kBlock - 1) / kBlock)),
-                kBlock, env, partial, s.C, reduce ? g.splits : 0, static_cast<double>(s.N * s.HW), gamma,
-                mean, invstd, training, dgamma, dbeta, param_acc, coef);
+                kBlock, env, partial, s.C, reduce ? g.splits : 0, static_cast<double>(count), gamma, mean,
+                invstd, training, dgamma, dbeta, param_acc, coef);
   if (!dx) return;
   const T* dz_buf = (dres && !dres_acc) ? dres : nullptr;
   const int64_t n = s.numel();
   const FastDiv hw(static_cast<uint32_t>(s.HW)), ch(static_cast<uint32_t>(s.C));
-  if (bn_vmax(W, {x, relu_on ? y : nullptr, dy, dz_buf, dx}) == W && s.HW % W == 0)
-    RESNET_LAUNCH((bn_backward_apply_kernel<T, W>), grid_for(n / W, kBlock, env.sm_count), kBlock, env, x, y,
+  with_pack_width<T>(bn_pack_width<T>(s.HW, {x, relu_on ? y : nullptr, dy, dz_buf, dx}), [&](auto v) {
+    constexpr int V = decltype(v)::value;
+    RESNET_LAUNCH((bn_backward_apply_kernel<T, V>), grid_for(n / V, kBlock, env.sm_count), kBlock, env, x, y,
                   dy, dz_buf, dx, dx_acc, n, hw, ch, coef, relu_on, training);
-  else
-    RESNET_LAUNCH((bn_backward_apply_kernel<T, 1>), grid_for(n, kBlock, env.sm_count), kBlock, env, x, y, dy,
-                  dz_buf, dx, dx_acc, n, hw, ch, coef, relu_on, training);
+  });
 }
 
 }  // namespace kernels

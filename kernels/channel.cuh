@@ -3,9 +3,12 @@
 //
 // Channel c of an [N, C, HW] tensor is N runs of HW contiguous values. A reduction runs on a grid of
 // (C, splits) blocks; block (c, s) walks its share of the channel's packs (V values that never straddle
-// two runs, so V divides HW), and writes one partial result per block. A small finalize kernel combines
+// two runs, so V divides HW: a full 16-byte vector, else half of one, else a single value), and writes one
+// partial result per block. A small finalize kernel combines
 // the `splits` partials of each channel in double, in a fixed order: results are deterministic.
 #pragma once
+
+#include <type_traits>
 
 #include "launch.cuh"
 #include "reduce.cuh"
@@ -22,13 +25,32 @@ struct ChannelPlan {
   FastDiv hw_packs;  // divides a pack index by HW / V
 };
 
+// The widest pack of at most vmax values that divides HW: vmax, vmax / 2 or 1. Half a vector matters for
+// 16-bit types at 14x14 (196 = 8 * 24.5 = 4 * 49), where whole vectors do not fit a run.
+inline int pack_width_for(int64_t HW, int vmax) {
+  if (vmax > 1 && HW % vmax == 0) return vmax;
+  if (vmax > 2 && HW % (vmax / 2) == 0) return vmax / 2;
+  return 1;
+}
+
+// Calls f(std::integral_constant<int, V>{}) for V = pack width v, one of the widths pack_width_for picks for
+// storage type T: the launchers instantiate one kernel per width.
+template <typename T, typename F>
+void with_pack_width(int v, F&& f) {
+  constexpr int W = vec_width<T>();
+  if (v == W) return f(std::integral_constant<int, W>{});
+  if constexpr (W / 2 > 1)
+    if (v == W / 2) return f(std::integral_constant<int, W / 2>{});
+  f(std::integral_constant<int, 1>{});
+}
+
 // vmax: the widest pack the pointers allow (1 when any is not 16-byte aligned).
 inline ChannelPlan plan_channels(int64_t N, int64_t C, int64_t HW, int vmax, int sm_count) {
   ChannelPlan p;
   p.N = N;
   p.C = C;
   p.HW = HW;
-  p.V = (vmax > 1 && HW % vmax == 0) ? vmax : 1;
+  p.V = pack_width_for(HW, vmax);
   p.packs = N * HW / p.V;
   // The split depends on the element count only (not on V), so workspace sizes do not depend on alignment.
   const int64_t target_blocks = static_cast<int64_t>(sm_count > 0 ? sm_count : 1) * 8;
@@ -101,10 +123,9 @@ void channel_sum(const T* x, int64_t N, int64_t C, int64_t HW, T* out, bool acc,
   const ChannelPlan g = plan_channels(N, C, HW, vmax, env.sm_count);
   auto* partial = static_cast<cmp_t<T>*>(workspace);
   const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(g.splits));
-  if (g.V == vec_width<T>() && g.V > 1)
-    RESNET_LAUNCH((channel_sum_kernel<T, vec_width<T>()>), grid, kBlock, env, x, g, partial);
-  else
-    RESNET_LAUNCH((channel_sum_kernel<T, 1>), grid, kBlock, env, x, g, partial);
+  with_pack_width<T>(g.V, [&](auto v) {
+    RESNET_LAUNCH((channel_sum_kernel<T, decltype(v)::value>), grid, kBlock, env, x, g, partial);
+  });
   RESNET_LAUNCH((channel_sum_finalize_kernel<T>), dim3(static_cast<unsigned>((C + kBlock - 1) / kBlock)),
                 kBlock, env, partial, C, g.splits, out, acc);
 }

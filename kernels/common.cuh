@@ -19,6 +19,13 @@
 #error "kernels/*.cuh build with nvcc, or with g++ after tests/cuda/sim.hpp (the CPU simulator)"
 #endif
 
+// `#pragma unroll` in __host__ __device__ functions: only the device pass knows it.
+#if defined(__CUDA_ARCH__)
+#define RESNET_UNROLL _Pragma("unroll")
+#else
+#define RESNET_UNROLL
+#endif
+
 namespace resnet {
 namespace kernels {
 

@@ -78,15 +78,17 @@ RESNET_HD inline Welford<C> welford_merge(const Welford<C>& a, const Welford<C>&
 }
 
 // The statistics of a handful of values held in registers (two-pass: exact enough, no division by n
-// per value).
+// per value). Unrolled so that v stays in registers.
 template <typename C, int V>
 RESNET_HD inline Welford<C> welford_of(const C (&v)[V], int count = V) {
   C s = C(0);
+  RESNET_UNROLL
   for (int i = 0; i < V; ++i)
     if (i < count) s += v[i];
   if (count == 0) return Welford<C>{C(0), C(0), C(0)};
   const C mean = s / C(count);
   C m2 = C(0);
+  RESNET_UNROLL
   for (int i = 0; i < V; ++i)
     if (i < count) m2 += (v[i] - mean) * (v[i] - mean);
   return Welford<C>{C(count), mean, m2};

@@ -385,7 +385,11 @@ TEST_CASE("cuda: both algorithm searches give the same convolution", "[cuda][gpu
 struct BnCase {
   int64_t N, C, H, W;
 };
-const std::vector<BnCase> kBnCases{{4, 8, 8, 8}, {3, 5, 7, 7}, {8, 16, 14, 14}, {2, 3, 1, 1}};
+// The first four take the single-pass kernels (a channel fits one block), {100, 6, 7, 7} its widest form;
+// the last two the multi-pass kernels, with whole 16-byte packs (56x56) and, for the 16-bit types, half
+// packs (14x14).
+const std::vector<BnCase> kBnCases{{4, 8, 8, 8},   {3, 5, 7, 7},   {8, 16, 14, 14}, {2, 3, 1, 1},
+                                   {100, 6, 7, 7}, {6, 4, 56, 56}, {90, 2, 14, 14}};
 
 template <typename T>
 void check_bn(const BnCase& c) {
@@ -463,8 +467,10 @@ TEST_CASE("cuda: fused BatchNorm (+ residual + ReLU) forward and backward match 
     check_bn<float>(c);
     check_bn<double>(c);
   }
-  check_bn<half_t>(kBnCases[2]);
-  check_bn<bf16_t>(kBnCases[2]);
+  for (size_t i : {2, 4, 6}) {
+    check_bn<half_t>(kBnCases[i]);
+    check_bn<bf16_t>(kBnCases[i]);
+  }
 }
 
 // ---------------------------------------------------------------- pooling, linear, loss, optimizers

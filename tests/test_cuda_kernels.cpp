@@ -320,18 +320,30 @@ struct BnCase {
   int64_t N, C, H, W;
   int sm;  // multiprocessors the plan assumes: more gives more splits per channel
 };
+// Packs of the multi-pass kernels: HW = 16 and 64 take whole vectors for every type, 12 half vectors of
+// the 16-bit types, 10 pairs of float, 49 and 15 single values. Every case fits the single pass; the
+// last one (4410 values a channel) takes its 32-values-a-thread kernel.
 const std::vector<BnCase> kBnCases{{2, 3, 4, 4, 1},  {3, 4, 7, 7, 1},     {4, 2, 8, 8, 64},
-                                   {2, 5, 5, 3, 16}, {16, 2, 16, 16, 32}, {1, 3, 2, 2, 1}};
+                                   {2, 5, 5, 3, 16}, {16, 2, 16, 16, 32}, {1, 3, 2, 2, 1},
+                                   {3, 2, 3, 4, 4},  {2, 3, 2, 5, 4},     {90, 2, 7, 7, 8}};
+const k::BnPath kBnPaths[] = {k::BnPath::Auto, k::BnPath::MultiPass};
+const char* path_name(k::BnPath p) { return p == k::BnPath::Auto ? "auto" : "multi-pass"; }
+// Every case here takes the single pass under Auto, except double past 8 values a thread (4096 a channel).
+template <typename T>
+bool expect_single_pass(const k::BatchNormShape& s, k::BnPath path) {
+  return path == k::BnPath::Auto && (!std::is_same<T, double>::value || s.N * s.HW <= 4096);
+}
 
 template <typename T>
-void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double mean_offset) {
+void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double mean_offset, k::BnPath path) {
   using R = ref_t<T>;
   using P = acc_t<T>;
   const int64_t n = bc.N * bc.C * bc.H * bc.W;
   const Shape s{bc.N, bc.C, bc.H, bc.W}, cs{bc.C};
   const bool relu = act == Activation::ReLU;
-  INFO("BN forward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm
-                     << " residual=" << with_res << " relu=" << relu << " offset=" << mean_offset);
+  INFO("BN forward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm << " "
+                     << path_name(path) << " residual=" << with_res << " relu=" << relu
+                     << " offset=" << mean_offset);
   std::vector<T> x = randv<T>(static_cast<size_t>(n), 21, mean_offset, 2.0),
                  r = randv<T>(static_cast<size_t>(n), 22);
   std::vector<P> gamma = randv<P>(static_cast<size_t>(bc.C), 23, 1.0, 0.3),
@@ -341,10 +353,11 @@ void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double me
   std::vector<P> sm = filled<P>(static_cast<size_t>(bc.C)), si = filled<P>(static_cast<size_t>(bc.C));
   std::vector<T> y = filled<T>(static_cast<size_t>(n));
   k::BatchNormShape shape{bc.N, bc.C, bc.H * bc.W};
+  REQUIRE(k::bn_uses_single_pass<T>(shape, path) == expect_single_pass<T>(shape, path));
   std::vector<char> ws(k::bn_forward_workspace_bytes<T>(shape, bc.sm));
   k::bn_forward_training(x.data(), with_res ? r.data() : nullptr, gamma.data(), beta.data(), rm.data(),
                          rv.data(), sm.data(), si.data(), y.data(), shape, 1e-5, 0.1, relu, ws.data(),
-                         env_with<T>(bc.sm));
+                         env_with<T>(bc.sm), path);
 
   Tensor<R> xr = tensor(convert<R>(x), s), rr = tensor(convert<R>(r), s),
             yr = Tensor<R>::full(s, R(kSentinel));
@@ -362,17 +375,41 @@ void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double me
 
 TEST_CASE("kernels: fused BatchNorm forward (training) matches the CPU backend", "[cuda-kernels][bn]") {
   OrderGuard g(pick_order());
-  for (const BnCase& bc : kBnCases)
-    for (bool res : {false, true})
-      for (Activation act : {Activation::None, Activation::ReLU}) {
-        check_bn_forward<float>(bc, res, act, 0.0);
-        check_bn_forward<double>(bc, res, act, 0.0);
-      }
-  for (const BnCase& bc : {kBnCases[2], kBnCases[3]}) {
-    check_bn_forward<half_t>(bc, true, Activation::ReLU, 0.0);
-    check_bn_forward<bf16_t>(bc, true, Activation::ReLU, 0.0);
-    check_bn_forward<float>(bc, false, Activation::None, 300.0);  // large mean, small spread
+  for (k::BnPath path : kBnPaths) {
+    for (const BnCase& bc : kBnCases)
+      for (bool res : {false, true})
+        for (Activation act : {Activation::None, Activation::ReLU}) {
+          check_bn_forward<float>(bc, res, act, 0.0, path);
+          check_bn_forward<double>(bc, res, act, 0.0, path);
+        }
+    for (const BnCase& bc : {kBnCases[2], kBnCases[3], kBnCases[6], kBnCases[8]}) {
+      check_bn_forward<half_t>(bc, true, Activation::ReLU, 0.0, path);
+      check_bn_forward<bf16_t>(bc, true, Activation::ReLU, 0.0, path);
+      check_bn_forward<float>(bc, false, Activation::None, 300.0, path);  // large mean, small spread
+    }
   }
+}
+
+TEST_CASE("kernels: BatchNorm takes the single pass exactly where a channel fits one block",
+          "[cuda-kernels][bn]") {
+  // 7x7 at batch 256 (12544 values a channel) fits in float and the 16-bit types, not in double; 14x14 at
+  // batch 256 (50176) fits none; 56x56 at batch 1 (3136) fits all.
+  const k::BatchNormShape b256_7{256, 512, 49}, b256_14{256, 256, 196}, b1_56{1, 64, 3136};
+  CHECK(k::bn_uses_single_pass<float>(b256_7, k::BnPath::Auto));
+  CHECK(k::bn_uses_single_pass<half_t>(b256_7, k::BnPath::Auto));
+  CHECK_FALSE(k::bn_uses_single_pass<double>(b256_7, k::BnPath::Auto));
+  CHECK_FALSE(k::bn_uses_single_pass<float>(b256_7, k::BnPath::MultiPass));
+  CHECK_FALSE(k::bn_uses_single_pass<float>(b256_14, k::BnPath::Auto));
+  CHECK(k::bn_uses_single_pass<double>(b1_56, k::BnPath::Auto));
+  CHECK(k::bn_single_pass_width<float>(12544) == 32);
+  CHECK(k::bn_single_threads(12544, 32) == 416);  // 392 values' worth of threads, rounded up to warps
+  CHECK(k::bn_single_threads(3, 8) == 32);
+  // Pack widths of the multi-pass kernels: whole vectors, half vectors, single values.
+  CHECK(k::pack_width_for(196, 8) == 4);
+  CHECK(k::pack_width_for(784, 8) == 8);
+  CHECK(k::pack_width_for(49, 4) == 1);
+  CHECK(k::pack_width_for(10, 4) == 2);
+  CHECK(k::pack_width_for(196, 1) == 1);
 }
 
 TEST_CASE("kernels: BatchNorm statistics keep the variance of data with a large mean", "[cuda-kernels][bn]") {
@@ -445,16 +482,16 @@ struct BnBackwardFlags {
 };
 
 template <typename T>
-void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f) {
+void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f, k::BnPath path) {
   using R = ref_t<T>;
   using P = acc_t<T>;
   const int64_t n = bc.N * bc.C * bc.H * bc.W;
   const Shape s{bc.N, bc.C, bc.H, bc.W}, cs{bc.C};
   const size_t un = static_cast<size_t>(n), uc = static_cast<size_t>(bc.C);
-  INFO("BN backward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm
-                      << " training=" << f.training << " relu=" << f.relu << " dx=" << f.dx << "/" << f.dx_acc
-                      << " dres=" << f.dres << "/" << f.dres_acc << " params=" << f.params << "/"
-                      << f.param_acc);
+  INFO("BN backward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm << " "
+                      << path_name(path) << " training=" << f.training << " relu=" << f.relu << " dx=" << f.dx
+                      << "/" << f.dx_acc << " dres=" << f.dres << "/" << f.dres_acc << " params=" << f.params
+                      << "/" << f.param_acc);
   std::vector<T> x = randv<T>(un, 41, 0.5, 1.5), y = randv<T>(un, 42), dy = randv<T>(un, 43);
   std::vector<P> gamma = randv<P>(uc, 44), mean = randv<P>(uc, 45), invstd = randv<P>(uc, 46);
   for (auto& v : invstd) v = static_cast<P>(std::abs(static_cast<double>(v)) + 0.2);
@@ -466,11 +503,12 @@ void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f) {
   Tensor<P> dgr = tensor(dg, cs), dbr = tensor(db, cs);
 
   k::BatchNormShape shape{bc.N, bc.C, bc.H * bc.W};
+  REQUIRE(k::bn_uses_single_pass<T>(shape, path) == expect_single_pass<T>(shape, path));
   std::vector<char> ws(k::bn_backward_workspace_bytes<T>(shape, bc.sm));
   k::bn_backward(x.data(), y.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), f.training, f.relu,
                  f.dx ? dx.data() : nullptr, f.dx_acc, f.dres ? dres.data() : nullptr, f.dres_acc,
                  f.params ? dg.data() : nullptr, f.params ? db.data() : nullptr, f.param_acc, shape,
-                 ws.data(), env_with<T>(bc.sm));
+                 ws.data(), env_with<T>(bc.sm), path);
   cpu::batchnorm_backward(tensor(convert<R>(x), s), tensor(convert<R>(y), s), tensor(convert<R>(dy), s),
                           tensor(gamma, cs), tensor(mean, cs), tensor(invstd, cs), f.training,
                           f.relu ? Activation::ReLU : Activation::None, f.dx ? &dxr : nullptr, f.dx_acc,
@@ -497,14 +535,18 @@ TEST_CASE("kernels: fused BatchNorm backward matches the CPU backend for every f
       {false, true, true, false, true, false, true, false},  // eval-mode backward
       {false, false, true, true, false, false, false, false},
   };
-  for (const BnCase& bc : kBnCases)
-    for (const auto& f : flags) {
-      check_bn_backward<float>(bc, f);
-      check_bn_backward<double>(bc, f);
+  for (k::BnPath path : kBnPaths) {
+    for (const BnCase& bc : kBnCases)
+      for (const auto& f : flags) {
+        check_bn_backward<float>(bc, f, path);
+        check_bn_backward<double>(bc, f, path);
+      }
+    for (const auto& f : {flags[0], flags[1]}) {
+      check_bn_backward<half_t>(kBnCases[2], f, path);
+      check_bn_backward<bf16_t>(kBnCases[3], f, path);
+      check_bn_backward<half_t>(kBnCases[6], f, path);
+      check_bn_backward<bf16_t>(kBnCases[8], f, path);
     }
-  for (const auto& f : {flags[0], flags[1]}) {
-    check_bn_backward<half_t>(kBnCases[2], f);
-    check_bn_backward<bf16_t>(kBnCases[3], f);
   }
 }
 
