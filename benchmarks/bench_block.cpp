@@ -26,6 +26,8 @@ namespace {
 const std::vector<bb::BlockShape> kResNet50Shapes{{64, 56, 56},  {256, 56, 56},  {128, 28, 28}, {512, 28, 28},
                                                   {256, 14, 14}, {1024, 14, 14}, {512, 7, 7},   {2048, 7, 7}};
 
+constexpr const char* kCsvHeader = "device,dtype,block,shape,batch,pass,variant,ms,MB,GBps,pct_copy,speedup";
+
 void usage(FILE* f) {
   std::fprintf(f,
                "usage: bench_block [flags]   (lists are comma-separated)\n"
@@ -39,8 +41,8 @@ void usage(FILE* f) {
                "  --warmup N      untimed runs first (default 2 on the CPU, 5 on the GPU)\n"
                "  --threads N     CPU threads (default 2)\n"
                "  --quick         few shapes, small batches, few runs (a smoke run)\n"
-               "  --csv FILE      append rows: "
-               "device,dtype,block,shape,batch,pass,variant,ms,MB,GBps,pct_copy,speedup\n");
+               "  --csv FILE      append rows (a header line first when the file is new): %s\n",
+               kCsvHeader);
 }
 
 bb::BlockShape parse_shape(const std::string& s) {
@@ -150,12 +152,12 @@ struct Printer {
   bool header = false;
   void operator()(const bb::Row& w) {
     if (!header) {
-      std::printf("%-5s %-8s %-5s %-10s %5s %-4s %-8s %10s %9s %8s %6s %8s\n", "dev", "dtype", "block",
+      std::printf("%-5s %-8s %-5s %-10s %5s %-4s %-11s %10s %9s %8s %6s %8s\n", "dev", "dtype", "block",
                   "shape", "batch", "pass", "variant", "median_ms", "MB", "GB/s", "%copy", "speedup");
       header = true;
     }
     if (!w.note.empty()) {
-      std::printf("%-5s %-8s %-5s %-10s %5lld %-4s %-8s %s\n", w.device.c_str(), w.dtype.c_str(),
+      std::printf("%-5s %-8s %-5s %-10s %5lld %-4s %-11s %s\n", w.device.c_str(), w.dtype.c_str(),
                   w.block.c_str(), w.shape.text().c_str(), static_cast<long long>(w.batch), w.pass.c_str(),
                   w.variant.c_str(), w.note.c_str());
       std::fflush(stdout);
@@ -165,7 +167,7 @@ struct Printer {
     const double pct = 100.0 * gbs / w.copy_gbs;
     const double speedup = w.unfused_ms > 0 ? w.unfused_ms / w.ms : 0.0;
     std::printf(
-        "%-5s %-8s %-5s %-10s %5lld %-4s %-8s %10.3f %9.1f %8.1f %6.1f %7.2fx   (moves %.0f tensors, copy "
+        "%-5s %-8s %-5s %-10s %5lld %-4s %-11s %10.3f %9.1f %8.1f %6.1f %7.2fx   (moves %.0f tensors, copy "
         "%.1f GB/s)\n",
         w.device.c_str(), w.dtype.c_str(), w.block.c_str(), w.shape.text().c_str(),
         static_cast<long long>(w.batch), w.pass.c_str(), w.variant.c_str(), w.ms, w.min_bytes / 1e6, gbs, pct,
@@ -264,8 +266,14 @@ int main(int argc, char** argv) {
 
     Printer printer;
     if (!csv.empty()) {
+      bool fresh = false;  // a new or empty file gets the header line first
+      {
+        std::ifstream in(csv);
+        fresh = !in.good() || in.peek() == std::ifstream::traits_type::eof();
+      }
       printer.csv.open(csv, std::ios::app);
       if (!printer.csv) throw Error("--csv: cannot open '" + csv + "' for appending");
+      if (fresh) printer.csv << kCsvHeader << "\n";
     }
     bb::RowSink sink = [&](const bb::Row& w) { printer(w); };
     for (const auto& d : devices) {

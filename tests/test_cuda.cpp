@@ -385,9 +385,9 @@ TEST_CASE("cuda: both algorithm searches give the same convolution", "[cuda][gpu
 struct BnCase {
   int64_t N, C, H, W;
 };
-// The first four take the single-pass kernels (a channel fits one block), {100, 6, 7, 7} its widest form;
-// the last two the multi-pass kernels, with whole 16-byte packs (56x56) and, for the 16-bit types, half
-// packs (14x14).
+// The first four take the single-pass kernels (a channel fits one block); {100, 6, 7, 7} takes its widest
+// form (32 values a thread) in float and the 16-bit types, the multi-pass kernels in double; the last two
+// the multi-pass kernels, with whole 16-byte packs (56x56) and, for the 16-bit types, half packs (14x14).
 const std::vector<BnCase> kBnCases{{4, 8, 8, 8},   {3, 5, 7, 7},   {8, 16, 14, 14}, {2, 3, 1, 1},
                                    {100, 6, 7, 7}, {6, 4, 56, 56}, {90, 2, 14, 14}};
 

@@ -186,6 +186,8 @@ fi
 if [[ $PHASES == *,bench,* ]]; then
   if [ -n "${BENCH_BLOCK_ARGS:-}" ]; then read -r -a BB <<<"$BENCH_BLOCK_ARGS"; elif [ -n "${QUICK:-}" ]; then BB=(--quick); else BB=(); fi
   step "bench_block" bench_block.log 600 "$BENCH_BLOCK" --device cuda "${BB[@]}" --csv "$LOGS/bench_block.csv"
+  # Least / median / largest per dtype and pass, into the summary (the per-row table is in the logs).
+  [ -s "$LOGS/bench_block.csv" ] && python3 "$ROOT/tools/bench_block_summary.py" "$LOGS/bench_block.csv" | tee -a "$SUMMARY"
   if [ -n "$TORCH" ]; then BASE=(--python "$PY" --torch-script "$ROOT/benchmarks/torch_train.py"); else BASE=(--no-torch); fi
   if [ -n "${BENCH_TRAIN_ARGS:-}" ]; then
     read -r -a BT <<<"$BENCH_TRAIN_ARGS"
