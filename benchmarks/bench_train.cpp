@@ -55,6 +55,9 @@ void usage(FILE* f) {
       "  --csv FILE       append rows impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb\n"
       "                   (mode 'infer' rows carry impl ours-infer / torch-infer)\n"
       "  --no-torch       skip the PyTorch baseline\n"
+      "  --torch-channels-last\n"
+      "                   run the baseline in channels-last memory format (faster for PyTorch's 16-bit\n"
+      "                   GPU path); its CSV rows carry impl torch-cl (torch-cl-infer)\n"
       "  --python EXE     Python with torch (default /usr/bin/python3)\n"
       "  --torch-script F the baseline script (default %s/torch_train.py)\n",
       RESNET_BENCH_DIR);
@@ -268,7 +271,7 @@ int main(int argc, char** argv) {
     Config base;
     std::string archs = "resnet18", batches = "16", sizes = "128", dtypes = "float32", mode = "both", csv;
     std::string python = "/usr/bin/python3", script = std::string(RESNET_BENCH_DIR) + "/torch_train.py";
-    bool child = false, torch = true;
+    bool child = false, torch = true, torch_channels_last = false;
     int64_t repeat = 1;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -307,6 +310,8 @@ int main(int argc, char** argv) {
         csv = value();
       } else if (a == "--no-torch") {
         torch = false;
+      } else if (a == "--torch-channels-last") {
+        torch_channels_last = true;
       } else if (a == "--python") {
         python = value();
       } else if (a == "--torch-script") {
@@ -381,7 +386,8 @@ int main(int argc, char** argv) {
                 if (o.ok && (!ours.ok || o.images_per_s > ours.images_per_s)) ours = o;
                 if (!ours.ok && !o.ok) ours = o;
                 if (!torch) continue;
-                Result t = run_and_parse(shell_quote(python) + " " + shell_quote(script) + child_args(c));
+                Result t = run_and_parse(shell_quote(python) + " " + shell_quote(script) + child_args(c) +
+                                         (torch_channels_last ? " --channels-last" : ""));
                 if (t.ok && (!theirs.ok || t.images_per_s > theirs.images_per_s)) theirs = t;
                 if (!theirs.ok && !t.ok) theirs = t;
               }
@@ -402,7 +408,7 @@ int main(int argc, char** argv) {
               if (!theirs.ok && torch) std::printf("  torch: %s\n", theirs.skip.c_str());
               std::fflush(stdout);
               append_csv(csv, "ours", c, ours);
-              append_csv(csv, "torch", c, theirs);
+              append_csv(csv, torch_channels_last ? "torch-cl" : "torch", c, theirs);
             }
     std::printf(
         "speed = ours/torch images per second (higher is better); memory = ours/torch peak (lower is "
