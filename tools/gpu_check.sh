@@ -12,7 +12,8 @@
 #   SAN_TOOLS="memcheck racecheck initcheck"   compute-sanitizer tools to run
 #   QUICK=1                                smaller benchmark runs
 #   BENCH_BLOCK_ARGS="..."                 bench_block's flags (default: every ResNet-50 shape, batch 32-256)
-#   BENCH_TRAIN_ARGS="..."                 bench_train's shapes (default: ResNet-18/34/50, batch 64/128, 224 px)
+#   BENCH_TRAIN_ARGS="..."                 bench_train's shapes (default: ResNet-18/34/50, batch 64/128, 224 px,
+#                                          float32/float16/bfloat16); add --torch-channels-last for that baseline
 #   TRAIN_ARGS="..."                       train_catsdogs flags for the train phase (--data, --out are added)
 #   TRAIN_DATA=DIR                         dataset for the train phase (default .gpu/data/catsdogs-128)
 #   BUILD_DIR, JOBS, CUDA_ARCHS, CUDNN_ROOT, PYTHON    override what it finds
