@@ -107,7 +107,11 @@ Result measure_ours(const Config& c) {
   set_num_threads(static_cast<int>(c.threads));
   const double base = status_mb("VmRSS:");
 #if RESNET_WITH_CUDA
-  if (dev.is_cuda()) RESNET_CHECK(cudaSetDevice(dev.index) == cudaSuccess, "cannot use ", dev.to_string());
+  if (dev.is_cuda())
+    RESNET_CHECK(dev.index < cuda::device_count() && cudaSetDevice(dev.index) == cudaSuccess, "cannot use ",
+                 dev.to_string(), ": ",
+                 cuda::device_count() == 0 ? cuda::unavailable_reason()
+                                           : std::to_string(cuda::device_count()) + " device(s) present");
 #endif
   models::ResNetOptions o;
   o.num_classes = c.classes;

@@ -471,6 +471,15 @@ TEST_CASE("cuda: fused BatchNorm (+ residual + ReLU) forward and backward match 
     check_bn<half_t>(kBnCases[i]);
     check_bn<bf16_t>(kBnCases[i]);
   }
+  // The same small shapes through the multi-pass kernels (what RESNET_BN_SINGLE_PASS=0 selects).
+  struct SinglePassOff {
+    SinglePassOff() { cuda::set_batchnorm_single_pass(false); }
+    ~SinglePassOff() { cuda::set_batchnorm_single_pass(true); }
+  } off;
+  for (size_t i : {0, 1, 4}) {
+    check_bn<float>(kBnCases[i]);
+    check_bn<half_t>(kBnCases[i]);
+  }
 }
 
 // ---------------------------------------------------------------- pooling, linear, loss, optimizers

@@ -198,6 +198,14 @@ if [[ $PHASES == *,bench,* ]]; then
     BT=(--arch resnet18,resnet34,resnet50 --batch 64,128 --size 224 --dtype float32,float16,bfloat16)
   fi
   step "bench_train" bench_train.log 900 "$BENCH_TRAIN" --device cuda "${BT[@]}" "${BASE[@]}" --csv "$LOGS/bench_train.csv"
+  # Whole networks with BatchNorm's single pass on and off, back to back (RESNET_BN_SINGLE_PASS).
+  if [ -z "${QUICK:-}" ]; then
+    AB=(--device cuda --arch resnet18,resnet50 --batch 128 --size 224 --dtype float32,bfloat16 --mode train --no-torch)
+    step "bench_train, BN single pass on" bench_train_bn_on.log 300 env RESNET_BN_SINGLE_PASS=1 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_on.csv"
+    step "bench_train, BN single pass off" bench_train_bn_off.log 300 env RESNET_BN_SINGLE_PASS=0 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_off.csv"
+    paste -d' ' <(grep -E '^resnet' "$LOGS/bench_train_bn_on.log" | awk '{print $1, $2, $3, $5, "on", $7}') \
+      <(grep -E '^resnet' "$LOGS/bench_train_bn_off.log" | awk '{print "off", $7}') | sed 's/^/      img\/s /' | tee -a "$SUMMARY"
+  fi
 fi
 
 # ---------------------------------------------------------------- train_catsdogs

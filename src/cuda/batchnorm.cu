@@ -29,6 +29,10 @@ kernels::BatchNormShape check_bn(const char* op, const Tensor<T>& x, const Tenso
   return kernels::BatchNormShape{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)};
 }
 
+kernels::BnPath bn_path() {
+  return batchnorm_single_pass() ? kernels::BnPath::Auto : kernels::BnPath::MultiPass;
+}
+
 template <typename P>
 void check_channels(const char* op, const Tensor<P>& t, int64_t C, int dev, const char* what) {
   RESNET_CHECK(t.numel() == C, op, ": ", what, " has ", t.numel(), " elements for ", C, " channels");
@@ -60,7 +64,7 @@ void batchnorm_forward_training(const Tensor<T>& x, const Tensor<T>* residual, c
   kernels::bn_forward_training(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
                                gamma.data(), beta.data(), running_mean.data(), running_var.data(),
                                save_mean.data(), save_invstd.data(), y.data(), s, bp.eps, bp.momentum,
-                               act == Activation::ReLU, ws, env);
+                               act == Activation::ReLU, ws, env, bn_path());
 }
 
 template <typename T, typename P>
@@ -123,7 +127,8 @@ void batchnorm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>&
                        mean.data(), invstd.data(), training, relu, dx ? dx->data() : static_cast<T*>(nullptr),
                        dx_accumulate, dresidual ? dresidual->data() : static_cast<T*>(nullptr),
                        dresidual_accumulate, dgamma ? dgamma->data() : static_cast<P*>(nullptr),
-                       dbeta ? dbeta->data() : static_cast<P*>(nullptr), param_accumulate, s, ws, env);
+                       dbeta ? dbeta->data() : static_cast<P*>(nullptr), param_accumulate, s, ws, env,
+                       bn_path());
 }
 
 #define RESNET_CUDA_BATCHNORM(T, P)                                                                     \

@@ -70,6 +70,7 @@ struct Global {
   int cublas_major = -1, cublas_minor = -1, cublas_patch = -1;
   std::unique_ptr<DeviceState[]> devices;
   std::atomic<bool> tf32{true};
+  std::atomic<bool> bn_single_pass{true};
   std::atomic<int> search{static_cast<int>(ConvSearch::Benchmark)};
 };
 
@@ -78,6 +79,8 @@ Global& global() {
     auto* s = new Global();  // never destroyed: tensors with static lifetime may free memory at exit
     const char* tf = std::getenv("RESNET_TF32");
     if (tf && (std::strcmp(tf, "0") == 0 || std::strcmp(tf, "off") == 0)) s->tf32 = false;
+    const char* bn = std::getenv("RESNET_BN_SINGLE_PASS");
+    if (bn && (std::strcmp(bn, "0") == 0 || std::strcmp(bn, "off") == 0)) s->bn_single_pass = false;
     const char* search = std::getenv("RESNET_CUDNN_SEARCH");
     if (search && std::strcmp(search, "heuristic") == 0) s->search = static_cast<int>(ConvSearch::Heuristic);
     cudaRuntimeGetVersion(&s->runtime);
@@ -533,7 +536,8 @@ std::string runtime_info() {
      << detail::library_path("cublasCreate_v2") << ", compiled against " << CUBLAS_VER_MAJOR << "."
      << CUBLAS_VER_MINOR << "." << CUBLAS_VER_PATCH << "\n";
   os << "  TF32 " << (tf32_enabled() ? "on" : "off") << ", cuDNN algorithm search "
-     << (conv_search() == ConvSearch::Benchmark ? "benchmark" : "heuristic") << "\n";
+     << (conv_search() == ConvSearch::Benchmark ? "benchmark" : "heuristic") << ", BatchNorm single pass "
+     << (batchnorm_single_pass() ? "on" : "off") << "\n";
   if (g.count == 0) os << "  no device: " << g.reason << "\n";
   for (int d = 0; d < g.count; ++d) {
     cudaDeviceProp prop;
@@ -554,6 +558,8 @@ void synchronize(int device) {
 
 void set_tf32(bool enabled) { detail::global().tf32 = enabled; }
 bool tf32_enabled() { return detail::global().tf32; }
+void set_batchnorm_single_pass(bool enabled) { detail::global().bn_single_pass = enabled; }
+bool batchnorm_single_pass() { return detail::global().bn_single_pass; }
 void set_conv_search(ConvSearch search) { detail::global().search = static_cast<int>(search); }
 ConvSearch conv_search() { return static_cast<ConvSearch>(detail::global().search.load()); }
 

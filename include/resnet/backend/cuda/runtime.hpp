@@ -37,6 +37,12 @@ void synchronize(int device = 0);
 void set_tf32(bool enabled);
 bool tf32_enabled();
 
+// BatchNorm's single-pass kernels for channels that fit one block (docs/CUDA.md): on by default, off when
+// the environment has RESNET_BN_SINGLE_PASS=0. Off runs the multi-pass kernels everywhere, so one program
+// can time a whole network both ways.
+void set_batchnorm_single_pass(bool enabled);
+bool batchnorm_single_pass();
+
 // How cuDNN convolution algorithms are chosen, once per shape: Benchmark times every algorithm (like
 // torch.backends.cudnn.benchmark = True; the default), Heuristic asks cuDNN's heuristics (faster first
 // step). The environment variable RESNET_CUDNN_SEARCH=heuristic|benchmark sets the default.
