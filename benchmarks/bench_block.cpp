@@ -152,12 +152,12 @@ struct Printer {
   bool header = false;
   void operator()(const bb::Row& w) {
     if (!header) {
-      std::printf("%-5s %-8s %-5s %-10s %5s %-4s %-11s %10s %9s %8s %6s %8s\n", "dev", "dtype", "block",
+      std::printf("%-5s %-8s %-5s %-10s %5s %-4s %-13s %10s %9s %8s %6s %8s\n", "dev", "dtype", "block",
                   "shape", "batch", "pass", "variant", "median_ms", "MB", "GB/s", "%copy", "speedup");
       header = true;
     }
     if (!w.note.empty()) {
-      std::printf("%-5s %-8s %-5s %-10s %5lld %-4s %-11s %s\n", w.device.c_str(), w.dtype.c_str(),
+      std::printf("%-5s %-8s %-5s %-10s %5lld %-4s %-13s %s\n", w.device.c_str(), w.dtype.c_str(),
                   w.block.c_str(), w.shape.text().c_str(), static_cast<long long>(w.batch), w.pass.c_str(),
                   w.variant.c_str(), w.note.c_str());
       std::fflush(stdout);
@@ -167,7 +167,7 @@ struct Printer {
     const double pct = 100.0 * gbs / w.copy_gbs;
     const double speedup = w.unfused_ms > 0 ? w.unfused_ms / w.ms : 0.0;
     std::printf(
-        "%-5s %-8s %-5s %-10s %5lld %-4s %-11s %10.3f %9.1f %8.1f %6.1f %7.2fx   (moves %.0f tensors, copy "
+        "%-5s %-8s %-5s %-10s %5lld %-4s %-13s %10.3f %9.1f %8.1f %6.1f %7.2fx   (moves %.0f tensors, copy "
         "%.1f GB/s)\n",
         w.device.c_str(), w.dtype.c_str(), w.block.c_str(), w.shape.text().c_str(),
         static_cast<long long>(w.batch), w.pass.c_str(), w.variant.c_str(), w.ms, w.min_bytes / 1e6, gbs, pct,

@@ -89,12 +89,13 @@ struct CudnnBn {
 std::string status_note(cudnnStatus_t st) { return std::string("cuDNN refused: ") + cudnnGetErrorString(st); }
 
 template <typename T>
-void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int sm_count,
+void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int sm_count, int cc_major,
                const Tensor<float>& noise, const char* dtype) {
   const Device gpu = Device::cuda(0);
   k::LaunchEnv env;
   env.stream = stream;
   env.sm_count = sm_count;
+  env.cc_major = cc_major;
   const bool half = std::is_same<T, resnet::half_t>::value;
   std::unique_ptr<CudnnBn> cudnn = half ? std::make_unique<CudnnBn>(stream) : nullptr;
   for (int64_t N : o.batches)
@@ -134,18 +135,24 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
                        double unfused, const std::string& note) {
           sink(make_row(ctx, tail, pass, variant, ms, backward, kernels, unfused, note));
         };
-        auto bn_fwd = [&](const T* resid, T* out, bool relu, k::BnPath path = k::BnPath::Auto) {
+        auto bn_fwd = [&](const T* resid, T* out, bool relu, const k::BnOptions& opt = {}) {
           k::bn_forward_training(x.data(), resid, ones.data(), zeros.data(), rm.data(), rv.data(), sm.data(),
-                                 si.data(), out, bs, 1e-5, 0.1, relu, ws.data(), env, path);
+                                 si.data(), out, bs, 1e-5, 0.1, relu, ws.data(), env, opt);
         };
-        auto fused_bwd = [&](k::BnPath path) {
+        auto fused_bwd = [&](const k::BnOptions& opt) {
           k::bn_backward(x.data(), y.data(), dy.data(), ones.data(), sm.data(), si.data(), true, true,
                          dx.data(), false, tail ? dres.data() : static_cast<T*>(nullptr), false, dg.data(),
-                         db.data(), false, bs, ws.data(), env, path);
+                         db.data(), false, bs, ws.data(), env, opt);
         };
-        // (b) is what the library runs (Auto). Where that is the single pass, "fused-2pass" times the
-        // multi-pass kernels on the same data, so the two are compared in one run.
-        const bool single = k::bn_uses_single_pass<T>(bs, k::BnPath::Auto);
+        // (b) is what the library runs by default. Where that is the single pass, "fused-2pass" times the
+        // multi-pass kernels on the same data; where a cluster would hold a channel that one block cannot
+        // (the experimental cluster path, sm_90+), "fused-cluster" times that. All in one run.
+        k::BnOptions multi, cluster;
+        multi.single_pass = false;
+        cluster.max_cluster = k::kMaxCluster;
+        const bool single = k::bn_single_plan<T>(bs, k::BnOptions{}, env).K > 0;
+        const k::BnSinglePlan cplan = k::bn_single_plan<T>(bs, cluster, env);
+        const bool clustered = !single && cplan.K > 0;
         const Kernels ours{true, single};
         double fwd_unfused = 0, bwd_unfused = 0;
         if (o.forward) {
@@ -163,8 +170,13 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
           row("fwd", "fused", fused, false, ours, fwd_unfused, "");
           if (single) {
             const double two = median_ms(
-                stream, [&] { bn_fwd(res, y.data(), true, k::BnPath::MultiPass); }, o.runs, o.warmup);
+                stream, [&] { bn_fwd(res, y.data(), true, multi); }, o.runs, o.warmup);
             row("fwd", "fused-2pass", two, false, kFusedTwoPass, fwd_unfused, "");
+          }
+          if (clustered) {
+            const double cl = median_ms(
+                stream, [&] { bn_fwd(res, y.data(), true, cluster); }, o.runs, o.warmup);
+            row("fwd", "fused-cluster", cl, false, Kernels{true, true}, fwd_unfused, "");
           }
         }
         if (o.backward) {
@@ -182,13 +194,18 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
               },
               o.runs, o.warmup);
           const double fused = median_ms(
-              stream, [&] { fused_bwd(k::BnPath::Auto); }, o.runs, o.warmup);
+              stream, [&] { fused_bwd(k::BnOptions{}); }, o.runs, o.warmup);
           row("bwd", "unfused", bwd_unfused, true, Kernels{false, single}, bwd_unfused, "");
           row("bwd", "fused", fused, true, ours, bwd_unfused, "");
           if (single) {
             const double two = median_ms(
-                stream, [&] { fused_bwd(k::BnPath::MultiPass); }, o.runs, o.warmup);
+                stream, [&] { fused_bwd(multi); }, o.runs, o.warmup);
             row("bwd", "fused-2pass", two, true, kFusedTwoPass, bwd_unfused, "");
+          }
+          if (clustered) {
+            const double cl = median_ms(
+                stream, [&] { fused_bwd(cluster); }, o.runs, o.warmup);
+            row("bwd", "fused-cluster", cl, true, Kernels{true, true}, bwd_unfused, "");
           }
         }
         // (c) cuDNN's fused path: NHWC float16 only.
@@ -287,9 +304,10 @@ bool run_gpu(const Options& o, const RowSink& sink, std::string* why_not) {
   host.clear();
   host.shrink_to_fit();
   for (const auto& d : o.dtypes) {
-    if (d == "float32") run_dtype<float>(o, sink, stream, prop.multiProcessorCount, noise, "float32");
+    if (d == "float32")
+      run_dtype<float>(o, sink, stream, prop.multiProcessorCount, prop.major, noise, "float32");
     if (d == "float16")
-      run_dtype<resnet::half_t>(o, sink, stream, prop.multiProcessorCount, noise, "float16");
+      run_dtype<resnet::half_t>(o, sink, stream, prop.multiProcessorCount, prop.major, noise, "float16");
   }
   BB_CUDA(cudaStreamSynchronize(stream));
   return true;

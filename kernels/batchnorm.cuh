@@ -263,10 +263,13 @@ __global__ void __launch_bounds__(kBlock)
 
 // Largest block of the single-pass kernels; each thread holds K of its channel's values in registers.
 constexpr int kSingleBlock = 512;
+// Most blocks a channel is spread over (a thread-block cluster: the portable maximum).
+constexpr int kMaxCluster = 8;
 
-// Where a thread's values of channel c lie: value k is e = t + k * step of the channel's N * HW, pixel
-// e % HW of image e / HW, so a warp's loads are consecutive within each image. 32-bit offsets (the ops
-// refuse tensors of 2^32 elements or more).
+// Where a thread's values of channel c lie when `blocks` blocks share the channel: thread t of block rank
+// holds values e = rank * blockDim + t + k * blocks * blockDim of the channel's N * HW (pixel e % HW of
+// image e / HW), so a warp's loads are consecutive within each image. 32-bit offsets (the ops refuse
+// tensors of 2^32 elements or more).
 struct SingleIndex {
   uint32_t t, step, count, c, channels;
   FastDiv hw;
@@ -283,44 +286,67 @@ struct SingleIndex {
 #endif
   }
 };
-RESNET_HD inline SingleIndex single_index(int64_t c, int64_t channels, int64_t count, FastDiv hw) {
-  return SingleIndex{threadIdx.x,
-                     blockDim.x,
-                     static_cast<uint32_t>(count),
-                     static_cast<uint32_t>(c),
-                     static_cast<uint32_t>(channels),
-                     hw};
+// Block b of the grid serves channel b / blocks as rank b % blocks (a cluster's blocks are consecutive).
+RESNET_HD inline SingleIndex single_index(int64_t channels, int64_t count, FastDiv hw, unsigned blocks) {
+  const unsigned rank = blockIdx.x % blocks;
+  return SingleIndex{rank * blockDim.x + threadIdx.x, blocks * blockDim.x,
+                     static_cast<uint32_t>(count),    blockIdx.x / blocks,
+                     static_cast<uint32_t>(channels), hw};
 }
 
-// Training forward of one channel per block: statistics, running statistics and y in one launch.
+// Sums over the blocks of a cluster: each block's sums (already summed over the block, the same in every
+// thread) go to slots[rank * N + i] in global memory, and after the cluster barrier every block adds all
+// of them in the same order, so every block gets the same bits. slots: blocks * N values of this channel.
+template <int N, typename C>
+__device__ void cluster_sum(C (&v)[N], C* slots, unsigned blocks) {
+  if (blocks == 1) return;
+  const unsigned rank = blockIdx.x % blocks;
+  if (threadIdx.x == 0)
+    for (int i = 0; i < N; ++i) slots[rank * N + i] = v[i];
+  cluster_sync();
+  for (int i = 0; i < N; ++i) {
+    C total = C(0);
+    for (unsigned b = 0; b < blocks; ++b) total += __ldcg(slots + b * N + i);
+    v[i] = total;
+  }
+}
+
+// Training forward of a channel held in registers by one block, or by a cluster of `blocks` blocks:
+// statistics, running statistics and y in one launch. slots: 2 * blocks values a channel (blocks > 1).
 template <typename T, typename P, int K>
 __global__ void __launch_bounds__(kSingleBlock)
     bn_forward_single_kernel(const T* __restrict__ x, const T* __restrict__ r, T* __restrict__ y,
-                             int64_t channels, int64_t count, FastDiv hw, const P* __restrict__ gamma,
-                             const P* __restrict__ beta, P* running_mean, P* running_var, P* save_mean,
-                             P* save_invstd, double eps, double momentum, bool relu_on) {
+                             int64_t channels, int64_t count, FastDiv hw, unsigned blocks, cmp_t<T>* slots,
+                             const P* __restrict__ gamma, const P* __restrict__ beta, P* running_mean,
+                             P* running_var, P* save_mean, P* save_invstd, double eps, double momentum,
+                             bool relu_on) {
   using C = cmp_t<T>;
-  const int64_t c = blockIdx.x;
-  SingleIndex ix = single_index(c, channels, count, hw);
+  SingleIndex ix = single_index(channels, count, hw, blocks);
+  const int64_t c = ix.c;
+  if (blocks > 1) slots += c * 2 * blocks;
   const C pivot = to_cmp(x[c * hw.d]);
   C v[K];  // x - pivot, 0 past the channel's end
-  C sum = C(0);
+  C sum[1] = {C(0)};
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     v[k] = ix.valid(k) ? to_cmp(x[ix.offset(k)]) - pivot : C(0);
-    sum += v[k];
+    sum[0] += v[k];
   }
   // The textbook two passes, both over registers: the mean, then the squared deviations from it.
-  const C mean_v = block_sum(sum) / static_cast<C>(count);
-  C sq = C(0);
+  block_sum<1>(sum);
+  cluster_sum<1>(sum, slots, blocks);
+  const C mean_v = sum[0] / static_cast<C>(count);
+  C sq[1] = {C(0)};
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     const C d = ix.valid(k) ? v[k] - mean_v : C(0);
-    sq += d * d;
+    sq[0] += d * d;
   }
+  block_sum<1>(sq);
+  cluster_sum<1>(sq, slots + blocks, blocks);
   const double n = static_cast<double>(count);
   const double mean = static_cast<double>(pivot) + static_cast<double>(mean_v);
-  const double var = static_cast<double>(block_sum(sq)) / n;
+  const double var = static_cast<double>(sq[0]) / n;
   const double invstd = 1.0 / k_sqrt(var + eps);
   if (ix.t == 0) {
     save_mean[c] = static_cast<P>(mean);
@@ -343,18 +369,20 @@ __global__ void __launch_bounds__(kSingleBlock)
     }
 }
 
-// Backward of one channel per block: the sums, dgamma/dbeta, dresidual and dx in one launch, dz and x - mean
-// kept in registers between the reduction and dx.
+// Backward of a channel held in registers by one block or a cluster: the sums, dgamma/dbeta, dresidual and
+// dx in one launch, dz and x - mean kept in registers between the reduction and dx. slots: 2 * blocks
+// values a channel (blocks > 1).
 template <typename T, typename P, int K>
 __global__ void __launch_bounds__(kSingleBlock)
     bn_backward_single_kernel(const T* __restrict__ x, const T* __restrict__ y, const T* __restrict__ dy,
                               const P* __restrict__ gamma, const P* __restrict__ mean,
                               const P* __restrict__ invstd, bool training, bool relu_on, T* dx, bool dx_acc,
                               T* dres, bool dres_acc, P* dgamma, P* dbeta, bool param_acc, int64_t channels,
-                              int64_t count, FastDiv hw) {
+                              int64_t count, FastDiv hw, unsigned blocks, cmp_t<T>* slots) {
   using C = cmp_t<T>;
-  const int64_t c = blockIdx.x;
-  SingleIndex ix = single_index(c, channels, count, hw);
+  SingleIndex ix = single_index(channels, count, hw, blocks);
+  const int64_t c = ix.c;
+  if (blocks > 1) slots += c * 2 * blocks;
   const C mu = static_cast<C>(mean[c]);
   C dz[K], xm[K];
   C sums[2] = {C(0), C(0)};  // sum dz, sum dz * (x - mean)
@@ -373,6 +401,7 @@ __global__ void __launch_bounds__(kSingleBlock)
     }
   }
   block_sum<2>(sums);
+  cluster_sum<2>(sums, slots, blocks);
   const double is = static_cast<double>(invstd[c]);
   const double sum_dz = static_cast<double>(sums[0]), sum_dzx = static_cast<double>(sums[1]);
   if (ix.t == 0) {
@@ -400,27 +429,42 @@ struct BatchNormShape {
   int64_t numel() const { return N * C * HW; }
 };
 
-// Which kernels a training forward or a backward runs. Auto: the single pass wherever a channel fits one
-// block (bn_single_pass_width), else the multi-pass kernels. MultiPass forces the latter (benchmarks compare
-// the two in one run; tests check both).
-enum class BnPath { Auto, MultiPass };
+// Which kernels a training forward or a backward may run. The defaults are the library's: the single pass
+// wherever a channel fits one block, else the multi-pass kernels. Benchmarks and tests set the others.
+struct BnOptions {
+  bool single_pass = true;           // false: the multi-pass kernels everywhere
+  int max_cluster = 1;               // blocks a channel may spread over in a cluster (1, 2, 4 or 8; sm_90+)
+  int block_threads = kSingleBlock;  // most threads in a single-pass block (tests use fewer)
+};
 
-// Values a thread keeps in registers for the single pass over a channel of `count` values: 8 or 32, or 0
-// when the channel is too large for one block. Double keeps 8 at most (a value takes two registers).
-template <typename T>
-int bn_single_pass_width(int64_t count) {
-  if (count <= static_cast<int64_t>(kSingleBlock) * 8) return 8;
-  if (sizeof(cmp_t<T>) == 4 && count <= static_cast<int64_t>(kSingleBlock) * 32) return 32;
-  return 0;
-}
-template <typename T>
-bool bn_uses_single_pass(const BatchNormShape& s, BnPath path) {
-  return path == BnPath::Auto && bn_single_pass_width<T>(s.N * s.HW) > 0;
-}
-// Threads for K values a thread: whole warps, as few as hold the channel.
-inline unsigned bn_single_threads(int64_t count, int K) {
-  const int64_t warps = (count + 32 * K - 1) / (32 * K);
+// The single pass for one shape: K values a thread (8 or 32; double keeps 8 at most, a value taking two
+// registers), `threads` a block, `blocks` blocks a channel (a cluster when more than one). K == 0: the
+// channel fits nowhere, and the multi-pass kernels run.
+struct BnSinglePlan {
+  int K = 0;
+  unsigned threads = 0, blocks = 1;
+};
+// Threads for `values` values a thread: whole warps, as few as hold the channel.
+inline unsigned bn_single_threads(int64_t count, int64_t values) {
+  const int64_t warps = (count + 32 * values - 1) / (32 * values);
   return static_cast<unsigned>(warps < 1 ? 32 : warps * 32);
+}
+template <typename T>
+BnSinglePlan bn_single_plan(const BatchNormShape& s, const BnOptions& o, const LaunchEnv& env) {
+  BnSinglePlan p;
+  if (!o.single_pass) return p;
+  const int64_t count = s.N * s.HW;
+  const int kmax = sizeof(cmp_t<T>) == 4 ? 32 : 8;
+  const int most = env.cc_major >= 9 ? (o.max_cluster < kMaxCluster ? o.max_cluster : kMaxCluster) : 1;
+  for (int g = 1; g <= most; g *= 2) {
+    const int64_t room = static_cast<int64_t>(g) * o.block_threads;  // threads over the cluster
+    if (count > room * kmax) continue;
+    p.K = count <= room * 8 ? 8 : kmax;
+    p.blocks = static_cast<unsigned>(g);
+    p.threads = bn_single_threads(count, static_cast<int64_t>(p.K) * g);
+    return p;
+  }
+  return p;
 }
 
 inline int bn_vmax(int width, std::initializer_list<const void*> ptrs) {
@@ -434,10 +478,12 @@ int bn_pack_width(int64_t HW, std::initializer_list<const void*> ptrs) {
   return pack_width_for(HW, bn_vmax(vec_width<T>(), ptrs));
 }
 
+// Workspace of either pass: the multi-pass partials, or the cluster's slots (2 * kMaxCluster a channel).
 template <typename T>
 size_t bn_forward_workspace_bytes(const BatchNormShape& s, int sm_count) {
   const ChannelPlan g = plan_channels(s.N, s.C, s.HW, 1, sm_count);
-  return static_cast<size_t>(s.C * g.splits * 3 + 3 * s.C) * sizeof(cmp_t<T>);
+  const int64_t multi = s.C * g.splits * 3 + 3 * s.C, single = 2 * kMaxCluster * s.C;
+  return static_cast<size_t>(multi > single ? multi : single) * sizeof(cmp_t<T>);
 }
 
 template <typename T>
@@ -452,27 +498,44 @@ void launch_bn_apply(const T* x, const T* r, T* y, const BatchNormShape& s, cons
   });
 }
 
-// Training forward. workspace: bn_forward_workspace_bytes<T>(s, env.sm_count) bytes (the single pass needs
-// none of it).
+// Launches one single-pass kernel as planned: in clusters when p.blocks > 1, if the device can hold one.
+// Returns false (nothing launched) when it cannot, and the caller runs the multi-pass kernels.
+template <typename... KArgs, typename... Args>
+bool launch_bn_single(void (*kernel)(KArgs...), const char* name, const BnSinglePlan& p, int64_t channels,
+                      const LaunchEnv& env, Args&&... args) {
+  const dim3 grid(static_cast<unsigned>(channels) * p.blocks);
+  if (p.blocks == 1) {
+    launch(kernel, name, __FILE__, __LINE__, grid, dim3(p.threads), env, std::forward<Args>(args)...);
+    return true;
+  }
+  if (!cluster_launch_fits(kernel, p.threads, p.blocks, env)) return false;
+  launch_cluster(kernel, name, __FILE__, __LINE__, grid, dim3(p.threads), p.blocks, env,
+                 std::forward<Args>(args)...);
+  return true;
+}
+
+// Training forward. workspace: bn_forward_workspace_bytes<T>(s, env.sm_count) bytes.
 template <typename T, typename P>
 void bn_forward_training(const T* x, const T* r, const P* gamma, const P* beta, P* running_mean,
                          P* running_var, P* save_mean, P* save_invstd, T* y, const BatchNormShape& s,
                          double eps, double momentum, bool relu_on, void* workspace, const LaunchEnv& env,
-                         BnPath path = BnPath::Auto) {
+                         const BnOptions& opt = {}) {
   using C = cmp_t<T>;
   const int64_t count = s.N * s.HW;
-  if (bn_uses_single_pass<T>(s, path)) {
+  const BnSinglePlan sp = bn_single_plan<T>(s, opt, env);
+  if (sp.K > 0) {
     const FastDiv hw(static_cast<uint32_t>(s.HW));
-    const dim3 grid(static_cast<unsigned>(s.C));
-    if (bn_single_pass_width<T>(count) == 8)
-      RESNET_LAUNCH((bn_forward_single_kernel<T, P, 8>), grid, bn_single_threads(count, 8), env, x, r, y, s.C,
-                    count, hw, gamma, beta, running_mean, running_var, save_mean, save_invstd, eps, momentum,
-                    relu_on);
+    C* slots = static_cast<C*>(workspace);
+    bool done = false;
+    if (sp.K == 8)
+      done = launch_bn_single(bn_forward_single_kernel<T, P, 8>, "bn_forward_single_kernel<T, P, 8>", sp, s.C,
+                              env, x, r, y, s.C, count, hw, sp.blocks, slots, gamma, beta, running_mean,
+                              running_var, save_mean, save_invstd, eps, momentum, relu_on);
     else if constexpr (sizeof(C) == 4)
-      RESNET_LAUNCH((bn_forward_single_kernel<T, P, 32>), grid, bn_single_threads(count, 32), env, x, r, y,
-                    s.C, count, hw, gamma, beta, running_mean, running_var, save_mean, save_invstd, eps,
-                    momentum, relu_on);
-    return;
+      done = launch_bn_single(bn_forward_single_kernel<T, P, 32>, "bn_forward_single_kernel<T, P, 32>", sp,
+                              s.C, env, x, r, y, s.C, count, hw, sp.blocks, slots, gamma, beta, running_mean,
+                              running_var, save_mean, save_invstd, eps, momentum, relu_on);
+    if (done) return;
   }
   const ChannelPlan g = plan_channels(s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x}), env.sm_count);
   C* partial = static_cast<C*>(workspace);
@@ -507,33 +570,36 @@ void bn_forward_inference(const T* x, const T* r, const P* gamma, const P* beta,
 template <typename T>
 size_t bn_backward_workspace_bytes(const BatchNormShape& s, int sm_count) {
   const ChannelPlan g = plan_channels(s.N, s.C, s.HW, 1, sm_count);
-  return static_cast<size_t>(s.C * g.splits * 2 + 4 * s.C) * sizeof(cmp_t<T>);
+  const int64_t multi = s.C * g.splits * 2 + 4 * s.C, single = 2 * kMaxCluster * s.C;
+  return static_cast<size_t>(multi > single ? multi : single) * sizeof(cmp_t<T>);
 }
 
 // Backward; any of dx, dres, dgamma, dbeta may be null. y is read only when relu_on. workspace:
-// bn_backward_workspace_bytes<T>(s, env.sm_count) bytes (the single pass needs none of it).
+// bn_backward_workspace_bytes<T>(s, env.sm_count) bytes.
 template <typename T, typename P>
 void bn_backward(const T* x, const T* y, const T* dy, const P* gamma, const P* mean, const P* invstd,
                  bool training, bool relu_on, T* dx, bool dx_acc, T* dres, bool dres_acc, P* dgamma, P* dbeta,
                  bool param_acc, const BatchNormShape& s, void* workspace, const LaunchEnv& env,
-                 BnPath path = BnPath::Auto) {
+                 const BnOptions& opt = {}) {
   using C = cmp_t<T>;
   const bool need_sums = training || dgamma || dbeta;
   const bool reduce = need_sums || dres;
   if (!dx && !reduce) return;
   const int64_t count = s.N * s.HW;
-  if (bn_uses_single_pass<T>(s, path)) {
+  const BnSinglePlan sp = bn_single_plan<T>(s, opt, env);
+  if (sp.K > 0) {
     const FastDiv hw(static_cast<uint32_t>(s.HW));
-    const dim3 grid(static_cast<unsigned>(s.C));
-    if (bn_single_pass_width<T>(count) == 8)
-      RESNET_LAUNCH((bn_backward_single_kernel<T, P, 8>), grid, bn_single_threads(count, 8), env, x, y, dy,
-                    gamma, mean, invstd, training, relu_on, dx, dx_acc, dres, dres_acc, dgamma, dbeta,
-                    param_acc, s.C, count, hw);
+    C* slots = static_cast<C*>(workspace);
+    bool done = false;
+    if (sp.K == 8)
+      done = launch_bn_single(bn_backward_single_kernel<T, P, 8>, "bn_backward_single_kernel<T, P, 8>", sp,
+                              s.C, env, x, y, dy, gamma, mean, invstd, training, relu_on, dx, dx_acc, dres,
+                              dres_acc, dgamma, dbeta, param_acc, s.C, count, hw, sp.blocks, slots);
     else if constexpr (sizeof(C) == 4)
-      RESNET_LAUNCH((bn_backward_single_kernel<T, P, 32>), grid, bn_single_threads(count, 32), env, x, y, dy,
-                    gamma, mean, invstd, training, relu_on, dx, dx_acc, dres, dres_acc, dgamma, dbeta,
-                    param_acc, s.C, count, hw);
-    return;
+      done = launch_bn_single(bn_backward_single_kernel<T, P, 32>, "bn_backward_single_kernel<T, P, 32>", sp,
+                              s.C, env, x, y, dy, gamma, mean, invstd, training, relu_on, dx, dx_acc, dres,
+                              dres_acc, dgamma, dbeta, param_acc, s.C, count, hw, sp.blocks, slots);
+    if (done) return;
   }
   const ChannelPlan g = plan_channels(
       s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x, relu_on ? y : nullptr, dy, dres}), env.sm_count);

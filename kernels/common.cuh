@@ -12,6 +12,7 @@
 #include "resnet/core/dtype.hpp"
 
 #if defined(__CUDACC__)
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -155,6 +156,19 @@ __device__ __forceinline__ void atomic_add(bf16_t* p, float v) {
   atomicAdd(reinterpret_cast<__nv_bfloat16*>(p), __float2bfloat16_rn(v));
 #else
   *p = bf16_t(static_cast<float>(*p) + v);
+#endif
+}
+
+// Waits for every thread of the thread-block cluster, and makes the memory writes before it (global ones
+// included) visible to the whole cluster after it (barrier.cluster arrive.release / wait.acquire). Hopper
+// and newer; the launchers never run a cluster elsewhere.
+__device__ __forceinline__ void cluster_sync() {
+#if defined(RESNET_KERNEL_SIM)
+  ::sim::detail::cluster_barrier();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  cooperative_groups::this_cluster().sync();
+#elif defined(__CUDA_ARCH__)
+  __trap();
 #endif
 }
 

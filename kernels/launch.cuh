@@ -6,6 +6,12 @@
 
 #include "common.cuh"
 
+#if defined(__CUDACC__)
+#include <map>
+#include <mutex>
+#include <tuple>
+#endif
+
 namespace resnet {
 namespace cuda {
 namespace detail {
@@ -30,6 +36,7 @@ struct KernelErrorReport {
 struct LaunchEnv {
   stream_t stream = nullptr;
   int sm_count = 1;
+  int cc_major = 0;  // compute capability: thread-block clusters need 9 (Hopper) or newer
   // Where kernels report bad data, such as a label out of range: host-mapped memory on the GPU (plain
   // memory in the simulator), read by the library at its next synchronisation. May be null.
   KernelErrorReport* error_flag = nullptr;
@@ -50,6 +57,72 @@ void launch(void (*kernel)(KArgs...), const char* name, const char* file, int li
 #endif
 }
 
+// A launch in thread-block clusters of `cluster_x` blocks along x (grid.x must be a multiple of it; the
+// kernel synchronises them with cluster_sync()). Needs compute capability 9.0: see cluster_launch_fits.
+template <typename... KArgs, typename... Args>
+void launch_cluster(void (*kernel)(KArgs...), const char* name, const char* file, int line, dim3 grid,
+                    dim3 block, unsigned cluster_x, const LaunchEnv& env, Args&&... args) {
+#if defined(__CUDACC__)
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = 0;
+  config.stream = env.stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = cluster_x;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  cudaLaunchKernelEx(&config, kernel, static_cast<KArgs>(args)...);  // an error is left for check_launch
+  ::resnet::cuda::detail::check_launch(name, file, line);
+#else
+  (void)name;
+  (void)file;
+  (void)line;
+  (void)env;
+  ::sim::launch_cluster(grid, block, cluster_x, [&] { kernel(static_cast<KArgs>(args)...); });
+#endif
+}
+
+// Whether at least one cluster of `cluster_x` blocks of `threads` threads of `kernel` fits the device at
+// once (cudaOccupancyMaxActiveClusters; the registers a kernel takes decide it). Asked once per kernel and
+// shape, then cached. Always true in the simulator.
+template <typename... KArgs>
+bool cluster_launch_fits(void (*kernel)(KArgs...), unsigned threads, unsigned cluster_x,
+                         const LaunchEnv& env) {
+  if (env.cc_major < 9) return false;
+#if defined(__CUDACC__)
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, unsigned, unsigned>, bool> known;
+  const auto key = std::make_tuple(reinterpret_cast<const void*>(kernel), threads, cluster_x);
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(key);
+  if (it != known.end()) return it->second;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(cluster_x);
+  config.blockDim = dim3(threads);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = cluster_x;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  int clusters = 0;
+  const bool fits = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess && clusters > 0;
+  cudaGetLastError();  // a refusal is an answer, not an error for the next launch to find
+  known[key] = fits;
+  return fits;
+#else
+  (void)kernel;
+  (void)threads;
+  (void)cluster_x;
+  return true;
+#endif
+}
+
 }  // namespace kernels
 }  // namespace resnet
 
@@ -57,3 +130,7 @@ void launch(void (*kernel)(KArgs...), const char* name, const char* file, int li
 // arguments may contain commas).
 #define RESNET_LAUNCH(kernel, grid, block, env, ...) \
   ::resnet::kernels::launch(kernel, #kernel, __FILE__, __LINE__, grid, block, env, __VA_ARGS__)
+// RESNET_LAUNCH_CLUSTER((kernel<T>), grid, block, cluster_x, env, args...): the same in clusters.
+#define RESNET_LAUNCH_CLUSTER(kernel, grid, block, cluster_x, env, ...)                               \
+  ::resnet::kernels::launch_cluster(kernel, #kernel, __FILE__, __LINE__, grid, block, cluster_x, env, \
+                                    __VA_ARGS__)

@@ -482,6 +482,22 @@ TEST_CASE("cuda: fused BatchNorm (+ residual + ReLU) forward and backward match 
   }
 }
 
+TEST_CASE("cuda: BatchNorm in thread-block clusters (experimental) matches the CPU backend", "[cuda][gpu]") {
+  REQUIRE_GPU();
+  // With clusters on, the two multi-pass shapes above spread a channel over 2 blocks (float, 16-bit) or 8
+  // (double) on compute capability 9 and newer; elsewhere they stay on the multi-pass kernels.
+  struct ClustersOn {
+    ClustersOn() { cuda::set_batchnorm_clusters(true); }
+    ~ClustersOn() { cuda::set_batchnorm_clusters(false); }
+  } on;
+  for (size_t i : {5, 6}) {
+    check_bn<float>(kBnCases[i]);
+    check_bn<double>(kBnCases[i]);
+    check_bn<half_t>(kBnCases[i]);
+    check_bn<bf16_t>(kBnCases[i]);
+  }
+}
+
 // ---------------------------------------------------------------- pooling, linear, loss, optimizers
 
 template <typename T>

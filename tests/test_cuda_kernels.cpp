@@ -135,6 +135,31 @@ TEST_CASE("kernels: simulator exposes a missing barrier through the reverse sche
   CHECK(seen[0] != seen[1]);  // the race shows up as two different answers
 }
 
+TEST_CASE("kernels: simulator clusters: blocks see each other's writes after the cluster barrier",
+          "[cuda-kernels][sim]") {
+  OrderGuard g(pick_order());
+  // Every block of a cluster of 4 writes its rank, waits at the barrier, then sums all four slots.
+  std::vector<int> slots(8, -100), sums(8, -1);
+  auto body = [&] {
+    const unsigned rank = blockIdx.x % 4, base = blockIdx.x - rank;
+    if (threadIdx.x == 0) slots[blockIdx.x] = static_cast<int>(rank) + 1;
+    k::cluster_sync();
+    if (threadIdx.x == 0)
+      sums[blockIdx.x] = slots[base] + slots[base + 1] + slots[base + 2] + slots[base + 3];
+  };
+  sim::launch_cluster(dim3(8), dim3(64), 4, body);
+  CHECK(sums == std::vector<int>(8, 10));
+  CHECK(sim::last_launch_stats().cluster_barriers == 2);  // one per cluster
+  // A thread that leaves while the cluster waits is reported, and so is a cluster that does not divide
+  // the grid.
+  auto leaves = [] {
+    if (blockIdx.x == 1 && threadIdx.x == 3) return;
+    k::cluster_sync();
+  };
+  CHECK_THROWS_WITH(sim::launch_cluster(dim3(2), dim3(32), 2, leaves), Catch::Contains("cluster barrier"));
+  CHECK_THROWS_WITH(sim::launch_cluster(dim3(6), dim3(32), 4, body), Catch::Contains("dividing grid.x"));
+}
+
 TEST_CASE("kernels: block reductions sum across warps and blocks", "[cuda-kernels][sim]") {
   OrderGuard g(pick_order());
   for (int threads : {32, 64, 256, 1024}) {
@@ -321,29 +346,50 @@ struct BnCase {
   int sm;  // multiprocessors the plan assumes: more gives more splits per channel
 };
 // Packs of the multi-pass kernels: HW = 16 and 64 take whole vectors for every type, 12 half vectors of
-// the 16-bit types, 10 pairs of float, 49 and 15 single values. Every case fits the single pass; the
-// last one (4410 values a channel) takes its 32-values-a-thread kernel.
+// the 16-bit types, 10 pairs of float, 49 and 15 single values. Every case fits the single pass (double:
+// all but the last); the last one (4410 values a channel) takes its 32-values-a-thread kernel.
 const std::vector<BnCase> kBnCases{{2, 3, 4, 4, 1},  {3, 4, 7, 7, 1},     {4, 2, 8, 8, 64},
                                    {2, 5, 5, 3, 16}, {16, 2, 16, 16, 32}, {1, 3, 2, 2, 1},
                                    {3, 2, 3, 4, 4},  {2, 3, 2, 5, 4},     {90, 2, 7, 7, 8}};
-const k::BnPath kBnPaths[] = {k::BnPath::Auto, k::BnPath::MultiPass};
-const char* path_name(k::BnPath p) { return p == k::BnPath::Auto ? "auto" : "multi-pass"; }
-// Every case here takes the single pass under Auto, except double past 8 values a thread (4096 a channel).
+// The ways a BatchNorm can run: the library's default (the single pass in one block wherever a channel
+// fits), the multi-pass kernels, and clusters of up to 8 blocks of at most 32 threads (on a simulated
+// compute capability 9), so that channels of more than 1024 float values (256 double) spread over
+// several blocks.
+struct BnMode {
+  const char* name;
+  k::BnOptions opt;
+  int cc_major;
+};
+const BnMode kBnModes[] = {{"single pass", k::BnOptions{}, 0},
+                           {"multi-pass", k::BnOptions{false, 1, k::kSingleBlock}, 0},
+                           {"clusters", k::BnOptions{true, 8, 32}, 9}};
+
+// The plan of a case in a mode; REQUIREs what each mode promises.
 template <typename T>
-bool expect_single_pass(const k::BatchNormShape& s, k::BnPath path) {
-  return path == k::BnPath::Auto && (!std::is_same<T, double>::value || s.N * s.HW <= 4096);
+k::BnSinglePlan checked_plan(const k::BatchNormShape& shape, const BnMode& mode, const k::LaunchEnv& env) {
+  const k::BnSinglePlan p = k::bn_single_plan<T>(shape, mode.opt, env);
+  INFO("plan: K=" << p.K << " threads=" << p.threads << " blocks=" << p.blocks);
+  const bool fits_one = std::is_same<T, double>::value ? shape.N * shape.HW <= 4096 : true;
+  if (!mode.opt.single_pass) REQUIRE(p.K == 0);
+  if (mode.cc_major == 0) REQUIRE(p.blocks == 1);
+  if (mode.opt.single_pass && mode.cc_major == 0) REQUIRE((p.K > 0) == fits_one);
+  // Clusters: more than one block exactly when one block of block_threads cannot hold the channel.
+  const int64_t one_block =
+      static_cast<int64_t>(mode.opt.block_threads) * (std::is_same<T, double>::value ? 8 : 32);
+  if (mode.cc_major >= 9 && p.K > 0) REQUIRE((p.blocks > 1) == (shape.N * shape.HW > one_block));
+  return p;
 }
 
 template <typename T>
-void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double mean_offset, k::BnPath path) {
+void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double mean_offset,
+                      const BnMode& mode) {
   using R = ref_t<T>;
   using P = acc_t<T>;
   const int64_t n = bc.N * bc.C * bc.H * bc.W;
   const Shape s{bc.N, bc.C, bc.H, bc.W}, cs{bc.C};
   const bool relu = act == Activation::ReLU;
-  INFO("BN forward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm << " "
-                     << path_name(path) << " residual=" << with_res << " relu=" << relu
-                     << " offset=" << mean_offset);
+  INFO("BN forward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm << " " << mode.name
+                     << " residual=" << with_res << " relu=" << relu << " offset=" << mean_offset);
   std::vector<T> x = randv<T>(static_cast<size_t>(n), 21, mean_offset, 2.0),
                  r = randv<T>(static_cast<size_t>(n), 22);
   std::vector<P> gamma = randv<P>(static_cast<size_t>(bc.C), 23, 1.0, 0.3),
@@ -353,11 +399,13 @@ void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double me
   std::vector<P> sm = filled<P>(static_cast<size_t>(bc.C)), si = filled<P>(static_cast<size_t>(bc.C));
   std::vector<T> y = filled<T>(static_cast<size_t>(n));
   k::BatchNormShape shape{bc.N, bc.C, bc.H * bc.W};
-  REQUIRE(k::bn_uses_single_pass<T>(shape, path) == expect_single_pass<T>(shape, path));
+  k::LaunchEnv env = env_with<T>(bc.sm);
+  env.cc_major = mode.cc_major;
+  checked_plan<T>(shape, mode, env);
   std::vector<char> ws(k::bn_forward_workspace_bytes<T>(shape, bc.sm));
   k::bn_forward_training(x.data(), with_res ? r.data() : nullptr, gamma.data(), beta.data(), rm.data(),
-                         rv.data(), sm.data(), si.data(), y.data(), shape, 1e-5, 0.1, relu, ws.data(),
-                         env_with<T>(bc.sm), path);
+                         rv.data(), sm.data(), si.data(), y.data(), shape, 1e-5, 0.1, relu, ws.data(), env,
+                         mode.opt);
 
   Tensor<R> xr = tensor(convert<R>(x), s), rr = tensor(convert<R>(r), s),
             yr = Tensor<R>::full(s, R(kSentinel));
@@ -375,35 +423,51 @@ void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double me
 
 TEST_CASE("kernels: fused BatchNorm forward (training) matches the CPU backend", "[cuda-kernels][bn]") {
   OrderGuard g(pick_order());
-  for (k::BnPath path : kBnPaths) {
+  for (const BnMode& mode : kBnModes) {
     for (const BnCase& bc : kBnCases)
       for (bool res : {false, true})
         for (Activation act : {Activation::None, Activation::ReLU}) {
-          check_bn_forward<float>(bc, res, act, 0.0, path);
-          check_bn_forward<double>(bc, res, act, 0.0, path);
+          check_bn_forward<float>(bc, res, act, 0.0, mode);
+          check_bn_forward<double>(bc, res, act, 0.0, mode);
         }
     for (const BnCase& bc : {kBnCases[2], kBnCases[3], kBnCases[6], kBnCases[8]}) {
-      check_bn_forward<half_t>(bc, true, Activation::ReLU, 0.0, path);
-      check_bn_forward<bf16_t>(bc, true, Activation::ReLU, 0.0, path);
-      check_bn_forward<float>(bc, false, Activation::None, 300.0, path);  // large mean, small spread
+      check_bn_forward<half_t>(bc, true, Activation::ReLU, 0.0, mode);
+      check_bn_forward<bf16_t>(bc, true, Activation::ReLU, 0.0, mode);
+      check_bn_forward<float>(bc, false, Activation::None, 300.0, mode);  // large mean, small spread
     }
   }
 }
 
-TEST_CASE("kernels: BatchNorm takes the single pass exactly where a channel fits one block",
+TEST_CASE("kernels: BatchNorm takes the single pass exactly where a channel fits a block or a cluster",
           "[cuda-kernels][bn]") {
-  // 7x7 at batch 256 (12544 values a channel) fits in float and the 16-bit types, not in double; 14x14 at
-  // batch 256 (50176) fits none; 56x56 at batch 1 (3136) fits all.
-  const k::BatchNormShape b256_7{256, 512, 49}, b256_14{256, 256, 196}, b1_56{1, 64, 3136};
-  CHECK(k::bn_uses_single_pass<float>(b256_7, k::BnPath::Auto));
-  CHECK(k::bn_uses_single_pass<half_t>(b256_7, k::BnPath::Auto));
-  CHECK_FALSE(k::bn_uses_single_pass<double>(b256_7, k::BnPath::Auto));
-  CHECK_FALSE(k::bn_uses_single_pass<float>(b256_7, k::BnPath::MultiPass));
-  CHECK_FALSE(k::bn_uses_single_pass<float>(b256_14, k::BnPath::Auto));
-  CHECK(k::bn_uses_single_pass<double>(b1_56, k::BnPath::Auto));
-  CHECK(k::bn_single_pass_width<float>(12544) == 32);
-  CHECK(k::bn_single_threads(12544, 32) == 416);  // 392 values' worth of threads, rounded up to warps
+  // 7x7 at batch 256 (12544 values a channel) fits one block in float and the 16-bit types, not in double;
+  // 14x14 at batch 256 (50176) fits none; 56x56 at batch 1 (3136) fits all.
+  const k::BatchNormShape b256_7{256, 512, 49}, b256_14{256, 256, 196}, b1_56{1, 64, 3136},
+      b128_28{128, 512, 784}, b256_28{256, 512, 784};
+  k::LaunchEnv ampere, hopper;
+  ampere.cc_major = 8;
+  hopper.cc_major = 9;
+  const k::BnOptions dflt, multi{false, 1, k::kSingleBlock}, clusters{true, 8, k::kSingleBlock};
+  const k::BnSinglePlan p7 = k::bn_single_plan<float>(b256_7, dflt, hopper);
+  CHECK(p7.K == 32);
+  CHECK(p7.blocks == 1);
+  CHECK(p7.threads == 416);  // 392 values' worth of threads, rounded up to warps
+  CHECK(k::bn_single_plan<half_t>(b256_7, dflt, ampere).K == 32);
+  CHECK(k::bn_single_plan<double>(b256_7, dflt, hopper).K == 0);
+  CHECK(k::bn_single_plan<float>(b256_7, multi, hopper).K == 0);
+  CHECK(k::bn_single_plan<float>(b256_14, dflt, hopper).K == 0);
+  CHECK(k::bn_single_plan<double>(b1_56, dflt, ampere).K == 8);
   CHECK(k::bn_single_threads(3, 8) == 32);
+  // Clusters, where asked for and only from compute capability 9: 14x14 at batch 256 in 4 blocks, 28x28
+  // at batch 128 (100352 values) in 8; 28x28 at batch 256 fits no cluster.
+  CHECK(k::bn_single_plan<float>(b256_14, clusters, ampere).K == 0);
+  const k::BnSinglePlan p14 = k::bn_single_plan<float>(b256_14, clusters, hopper);
+  CHECK(p14.K == 32);
+  CHECK(p14.blocks == 4);
+  CHECK(p14.threads == 416);  // 50176 / (4 * 32) = 392 threads' worth
+  CHECK(k::bn_single_plan<float>(b128_28, clusters, hopper).blocks == 8);
+  CHECK(k::bn_single_plan<float>(b256_28, clusters, hopper).K == 0);
+  CHECK(k::bn_single_plan<float>(b256_7, clusters, hopper).blocks == 1);  // one block when one will do
   // Pack widths of the multi-pass kernels: whole vectors, half vectors, single values.
   CHECK(k::pack_width_for(196, 8) == 4);
   CHECK(k::pack_width_for(784, 8) == 8);
@@ -482,16 +546,16 @@ struct BnBackwardFlags {
 };
 
 template <typename T>
-void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f, k::BnPath path) {
+void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f, const BnMode& mode) {
   using R = ref_t<T>;
   using P = acc_t<T>;
   const int64_t n = bc.N * bc.C * bc.H * bc.W;
   const Shape s{bc.N, bc.C, bc.H, bc.W}, cs{bc.C};
   const size_t un = static_cast<size_t>(n), uc = static_cast<size_t>(bc.C);
-  INFO("BN backward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm << " "
-                      << path_name(path) << " training=" << f.training << " relu=" << f.relu << " dx=" << f.dx
-                      << "/" << f.dx_acc << " dres=" << f.dres << "/" << f.dres_acc << " params=" << f.params
-                      << "/" << f.param_acc);
+  INFO("BN backward " << dtype_name(dtype_of<T>::value) << " " << s << " sm=" << bc.sm << " " << mode.name
+                      << " training=" << f.training << " relu=" << f.relu << " dx=" << f.dx << "/" << f.dx_acc
+                      << " dres=" << f.dres << "/" << f.dres_acc << " params=" << f.params << "/"
+                      << f.param_acc);
   std::vector<T> x = randv<T>(un, 41, 0.5, 1.5), y = randv<T>(un, 42), dy = randv<T>(un, 43);
   std::vector<P> gamma = randv<P>(uc, 44), mean = randv<P>(uc, 45), invstd = randv<P>(uc, 46);
   for (auto& v : invstd) v = static_cast<P>(std::abs(static_cast<double>(v)) + 0.2);
@@ -503,12 +567,14 @@ void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f, k::BnPath pat
   Tensor<P> dgr = tensor(dg, cs), dbr = tensor(db, cs);
 
   k::BatchNormShape shape{bc.N, bc.C, bc.H * bc.W};
-  REQUIRE(k::bn_uses_single_pass<T>(shape, path) == expect_single_pass<T>(shape, path));
+  k::LaunchEnv env = env_with<T>(bc.sm);
+  env.cc_major = mode.cc_major;
+  checked_plan<T>(shape, mode, env);
   std::vector<char> ws(k::bn_backward_workspace_bytes<T>(shape, bc.sm));
   k::bn_backward(x.data(), y.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), f.training, f.relu,
                  f.dx ? dx.data() : nullptr, f.dx_acc, f.dres ? dres.data() : nullptr, f.dres_acc,
                  f.params ? dg.data() : nullptr, f.params ? db.data() : nullptr, f.param_acc, shape,
-                 ws.data(), env_with<T>(bc.sm), path);
+                 ws.data(), env, mode.opt);
   cpu::batchnorm_backward(tensor(convert<R>(x), s), tensor(convert<R>(y), s), tensor(convert<R>(dy), s),
                           tensor(gamma, cs), tensor(mean, cs), tensor(invstd, cs), f.training,
                           f.relu ? Activation::ReLU : Activation::None, f.dx ? &dxr : nullptr, f.dx_acc,
@@ -535,17 +601,17 @@ TEST_CASE("kernels: fused BatchNorm backward matches the CPU backend for every f
       {false, true, true, false, true, false, true, false},  // eval-mode backward
       {false, false, true, true, false, false, false, false},
   };
-  for (k::BnPath path : kBnPaths) {
+  for (const BnMode& mode : kBnModes) {
     for (const BnCase& bc : kBnCases)
       for (const auto& f : flags) {
-        check_bn_backward<float>(bc, f, path);
-        check_bn_backward<double>(bc, f, path);
+        check_bn_backward<float>(bc, f, mode);
+        check_bn_backward<double>(bc, f, mode);
       }
     for (const auto& f : {flags[0], flags[1]}) {
-      check_bn_backward<half_t>(kBnCases[2], f, path);
-      check_bn_backward<bf16_t>(kBnCases[3], f, path);
-      check_bn_backward<half_t>(kBnCases[6], f, path);
-      check_bn_backward<bf16_t>(kBnCases[8], f, path);
+      check_bn_backward<half_t>(kBnCases[2], f, mode);
+      check_bn_backward<bf16_t>(kBnCases[3], f, mode);
+      check_bn_backward<half_t>(kBnCases[6], f, mode);
+      check_bn_backward<bf16_t>(kBnCases[8], f, mode);
     }
   }
 }

@@ -46,6 +46,9 @@ def main(path):
         two = variants.get("fused-2pass")
         if two and float(two["ms"]):
             g["single pass over multi-pass"].append(float(two["ms"]) / float(fused["ms"]))
+        cl = variants.get("fused-cluster")
+        if cl and float(cl["ms"]):
+            g["cluster over multi-pass"].append(float(fused["ms"]) / float(cl["ms"]))
         cudnn = variants.get("cudnn")
         if cudnn and float(cudnn["ms"]):
             g["cuDNN time / ours"].append(float(cudnn["ms"]) / float(fused["ms"]))

@@ -29,8 +29,11 @@ kernels::BatchNormShape check_bn(const char* op, const Tensor<T>& x, const Tenso
   return kernels::BatchNormShape{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)};
 }
 
-kernels::BnPath bn_path() {
-  return batchnorm_single_pass() ? kernels::BnPath::Auto : kernels::BnPath::MultiPass;
+kernels::BnOptions bn_options() {
+  kernels::BnOptions o;
+  o.single_pass = batchnorm_single_pass();
+  o.max_cluster = batchnorm_clusters() ? kernels::kMaxCluster : 1;
+  return o;
 }
 
 template <typename P>
@@ -64,7 +67,7 @@ void batchnorm_forward_training(const Tensor<T>& x, const Tensor<T>* residual, c
   kernels::bn_forward_training(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
                                gamma.data(), beta.data(), running_mean.data(), running_var.data(),
                                save_mean.data(), save_invstd.data(), y.data(), s, bp.eps, bp.momentum,
-                               act == Activation::ReLU, ws, env, bn_path());
+                               act == Activation::ReLU, ws, env, bn_options());
 }
 
 template <typename T, typename P>
@@ -128,7 +131,7 @@ void batchnorm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>&
                        dx_accumulate, dresidual ? dresidual->data() : static_cast<T*>(nullptr),
                        dresidual_accumulate, dgamma ? dgamma->data() : static_cast<P*>(nullptr),
                        dbeta ? dbeta->data() : static_cast<P*>(nullptr), param_accumulate, s, ws, env,
-                       bn_path());
+                       bn_options());
 }
 
 #define RESNET_CUDA_BATCHNORM(T, P)                                                                     \

@@ -71,6 +71,7 @@ struct Global {
   std::unique_ptr<DeviceState[]> devices;
   std::atomic<bool> tf32{true};
   std::atomic<bool> bn_single_pass{true};
+  std::atomic<bool> bn_clusters{false};
   std::atomic<int> search{static_cast<int>(ConvSearch::Benchmark)};
 };
 
@@ -81,6 +82,9 @@ Global& global() {
     if (tf && (std::strcmp(tf, "0") == 0 || std::strcmp(tf, "off") == 0)) s->tf32 = false;
     const char* bn = std::getenv("RESNET_BN_SINGLE_PASS");
     if (bn && (std::strcmp(bn, "0") == 0 || std::strcmp(bn, "off") == 0)) s->bn_single_pass = false;
+    const char* clusters = std::getenv("RESNET_BN_CLUSTERS");
+    if (clusters && (std::strcmp(clusters, "1") == 0 || std::strcmp(clusters, "on") == 0))
+      s->bn_clusters = true;
     const char* search = std::getenv("RESNET_CUDNN_SEARCH");
     if (search && std::strcmp(search, "heuristic") == 0) s->search = static_cast<int>(ConvSearch::Heuristic);
     cudaRuntimeGetVersion(&s->runtime);
@@ -444,6 +448,7 @@ kernels::LaunchEnv launch_env(int device) {
   env.stream = stream(device);
   env.sm_count = sm_count(device);
   env.error_flag = device_state(device).error_device;
+  env.cc_major = device_state(device).cc_major;
   return env;
 }
 
@@ -537,7 +542,8 @@ std::string runtime_info() {
      << CUBLAS_VER_MINOR << "." << CUBLAS_VER_PATCH << "\n";
   os << "  TF32 " << (tf32_enabled() ? "on" : "off") << ", cuDNN algorithm search "
      << (conv_search() == ConvSearch::Benchmark ? "benchmark" : "heuristic") << ", BatchNorm single pass "
-     << (batchnorm_single_pass() ? "on" : "off") << "\n";
+     << (batchnorm_single_pass() ? "on" : "off") << " (clusters " << (batchnorm_clusters() ? "on" : "off")
+     << ")\n";
   if (g.count == 0) os << "  no device: " << g.reason << "\n";
   for (int d = 0; d < g.count; ++d) {
     cudaDeviceProp prop;
@@ -560,6 +566,8 @@ void set_tf32(bool enabled) { detail::global().tf32 = enabled; }
 bool tf32_enabled() { return detail::global().tf32; }
 void set_batchnorm_single_pass(bool enabled) { detail::global().bn_single_pass = enabled; }
 bool batchnorm_single_pass() { return detail::global().bn_single_pass; }
+void set_batchnorm_clusters(bool enabled) { detail::global().bn_clusters = enabled; }
+bool batchnorm_clusters() { return detail::global().bn_clusters; }
 void set_conv_search(ConvSearch search) { detail::global().search = static_cast<int>(search); }
 ConvSearch conv_search() { return static_cast<ConvSearch>(detail::global().search.load()); }
 

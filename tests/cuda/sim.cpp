@@ -1,6 +1,7 @@
 // The fiber scheduler behind sim.hpp: one block at a time, one ucontext fiber per thread, switching only
 // at barriers. A barrier is released when every live thread in its scope (the block for __syncthreads,
-// the warp for a shuffle) has arrived; anything else that stops all progress is reported as an error.
+// the warp for a shuffle, the cluster for a cluster barrier) has arrived; anything else that stops all
+// progress is reported as an error. The blocks of a cluster take turns between cluster barriers.
 #include "sim.hpp"
 
 #include <ucontext.h>
@@ -27,7 +28,7 @@
 namespace sim {
 namespace {
 
-enum class State { Ready, WaitBlock, WaitWarp, Done };
+enum class State { Ready, WaitBlock, WaitWarp, WaitCluster, Done };
 
 struct Fiber {
   ucontext_t ctx;
@@ -41,7 +42,8 @@ constexpr int kWarp = 32;
 
 struct Scheduler {
   ucontext_t main_ctx;
-  std::vector<Fiber> fibers;
+  std::vector<Fiber> fibers;                       // the block that runs
+  std::vector<std::vector<Fiber>> cluster_fibers;  // every block of a cluster (kept: stacks are reused)
   std::vector<uint64_t> exchange;
   const std::function<void()>* body = nullptr;
   int current = -1;
@@ -113,8 +115,11 @@ void yield_as(State st) {
 }
 
 std::string describe_states(const Scheduler& s) {
-  int ready = 0, wb = 0, ww = 0, done = 0;
+  int ready = 0, wb = 0, ww = 0, wc = 0, done = 0;
   for (int t = 0; t < s.nthreads; ++t) switch (s.fibers[static_cast<size_t>(t)].state) {
+      case State::WaitCluster:
+        ++wc;
+        break;
       case State::Ready:
         ++ready;
         break;
@@ -129,14 +134,13 @@ std::string describe_states(const Scheduler& s) {
         break;
     }
   return std::to_string(wb) + " at __syncthreads, " + std::to_string(ww) + " at a warp shuffle, " +
-         std::to_string(done) + " exited, " + std::to_string(ready) + " ready";
+         std::to_string(wc) + " at the cluster barrier, " + std::to_string(done) + " exited, " +
+         std::to_string(ready) + " ready";
 }
 
-void run_block(unsigned bx, unsigned by, unsigned bz) {
+// Fresh fibers for a block (in s.fibers).
+void init_block() {
   Scheduler& s = sched();
-  blockIdx.x = bx;
-  blockIdx.y = by;
-  blockIdx.z = bz;
   for (int t = 0; t < s.nthreads; ++t) {
     Fiber& f = s.fibers[static_cast<size_t>(t)];
     if (!f.stack) f.stack.reset(new char[kStackBytes]);
@@ -148,6 +152,14 @@ void run_block(unsigned bx, unsigned by, unsigned bz) {
     f.state = State::Ready;
     f.asan_fake_stack = nullptr;
   }
+}
+
+// Runs the block in s.fibers until every thread has exited or waits at the cluster barrier.
+void run_block_until_parked(unsigned bx, unsigned by, unsigned bz) {
+  Scheduler& s = sched();
+  blockIdx.x = bx;
+  blockIdx.y = by;
+  blockIdx.z = bz;
   const std::string where =
       "block (" + std::to_string(bx) + ", " + std::to_string(by) + ", " + std::to_string(bz) + ")";
   for (;;) {
@@ -167,10 +179,12 @@ void run_block(unsigned bx, unsigned by, unsigned bz) {
 #endif
       if (!s.error.empty()) throw std::runtime_error("sim: " + s.error + " in " + where);
     }
-    bool all_done = true;
-    for (int t = 0; t < s.nthreads; ++t)
-      all_done = all_done && s.fibers[static_cast<size_t>(t)].state == State::Done;
-    if (all_done) return;
+    bool parked = true;
+    for (int t = 0; t < s.nthreads; ++t) {
+      const State st = s.fibers[static_cast<size_t>(t)].state;
+      parked = parked && (st == State::Done || st == State::WaitCluster);
+    }
+    if (parked) return;
     bool released = false;
     for (int w = 0; w * kWarp < s.nthreads; ++w) {
       int lo = w * kWarp, hi = std::min(s.nthreads, lo + kWarp);
@@ -216,6 +230,10 @@ Order order() { return sched().order; }
 LaunchStats last_launch_stats() { return sched().stats; }
 
 void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
+  launch_cluster(grid, block, 1, body);
+}
+
+void launch_cluster(dim3 grid, dim3 block, unsigned cluster_x, const std::function<void()>& body) {
   Scheduler& s = sched();
   if (s.body) throw std::runtime_error("sim: nested launch");
   const long long n = static_cast<long long>(block.x) * block.y * block.z;
@@ -223,19 +241,62 @@ void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
     throw std::runtime_error("sim: block of " + std::to_string(n) + " threads (1..1024)");
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) throw std::runtime_error("sim: empty grid");
   if (grid.y > 65535 || grid.z > 65535) throw std::runtime_error("sim: grid.y/z above 65535");
+  if (cluster_x < 1 || cluster_x > 8 || grid.x % cluster_x != 0)
+    throw std::runtime_error("sim: cluster of " + std::to_string(cluster_x) + " blocks for a grid of " +
+                             std::to_string(grid.x) + " (1..8, dividing grid.x)");
   s.nthreads = static_cast<int>(n);
   s.block = block;
   s.body = &body;
   s.error.clear();
   s.stats = LaunchStats{};
-  if (s.fibers.size() < static_cast<size_t>(n)) s.fibers.resize(static_cast<size_t>(n));
   s.exchange.assign(static_cast<size_t>(n), 0);
   blockDim = block;
   gridDim = grid;
+  // One fiber set per block of a cluster; s.fibers is swapped with the one that runs. Swapping vectors
+  // moves no Fiber, so the contexts stay where makecontext put them.
+  std::vector<std::vector<Fiber>>& blocks = s.cluster_fibers;
+  if (blocks.size() < cluster_x) blocks.resize(cluster_x);
+  for (auto& f : blocks)
+    if (f.size() < static_cast<size_t>(n)) f.resize(static_cast<size_t>(n));
   try {
     for (unsigned z = 0; z < grid.z; ++z)
       for (unsigned y = 0; y < grid.y; ++y)
-        for (unsigned x = 0; x < grid.x; ++x) run_block(x, y, z);
+        for (unsigned x0 = 0; x0 < grid.x; x0 += cluster_x) {
+          for (unsigned b = 0; b < cluster_x; ++b) {
+            std::swap(s.fibers, blocks[b]);
+            init_block();
+            std::swap(s.fibers, blocks[b]);
+          }
+          for (;;) {
+            for (unsigned k = 0; k < cluster_x; ++k) {
+              const unsigned b = s.order == Order::Forward ? k : cluster_x - 1 - k;
+              std::swap(s.fibers, blocks[b]);
+              try {
+                run_block_until_parked(x0 + b, y, z);
+              } catch (...) {
+                std::swap(s.fibers, blocks[b]);
+                throw;
+              }
+              std::swap(s.fibers, blocks[b]);
+            }
+            int waiting = 0, exited = 0;
+            for (unsigned b = 0; b < cluster_x; ++b)
+              for (int t = 0; t < s.nthreads; ++t) {
+                const State st = blocks[b][static_cast<size_t>(t)].state;
+                waiting += st == State::WaitCluster;
+                exited += st == State::Done;
+              }
+            if (waiting == 0) break;  // every thread of the cluster has exited
+            if (exited > 0)
+              throw std::runtime_error(
+                  "sim: " + std::to_string(exited) + " threads exited while " + std::to_string(waiting) +
+                  " wait at the cluster barrier, in the cluster of block (" + std::to_string(x0) + ", " +
+                  std::to_string(y) + ", " + std::to_string(z) + ")");
+            for (unsigned b = 0; b < cluster_x; ++b)
+              for (int t = 0; t < s.nthreads; ++t) blocks[b][static_cast<size_t>(t)].state = State::Ready;
+            ++s.stats.cluster_barriers;
+          }
+        }
   } catch (...) {
     s.body = nullptr;
     throw;
@@ -246,6 +307,7 @@ void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
 namespace detail {
 
 void block_barrier() { yield_as(State::WaitBlock); }
+void cluster_barrier() { yield_as(State::WaitCluster); }
 
 int lane_id() { return sched().current % kWarp; }
 

@@ -49,15 +49,23 @@ Order order();
 // Throws std::runtime_error on a barrier misuse or deadlock.
 void launch(dim3 grid, dim3 block, const std::function<void()>& body);
 
+// The same with thread-block clusters of `cluster_x` blocks along x (grid.x a multiple of it). The blocks of
+// a cluster take turns: each runs until all its threads wait at the cluster barrier (or have exited), then
+// the next; the barrier releases when every thread of the cluster is there. So shared memory, which blocks
+// share here, must not carry data across a cluster barrier (on a GPU each block has its own).
+void launch_cluster(dim3 grid, dim3 block, unsigned cluster_x, const std::function<void()>& body);
+
 // Statistics of the last launch (for tests that want to see the barriers were really exercised).
 struct LaunchStats {
   long long block_barriers = 0;
   long long warp_barriers = 0;
+  long long cluster_barriers = 0;
 };
 LaunchStats last_launch_stats();
 
 namespace detail {
 void block_barrier();
+void cluster_barrier();
 // Publishes 8 bytes for this lane, waits for the whole warp, and returns the bytes of lane `src`.
 uint64_t warp_exchange(uint64_t mine, int src_lane);
 int lane_id();
@@ -119,6 +127,10 @@ inline int atomicExch(int* p, int value) {
 }
 template <typename T>
 T __ldg(const T* p) {
+  return *p;
+}
+template <typename T>
+T __ldcg(const T* p) {
   return *p;
 }
 inline unsigned __umulhi(unsigned a, unsigned b) {

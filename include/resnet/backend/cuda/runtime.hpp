@@ -43,6 +43,12 @@ bool tf32_enabled();
 void set_batchnorm_single_pass(bool enabled);
 bool batchnorm_single_pass();
 
+// Experimental, off by default until it is measured: the single pass also for channels that fit a cluster
+// of up to 8 blocks (Hopper and newer; e.g. ResNet-50's 14x14 and 28x28 maps at batch 128), with the
+// blocks' sums exchanged at a cluster barrier. On with set_batchnorm_clusters(true) or RESNET_BN_CLUSTERS=1.
+void set_batchnorm_clusters(bool enabled);
+bool batchnorm_clusters();
+
 // How cuDNN convolution algorithms are chosen, once per shape: Benchmark times every algorithm (like
 // torch.backends.cudnn.benchmark = True; the default), Heuristic asks cuDNN's heuristics (faster first
 // step). The environment variable RESNET_CUDNN_SEARCH=heuristic|benchmark sets the default.
