@@ -203,8 +203,11 @@ if [[ $PHASES == *,bench,* ]]; then
     AB=(--device cuda --arch resnet18,resnet50 --batch 128 --size 224 --dtype float32,bfloat16 --mode train --no-torch)
     step "bench_train, BN single pass on" bench_train_bn_on.log 300 env RESNET_BN_SINGLE_PASS=1 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_on.csv"
     step "bench_train, BN single pass off" bench_train_bn_off.log 300 env RESNET_BN_SINGLE_PASS=0 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_off.csv"
-    paste -d' ' <(grep -E '^resnet' "$LOGS/bench_train_bn_on.log" | awk '{print $1, $2, $3, $5, "on", $7}') \
-      <(grep -E '^resnet' "$LOGS/bench_train_bn_off.log" | awk '{print "off", $7}') | sed 's/^/      img\/s /' | tee -a "$SUMMARY"
+    step "bench_train, BN clusters on" bench_train_bn_cluster.log 300 env RESNET_BN_CLUSTERS=1 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_cluster.csv"
+    paste -d' ' <(grep -E '^resnet' "$LOGS/bench_train_bn_on.log" | awk '{print $1, $2, $3, $5, "single-pass", $7}') \
+      <(grep -E '^resnet' "$LOGS/bench_train_bn_off.log" | awk '{print "multi-pass", $7}') \
+      <(grep -E '^resnet' "$LOGS/bench_train_bn_cluster.log" | awk '{print "clusters", $7}') |
+      sed 's/^/      img\/s /' | tee -a "$SUMMARY"
   fi
 fi
 
