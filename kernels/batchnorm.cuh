@@ -514,6 +514,16 @@ bool launch_bn_single(void (*kernel)(KArgs...), const char* name, const BnSingle
   return true;
 }
 
+// Calls f(std::integral_constant<int, K>{}) for the plan's K: one kernel instance per width (32 only where
+// the compute type is 4 bytes). Returns what f returns, false for a K without an instance.
+template <typename T, typename F>
+bool with_single_width(int K, F&& f) {
+  if (K == 8) return f(std::integral_constant<int, 8>{});
+  if constexpr (sizeof(cmp_t<T>) == 4)
+    if (K == 32) return f(std::integral_constant<int, 32>{});
+  return false;
+}
+
 // Training forward. workspace: bn_forward_workspace_bytes<T>(s, env.sm_count) bytes.
 template <typename T, typename P>
 void bn_forward_training(const T* x, const T* r, const P* gamma, const P* beta, P* running_mean,
@@ -523,20 +533,15 @@ void bn_forward_training(const T* x, const T* r, const P* gamma, const P* beta, 
   using C = cmp_t<T>;
   const int64_t count = s.N * s.HW;
   const BnSinglePlan sp = bn_single_plan<T>(s, opt, env);
-  if (sp.K > 0) {
-    const FastDiv hw(static_cast<uint32_t>(s.HW));
-    C* slots = static_cast<C*>(workspace);
-    bool done = false;
-    if (sp.K == 8)
-      done = launch_bn_single(bn_forward_single_kernel<T, P, 8>, "bn_forward_single_kernel<T, P, 8>", sp, s.C,
-                              env, x, r, y, s.C, count, hw, sp.blocks, slots, gamma, beta, running_mean,
-                              running_var, save_mean, save_invstd, eps, momentum, relu_on);
-    else if constexpr (sizeof(C) == 4)
-      done = launch_bn_single(bn_forward_single_kernel<T, P, 32>, "bn_forward_single_kernel<T, P, 32>", sp,
-                              s.C, env, x, r, y, s.C, count, hw, sp.blocks, slots, gamma, beta, running_mean,
-                              running_var, save_mean, save_invstd, eps, momentum, relu_on);
-    if (done) return;
-  }
+  const FastDiv hw(static_cast<uint32_t>(s.HW));
+  C* slots = static_cast<C*>(workspace);
+  if (with_single_width<T>(sp.K, [&](auto k) {
+        return launch_bn_single(bn_forward_single_kernel<T, P, decltype(k)::value>,
+                                "bn_forward_single_kernel", sp, s.C, env, x, r, y, s.C, count, hw, sp.blocks,
+                                slots, gamma, beta, running_mean, running_var, save_mean, save_invstd, eps,
+                                momentum, relu_on);
+      }))
+    return;
   const ChannelPlan g = plan_channels(s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x}), env.sm_count);
   C* partial = static_cast<C*>(workspace);
   C* per_channel = partial + s.C * g.splits * 3;  // pivot, scale, shift
@@ -587,20 +592,14 @@ void bn_backward(const T* x, const T* y, const T* dy, const P* gamma, const P* m
   if (!dx && !reduce) return;
   const int64_t count = s.N * s.HW;
   const BnSinglePlan sp = bn_single_plan<T>(s, opt, env);
-  if (sp.K > 0) {
-    const FastDiv hw(static_cast<uint32_t>(s.HW));
-    C* slots = static_cast<C*>(workspace);
-    bool done = false;
-    if (sp.K == 8)
-      done = launch_bn_single(bn_backward_single_kernel<T, P, 8>, "bn_backward_single_kernel<T, P, 8>", sp,
-                              s.C, env, x, y, dy, gamma, mean, invstd, training, relu_on, dx, dx_acc, dres,
-                              dres_acc, dgamma, dbeta, param_acc, s.C, count, hw, sp.blocks, slots);
-    else if constexpr (sizeof(C) == 4)
-      done = launch_bn_single(bn_backward_single_kernel<T, P, 32>, "bn_backward_single_kernel<T, P, 32>", sp,
-                              s.C, env, x, y, dy, gamma, mean, invstd, training, relu_on, dx, dx_acc, dres,
-                              dres_acc, dgamma, dbeta, param_acc, s.C, count, hw, sp.blocks, slots);
-    if (done) return;
-  }
+  if (with_single_width<T>(sp.K, [&](auto k) {
+        return launch_bn_single(bn_backward_single_kernel<T, P, decltype(k)::value>,
+                                "bn_backward_single_kernel", sp, s.C, env, x, y, dy, gamma, mean, invstd,
+                                training, relu_on, dx, dx_acc, dres, dres_acc, dgamma, dbeta, param_acc, s.C,
+                                count, FastDiv(static_cast<uint32_t>(s.HW)), sp.blocks,
+                                static_cast<C*>(workspace));
+      }))
+    return;
   const ChannelPlan g = plan_channels(
       s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x, relu_on ? y : nullptr, dy, dres}), env.sm_count);
   C* partial = static_cast<C*>(workspace);

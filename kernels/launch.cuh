@@ -57,24 +57,33 @@ void launch(void (*kernel)(KArgs...), const char* name, const char* file, int li
 #endif
 }
 
+#if defined(__CUDACC__)
+// A launch configuration with clusters of `cluster_x` blocks along x; `attr` is storage it points to.
+inline cudaLaunchConfig_t cluster_config(dim3 grid, dim3 block, unsigned cluster_x, const LaunchEnv& env,
+                                         cudaLaunchAttribute* attr) {
+  attr->id = cudaLaunchAttributeClusterDimension;
+  attr->val.clusterDim.x = cluster_x;
+  attr->val.clusterDim.y = 1;
+  attr->val.clusterDim.z = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = 0;
+  config.stream = env.stream;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  return config;
+}
+#endif
+
 // A launch in thread-block clusters of `cluster_x` blocks along x (grid.x must be a multiple of it; the
 // kernel synchronises them with cluster_sync()). Needs compute capability 9.0: see cluster_launch_fits.
 template <typename... KArgs, typename... Args>
 void launch_cluster(void (*kernel)(KArgs...), const char* name, const char* file, int line, dim3 grid,
                     dim3 block, unsigned cluster_x, const LaunchEnv& env, Args&&... args) {
 #if defined(__CUDACC__)
-  cudaLaunchConfig_t config = {};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.dynamicSmemBytes = 0;
-  config.stream = env.stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = cluster_x;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  config.attrs = attr;
-  config.numAttrs = 1;
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t config = cluster_config(grid, block, cluster_x, env, &attr);
   cudaLaunchKernelEx(&config, kernel, static_cast<KArgs>(args)...);  // an error is left for check_launch
   ::resnet::cuda::detail::check_launch(name, file, line);
 #else
@@ -100,16 +109,8 @@ bool cluster_launch_fits(void (*kernel)(KArgs...), unsigned threads, unsigned cl
   std::lock_guard<std::mutex> lock(mu);
   auto it = known.find(key);
   if (it != known.end()) return it->second;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(cluster_x);
-  config.blockDim = dim3(threads);
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = cluster_x;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  config.attrs = attr;
-  config.numAttrs = 1;
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t config = cluster_config(dim3(cluster_x), dim3(threads), cluster_x, env, &attr);
   int clusters = 0;
   const bool fits = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess && clusters > 0;
   cudaGetLastError();  // a refusal is an answer, not an error for the next launch to find
