@@ -22,7 +22,9 @@
 // Small channels (N * H * W values that fit one block's registers: the 7x7 and 14x14 maps, and any map at a
 // small batch) take a single pass instead: one block per channel loads the channel once, reduces it,
 // finalizes and writes the outputs from registers (bn_forward_single, bn_backward_single). One launch
-// instead of three, and x (dy, y) read once: the multi-pass kernels are launch-bound at these sizes.
+// instead of three, and x (dy, y) read once: the multi-pass kernels are launch-bound at these sizes. On
+// Hopper, when asked (BnOptions::max_cluster, off in the library until measured), a channel may spread over
+// a thread-block cluster of up to 8 blocks that swap their sums at a cluster barrier.
 //
 // Gradient rule: each output gradient is overwritten, or added to when its accumulate flag is set.
 #pragma once
