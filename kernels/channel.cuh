@@ -4,8 +4,8 @@
 // Channel c of an [N, C, HW] tensor is N runs of HW contiguous values. A reduction runs on a grid of
 // (C, splits) blocks; block (c, s) walks its share of the channel's packs (V values that never straddle
 // two runs, so V divides HW: a full 16-byte vector, else half of one, else a single value), and writes one
-// partial result per block. A small finalize kernel combines
-// the `splits` partials of each channel in double, in a fixed order: results are deterministic.
+// partial result per block. A small finalize kernel combines the `splits` partials of each channel in
+// double, in a fixed order: results are deterministic.
 #pragma once
 
 #include <type_traits>

@@ -96,16 +96,18 @@ void launch_cluster(void (*kernel)(KArgs...), const char* name, const char* file
 }
 
 // Whether at least one cluster of `cluster_x` blocks of `threads` threads of `kernel` fits the device at
-// once (cudaOccupancyMaxActiveClusters; the registers a kernel takes decide it). Asked once per kernel and
-// shape, then cached. Always true in the simulator.
+// once (cudaOccupancyMaxActiveClusters; the registers a kernel takes decide it). Asked once per kernel,
+// shape and kind of device (compute capability and multiprocessors), then cached. Always true in the
+// simulator.
 template <typename... KArgs>
 bool cluster_launch_fits(void (*kernel)(KArgs...), unsigned threads, unsigned cluster_x,
                          const LaunchEnv& env) {
   if (env.cc_major < 9) return false;
 #if defined(__CUDACC__)
   static std::mutex mu;
-  static std::map<std::tuple<const void*, unsigned, unsigned>, bool> known;
-  const auto key = std::make_tuple(reinterpret_cast<const void*>(kernel), threads, cluster_x);
+  static std::map<std::tuple<const void*, unsigned, unsigned, int, int>, bool> known;
+  const auto key =
+      std::make_tuple(reinterpret_cast<const void*>(kernel), threads, cluster_x, env.cc_major, env.sm_count);
   std::lock_guard<std::mutex> lock(mu);
   auto it = known.find(key);
   if (it != known.end()) return it->second;
