@@ -29,10 +29,12 @@
 // Gradient rule: each output gradient is overwritten, or added to when its accumulate flag is set.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "channel.cuh"
 #include "elementwise.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace kernels {
 
 // ---------------------------------------------------------------- per-element rules (shared with tests)
@@ -628,4 +630,5 @@ void bn_backward(const T* x, const T* y, const T* dy, const P* gamma, const P* m
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet

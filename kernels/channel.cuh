@@ -8,12 +8,15 @@
 // double, in a fixed order: results are deterministic.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <type_traits>
 
 #include "launch.cuh"
 #include "reduce.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace kernels {
 
 struct ChannelPlan {
@@ -136,4 +139,5 @@ size_t channel_sum_workspace_bytes(int64_t N, int64_t C, int64_t HW, int sm_coun
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -6,6 +6,8 @@
 // through the simulator tests/cuda/sim.hpp (which must be included first). Both run the same source.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cmath>
 #include <cstdint>
 
@@ -28,6 +30,7 @@
 #endif
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace kernels {
 
 #if defined(__CUDACC__)
@@ -198,4 +201,5 @@ inline unsigned grid_for(int64_t work_items, int threads, int sm_count, int wave
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet

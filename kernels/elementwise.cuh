@@ -6,9 +6,11 @@
 // ReLU keeps NaN (v < 0 ? 0 : v) so a diverging run stays visible to all_finite.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "launch.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace kernels {
 
 template <typename TA, typename TY, int V, typename F>
@@ -180,4 +182,5 @@ void channel_bias_add(T* y, const T* bias, int64_t total, int64_t channels, int6
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -4,6 +4,7 @@
 // very code that plans grids, splits reductions and lays out workspaces.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "common.cuh"
 
 #if defined(__CUDACC__)
@@ -13,6 +14,7 @@
 #endif
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cuda {
 namespace detail {
 // Defined in the resnet::cuda library: throws resnet::Error when the launch failed.
@@ -127,6 +129,7 @@ bool cluster_launch_fits(void (*kernel)(KArgs...), unsigned threads, unsigned cl
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet
 
 // RESNET_LAUNCH((kernel<T, V>), grid, block, env, args...): the kernel in parentheses (its template

@@ -5,10 +5,12 @@
 // that row's loss NaN; the library turns the flag into an exception at its next synchronisation.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "elementwise.cuh"
 #include "reduce.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace kernels {
 
 template <typename T>
@@ -161,4 +163,5 @@ void cross_entropy_backward(const T* probs, const int32_t* labels, double smooth
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -6,10 +6,12 @@
 //          p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "launch.cuh"
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace kernels {
 
 template <typename P>
@@ -102,4 +104,5 @@ void adamw_step(P* param, const P* grad, P* m, P* v, int64_t n, const AdamCoeffs
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -5,10 +5,12 @@
 // needs no atomics and is deterministic. The max-pool backward scatters (see its kernel).
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "elementwise.cuh"
 #include "reduce.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace kernels {
 
 struct PoolGeom {
@@ -183,4 +185,5 @@ void global_avgpool_backward(const T* dy, T* dx, int64_t planes, int64_t hw, boo
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet

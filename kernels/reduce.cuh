@@ -5,9 +5,11 @@
 // Block reductions need blockDim.x to be a multiple of 32 (at most 1024) and every thread to call them.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "common.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace kernels {
 
 constexpr unsigned kFullMask = 0xffffffffu;
@@ -125,4 +127,5 @@ __device__ Welford<C> block_welford(Welford<C> w) {
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet

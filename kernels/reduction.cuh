@@ -2,9 +2,11 @@
 // the result is deterministic) and the all-finite check (any thread that sees inf or NaN sets a flag).
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "reduce.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace kernels {
 
 constexpr int kSumMaxBlocks = 1024;
@@ -59,4 +61,5 @@ void find_non_finite(const T* x, int64_t n, int* flag, const LaunchEnv& env) {
 }
 
 }  // namespace kernels
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -1,9 +1,11 @@
 // resnet::cuda BatchNorm2d with the fused residual add and ReLU: checks as in the CPU backend, then the
 // kernels of kernels/batchnorm.cuh (statistics, finalize, apply; backward reduce, finalize, apply).
+#include "resnet/core/abi.hpp"
 #include "context.cuh"
 #include "kernels/batchnorm.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cuda {
 
 using detail::check_cuda_tensor;
@@ -151,4 +153,5 @@ RESNET_CUDA_BATCHNORM(half_t, float)
 RESNET_CUDA_BATCHNORM(bf16_t, float)
 
 }  // namespace cuda
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -3,6 +3,8 @@
 // to the current stream, the growing per-thread workspace, and the launch environment of the kernels.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
@@ -13,6 +15,7 @@
 #include "resnet/core/tensor.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cuda {
 namespace detail {
 
@@ -89,4 +92,5 @@ inline void check_index_range(const char* op, const TensorBase& t) {
 
 }  // namespace detail
 }  // namespace cuda
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -7,6 +7,8 @@
 // 16-bit types use tensor cores with float accumulation. Biases use our per-channel kernels.
 //
 // Linear: row-major y = x W^T through cublasGemmEx with float (or double) accumulation.
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -19,6 +21,7 @@
 #include "kernels/elementwise.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cuda {
 
 using detail::check_cuda_tensor;
@@ -514,4 +517,5 @@ RESNET_CUDA_CONV_LINEAR(half_t)
 RESNET_CUDA_CONV_LINEAR(bf16_t)
 
 }  // namespace cuda
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -1,5 +1,6 @@
 // resnet::cuda elementwise ops, reductions, pooling, softmax/cross-entropy and optimizer updates: checks
 // as in the CPU backend, then the kernels of kernels/*.cuh on the current stream.
+#include "resnet/core/abi.hpp"
 #include "context.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/loss.cuh"
@@ -8,6 +9,7 @@
 #include "kernels/reduction.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cuda {
 
 using detail::check_cuda_tensor;
@@ -390,4 +392,5 @@ RESNET_CUDA_OPTIM(float)
 RESNET_CUDA_OPTIM(double)
 
 }  // namespace cuda
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -1,5 +1,7 @@
 // The CUDA runtime of resnet::cuda: device discovery and the start-up version checks, streams, per-thread
 // cuDNN/cuBLAS handles, the caching device allocator, workspaces, copies, and the error reports.
+#include "resnet/core/abi.hpp"
+
 #include <dlfcn.h>
 
 #include <atomic>
@@ -16,6 +18,7 @@
 #include "context.cuh"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cuda {
 namespace detail {
 namespace {
@@ -609,4 +612,5 @@ void* current_stream(int device) {
 }
 
 }  // namespace cuda
+}  // namespace RESNET_ABI
 }  // namespace resnet

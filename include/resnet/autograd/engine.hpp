@@ -3,12 +3,15 @@
 // freed as soon as their node has run, so a backward pass holds little more than the forward did.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <unordered_set>
 #include <vector>
 
 #include "resnet/autograd/node.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace autograd {
 
 // Nodes reachable from root, consumers before producers.
@@ -96,4 +99,5 @@ void Tensor<T>::backward() const {
   autograd::backward(*this);
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

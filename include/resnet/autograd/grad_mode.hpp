@@ -2,7 +2,10 @@
 // optimizer updates); the setting is per thread.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace autograd {
 
 inline bool& grad_mode_flag() {
@@ -26,4 +29,5 @@ class NoGradGuard {
 
 using autograd::NoGradGuard;
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

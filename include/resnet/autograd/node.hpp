@@ -9,6 +9,8 @@
 // `accumulate = true` exactly when the slot already holds a gradient (see backend/params.hpp).
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,6 +21,7 @@
 #include "resnet/core/tensor.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace autograd {
 
 class BackwardContext;
@@ -157,4 +160,5 @@ inline bool record(const char* name, std::initializer_list<TensorBase> inputs, T
 }
 
 }  // namespace autograd
+}  // namespace RESNET_ABI
 }  // namespace resnet

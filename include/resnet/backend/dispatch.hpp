@@ -2,6 +2,7 @@
 // RESNET_DISPATCH(device, fn, args...) calls cpu::fn or cuda::fn by the device of the tensors.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/backend/cpu/cpu.hpp"
 #include "resnet/core/tensor.hpp"
 
@@ -10,6 +11,7 @@
 #endif
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace detail {
 [[noreturn]] inline void no_cuda(const char* fn) {
   RESNET_FAIL(
@@ -45,6 +47,7 @@ R cpu_call(const char* fn, F&& f, A&&... args) {
   }
 }
 }  // namespace detail
+}  // namespace RESNET_ABI
 }  // namespace resnet
 
 #if RESNET_WITH_CUDA
@@ -62,6 +65,7 @@ R cpu_call(const char* fn, F&& f, A&&... args) {
 #endif
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace backend {
 
 // dst += src for any floating dtype (the tape's gradient accumulation).
@@ -98,4 +102,5 @@ inline void add_inplace_any(TensorBase& dst, const TensorBase& src) {
 }
 
 }  // namespace backend
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -7,11 +7,14 @@
 // so parameter gradients sum across backward passes until the optimizer zeroes them.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstdint>
 
 #include "resnet/core/error.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 struct ConvParams {
   int64_t stride_h = 1, stride_w = 1;
@@ -57,4 +60,5 @@ struct AdamHyper {
   int64_t step = 1;            // 1-based step number, for bias correction
 };
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -1,11 +1,14 @@
 // Device: where a tensor's storage lives. Copies between devices are always explicit (Tensor::to).
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <string>
 
 #include "resnet/core/error.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 enum class DeviceType { CPU, CUDA };
 
@@ -39,4 +42,5 @@ struct Device {
   }
 };
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

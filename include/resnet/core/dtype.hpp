@@ -3,6 +3,8 @@
 // kernels reinterpret them as __half / __nv_bfloat16, which have the same bit layout.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -16,6 +18,7 @@
 #endif
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 enum class DType : uint8_t { F32, F64, F16, BF16, I32, I64, U8 };
 
@@ -191,4 +194,5 @@ struct accumulate_type<bf16_t> {
 template <typename T>
 using acc_t = typename accumulate_type<T>::type;
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

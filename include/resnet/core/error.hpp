@@ -2,12 +2,15 @@
 // (the op, the shapes, the file, the flag) and where it was detected. Nothing here exits the process.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 class Error : public std::runtime_error {
  public:
@@ -40,6 +43,7 @@ template <typename... Args>
 }
 
 }  // namespace detail
+}  // namespace RESNET_ABI
 }  // namespace resnet
 
 // RESNET_CHECK(cond, parts...): throws resnet::Error with the concatenated parts when cond is false.

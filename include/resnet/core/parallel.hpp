@@ -1,6 +1,8 @@
 // CPU threading: OpenMP for our loops, and the BLAS's own pool for GEMMs; set_num_threads sets both.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstdint>
 
 #if defined(_OPENMP)
@@ -15,6 +17,7 @@ int openblas_get_num_threads(void);
 #endif
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 inline int get_num_threads() {
 #if defined(_OPENMP)
@@ -57,4 +60,5 @@ void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
   fn(int64_t(0), n);
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

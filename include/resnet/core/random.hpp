@@ -1,10 +1,13 @@
 // Random numbers: one seedable generator per purpose, plus a process-wide default that manual_seed resets.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstdint>
 #include <random>
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 class Generator {
  public:
@@ -32,4 +35,5 @@ inline Generator& default_generator() {
 
 inline void manual_seed(uint64_t seed) { default_generator().seed(seed); }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

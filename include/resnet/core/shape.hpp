@@ -1,6 +1,8 @@
 // Shape: the sizes of a tensor's dimensions, printed as [2, 3, 4] in error messages.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstdint>
 #include <initializer_list>
 #include <ostream>
@@ -10,6 +12,7 @@
 #include "resnet/core/error.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 class Shape {
  public:
@@ -62,4 +65,5 @@ class Shape {
 
 inline std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.to_string(); }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

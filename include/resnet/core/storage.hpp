@@ -6,6 +6,8 @@
 // resnet::cuda library, so the core never includes a CUDA header.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -18,11 +20,8 @@
 #include "resnet/core/device.hpp"
 #include "resnet/core/error.hpp"
 
-#ifndef RESNET_WITH_CUDA
-#define RESNET_WITH_CUDA 0
-#endif
-
 namespace resnet {
+inline namespace RESNET_ABI {
 
 #if RESNET_WITH_CUDA
 namespace cuda {
@@ -188,4 +187,5 @@ inline void copy_bytes(void* dst, Device dst_device, const void* src, Device src
 #endif
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -5,6 +5,8 @@
 // copies it. Views (reshape of a contiguous tensor, slices) share storage with their base.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -20,6 +22,7 @@
 #include "resnet/core/storage.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 namespace autograd {
 class Node;
@@ -389,4 +392,5 @@ inline void check_not_empty(const char* op, const TensorBase& t, const char* wha
   RESNET_CHECK(t.numel() > 0, op, ": ", what, " is empty (shape ", t.shape(), ")");
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

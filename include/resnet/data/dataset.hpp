@@ -2,6 +2,8 @@
 // a sample that cannot be read throws resnet::Error, which the loader turns into a skip with a warning.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -12,6 +14,7 @@
 #include "resnet/data/transforms.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace data {
 
 class Dataset {
@@ -57,4 +60,5 @@ class ImageFolderDataset : public Dataset {
 };
 
 }  // namespace data
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -9,6 +9,8 @@
 // Walking the markers and chunks first turns each of these into an error message.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +20,7 @@
 #include <zlib.h>
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace data {
 
 namespace detail {
@@ -221,4 +224,5 @@ inline std::string png_structure_problem(const uint8_t* b, size_t n, int64_t max
 }
 
 }  // namespace data
+}  // namespace RESNET_ABI
 }  // namespace resnet

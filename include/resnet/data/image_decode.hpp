@@ -5,6 +5,8 @@
 // or hostile file costs an error message, not a crash, garbage pixels or a huge allocation.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -20,6 +22,7 @@
 #include "resnet/data/image_checks.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace data {
 
 struct Image {
@@ -103,4 +106,5 @@ inline Image load_image(const std::string& path, const ImageLimits& limits = Ima
 }
 
 }  // namespace data
+}  // namespace RESNET_ABI
 }  // namespace resnet

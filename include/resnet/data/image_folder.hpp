@@ -3,6 +3,8 @@
 // files within a class are in sorted order, hidden entries and files without an image extension are ignored.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include "resnet/core/error.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace data {
 
 struct LabelledFile {
@@ -108,4 +111,5 @@ class ImageFolder {
 };
 
 }  // namespace data
+}  // namespace RESNET_ABI
 }  // namespace resnet

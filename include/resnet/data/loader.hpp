@@ -11,6 +11,8 @@
 // - Shutdown: the destructor stops and joins the workers; start_epoch() abandons the previous epoch's work.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -29,6 +31,7 @@
 #include "resnet/data/sample_rng.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace data {
 
 struct LoaderOptions {
@@ -237,4 +240,5 @@ class DataLoader {
 };
 
 }  // namespace data
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -5,6 +5,8 @@
 // loop; the output is float in [0, 255], HWC, ready for normalisation.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include "resnet/core/error.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace data {
 
 // A rectangle in source pixel coordinates (pixel i covers [i, i + 1)); fractional edges are allowed.
@@ -117,4 +120,5 @@ inline void crop_resize(const uint8_t* src, int width, int height, int channels,
 }
 
 }  // namespace data
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -5,11 +5,14 @@
 // libraries), so the stream is the same on every platform.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstdint>
 #include <numeric>
 #include <vector>
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace data {
 
 // SplitMix64's finaliser: a bijective mix of 64 bits.
@@ -68,4 +71,5 @@ inline uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t index) {
 }
 
 }  // namespace data
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -8,6 +8,8 @@
 // passed in, so a sample's augmentation is fixed by its seed.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -20,6 +22,7 @@
 #include "resnet/data/sample_rng.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace data {
 
 enum class Augment { None, PadCrop, ResizedCrop };
@@ -172,4 +175,5 @@ inline void apply_transform(const Image& img, const TransformOptions& t, SampleR
 }
 
 }  // namespace data
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -4,6 +4,8 @@
 // or the object dies without commit(), the temporary file is removed and the target is left untouched.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include "resnet/core/error.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace io {
 
 class AtomicFile {
@@ -109,4 +112,5 @@ class AtomicFile {
 };
 
 }  // namespace io
+}  // namespace RESNET_ABI
 }  // namespace resnet

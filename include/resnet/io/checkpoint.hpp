@@ -6,6 +6,8 @@
 // whole file against the model before touching it: a failed load leaves the model and optimizer unchanged.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -24,6 +26,7 @@
 #include "resnet/optim/optimizer.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace io {
 
 struct TrainingState {
@@ -274,4 +277,5 @@ TrainingState load_checkpoint(const std::string& path, nn::Module<T>& model,
 }
 
 }  // namespace io
+}  // namespace RESNET_ABI
 }  // namespace resnet

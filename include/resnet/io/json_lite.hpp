@@ -3,6 +3,8 @@
 // JSON library: the header has a fixed schema, so the parser above reads exactly that schema.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstdint>
 #include <cstdio>
 #include <limits>
@@ -13,6 +15,7 @@
 #include "resnet/core/error.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace io {
 
 // Offset of the first byte that is not well-formed UTF-8 (overlongs, surrogates and code points above
@@ -259,4 +262,5 @@ inline std::vector<std::string> parse_json_string_array(const std::string& text,
 }
 
 }  // namespace io
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -8,6 +8,8 @@
 // demand, so opening a checkpoint only reads its header.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -29,6 +31,7 @@
 #endif
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace io {
 
 // Headers above this size are refused before allocating (the reference implementation's limit).
@@ -423,4 +426,5 @@ inline void write_safetensors(const std::string& path, const std::vector<Safeten
 }
 
 }  // namespace io
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -6,9 +6,11 @@
 // The last BN, the add and the ReLU run as one fused op, and so does every other BN + ReLU.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/nn/nn.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace models {
 
 enum class BlockKind { Basic, Bottleneck };
@@ -104,4 +106,5 @@ class ResidualBlock : public nn::Module<T> {
 };
 
 }  // namespace models
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -4,12 +4,15 @@
 // compiles as one type.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <array>
 #include <string>
 
 #include "resnet/models/residual_block.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace models {
 
 struct ResNetOptions {
@@ -135,4 +138,5 @@ std::shared_ptr<ResNet<T>> resnet152(const ResNetOptions& o = ResNetOptions()) {
 }
 
 }  // namespace models
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -2,6 +2,8 @@
 // inference alone (nothing is computed, so ResNet-152 at 224x224 summarises instantly).
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstdio>
 #include <iomanip>
 #include <sstream>
@@ -9,6 +11,7 @@
 #include "resnet/nn/module.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace models {
 
 struct ModelSummary {
@@ -55,4 +58,5 @@ inline std::string format_summary(const ModelSummary& s) {
 }
 
 }  // namespace models
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -1,9 +1,11 @@
 // ReLU and Softmax layers.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/nn/module.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace nn {
 
 template <typename T>
@@ -50,4 +52,5 @@ class CrossEntropyLoss {
 };
 
 }  // namespace nn
+}  // namespace RESNET_ABI
 }  // namespace resnet

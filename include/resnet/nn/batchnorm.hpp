@@ -2,9 +2,11 @@
 // statistics in eval. forward_fused() adds a residual and/or applies ReLU in the same pass.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/nn/module.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace nn {
 
 struct BatchNorm2dOptions {
@@ -73,4 +75,5 @@ class BatchNorm2d : public Module<T> {
 };
 
 }  // namespace nn
+}  // namespace RESNET_ABI
 }  // namespace resnet

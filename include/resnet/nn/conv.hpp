@@ -1,10 +1,12 @@
 // Conv2d layer: Conv2d<float>(Conv2dOptions(64, 128, 3).stride(2).padding(1).bias(false)).
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/nn/init.hpp"
 #include "resnet/nn/module.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace nn {
 
 struct Conv2dOptions {
@@ -75,4 +77,5 @@ class Conv2d : public Module<T> {
 };
 
 }  // namespace nn
+}  // namespace RESNET_ABI
 }  // namespace resnet

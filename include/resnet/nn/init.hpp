@@ -2,11 +2,14 @@
 // convolutions, and PyTorch's default uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for Linear.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cmath>
 
 #include "resnet/core/tensor.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace nn {
 namespace init {
 
@@ -25,4 +28,5 @@ Tensor<P> uniform_fan_in(const Shape& shape, int64_t fan_in, Generator& gen) {
 
 }  // namespace init
 }  // namespace nn
+}  // namespace RESNET_ABI
 }  // namespace resnet

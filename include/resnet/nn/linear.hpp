@@ -1,10 +1,12 @@
 // Linear (fully connected) layer: y = x W^T + b, W [out_features, in_features].
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/nn/init.hpp"
 #include "resnet/nn/module.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace nn {
 
 template <typename T>
@@ -47,4 +49,5 @@ class Linear : public Module<T> {
 };
 
 }  // namespace nn
+}  // namespace RESNET_ABI
 }  // namespace resnet

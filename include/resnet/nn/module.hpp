@@ -5,6 +5,8 @@
 // Parameters and buffers have type P = acc_t<T> (float for 16-bit activations: master weights).
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,6 +15,7 @@
 #include "resnet/ops/ops.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace nn {
 
 // One row of a model summary (see Module::summarize and models/summary.hpp).
@@ -170,4 +173,5 @@ class Module {
 };
 
 }  // namespace nn
+}  // namespace RESNET_ABI
 }  // namespace resnet

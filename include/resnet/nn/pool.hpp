@@ -1,9 +1,11 @@
 // Pooling layers: MaxPool2d, AvgPool2d and GlobalAvgPool2d ([N, C, H, W] -> [N, C], flatten included).
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/nn/module.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace nn {
 
 inline PoolParams make_pool_params(int64_t kernel, int64_t stride, int64_t padding,
@@ -62,4 +64,5 @@ class GlobalAvgPool2d : public Module<T> {
 };
 
 }  // namespace nn
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -1,9 +1,11 @@
 // Sequential: children named "0", "1", ... (torchvision's names for layer1.0, downsample.1, ...).
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/nn/module.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace nn {
 
 template <typename T>
@@ -36,4 +38,5 @@ class Sequential : public Module<T> {
 };
 
 }  // namespace nn
+}  // namespace RESNET_ABI
 }  // namespace resnet

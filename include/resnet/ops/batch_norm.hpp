@@ -3,11 +3,14 @@
 // BN parameters and statistics have type P = acc_t<T> (float for 16-bit activations).
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cmath>
 
 #include "resnet/ops/elementwise.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 template <typename T, typename P>
 Tensor<T> batch_norm(const Tensor<T>& x_in, const Tensor<T>& residual_in, const Tensor<P>& gamma,
@@ -94,4 +97,5 @@ Tensor<T> batch_norm(const Tensor<T>& x_in, const Tensor<T>& residual_in, const 
   return y;
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

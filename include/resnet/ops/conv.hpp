@@ -1,9 +1,11 @@
 // conv2d with autograd: y = conv(x, w) + b, NCHW, weights [Cout, Cin, KH, KW].
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/ops/elementwise.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 inline Shape conv2d_output_shape(const Shape& x, const Shape& w, const ConvParams& p) {
   return Shape{x[0], w[0], p.out_h(x[2], w[2]), p.out_w(x[3], w[3])};
@@ -65,4 +67,5 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const ConvParams& p) {
   return conv2d(x, w, Tensor<T>(), p);
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -2,10 +2,12 @@
 // reshape/flatten, and dtype casts.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/autograd/engine.hpp"
 #include "resnet/backend/dispatch.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 namespace detail {
 template <typename T>
@@ -152,4 +154,5 @@ Tensor<D> cast(const Tensor<S>& x_in) {
   }
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

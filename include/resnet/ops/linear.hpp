@@ -1,9 +1,11 @@
 // linear with autograd: y[N, O] = x[N, I] * W[O, I]^T + b[O].
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/ops/elementwise.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 template <typename T>
 Tensor<T> linear(const Tensor<T>& x_in, const Tensor<T>& w_in, const Tensor<T>& b_in) {
@@ -44,4 +46,5 @@ Tensor<T> linear(const Tensor<T>& x_in, const Tensor<T>& w_in, const Tensor<T>& 
   return y;
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -1,9 +1,11 @@
 // softmax over the class dimension and the fused log-softmax + cross-entropy loss, with autograd.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/ops/elementwise.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 // Row-wise softmax of [N, K] logits (for predictions; train with cross_entropy, which is stable).
 template <typename T>
@@ -58,4 +60,5 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<int32_t>& lab
   return cross_entropy(logits, host.to(logits.device()), label_smoothing);
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

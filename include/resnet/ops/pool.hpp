@@ -1,9 +1,11 @@
 // Pooling with autograd: max_pool2d, avg_pool2d and global_avg_pool ([N, C, H, W] -> [N, C]).
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/ops/elementwise.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 
 inline void check_pool_args(const char* op, const TensorBase& x, const PoolParams& p) {
   check_rank(op, x, 4, "input [N, C, H, W]");
@@ -68,4 +70,5 @@ Tensor<T> global_avg_pool(const Tensor<T>& x_in) {
   return y;
 }
 
+}  // namespace RESNET_ABI
 }  // namespace resnet

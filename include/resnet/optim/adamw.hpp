@@ -1,9 +1,11 @@
 // AdamW: Adam with decoupled weight decay and bias correction, as torch.optim.AdamW.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/optim/optimizer.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace optim {
 
 struct AdamWOptions {
@@ -62,4 +64,5 @@ class AdamW : public Optimizer<P> {
 };
 
 }  // namespace optim
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -3,6 +3,8 @@
 // optimizer after moving the model.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "resnet/backend/dispatch.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace optim {
 
 template <typename P>
@@ -57,4 +60,5 @@ class Optimizer {
 };
 
 }  // namespace optim
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -3,6 +3,8 @@
 // schedule proper then runs over the remaining steps.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cmath>
 #include <memory>
 #include <string>
@@ -10,6 +12,7 @@
 #include "resnet/core/error.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace optim {
 
 class LRSchedule {
@@ -117,4 +120,5 @@ inline std::unique_ptr<LRSchedule> make_schedule(const std::string& name, const 
 }
 
 }  // namespace optim
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -1,9 +1,11 @@
 // SGD with momentum, dampening, Nesterov and (coupled) weight decay, as torch.optim.SGD.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/optim/optimizer.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace optim {
 
 struct SGDOptions {
@@ -61,4 +63,5 @@ class SGD : public Optimizer<P> {
 };
 
 }  // namespace optim
+}  // namespace RESNET_ABI
 }  // namespace resnet

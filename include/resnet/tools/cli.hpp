@@ -4,6 +4,8 @@
 // takes its last value, so scripts can append overrides to a common set.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -18,6 +20,7 @@
 #include "resnet/core/error.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace tools {
 
 // A mistake on the command line (as opposed to a failure while running): programs exit with status 2.
@@ -252,4 +255,5 @@ inline int64_t parse_positive(const std::string& flag, const std::string& value)
 }
 
 }  // namespace tools
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -3,6 +3,8 @@
 // the terminal, so the log lines do not land in the middle of the progress line.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace tools {
 
 class ProgressLine {
@@ -64,4 +67,5 @@ class ProgressLine {
 };
 
 }  // namespace tools
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -4,6 +4,8 @@
 // epochs it is about to redo.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include "resnet/io/atomic_file.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace tools {
 
 struct EpochMetrics {
@@ -206,4 +209,5 @@ inline std::string training_curves_svg(const std::vector<EpochMetrics>& rows, co
 }
 
 }  // namespace tools
+}  // namespace RESNET_ABI
 }  // namespace resnet

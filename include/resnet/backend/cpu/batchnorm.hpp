@@ -10,6 +10,8 @@
 // in cache across its passes). The unsuffixed functions pick one.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cmath>
 
 #include "resnet/backend/cpu/batchnorm_fast.hpp"
@@ -17,6 +19,7 @@
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 
 template <typename T, typename P>
@@ -214,4 +217,5 @@ void batchnorm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>&
 }
 
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet

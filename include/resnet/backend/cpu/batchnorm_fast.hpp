@@ -6,6 +6,8 @@
 // float partial sums per row added up in double across rows, so accuracy stays near the reference's).
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -13,6 +15,7 @@
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 
 template <typename T, typename P>
@@ -246,4 +249,5 @@ inline void batchnorm_backward_fast(const Tensor<float>& x, const Tensor<float>&
 }
 
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet

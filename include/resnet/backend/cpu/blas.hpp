@@ -2,6 +2,8 @@
 // loop, which is the reference the float path is checked against and is fast enough for gradient checks.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstdint>
 
 #include "resnet/core/parallel.hpp"
@@ -11,6 +13,7 @@
 #endif
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 
 // C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major, with leading dimensions lda/ldb/ldc.
@@ -46,4 +49,5 @@ inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, do
 }
 
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -4,6 +4,8 @@
 // float, im2col + BLAS GEMM, where a 1x1 stride-1 unpadded convolution is a GEMM on the input itself.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +17,7 @@
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 
 inline void check_conv_shapes(const char* op, const TensorBase& x, const TensorBase& w, const TensorBase& y,
@@ -469,4 +472,5 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& 
 }
 
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -1,12 +1,15 @@
 // Elementwise CPU ops on contiguous tensors: add, accumulate, scale, ReLU, casts, reductions.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cmath>
 
 #include "resnet/core/parallel.hpp"
 #include "resnet/core/tensor.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 
 constexpr int64_t kElementwiseGrain = 1 << 15;
@@ -153,4 +156,5 @@ bool all_finite(const Tensor<T>& x) {
 }
 
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet

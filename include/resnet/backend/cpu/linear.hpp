@@ -1,10 +1,12 @@
 // Fully connected layer on the CPU: y[N, O] = x[N, I] * W[O, I]^T + b[O], through GEMM.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/backend/cpu/blas.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 
 inline void check_linear_shapes(const char* op, const TensorBase& x, const TensorBase& w,
@@ -51,4 +53,5 @@ void linear_backward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy
 }
 
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -3,11 +3,14 @@
 // uniform distribution: q = (1 - s) * onehot + s / K. The loss is the mean over the batch.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cmath>
 
 #include "resnet/backend/cpu/elementwise.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 
 template <typename T>
@@ -109,4 +112,5 @@ void cross_entropy_backward(const Tensor<T>& probs, const Tensor<int32_t>& label
 }
 
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet

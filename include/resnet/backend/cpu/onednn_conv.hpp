@@ -13,6 +13,8 @@
 
 #if defined(RESNET_HAVE_DNNL)
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -29,6 +31,7 @@
 #include "resnet/core/tensor.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 namespace onednn {
 
@@ -415,6 +418,7 @@ inline void conv2d_backward_weight(const Tensor<float>& x, const Tensor<float>& 
 
 }  // namespace onednn
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet
 
 #endif  // RESNET_HAVE_DNNL

@@ -1,12 +1,15 @@
 // Optimizer updates on the CPU, elementwise over one parameter tensor (PyTorch's formulas).
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cmath>
 
 #include "resnet/backend/cpu/elementwise.hpp"
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 
 // SGD: g = grad + wd * p; buf = first ? g : momentum * buf + (1 - dampening) * g;
@@ -79,4 +82,5 @@ void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>
 }
 
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet

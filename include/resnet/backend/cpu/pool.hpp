@@ -2,6 +2,8 @@
 // global average pooling ([N, C, H, W] -> [N, C]).
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <algorithm>
 #include <limits>
 #include <type_traits>
@@ -14,6 +16,7 @@
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cpu {
 
 inline void check_pool_shapes(const char* op, const TensorBase& x, const TensorBase& y, const PoolParams& p) {
@@ -229,4 +232,5 @@ void global_avgpool_backward(const Tensor<T>& dy, Tensor<T>& dx, bool accumulate
 }
 
 }  // namespace cpu
+}  // namespace RESNET_ABI
 }  // namespace resnet

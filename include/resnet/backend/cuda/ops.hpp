@@ -9,10 +9,12 @@
 // their accumulate flag is set.
 #pragma once
 
+#include "resnet/core/abi.hpp"
 #include "resnet/backend/params.hpp"
 #include "resnet/core/tensor.hpp"
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cuda {
 
 // ---- elementwise (backend/cpu/elementwise.hpp)
@@ -112,4 +114,5 @@ template <typename P>
 void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v, const AdamHyper& h);
 
 }  // namespace cuda
+}  // namespace RESNET_ABI
 }  // namespace resnet

@@ -11,11 +11,14 @@
 // the first. Memory freed on one stream is reused only on that stream.
 #pragma once
 
+#include "resnet/core/abi.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 namespace resnet {
+inline namespace RESNET_ABI {
 namespace cuda {
 
 // Number of usable CUDA devices; 0 (never an exception) without a driver or a GPU.
@@ -100,4 +103,5 @@ class StreamGuard {
 void* current_stream(int device = 0);
 
 }  // namespace cuda
+}  // namespace RESNET_ABI
 }  // namespace resnet
