@@ -40,15 +40,17 @@ void synchronize(int device = 0);
 void set_tf32(bool enabled);
 bool tf32_enabled();
 
-// BatchNorm's single-pass kernels for channels that fit one block (docs/CUDA.md): on by default, off when
-// the environment has RESNET_BN_SINGLE_PASS=0. Off runs the multi-pass kernels everywhere, so one program
-// can time a whole network both ways.
+// BatchNorm's single-pass kernels for channels that fit one block (docs/CUDA.md). Off by default: they have
+// never run on a GPU, and what never ran on one is never the default (benchmarks/RESULTS.md, "Kernel
+// policy"). On with set_batchnorm_single_pass(true) or RESNET_BN_SINGLE_PASS=1, so one program can time a
+// whole network both ways; off, the multi-pass kernels run everywhere.
 void set_batchnorm_single_pass(bool enabled);
 bool batchnorm_single_pass();
 
 // Experimental, off by default until it is measured: the single pass also for channels that fit a cluster
 // of up to 8 blocks (Hopper and newer; e.g. ResNet-50's 14x14 and 28x28 maps at batch 128), with the
-// blocks' sums exchanged at a cluster barrier. On with set_batchnorm_clusters(true) or RESNET_BN_CLUSTERS=1.
+// blocks' sums exchanged at a cluster barrier. On with set_batchnorm_clusters(true) or RESNET_BN_CLUSTERS=1;
+// it takes effect only where the single pass is on too.
 void set_batchnorm_clusters(bool enabled);
 bool batchnorm_clusters();
 

@@ -1,0 +1,58 @@
+// Errors of resnet::cuda: failed CUDA, cuDNN and cuBLAS calls and kernel launches become resnet::Error
+// naming the op, the call and the place; bad data a kernel reported (a label out of range) is read from
+// host-mapped memory at the next synchronisation and thrown the same way.
+#include "resnet/core/abi.hpp"
+
+#include "runtime_state.cuh"
+
+namespace resnet {
+inline namespace RESNET_ABI {
+namespace cuda {
+namespace detail {
+
+const char* current_op() { return tls.op ? tls.op : "(no op)"; }
+
+void throw_cuda(cudaError_t err, const char* call, const char* file, int line) {
+  cudaGetLastError();  // clear a non-sticky error so the next call does not report it again
+  resnet::detail::throw_error(file, line, "CUDA error in ", current_op(), ": ", call, " returned ",
+                              cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+}
+
+void throw_cudnn(cudnnStatus_t st, const char* call, const char* file, int line) {
+  char detail[512] = {0};
+#if CUDNN_MAJOR >= 9
+  cudnnGetLastErrorString(detail, sizeof(detail));
+#endif
+  resnet::detail::throw_error(file, line, "cuDNN error in ", current_op(), ": ", call, " returned ",
+                              cudnnGetErrorString(st), detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
+}
+
+void throw_cublas(cublasStatus_t st, const char* call, const char* file, int line) {
+  resnet::detail::throw_error(file, line, "cuBLAS error in ", current_op(), ": ", call, " returned ",
+                              cublasGetStatusName(st), " (", cublasGetStatusString(st), ")");
+}
+
+void check_launch(const char* kernel, const char* file, int line) {
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess)
+    resnet::detail::throw_error(file, line, "CUDA error in ", current_op(), ": launch of kernel ", kernel,
+                                " failed: ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+}
+
+void check_kernel_errors(int device) {
+  DeviceState& d = device_state(device);
+  volatile kernels::KernelErrorReport* f = d.error_host;
+  if (f->code == kernels::kNoError) return;
+  const int code = f->code, extent = f->extent;
+  const long long where = f->where;
+  f->code = kernels::kNoError;
+  if (code == kernels::kLabelOutOfRange)
+    RESNET_FAIL("cross_entropy: label ", static_cast<int32_t>(where & 0xffffffff), " at position ",
+                where >> 32, " is outside [0, ", extent, ") (found by a kernel on cuda:", device, ")");
+  RESNET_FAIL("a kernel on cuda:", device, " reported error code ", code);
+}
+
+}  // namespace detail
+}  // namespace cuda
+}  // namespace RESNET_ABI
+}  // namespace resnet

@@ -1,0 +1,58 @@
+// resnet::cuda optimizer updates (SGD with momentum/Nesterov/weight decay, AdamW) on float and double
+// master weights: checks, then the fused update kernels of kernels/optim.cuh.
+#include "resnet/core/abi.hpp"
+#include "context.cuh"
+#include "kernels/optim.cuh"
+
+namespace resnet {
+inline namespace RESNET_ABI {
+namespace cuda {
+
+using detail::check_cuda_tensor;
+using detail::cuda_device;
+using detail::launch_env;
+using detail::OpScope;
+
+template <typename P>
+void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, const SgdHyper& h) {
+  const int dev = cuda_device("sgd_step", param, "parameter");
+  OpScope op("sgd_step", dev);
+  check_same_shape("sgd_step", param, grad);
+  check_cuda_tensor("sgd_step", param, dev, "parameter");
+  check_cuda_tensor("sgd_step", grad, dev, "gradient");
+  P* buf = nullptr;
+  if (h.momentum != 0.0) {
+    check_same_shape("sgd_step", param, momentum_buf);
+    check_cuda_tensor("sgd_step", momentum_buf, dev, "momentum buffer");
+    buf = momentum_buf.data();
+  }
+  kernels::sgd_step(param.data(), grad.data(), buf, param.numel(), kernels::sgd_coeffs<P>(h),
+                    launch_env(dev));
+}
+
+template <typename P>
+void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v, const AdamHyper& h) {
+  const int dev = cuda_device("adamw_step", param, "parameter");
+  OpScope op("adamw_step", dev);
+  check_same_shape("adamw_step", param, grad);
+  check_same_shape("adamw_step", param, m);
+  check_same_shape("adamw_step", param, v);
+  check_cuda_tensor("adamw_step", param, dev, "parameter");
+  check_cuda_tensor("adamw_step", grad, dev, "gradient");
+  check_cuda_tensor("adamw_step", m, dev, "first moment");
+  check_cuda_tensor("adamw_step", v, dev, "second moment");
+  kernels::adamw_step(param.data(), grad.data(), m.data(), v.data(), param.numel(),
+                      kernels::adam_coeffs<P>(h), launch_env(dev));
+}
+
+// ---------------------------------------------------------------- explicit instantiations
+
+#define RESNET_CUDA_OPTIM(P)                                                            \
+  template void sgd_step<P>(Tensor<P>&, const Tensor<P>&, Tensor<P>&, const SgdHyper&); \
+  template void adamw_step<P>(Tensor<P>&, const Tensor<P>&, Tensor<P>&, Tensor<P>&, const AdamHyper&);
+RESNET_CUDA_OPTIM(float)
+RESNET_CUDA_OPTIM(double)
+
+}  // namespace cuda
+}  // namespace RESNET_ABI
+}  // namespace resnet

@@ -1,0 +1,134 @@
+// resnet::cuda pooling: max (with indices), average and global average, forward and backward: checks as
+// in the CPU backend, then the kernels of kernels/pool.cuh.
+#include "resnet/core/abi.hpp"
+#include "context.cuh"
+#include "kernels/pool.cuh"
+
+namespace resnet {
+inline namespace RESNET_ABI {
+namespace cuda {
+
+using detail::check_cuda_tensor;
+using detail::check_index_range;
+using detail::cuda_device;
+using detail::launch_env;
+using detail::OpScope;
+
+namespace {
+kernels::PoolGeom pool_geom(const TensorBase& x, const TensorBase& y, const PoolParams& p) {
+  kernels::PoolGeom g;
+  g.NC = x.dim(0) * x.dim(1);
+  g.H = x.dim(2);
+  g.W = x.dim(3);
+  g.OH = y.dim(2);
+  g.OW = y.dim(3);
+  g.kh = static_cast<int>(p.kernel_h);
+  g.kw = static_cast<int>(p.kernel_w);
+  g.sh = static_cast<int>(p.stride_h);
+  g.sw = static_cast<int>(p.stride_w);
+  g.ph = static_cast<int>(p.pad_h);
+  g.pw = static_cast<int>(p.pad_w);
+  g.count_include_pad = p.count_include_pad;
+  return g;
+}
+void check_pool_shapes(const char* op, const TensorBase& x, const TensorBase& y, const PoolParams& p) {
+  check_rank(op, x, 4, "input");
+  Shape expect{x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))};
+  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect,
+               " for input ", x.shape());
+}
+}  // namespace
+
+template <typename T>
+void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indices, const PoolParams& p) {
+  const int dev = cuda_device("max_pool2d", x, "input");
+  OpScope op("max_pool2d", dev);
+  check_pool_shapes("max_pool2d", x, y, p);
+  check_same_shape("max_pool2d (indices)", y, indices);
+  check_cuda_tensor("max_pool2d", x, dev, "input");
+  check_cuda_tensor("max_pool2d", y, dev, "output");
+  check_cuda_tensor("max_pool2d", indices, dev, "indices");
+  kernels::maxpool_forward(x.data(), y.data(), indices.data(), pool_geom(x, y, p), launch_env(dev));
+}
+
+template <typename T>
+void maxpool2d_backward(const Tensor<T>& dy, const Tensor<int32_t>& indices, Tensor<T>& dx, bool accumulate) {
+  const int dev = cuda_device("max_pool2d_backward", dy, "output gradient");
+  OpScope op("max_pool2d_backward", dev);
+  check_same_shape("max_pool2d_backward", dy, indices);
+  check_rank("max_pool2d_backward", dx, 4, "input gradient");
+  check_rank("max_pool2d_backward", dy, 4, "output gradient");
+  RESNET_CHECK(dx.dim(0) == dy.dim(0) && dx.dim(1) == dy.dim(1), "max_pool2d_backward: gradient ", dy.shape(),
+               " does not match input gradient ", dx.shape());
+  check_cuda_tensor("max_pool2d_backward", dy, dev, "output gradient");
+  check_cuda_tensor("max_pool2d_backward", indices, dev, "indices");
+  check_cuda_tensor("max_pool2d_backward", dx, dev, "input gradient");
+  check_index_range("max_pool2d_backward", dy);
+  kernels::maxpool_backward(dy.data(), indices.data(), dx.data(), dx.dim(0) * dx.dim(1),
+                            dx.dim(2) * dx.dim(3), dy.dim(2) * dy.dim(3), accumulate, launch_env(dev));
+}
+
+template <typename T>
+void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
+  const int dev = cuda_device("avg_pool2d", x, "input");
+  OpScope op("avg_pool2d", dev);
+  check_pool_shapes("avg_pool2d", x, y, p);
+  check_cuda_tensor("avg_pool2d", x, dev, "input");
+  check_cuda_tensor("avg_pool2d", y, dev, "output");
+  kernels::avgpool_forward(x.data(), y.data(), pool_geom(x, y, p), launch_env(dev));
+}
+
+template <typename T>
+void avgpool2d_backward(const Tensor<T>& dy, Tensor<T>& dx, const PoolParams& p, bool accumulate) {
+  const int dev = cuda_device("avg_pool2d_backward", dy, "output gradient");
+  OpScope op("avg_pool2d_backward", dev);
+  check_pool_shapes("avg_pool2d_backward", dx, dy, p);
+  check_cuda_tensor("avg_pool2d_backward", dy, dev, "output gradient");
+  check_cuda_tensor("avg_pool2d_backward", dx, dev, "input gradient");
+  kernels::avgpool_backward(dy.data(), dx.data(), pool_geom(dx, dy, p), accumulate, launch_env(dev));
+}
+
+template <typename T>
+void global_avgpool_forward(const Tensor<T>& x, Tensor<T>& y) {
+  const int dev = cuda_device("global_avg_pool", x, "input");
+  OpScope op("global_avg_pool", dev);
+  check_rank("global_avg_pool", x, 4, "input");
+  RESNET_CHECK(y.shape() == Shape({x.dim(0), x.dim(1)}), "global_avg_pool: output shape ", y.shape(),
+               " does not match input ", x.shape());
+  check_cuda_tensor("global_avg_pool", x, dev, "input");
+  check_cuda_tensor("global_avg_pool", y, dev, "output");
+  kernels::global_avgpool_forward(x.data(), y.data(), x.dim(0) * x.dim(1), x.dim(2) * x.dim(3),
+                                  launch_env(dev));
+}
+
+template <typename T>
+void global_avgpool_backward(const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
+  const int dev = cuda_device("global_avg_pool_backward", dy, "output gradient");
+  OpScope op("global_avg_pool_backward", dev);
+  check_rank("global_avg_pool_backward", dx, 4, "input gradient");
+  const int64_t NC = dx.dim(0) * dx.dim(1), HW = dx.dim(2) * dx.dim(3);
+  RESNET_CHECK(dy.numel() == NC, "global_avg_pool_backward: gradient ", dy.shape(), " does not match ",
+               dx.shape());
+  check_cuda_tensor("global_avg_pool_backward", dy, dev, "output gradient");
+  check_cuda_tensor("global_avg_pool_backward", dx, dev, "input gradient");
+  check_index_range("global_avg_pool_backward", dx);
+  kernels::global_avgpool_backward(dy.data(), dx.data(), NC, HW, accumulate, launch_env(dev));
+}
+
+// ---------------------------------------------------------------- explicit instantiations
+
+#define RESNET_CUDA_POOL(T)                                                                              \
+  template void maxpool2d_forward<T>(const Tensor<T>&, Tensor<T>&, Tensor<int32_t>&, const PoolParams&); \
+  template void maxpool2d_backward<T>(const Tensor<T>&, const Tensor<int32_t>&, Tensor<T>&, bool);       \
+  template void avgpool2d_forward<T>(const Tensor<T>&, Tensor<T>&, const PoolParams&);                   \
+  template void avgpool2d_backward<T>(const Tensor<T>&, Tensor<T>&, const PoolParams&, bool);            \
+  template void global_avgpool_forward<T>(const Tensor<T>&, Tensor<T>&);                                 \
+  template void global_avgpool_backward<T>(const Tensor<T>&, Tensor<T>&, bool);
+RESNET_CUDA_POOL(float)
+RESNET_CUDA_POOL(double)
+RESNET_CUDA_POOL(half_t)
+RESNET_CUDA_POOL(bf16_t)
+
+}  // namespace cuda
+}  // namespace RESNET_ABI
+}  // namespace resnet
