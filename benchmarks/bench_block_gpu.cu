@@ -144,28 +144,30 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
                          dx.data(), false, tail ? dres.data() : static_cast<T*>(nullptr), false, dg.data(),
                          db.data(), false, bs, ws.data(), env, opt);
         };
-        // (b) is what the library runs by default. Where that is the single pass, "fused-2pass" times the
+        // (b) "fused" is the single pass where a channel fits one block (asked for explicitly: the library's
+        // default is the multi-pass kernels until a GPU run has timed the single pass, RESULTS.md "Kernel
+        // policy"), else the multi-pass kernels. Where it is the single pass, "fused-2pass" times the
         // multi-pass kernels on the same data; where a cluster would hold a channel that one block cannot
         // (the experimental cluster path, sm_90+), "fused-cluster" times that. All in one run.
-        k::BnOptions multi, cluster;
-        multi.single_pass = false;
+        k::BnOptions multi, best, cluster;
+        best.single_pass = true;
+        cluster.single_pass = true;
         cluster.max_cluster = k::kMaxCluster;
-        const bool single = k::bn_single_plan<T>(bs, k::BnOptions{}, env).K > 0;
-        const k::BnSinglePlan cplan = k::bn_single_plan<T>(bs, cluster, env);
-        const bool clustered = !single && cplan.K > 0;
+        const bool single = k::bn_plan<T>(bs, best, env).path == k::BnPath::SinglePass;
+        const bool clustered = k::bn_plan<T>(bs, cluster, env).path == k::BnPath::Cluster;
         const Kernels ours{true, single};
         double fwd_unfused = 0, bwd_unfused = 0;
         if (o.forward) {
           fwd_unfused = median_ms(
               stream,
               [&] {
-                bn_fwd(nullptr, t1.data(), false);
+                bn_fwd(nullptr, t1.data(), false, best);
                 if (tail) k::add(t1.data(), r.data(), t2.data(), n, env);
                 k::relu_forward(tail ? t2.data() : t1.data(), y.data(), n, env);
               },
               o.runs, o.warmup);
           const double fused = median_ms(
-              stream, [&] { bn_fwd(res, y.data(), true); }, o.runs, o.warmup);
+              stream, [&] { bn_fwd(res, y.data(), true, best); }, o.runs, o.warmup);
           row("fwd", "unfused", fwd_unfused, false, Kernels{false, single}, fwd_unfused, "");
           row("fwd", "fused", fused, false, ours, fwd_unfused, "");
           if (single) {
@@ -180,7 +182,7 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
           }
         }
         if (o.backward) {
-          bn_fwd(res, y.data(), true);
+          bn_fwd(res, y.data(), true, best);
           bwd_unfused = median_ms(
               stream,
               [&] {
@@ -190,11 +192,11 @@ void run_dtype(const Options& o, const RowSink& sink, cudaStream_t stream, int s
                       cudaMemcpyAsync(dres.data(), dz.data(), dz.nbytes(), cudaMemcpyDeviceToDevice, stream));
                 k::bn_backward(x.data(), static_cast<const T*>(nullptr), dz.data(), ones.data(), sm.data(),
                                si.data(), true, false, dx.data(), false, static_cast<T*>(nullptr), false,
-                               dg.data(), db.data(), false, bs, ws.data(), env);
+                               dg.data(), db.data(), false, bs, ws.data(), env, best);
               },
               o.runs, o.warmup);
           const double fused = median_ms(
-              stream, [&] { fused_bwd(k::BnOptions{}); }, o.runs, o.warmup);
+              stream, [&] { fused_bwd(best); }, o.runs, o.warmup);
           row("bwd", "unfused", bwd_unfused, true, Kernels{false, single}, bwd_unfused, "");
           row("bwd", "fused", fused, true, ours, bwd_unfused, "");
           if (single) {

@@ -385,9 +385,9 @@ TEST_CASE("cuda: both algorithm searches give the same convolution", "[cuda][gpu
 struct BnCase {
   int64_t N, C, H, W;
 };
-// The first four take the single-pass kernels (a channel fits one block); {100, 6, 7, 7} takes its widest
-// form (32 values a thread) in float and the 16-bit types, the multi-pass kernels in double; the last two
-// the multi-pass kernels, with whole 16-byte packs (56x56) and, for the 16-bit types, half packs (14x14).
+// With the single pass on, the first four take it (a channel fits one block); {100, 6, 7, 7} takes its
+// widest form (32 values a thread) in float and the 16-bit types, the multi-pass kernels in double; the last
+// two the multi-pass kernels, with whole 16-byte packs (56x56) and, for the 16-bit types, half packs (14x14).
 const std::vector<BnCase> kBnCases{{4, 8, 8, 8},   {3, 5, 7, 7},   {8, 16, 14, 14}, {2, 3, 1, 1},
                                    {100, 6, 7, 7}, {6, 4, 56, 56}, {90, 2, 14, 14}};
 
@@ -460,41 +460,75 @@ void check_bn(const BnCase& c) {
     }
 }
 
+// Which BatchNorm kernels ran during f() (cuda::batchnorm_path_counts): `want`, at least once, and no other.
+enum class BnRan { MultiPass, SinglePass, Clusters };
+template <typename F>
+void check_path(BnRan want, F&& f) {
+  const cuda::BatchNormPathCounts a = cuda::batchnorm_path_counts();
+  f();
+  const cuda::BatchNormPathCounts b = cuda::batchnorm_path_counts();
+  const uint64_t m = b.multi_pass - a.multi_pass, s = b.single_pass - a.single_pass,
+                 c = b.clusters - a.clusters;
+  INFO("BatchNorm launches: multi-pass " << m << ", single pass " << s << ", clusters " << c);
+  CHECK((want == BnRan::MultiPass ? m : want == BnRan::SinglePass ? s : c) > 0);
+  CHECK((want == BnRan::MultiPass ? s + c : want == BnRan::SinglePass ? m + c : m + s) == 0);
+}
+struct BnSwitches {  // sets the BatchNorm kernel switches for a scope
+  bool single = cuda::batchnorm_single_pass(), clusters = cuda::batchnorm_clusters();
+  BnSwitches(bool single_pass, bool use_clusters) {
+    cuda::set_batchnorm_single_pass(single_pass);
+    cuda::set_batchnorm_clusters(use_clusters);
+  }
+  ~BnSwitches() {
+    cuda::set_batchnorm_single_pass(single);
+    cuda::set_batchnorm_clusters(clusters);
+  }
+};
+
 TEST_CASE("cuda: fused BatchNorm (+ residual + ReLU) forward and backward match the CPU backend",
           "[cuda][gpu]") {
   REQUIRE_GPU();
-  for (const auto& c : kBnCases) {
-    check_bn<float>(c);
-    check_bn<double>(c);
+  {
+    // The single pass, asked for (it is off by default until a GPU run shows it correct and faster): the
+    // first four shapes take it, {100, 6, 7, 7} too but in double, the last two never.
+    BnSwitches on(true, false);
+    for (size_t i = 0; i < kBnCases.size(); ++i) {
+      INFO("case " << i);
+      check_path(i <= 4 ? BnRan::SinglePass : BnRan::MultiPass, [&] { check_bn<float>(kBnCases[i]); });
+      check_path(i <= 3 ? BnRan::SinglePass : BnRan::MultiPass, [&] { check_bn<double>(kBnCases[i]); });
+    }
+    for (size_t i : {2, 4, 6}) {
+      INFO("case " << i);
+      check_path(i <= 4 ? BnRan::SinglePass : BnRan::MultiPass, [&] {
+        check_bn<half_t>(kBnCases[i]);
+        check_bn<bf16_t>(kBnCases[i]);
+      });
+    }
   }
-  for (size_t i : {2, 4, 6}) {
-    check_bn<half_t>(kBnCases[i]);
-    check_bn<bf16_t>(kBnCases[i]);
-  }
-  // The same small shapes through the multi-pass kernels (what RESNET_BN_SINGLE_PASS=0 selects).
-  struct SinglePassOff {
-    SinglePassOff() { cuda::set_batchnorm_single_pass(false); }
-    ~SinglePassOff() { cuda::set_batchnorm_single_pass(true); }
-  } off;
-  for (size_t i : {0, 1, 4}) {
-    check_bn<float>(kBnCases[i]);
-    check_bn<half_t>(kBnCases[i]);
+  // The library's default, the multi-pass kernels, on the same small shapes and a large one.
+  BnSwitches off(false, false);
+  for (size_t i : {0, 1, 4, 6}) {
+    INFO("case " << i);
+    check_path(BnRan::MultiPass, [&] {
+      check_bn<float>(kBnCases[i]);
+      check_bn<half_t>(kBnCases[i]);
+    });
   }
 }
 
 TEST_CASE("cuda: BatchNorm in thread-block clusters (experimental) matches the CPU backend", "[cuda][gpu]") {
   REQUIRE_GPU();
-  // With clusters on, the two multi-pass shapes above spread a channel over 2 blocks (float, 16-bit) or 8
-  // (double) on compute capability 9 and newer; elsewhere they stay on the multi-pass kernels.
-  struct ClustersOn {
-    ClustersOn() { cuda::set_batchnorm_clusters(true); }
-    ~ClustersOn() { cuda::set_batchnorm_clusters(false); }
-  } on;
+  // With the single pass and clusters on, the two multi-pass shapes above spread a channel over 2 blocks
+  // (float, 16-bit) or 8 (double) on compute capability 9 and newer; elsewhere they stay on the multi-pass
+  // kernels. The counters say which ran: a cluster the device refuses would fall back, and fail here.
+  BnSwitches on(true, true);
+  const BnRan want = cuda::compute_capability(0) >= 90 ? BnRan::Clusters : BnRan::MultiPass;
   for (size_t i : {5, 6}) {
-    check_bn<float>(kBnCases[i]);
-    check_bn<double>(kBnCases[i]);
-    check_bn<half_t>(kBnCases[i]);
-    check_bn<bf16_t>(kBnCases[i]);
+    INFO("case " << i);
+    check_path(want, [&] { check_bn<float>(kBnCases[i]); });
+    check_path(want, [&] { check_bn<double>(kBnCases[i]); });
+    check_path(want, [&] { check_bn<half_t>(kBnCases[i]); });
+    check_path(want, [&] { check_bn<bf16_t>(kBnCases[i]); });
   }
 }
 

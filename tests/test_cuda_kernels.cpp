@@ -351,8 +351,8 @@ struct BnCase {
 const std::vector<BnCase> kBnCases{{2, 3, 4, 4, 1},  {3, 4, 7, 7, 1},     {4, 2, 8, 8, 64},
                                    {2, 5, 5, 3, 16}, {16, 2, 16, 16, 32}, {1, 3, 2, 2, 1},
                                    {3, 2, 3, 4, 4},  {2, 3, 2, 5, 4},     {90, 2, 7, 7, 8}};
-// The ways a BatchNorm can run: the library's default (the single pass in one block wherever a channel
-// fits), the multi-pass kernels, and clusters of up to 8 blocks of at most 32 threads (on a simulated
+// The ways a BatchNorm can run: the library's default (the multi-pass kernels), the single pass in one
+// block wherever a channel fits, and clusters of up to 8 blocks of at most 32 threads (on a simulated
 // compute capability 9), so that channels of more than 1024 float values (256 double) spread over
 // several blocks.
 struct BnMode {
@@ -360,29 +360,48 @@ struct BnMode {
   k::BnOptions opt;
   int cc_major;
 };
-const BnMode kBnModes[] = {{"single pass", k::BnOptions{}, 0},
-                           {"multi-pass", k::BnOptions{false, 1, k::kSingleBlock}, 0},
+const BnMode kBnModes[] = {{"multi-pass (default)", k::BnOptions{}, 0},
+                           {"single pass", k::BnOptions{true, 1, k::kSingleBlock}, 0},
                            {"clusters", k::BnOptions{true, 8, 32}, 9}};
 
 // The plan of a case in a mode; REQUIREs what each mode promises.
 template <typename T>
-k::BnSinglePlan checked_plan(const k::BatchNormShape& shape, const BnMode& mode, const k::LaunchEnv& env) {
-  const k::BnSinglePlan p = k::bn_single_plan<T>(shape, mode.opt, env);
-  INFO("plan: K=" << p.K << " threads=" << p.threads << " blocks=" << p.blocks);
+k::BnPlan checked_plan(const k::BatchNormShape& shape, const BnMode& mode, const k::LaunchEnv& env) {
+  const k::BnPlan p = k::bn_plan<T>(shape, mode.opt, env);
+  INFO("plan: " << k::bn_path_name(p.path) << " K=" << p.K << " threads=" << p.threads
+                << " blocks=" << p.blocks);
   const bool fits_one = std::is_same<T, double>::value ? shape.N * shape.HW <= 4096 : true;
-  if (!mode.opt.single_pass) REQUIRE(p.K == 0);
+  if (!mode.opt.single_pass) REQUIRE(p.path == k::BnPath::MultiPass);
   if (mode.cc_major == 0) REQUIRE(p.blocks == 1);
-  if (mode.opt.single_pass && mode.cc_major == 0) REQUIRE((p.K > 0) == fits_one);
+  if (mode.opt.single_pass && mode.cc_major == 0) REQUIRE((p.path == k::BnPath::SinglePass) == fits_one);
   // Clusters: more than one block exactly when one block of block_threads cannot hold the channel.
   const int64_t one_block =
       static_cast<int64_t>(mode.opt.block_threads) * (std::is_same<T, double>::value ? 8 : 32);
-  if (mode.cc_major >= 9 && p.K > 0) REQUIRE((p.blocks > 1) == (shape.N * shape.HW > one_block));
+  if (mode.cc_major >= 9 && p.path != k::BnPath::MultiPass)
+    REQUIRE((p.path == k::BnPath::Cluster) == (shape.N * shape.HW > one_block));
+  if (p.path == k::BnPath::Cluster) REQUIRE(p.blocks > 1);
   return p;
 }
 
+// How often each path ran in a test case, per mode: each mode must have run the path it exists for.
+struct BnPathsRan {
+  int ran[3] = {0, 0, 0};
+  void add(k::BnPath planned, k::BnPath taken) {
+    REQUIRE(taken == planned);  // the launcher ran what the plan said (the simulator fits every cluster)
+    ++ran[static_cast<int>(taken)];
+  }
+  void check(const BnMode& mode) const {
+    INFO(mode.name << ": multi-pass " << ran[0] << ", single pass " << ran[1] << ", clusters " << ran[2]);
+    if (!mode.opt.single_pass) CHECK(ran[1] + ran[2] == 0);
+    if (mode.opt.single_pass) CHECK(ran[1] > 0);
+    if (mode.opt.max_cluster > 1) CHECK(ran[2] > 0);
+    if (mode.opt.max_cluster == 1) CHECK(ran[2] == 0);
+  }
+};
+
 template <typename T>
-void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double mean_offset,
-                      const BnMode& mode) {
+void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double mean_offset, const BnMode& mode,
+                      BnPathsRan& paths) {
   using R = ref_t<T>;
   using P = acc_t<T>;
   const int64_t n = bc.N * bc.C * bc.H * bc.W;
@@ -401,11 +420,11 @@ void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double me
   k::BatchNormShape shape{bc.N, bc.C, bc.H * bc.W};
   k::LaunchEnv env = env_with<T>(bc.sm);
   env.cc_major = mode.cc_major;
-  checked_plan<T>(shape, mode, env);
+  const k::BnPlan plan = checked_plan<T>(shape, mode, env);
   std::vector<char> ws(k::bn_forward_workspace_bytes<T>(shape, bc.sm));
-  k::bn_forward_training(x.data(), with_res ? r.data() : nullptr, gamma.data(), beta.data(), rm.data(),
-                         rv.data(), sm.data(), si.data(), y.data(), shape, 1e-5, 0.1, relu, ws.data(), env,
-                         mode.opt);
+  paths.add(plan.path, k::bn_forward_training(x.data(), with_res ? r.data() : nullptr, gamma.data(),
+                                              beta.data(), rm.data(), rv.data(), sm.data(), si.data(),
+                                              y.data(), shape, 1e-5, 0.1, relu, ws.data(), env, mode.opt));
 
   Tensor<R> xr = tensor(convert<R>(x), s), rr = tensor(convert<R>(r), s),
             yr = Tensor<R>::full(s, R(kSentinel));
@@ -424,17 +443,19 @@ void check_bn_forward(const BnCase& bc, bool with_res, Activation act, double me
 TEST_CASE("kernels: fused BatchNorm forward (training) matches the CPU backend", "[cuda-kernels][bn]") {
   OrderGuard g(pick_order());
   for (const BnMode& mode : kBnModes) {
+    BnPathsRan paths;
     for (const BnCase& bc : kBnCases)
       for (bool res : {false, true})
         for (Activation act : {Activation::None, Activation::ReLU}) {
-          check_bn_forward<float>(bc, res, act, 0.0, mode);
-          check_bn_forward<double>(bc, res, act, 0.0, mode);
+          check_bn_forward<float>(bc, res, act, 0.0, mode, paths);
+          check_bn_forward<double>(bc, res, act, 0.0, mode, paths);
         }
     for (const BnCase& bc : {kBnCases[2], kBnCases[3], kBnCases[6], kBnCases[8]}) {
-      check_bn_forward<half_t>(bc, true, Activation::ReLU, 0.0, mode);
-      check_bn_forward<bf16_t>(bc, true, Activation::ReLU, 0.0, mode);
-      check_bn_forward<float>(bc, false, Activation::None, 300.0, mode);  // large mean, small spread
+      check_bn_forward<half_t>(bc, true, Activation::ReLU, 0.0, mode, paths);
+      check_bn_forward<bf16_t>(bc, true, Activation::ReLU, 0.0, mode, paths);
+      check_bn_forward<float>(bc, false, Activation::None, 300.0, mode, paths);  // large mean, small spread
     }
+    paths.check(mode);
   }
 }
 
@@ -447,27 +468,43 @@ TEST_CASE("kernels: BatchNorm takes the single pass exactly where a channel fits
   k::LaunchEnv ampere, hopper;
   ampere.cc_major = 8;
   hopper.cc_major = 9;
-  const k::BnOptions dflt, multi{false, 1, k::kSingleBlock}, clusters{true, 8, k::kSingleBlock};
-  const k::BnSinglePlan p7 = k::bn_single_plan<float>(b256_7, dflt, hopper);
+  const k::BnOptions dflt, single{true, 1, k::kSingleBlock}, clusters{true, 8, k::kSingleBlock};
+  // What never ran on a GPU is never the default: the library's options plan the multi-pass kernels for
+  // every shape, and the policy table has exactly one row on by default.
+  CHECK_FALSE(dflt.single_pass);
+  CHECK(dflt.max_cluster == 1);
+  for (const k::BatchNormShape& sh : {b256_7, b256_14, b1_56, b128_28})
+    CHECK(k::bn_plan<float>(sh, dflt, hopper).path == k::BnPath::MultiPass);
+  int defaults_on = 0;
+  for (const k::BnPolicyRow& row : k::kBnPolicy) defaults_on += row.default_on;
+  CHECK(defaults_on == 1);
+  CHECK(k::kBnPolicy[sizeof(k::kBnPolicy) / sizeof(k::kBnPolicy[0]) - 1].path == k::BnPath::MultiPass);
+  // Clusters need the single pass on too.
+  CHECK(k::bn_plan<float>(b256_14, k::BnOptions{false, 8, k::kSingleBlock}, hopper).path ==
+        k::BnPath::MultiPass);
+  const k::BnPlan p7 = k::bn_plan<float>(b256_7, single, hopper);
+  CHECK(p7.path == k::BnPath::SinglePass);
   CHECK(p7.K == 32);
   CHECK(p7.blocks == 1);
   CHECK(p7.threads == 416);  // 392 values' worth of threads, rounded up to warps
-  CHECK(k::bn_single_plan<half_t>(b256_7, dflt, ampere).K == 32);
-  CHECK(k::bn_single_plan<double>(b256_7, dflt, hopper).K == 0);
-  CHECK(k::bn_single_plan<float>(b256_7, multi, hopper).K == 0);
-  CHECK(k::bn_single_plan<float>(b256_14, dflt, hopper).K == 0);
-  CHECK(k::bn_single_plan<double>(b1_56, dflt, ampere).K == 8);
+  CHECK(k::bn_plan<half_t>(b256_7, single, ampere).K == 32);
+  CHECK(k::bn_plan<double>(b256_7, single, hopper).path == k::BnPath::MultiPass);
+  CHECK(k::bn_plan<float>(b256_14, single, hopper).path == k::BnPath::MultiPass);
+  CHECK(k::bn_plan<double>(b1_56, single, ampere).K == 8);
   CHECK(k::bn_single_threads(3, 8) == 32);
   // Clusters, where asked for and only from compute capability 9: 14x14 at batch 256 in 4 blocks, 28x28
   // at batch 128 (100352 values) in 8; 28x28 at batch 256 fits no cluster.
-  CHECK(k::bn_single_plan<float>(b256_14, clusters, ampere).K == 0);
-  const k::BnSinglePlan p14 = k::bn_single_plan<float>(b256_14, clusters, hopper);
+  CHECK(k::bn_plan<float>(b256_14, clusters, ampere).path == k::BnPath::MultiPass);
+  const k::BnPlan p14 = k::bn_plan<float>(b256_14, clusters, hopper);
+  CHECK(p14.path == k::BnPath::Cluster);
   CHECK(p14.K == 32);
   CHECK(p14.blocks == 4);
   CHECK(p14.threads == 416);  // 50176 / (4 * 32) = 392 threads' worth
-  CHECK(k::bn_single_plan<float>(b128_28, clusters, hopper).blocks == 8);
-  CHECK(k::bn_single_plan<float>(b256_28, clusters, hopper).K == 0);
-  CHECK(k::bn_single_plan<float>(b256_7, clusters, hopper).blocks == 1);  // one block when one will do
+  CHECK(k::bn_plan<float>(b128_28, clusters, hopper).blocks == 8);
+  CHECK(k::bn_plan<float>(b256_28, clusters, hopper).path == k::BnPath::MultiPass);
+  const k::BnPlan p7c = k::bn_plan<float>(b256_7, clusters, hopper);  // one block when one will do
+  CHECK(p7c.path == k::BnPath::SinglePass);
+  CHECK(p7c.blocks == 1);
   // Pack widths of the multi-pass kernels: whole vectors, half vectors, single values.
   CHECK(k::pack_width_for(196, 8) == 4);
   CHECK(k::pack_width_for(784, 8) == 8);
@@ -483,10 +520,15 @@ TEST_CASE("kernels: BatchNorm statistics keep the variance of data with a large 
   std::vector<float> x = randv<float>(static_cast<size_t>(N * C * HW), 5, 1e4, 1e-2), y(x.size());
   std::vector<float> gamma(3, 1.f), beta(3, 0.f), rm(3, 0.f), rv(3, 1.f), sm(3), si(3);
   k::BatchNormShape shape{N, C, HW};
+  const BnMode& mode = kBnModes[GENERATE(0, 1, 2)];
+  INFO(mode.name);
+  k::LaunchEnv env = env_with<float>(8);
+  env.cc_major = mode.cc_major;
   std::vector<char> ws(k::bn_forward_workspace_bytes<float>(shape, 8));
-  k::bn_forward_training(x.data(), static_cast<const float*>(nullptr), gamma.data(), beta.data(), rm.data(),
-                         rv.data(), sm.data(), si.data(), y.data(), shape, 1e-8, 0.1, false, ws.data(),
-                         env_with<float>(8));
+  const k::BnPath path = k::bn_forward_training(x.data(), static_cast<const float*>(nullptr), gamma.data(),
+                                                beta.data(), rm.data(), rv.data(), sm.data(), si.data(),
+                                                y.data(), shape, 1e-8, 0.1, false, ws.data(), env, mode.opt);
+  CHECK(path == k::bn_plan<float>(shape, mode.opt, env).path);
   Tensor<float> yr = Tensor<float>::empty(s), rmt = Tensor<float>::zeros(cs), rvt = Tensor<float>::ones(cs),
                 smt = Tensor<float>::empty(cs), sit = Tensor<float>::empty(cs);
   cpu::batchnorm_forward_training(tensor(x, s), static_cast<const Tensor<float>*>(nullptr), tensor(gamma, cs),
@@ -546,7 +588,7 @@ struct BnBackwardFlags {
 };
 
 template <typename T>
-void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f, const BnMode& mode) {
+void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f, const BnMode& mode, BnPathsRan& paths) {
   using R = ref_t<T>;
   using P = acc_t<T>;
   const int64_t n = bc.N * bc.C * bc.H * bc.W;
@@ -569,12 +611,13 @@ void check_bn_backward(const BnCase& bc, const BnBackwardFlags& f, const BnMode&
   k::BatchNormShape shape{bc.N, bc.C, bc.H * bc.W};
   k::LaunchEnv env = env_with<T>(bc.sm);
   env.cc_major = mode.cc_major;
-  checked_plan<T>(shape, mode, env);
+  const k::BnPlan plan = checked_plan<T>(shape, mode, env);
   std::vector<char> ws(k::bn_backward_workspace_bytes<T>(shape, bc.sm));
-  k::bn_backward(x.data(), y.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), f.training, f.relu,
-                 f.dx ? dx.data() : nullptr, f.dx_acc, f.dres ? dres.data() : nullptr, f.dres_acc,
-                 f.params ? dg.data() : nullptr, f.params ? db.data() : nullptr, f.param_acc, shape,
-                 ws.data(), env, mode.opt);
+  paths.add(plan.path,
+            k::bn_backward(x.data(), y.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
+                           f.training, f.relu, f.dx ? dx.data() : nullptr, f.dx_acc,
+                           f.dres ? dres.data() : nullptr, f.dres_acc, f.params ? dg.data() : nullptr,
+                           f.params ? db.data() : nullptr, f.param_acc, shape, ws.data(), env, mode.opt));
   cpu::batchnorm_backward(tensor(convert<R>(x), s), tensor(convert<R>(y), s), tensor(convert<R>(dy), s),
                           tensor(gamma, cs), tensor(mean, cs), tensor(invstd, cs), f.training,
                           f.relu ? Activation::ReLU : Activation::None, f.dx ? &dxr : nullptr, f.dx_acc,
@@ -602,18 +645,130 @@ TEST_CASE("kernels: fused BatchNorm backward matches the CPU backend for every f
       {false, false, true, true, false, false, false, false},
   };
   for (const BnMode& mode : kBnModes) {
+    BnPathsRan paths;
     for (const BnCase& bc : kBnCases)
       for (const auto& f : flags) {
-        check_bn_backward<float>(bc, f, mode);
-        check_bn_backward<double>(bc, f, mode);
+        check_bn_backward<float>(bc, f, mode, paths);
+        check_bn_backward<double>(bc, f, mode, paths);
       }
     for (const auto& f : {flags[0], flags[1]}) {
-      check_bn_backward<half_t>(kBnCases[2], f, mode);
-      check_bn_backward<bf16_t>(kBnCases[3], f, mode);
-      check_bn_backward<half_t>(kBnCases[6], f, mode);
-      check_bn_backward<bf16_t>(kBnCases[8], f, mode);
+      check_bn_backward<half_t>(kBnCases[2], f, mode, paths);
+      check_bn_backward<bf16_t>(kBnCases[3], f, mode, paths);
+      check_bn_backward<half_t>(kBnCases[6], f, mode, paths);
+      check_bn_backward<bf16_t>(kBnCases[8], f, mode, paths);
     }
+    paths.check(mode);
   }
+}
+
+// Oracles that share no code with the library: the formulas of the kernels and the CPU backend are the same
+// functions (backend/batchnorm_math.hpp), so comparing the two cannot catch a mistake in them. Here the
+// statistics come from closed forms, and the gradients from central differences of the kernels' forward.
+
+// Channel c of shape {3, 2, 10, 10} holds the values a_c * e + b_c, e = 0 .. 299 (in storage order): mean
+// a_c * 149.5 + b_c, biased variance a_c^2 * (300^2 - 1) / 12, unbiased a_c^2 * 300 * 301 / 12. In double
+// a channel of 300 values spreads over 2 blocks of 32 threads in the clusters mode.
+TEST_CASE("kernels: BatchNorm statistics, running statistics and output equal closed forms on every path",
+          "[cuda-kernels][bn]") {
+  const int64_t N = 3, C = 2, HW = 100, M = N * HW;
+  const double a[2] = {1.0, -2.0}, b[2] = {0.5, 7.0}, gamma[2] = {2.0, 0.5}, beta[2] = {1.0, -1.0};
+  const double momentum = 0.25, eps = 1e-5;
+  std::vector<double> x(static_cast<size_t>(N * C * HW));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t e = 0; e < M; ++e)
+      x[static_cast<size_t>(((e / HW) * C + c) * HW + e % HW)] = a[c] * e + b[c];
+  const BnMode& mode = kBnModes[GENERATE(0, 1, 2)];
+  INFO(mode.name);
+  k::LaunchEnv env = env_with<double>(4);
+  env.cc_major = mode.cc_major;
+  const k::BatchNormShape shape{N, C, HW};
+  const k::BnPlan plan = checked_plan<double>(shape, mode, env);
+  if (mode.cc_major >= 9) CHECK(plan.blocks == 2);
+  std::vector<double> g(gamma, gamma + 2), bt(beta, beta + 2), rm{0.0, 1.0}, rv{1.0, 2.0}, sm(2, kSentinel),
+      si(2, kSentinel), y(x.size(), kSentinel);
+  std::vector<char> ws(k::bn_forward_workspace_bytes<double>(shape, 4));
+  CHECK(k::bn_forward_training(x.data(), static_cast<const double*>(nullptr), g.data(), bt.data(), rm.data(),
+                               rv.data(), sm.data(), si.data(), y.data(), shape, eps, momentum, false,
+                               ws.data(), env, mode.opt) == plan.path);
+  for (int64_t c = 0; c < C; ++c) {
+    INFO("channel " << c);
+    const double mean = a[c] * 149.5 + b[c], var = a[c] * a[c] * (300.0 * 300.0 - 1.0) / 12.0,
+                 unbiased = a[c] * a[c] * 300.0 * 301.0 / 12.0, inv = 1.0 / std::sqrt(var + eps);
+    const double rm0 = c == 0 ? 0.0 : 1.0, rv0 = c == 0 ? 1.0 : 2.0;
+    CHECK(sm[c] == Approx(mean).epsilon(1e-12));
+    CHECK(si[c] == Approx(inv).epsilon(1e-12));
+    CHECK(rm[c] == Approx((1 - momentum) * rm0 + momentum * mean).epsilon(1e-12));
+    CHECK(rv[c] == Approx((1 - momentum) * rv0 + momentum * unbiased).epsilon(1e-12));
+    double worst = 0;
+    for (int64_t e = 0; e < M; ++e) {
+      const double want = gamma[c] * (a[c] * e + b[c] - mean) * inv + beta[c];
+      worst = std::max(worst, std::abs(y[static_cast<size_t>(((e / HW) * C + c) * HW + e % HW)] - want));
+    }
+    CHECK(worst < 1e-11);
+  }
+}
+
+// L = sum(w * y) through the kernels' training forward; the kernels' backward must give its directional
+// derivatives along random directions of x, gamma, beta and the residual.
+TEST_CASE("kernels: BatchNorm backward equals central differences of the forward on every path",
+          "[cuda-kernels][bn]") {
+  const int64_t N = 3, C = 2, HW = 100;
+  const size_t n = static_cast<size_t>(N * C * HW), uc = static_cast<size_t>(C);
+  const BnMode& mode = kBnModes[GENERATE(0, 1, 2)];
+  const bool relu = GENERATE(false, true);
+  INFO(mode.name << " relu=" << relu);
+  k::LaunchEnv env = env_with<double>(4);
+  env.cc_major = mode.cc_major;
+  const k::BatchNormShape shape{N, C, HW};
+  const k::BnPlan plan = checked_plan<double>(shape, mode, env);
+  std::vector<double> x = randv<double>(n, 61, 0.3, 1.2), r = randv<double>(n, 62), w = randv<double>(n, 63);
+  std::vector<double> gamma = randv<double>(uc, 64, 1.0, 0.3), beta = randv<double>(uc, 65);
+  std::vector<char> ws(std::max(k::bn_forward_workspace_bytes<double>(shape, 4),
+                                k::bn_backward_workspace_bytes<double>(shape, 4)));
+  std::vector<double> sm(uc), si(uc), y(n);
+  auto loss = [&](const std::vector<double>& xx, const std::vector<double>& rr, const std::vector<double>& gg,
+                  const std::vector<double>& bb) {
+    std::vector<double> rm(uc, 0.0), rv(uc, 1.0);
+    CHECK(k::bn_forward_training(xx.data(), rr.data(), gg.data(), bb.data(), rm.data(), rv.data(), sm.data(),
+                                 si.data(), y.data(), shape, 1e-5, 0.1, relu, ws.data(), env,
+                                 mode.opt) == plan.path);
+    double l = 0;
+    for (size_t i = 0; i < n; ++i) l += w[i] * y[i];
+    return l;
+  };
+  loss(x, r, gamma, beta);  // y, mean and invstd at the point
+  const std::vector<double> y0 = y, mean = sm, invstd = si;
+  std::vector<double> dx(n, kSentinel), dr(n, kSentinel), dg(uc, kSentinel), db(uc, kSentinel);
+  CHECK(k::bn_backward(x.data(), y0.data(), w.data(), gamma.data(), mean.data(), invstd.data(), true, relu,
+                       dx.data(), false, dr.data(), false, dg.data(), db.data(), false, shape, ws.data(), env,
+                       mode.opt) == plan.path);
+  auto dot = [](const std::vector<double>& p, const std::vector<double>& q) {
+    double s = 0;
+    for (size_t i = 0; i < p.size(); ++i) s += p[i] * q[i];
+    return s;
+  };
+  const std::vector<double> vx = randv<double>(n, 66), vr = randv<double>(n, 67), vg = randv<double>(uc, 68),
+                            vb = randv<double>(uc, 69);
+  std::vector<double> xx = x, rr = r, gg = gamma, bb = beta;
+  // (L(p + h v) - L(p - h v)) / 2h, moving one of xx, rr, gg, bb.
+  const double h = 1e-6;
+  auto along = [&](std::vector<double>& which, const std::vector<double>& v) {
+    const std::vector<double> at = which;
+    for (size_t i = 0; i < v.size(); ++i) which[i] = at[i] + h * v[i];
+    const double up = loss(xx, rr, gg, bb);
+    for (size_t i = 0; i < v.size(); ++i) which[i] = at[i] - h * v[i];
+    const double down = loss(xx, rr, gg, bb);
+    which = at;
+    return (up - down) / (2 * h);
+  };
+  auto close = [](const char* what, double analytic, double numeric) {
+    INFO(what << ": analytic " << analytic << " numeric " << numeric);
+    CHECK(std::abs(analytic - numeric) < 1e-6 * (1.0 + std::abs(numeric)));
+  };
+  close("dx", dot(dx, vx), along(xx, vx));
+  close("dresidual", dot(dr, vr), along(rr, vr));
+  close("dgamma", dot(dg, vg), along(gg, vg));
+  close("dbeta", dot(db, vb), along(bb, vb));
 }
 
 // ---------------------------------------------------------------- pooling

@@ -1,14 +1,18 @@
-// resnet::cuda BatchNorm2d with the fused residual add and ReLU: checks as in the CPU backend, then the
-// kernels of kernels/batchnorm.cuh (statistics, finalize, apply; backward reduce, finalize, apply).
+// resnet::cuda BatchNorm2d with the fused residual add and ReLU: the contract every backend checks
+// (backend/contract/batchnorm.hpp), the CUDA kernels' own index limit, then the launchers of
+// kernels/batchnorm.cuh with the process-wide kernel switches; each launch counts the path it took.
 #include "resnet/core/abi.hpp"
+
+#include <atomic>
+
 #include "context.cuh"
 #include "kernels/batchnorm.cuh"
+#include "resnet/backend/contract/batchnorm.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
 namespace cuda {
 
-using detail::check_cuda_tensor;
 using detail::check_index_range;
 using detail::cuda_device;
 using detail::launch_env;
@@ -16,20 +20,9 @@ using detail::OpScope;
 
 namespace {
 
-template <typename T, typename P>
-kernels::BatchNormShape check_bn(const char* op, const Tensor<T>& x, const Tensor<P>& gamma,
-                                 const Tensor<P>& beta, const Tensor<T>& y, int dev) {
-  check_rank(op, x, 4, "input");
-  RESNET_CHECK(gamma.numel() == x.dim(1) && beta.numel() == x.dim(1), op, ": input ", x.shape(), " has ",
-               x.dim(1), " channels but weight/bias have ", gamma.numel(), "/", beta.numel());
-  check_same_shape(op, x, y);
-  check_cuda_tensor(op, x, dev, "input");
-  check_cuda_tensor(op, y, dev, "output");
-  check_cuda_tensor(op, gamma, dev, "weight");
-  check_cuda_tensor(op, beta, dev, "bias");
-  check_index_range(op, x);
-  return kernels::BatchNormShape{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)};
-}
+std::atomic<uint64_t> path_counts[3];
+
+void count(kernels::BnPath p) { path_counts[static_cast<int>(p)].fetch_add(1, std::memory_order_relaxed); }
 
 kernels::BnOptions bn_options() {
   kernels::BnOptions o;
@@ -38,13 +31,19 @@ kernels::BnOptions bn_options() {
   return o;
 }
 
-template <typename P>
-void check_channels(const char* op, const Tensor<P>& t, int64_t C, int dev, const char* what) {
-  RESNET_CHECK(t.numel() == C, op, ": ", what, " has ", t.numel(), " elements for ", C, " channels");
-  check_cuda_tensor(op, t, dev, what);
+kernels::BatchNormShape shape_of(const contract::BatchNormDims& d) {
+  return kernels::BatchNormShape{d.N, d.C, d.HW};
 }
 
 }  // namespace
+
+BatchNormPathCounts batchnorm_path_counts() {
+  BatchNormPathCounts c;
+  c.multi_pass = path_counts[static_cast<int>(kernels::BnPath::MultiPass)].load();
+  c.single_pass = path_counts[static_cast<int>(kernels::BnPath::SinglePass)].load();
+  c.clusters = path_counts[static_cast<int>(kernels::BnPath::Cluster)].load();
+  return c;
+}
 
 template <typename T, typename P>
 void batchnorm_forward_training(const Tensor<T>& x, const Tensor<T>* residual, const Tensor<P>& gamma,
@@ -54,22 +53,15 @@ void batchnorm_forward_training(const Tensor<T>& x, const Tensor<T>* residual, c
   const char* name = "batch_norm";
   const int dev = cuda_device(name, x, "input");
   OpScope op(name, dev);
-  const kernels::BatchNormShape s = check_bn(name, x, gamma, beta, y, dev);
-  RESNET_CHECK(s.N * s.HW > 1, name, ": training needs more than one value per channel, input ", x.shape());
-  if (residual) {
-    check_same_shape("batch_norm (residual)", x, *residual);
-    check_cuda_tensor(name, *residual, dev, "residual");
-  }
-  check_channels(name, running_mean, s.C, dev, "running_mean");
-  check_channels(name, running_var, s.C, dev, "running_var");
-  check_channels(name, save_mean, s.C, dev, "saved mean");
-  check_channels(name, save_invstd, s.C, dev, "saved invstd");
+  const kernels::BatchNormShape s = shape_of(contract::batchnorm_forward(
+      name, x, residual, gamma, beta, running_mean, running_var, &save_mean, &save_invstd, y, true));
+  check_index_range(name, x);
   const auto env = launch_env(dev);
   void* ws = detail::workspace(dev, kernels::bn_forward_workspace_bytes<T>(s, env.sm_count));
-  kernels::bn_forward_training(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
-                               gamma.data(), beta.data(), running_mean.data(), running_var.data(),
-                               save_mean.data(), save_invstd.data(), y.data(), s, bp.eps, bp.momentum,
-                               act == Activation::ReLU, ws, env, bn_options());
+  count(kernels::bn_forward_training(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
+                                     gamma.data(), beta.data(), running_mean.data(), running_var.data(),
+                                     save_mean.data(), save_invstd.data(), y.data(), s, bp.eps, bp.momentum,
+                                     act == Activation::ReLU, ws, env, bn_options()));
 }
 
 template <typename T, typename P>
@@ -80,13 +72,10 @@ void batchnorm_forward_inference(const Tensor<T>& x, const Tensor<T>* residual, 
   const char* name = "batch_norm";
   const int dev = cuda_device(name, x, "input");
   OpScope op(name, dev);
-  const kernels::BatchNormShape s = check_bn(name, x, gamma, beta, y, dev);
-  if (residual) {
-    check_same_shape("batch_norm (residual)", x, *residual);
-    check_cuda_tensor(name, *residual, dev, "residual");
-  }
-  check_channels(name, running_mean, s.C, dev, "running_mean");
-  check_channels(name, running_var, s.C, dev, "running_var");
+  const kernels::BatchNormShape s = shape_of(contract::batchnorm_forward(
+      name, x, residual, gamma, beta, running_mean, running_var, static_cast<const Tensor<P>*>(nullptr),
+      static_cast<const Tensor<P>*>(nullptr), y, false));
+  check_index_range(name, x);
   const auto env = launch_env(dev);
   void* ws = detail::workspace(dev, kernels::bn_inference_workspace_bytes<T>(s));
   kernels::bn_forward_inference(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
@@ -102,38 +91,18 @@ void batchnorm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>&
   const char* name = "batch_norm_backward";
   const int dev = cuda_device(name, x, "input");
   OpScope op(name, dev);
-  check_rank(name, x, 4, "input");
-  check_same_shape(name, x, dy);
-  check_cuda_tensor(name, x, dev, "input");
-  check_cuda_tensor(name, dy, dev, "output gradient");
-  check_index_range(name, x);
   const bool relu = act == Activation::ReLU;
-  if (relu) {
-    check_same_shape(name, x, y);
-    check_cuda_tensor(name, y, dev, "saved output");
-  }
-  const kernels::BatchNormShape s{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)};
-  check_channels(name, gamma, s.C, dev, "weight");
-  check_channels(name, mean, s.C, dev, "mean");
-  check_channels(name, invstd, s.C, dev, "invstd");
-  if (dx) {
-    check_same_shape(name, x, *dx);
-    check_cuda_tensor(name, *dx, dev, "input gradient");
-  }
-  if (dresidual) {
-    check_same_shape(name, x, *dresidual);
-    check_cuda_tensor(name, *dresidual, dev, "residual gradient");
-  }
-  if (dgamma) check_channels(name, *dgamma, s.C, dev, "weight gradient");
-  if (dbeta) check_channels(name, *dbeta, s.C, dev, "bias gradient");
+  const kernels::BatchNormShape s = shape_of(
+      contract::batchnorm_backward(name, x, y, dy, gamma, mean, invstd, relu, dx, dresidual, dgamma, dbeta));
+  check_index_range(name, x);
   const auto env = launch_env(dev);
   void* ws = detail::workspace(dev, kernels::bn_backward_workspace_bytes<T>(s, env.sm_count));
-  kernels::bn_backward(x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(), gamma.data(),
-                       mean.data(), invstd.data(), training, relu, dx ? dx->data() : static_cast<T*>(nullptr),
-                       dx_accumulate, dresidual ? dresidual->data() : static_cast<T*>(nullptr),
-                       dresidual_accumulate, dgamma ? dgamma->data() : static_cast<P*>(nullptr),
-                       dbeta ? dbeta->data() : static_cast<P*>(nullptr), param_accumulate, s, ws, env,
-                       bn_options());
+  count(kernels::bn_backward(
+      x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(), gamma.data(), mean.data(),
+      invstd.data(), training, relu, dx ? dx->data() : static_cast<T*>(nullptr), dx_accumulate,
+      dresidual ? dresidual->data() : static_cast<T*>(nullptr), dresidual_accumulate,
+      dgamma ? dgamma->data() : static_cast<P*>(nullptr), dbeta ? dbeta->data() : static_cast<P*>(nullptr),
+      param_accumulate, s, ws, env, bn_options()));
 }
 
 #define RESNET_CUDA_BATCHNORM(T, P)                                                                     \

@@ -166,6 +166,10 @@ int sm_count(int device) { return device_state(device).sm_count; }
 // ---------------------------------------------------------------- public runtime API (runtime.hpp)
 
 int device_count() { return detail::global().count; }
+int compute_capability(int device) {
+  const detail::DeviceState& d = detail::device_state(device);
+  return d.cc_major * 10 + d.cc_minor;
+}
 std::string unavailable_reason() {
   const auto& g = detail::global();
   return g.count > 0 ? std::string() : g.reason;

@@ -1,31 +1,23 @@
 // BatchNorm2d (+ residual add + ReLU) for float32 on the CPU: the fast path behind cpu::batchnorm_*.
 //
-// Same formulas as the reference in batchnorm.hpp, arranged for speed: threads split the channels; one
+// The same contract (contract/batchnorm.hpp) and the same formulas (batchnorm_math.hpp) as the reference
+// in batchnorm_reference.hpp and the CUDA kernels, arranged for speed: threads split the channels; one
 // channel's values (N rows of H*W) are read from memory once and then stay in the core's L2 for the other
 // passes (statistics, then the output); inner loops are branch-free and vectorised (`omp simd` reductions,
-// float partial sums per row added up in double across rows, so accuracy stays near the reference's).
+// float partial sums per row added up in double across rows, so accuracy stays near the reference's). The
+// per-element rules are called with constant flags in each loop variant, so they inline without branches.
 #pragma once
 
 #include "resnet/core/abi.hpp"
 
-#include <algorithm>
-#include <cmath>
-
+#include "resnet/backend/batchnorm_math.hpp"
+#include "resnet/backend/contract/batchnorm.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
 namespace cpu {
-
-template <typename T, typename P>
-void check_batchnorm_shapes(const char* op, const Tensor<T>& x, const Tensor<P>& gamma, const Tensor<P>& beta,
-                            const Tensor<T>& y) {
-  check_rank(op, x, 4, "input");
-  RESNET_CHECK(gamma.numel() == x.dim(1) && beta.numel() == x.dim(1), op, ": input ", x.shape(), " has ",
-               x.dim(1), " channels but weight/bias have ", gamma.numel(), "/", beta.numel());
-  check_same_shape(op, x, y);
-}
 
 namespace bn_detail {
 
@@ -46,21 +38,21 @@ inline float row_centered_sq(const float* x, int64_t n, float mean) {
   return s;
 }
 
-// y = act(x * scale + shift [+ r]) over one row.
+// y = act(x * scale + shift [+ r]) over one row (pivot 0).
 inline void row_apply(const float* x, const float* r, float* y, int64_t n, float scale, float shift,
                       bool relu) {
   if (r && relu) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i] * scale + shift + r[i], 0.f);
+    for (int64_t i = 0; i < n; ++i) y[i] = bn::apply(x[i], 0.f, scale, shift, r[i], true);
   } else if (r) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale + shift + r[i];
+    for (int64_t i = 0; i < n; ++i) y[i] = bn::apply(x[i], 0.f, scale, shift, r[i], false);
   } else if (relu) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i] * scale + shift, 0.f);
+    for (int64_t i = 0; i < n; ++i) y[i] = bn::apply(x[i], 0.f, scale, shift, 0.f, true);
   } else {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale + shift;
+    for (int64_t i = 0; i < n; ++i) y[i] = bn::apply(x[i], 0.f, scale, shift, 0.f, false);
   }
 }
 
@@ -71,11 +63,10 @@ inline void batchnorm_forward_training_fast(const Tensor<float>& x, const Tensor
                                             Tensor<float>& running_mean, Tensor<float>& running_var,
                                             Tensor<float>& save_mean, Tensor<float>& save_invstd,
                                             Tensor<float>& y, const BatchNormParams& bp, Activation act) {
-  check_batchnorm_shapes("batch_norm", x, gamma, beta, y);
-  if (residual) check_same_shape("batch_norm (residual)", x, *residual);
-  const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
-  const int64_t M = N * HW;
-  RESNET_CHECK(M > 1, "batch_norm: training needs more than one value per channel, input ", x.shape());
+  const contract::BatchNormDims d = contract::batchnorm_forward(
+      "batch_norm", x, residual, gamma, beta, running_mean, running_var, &save_mean, &save_invstd, y, true);
+  const int64_t N = d.N, C = d.C, HW = d.HW;
+  const double M = static_cast<double>(d.count());
   const float* px = x.data();
   const float* pr = residual ? residual->data() : nullptr;
   float* py = y.data();
@@ -84,25 +75,19 @@ inline void batchnorm_forward_training_fast(const Tensor<float>& x, const Tensor
     for (int64_t c = c0; c < c1; ++c) {
       double sum = 0.0;
       for (int64_t n = 0; n < N; ++n) sum += bn_detail::row_sum(px + (n * C + c) * HW, HW);
-      const double mean = sum / static_cast<double>(M);
+      const double mean = sum / M;
       double sq = 0.0;
       for (int64_t n = 0; n < N; ++n)
         sq += bn_detail::row_centered_sq(px + (n * C + c) * HW, HW, static_cast<float>(mean));
-      const double var = sq / static_cast<double>(M);
-      const double invstd = 1.0 / std::sqrt(var + bp.eps);
-      save_mean.data()[c] = static_cast<float>(mean);
-      save_invstd.data()[c] = static_cast<float>(invstd);
-      float& rm = running_mean.data()[c];
-      float& rv = running_var.data()[c];
-      rm = static_cast<float>((1.0 - bp.momentum) * static_cast<double>(rm) + bp.momentum * mean);
-      rv = static_cast<float>((1.0 - bp.momentum) * static_cast<double>(rv) +
-                              bp.momentum * var * static_cast<double>(M) / static_cast<double>(M - 1));
-      const float scale = static_cast<float>(static_cast<double>(gamma.data()[c]) * invstd);
-      const float shift =
-          static_cast<float>(static_cast<double>(beta.data()[c]) - mean * static_cast<double>(scale));
+      const double var = sq / M;
+      const double inv = bn::invstd(var, bp.eps);
+      bn::store_statistics(mean, var, inv, M, bp.momentum, save_mean.data() + c, save_invstd.data() + c,
+                           running_mean.data() + c, running_var.data() + c);
+      const auto k = bn::scale_shift<float>(static_cast<double>(gamma.data()[c]),
+                                            static_cast<double>(beta.data()[c]), inv, mean);
       for (int64_t n = 0; n < N; ++n) {
         const int64_t base = (n * C + c) * HW;
-        bn_detail::row_apply(px + base, pr ? pr + base : nullptr, py + base, HW, scale, shift, relu);
+        bn_detail::row_apply(px + base, pr ? pr + base : nullptr, py + base, HW, k.scale, k.shift, relu);
       }
     }
   });
@@ -113,42 +98,83 @@ inline void batchnorm_forward_inference_fast(const Tensor<float>& x, const Tenso
                                              const Tensor<float>& running_mean,
                                              const Tensor<float>& running_var, Tensor<float>& y,
                                              const BatchNormParams& bp, Activation act) {
-  check_batchnorm_shapes("batch_norm", x, gamma, beta, y);
-  if (residual) check_same_shape("batch_norm (residual)", x, *residual);
-  const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
+  const contract::BatchNormDims d = contract::batchnorm_forward(
+      "batch_norm", x, residual, gamma, beta, running_mean, running_var,
+      static_cast<const Tensor<float>*>(nullptr), static_cast<const Tensor<float>*>(nullptr), y, false);
+  const int64_t C = d.C, HW = d.HW;
   const float* px = x.data();
   const float* pr = residual ? residual->data() : nullptr;
   float* py = y.data();
   const bool relu = act == Activation::ReLU;
-  parallel_for(N * C, 1, [&](int64_t b, int64_t e) {
+  parallel_for(d.N * C, 1, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t c = nc % C;
-      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var.data()[c]) + bp.eps);
-      const float scale = static_cast<float>(static_cast<double>(gamma.data()[c]) * invstd);
-      const float shift =
-          static_cast<float>(static_cast<double>(beta.data()[c]) -
-                             static_cast<double>(running_mean.data()[c]) * static_cast<double>(scale));
-      bn_detail::row_apply(px + nc * HW, pr ? pr + nc * HW : nullptr, py + nc * HW, HW, scale, shift, relu);
+      const double inv = bn::invstd(static_cast<double>(running_var.data()[c]), bp.eps);
+      const auto k =
+          bn::scale_shift<float>(static_cast<double>(gamma.data()[c]), static_cast<double>(beta.data()[c]),
+                                 inv, static_cast<double>(running_mean.data()[c]));
+      bn_detail::row_apply(px + nc * HW, pr ? pr + nc * HW : nullptr, py + nc * HW, HW, k.scale, k.shift,
+                           relu);
     }
   });
 }
 
-// dz = dy masked by the ReLU (y > 0); dx = k * (dz - mean(dz) - xhat * mean(dz * xhat)) in training, k * dz
-// in evaluation, with k = gamma * invstd; written as dx = a * dz + b * x + c0 so one row is one fused loop.
+namespace bn_detail {
+
+// One row of the backward's second pass: dresidual = [dresidual +] dz and dx = [dx +] bn::dx(dz, x - mean),
+// with dz = bn::dz(dy, y); RELU, DR (write dresidual), DR_ACC, DX, DX_ACC fixed per loop so that each
+// variant is one branch-free vectorised loop.
+template <bool RELU, bool DR, bool DR_ACC, bool DX, bool DX_ACC>
+inline void backward_row(const float* xr, const float* yr, const float* dyr, float* dro, float* dxo,
+                         int64_t n, const bn::Coefficients<float>& k) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = bn::dz(dyr[i], RELU ? yr[i] : 0.f, RELU);
+    if (DR) dro[i] = DR_ACC ? dro[i] + g : g;
+    if (DX) {
+      const float v = bn::dx(g, xr[i] - k.mean, k);
+      dxo[i] = DX_ACC ? dxo[i] + v : v;
+    }
+  }
+}
+template <bool RELU, bool DR, bool DR_ACC>
+inline void backward_row_dx(bool dx, bool dx_acc, const float* xr, const float* yr, const float* dyr,
+                            float* dro, float* dxo, int64_t n, const bn::Coefficients<float>& k) {
+  if (!dx)
+    backward_row<RELU, DR, DR_ACC, false, false>(xr, yr, dyr, dro, dxo, n, k);
+  else if (dx_acc)
+    backward_row<RELU, DR, DR_ACC, true, true>(xr, yr, dyr, dro, dxo, n, k);
+  else
+    backward_row<RELU, DR, DR_ACC, true, false>(xr, yr, dyr, dro, dxo, n, k);
+}
+template <bool RELU>
+inline void backward_row_any(bool dr, bool dr_acc, bool dx, bool dx_acc, const float* xr, const float* yr,
+                             const float* dyr, float* dro, float* dxo, int64_t n,
+                             const bn::Coefficients<float>& k) {
+  if (!dr)
+    backward_row_dx<RELU, false, false>(dx, dx_acc, xr, yr, dyr, dro, dxo, n, k);
+  else if (dr_acc)
+    backward_row_dx<RELU, true, true>(dx, dx_acc, xr, yr, dyr, dro, dxo, n, k);
+  else
+    backward_row_dx<RELU, true, false>(dx, dx_acc, xr, yr, dyr, dro, dxo, n, k);
+}
+
+}  // namespace bn_detail
+
+// The backward: per channel, the sums of dz and dz * (x - mean) in one vectorised pass, then dgamma/dbeta
+// and the coefficients of dx (bn::dx_coefficients), then dx and dresidual in a second pass.
 inline void batchnorm_backward_fast(const Tensor<float>& x, const Tensor<float>& y, const Tensor<float>& dy,
                                     const Tensor<float>& gamma, const Tensor<float>& mean,
                                     const Tensor<float>& invstd, bool training, Activation act,
                                     Tensor<float>* dx, bool dx_accumulate, Tensor<float>* dresidual,
                                     bool dresidual_accumulate, Tensor<float>* dgamma, Tensor<float>* dbeta,
                                     bool param_accumulate) {
-  check_same_shape("batch_norm_backward", x, dy);
-  if (act == Activation::ReLU) check_same_shape("batch_norm_backward", x, y);
-  if (dx) check_same_shape("batch_norm_backward (dx)", x, *dx);
-  if (dresidual) check_same_shape("batch_norm_backward (dresidual)", x, *dresidual);
-  const int64_t N = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
-  const int64_t M = N * HW;
+  const bool relu = act == Activation::ReLU;
+  const contract::BatchNormDims d = contract::batchnorm_backward("batch_norm_backward", x, y, dy, gamma, mean,
+                                                                 invstd, relu, dx, dresidual, dgamma, dbeta);
+  const int64_t N = d.N, C = d.C, HW = d.HW;
   const float* px = x.data();
-  const float* py = act == Activation::ReLU ? y.data() : nullptr;
+  const float* py = relu ? y.data() : nullptr;
   const float* pdy = dy.data();
   float* pdx = dx ? dx->data() : nullptr;
   float* pdr = dresidual ? dresidual->data() : nullptr;
@@ -156,7 +182,7 @@ inline void batchnorm_backward_fast(const Tensor<float>& x, const Tensor<float>&
     for (int64_t c = c0; c < c1; ++c) {
       const float mu = mean.data()[c];
       const double is = static_cast<double>(invstd.data()[c]);
-      double sum_dz = 0.0, sum_dz_xc = 0.0;  // sum(dz), sum(dz * (x - mu))
+      double sum_dz = 0.0, sum_dz_xmu = 0.0;
       for (int64_t n = 0; n < N; ++n) {
         const int64_t base = (n * C + c) * HW;
         const float* xr = px + base;
@@ -166,9 +192,9 @@ inline void batchnorm_backward_fast(const Tensor<float>& x, const Tensor<float>&
           const float* yr = py + base;
 #pragma omp simd reduction(+ : a, b)
           for (int64_t i = 0; i < HW; ++i) {
-            const float dz = yr[i] > 0.f ? dyr[i] : 0.f;
-            a += dz;
-            b += dz * (xr[i] - mu);
+            const float g = bn::dz(dyr[i], yr[i], true);
+            a += g;
+            b += g * (xr[i] - mu);
           }
         } else {
 #pragma omp simd reduction(+ : a, b)
@@ -178,71 +204,25 @@ inline void batchnorm_backward_fast(const Tensor<float>& x, const Tensor<float>&
           }
         }
         sum_dz += a;
-        sum_dz_xc += b;
+        sum_dz_xmu += b;
       }
-      const double sum_dz_xhat = sum_dz_xc * is;
-      if (dgamma) {
-        float& g = dgamma->data()[c];
-        g = static_cast<float>(param_accumulate ? static_cast<double>(g) + sum_dz_xhat : sum_dz_xhat);
-      }
-      if (dbeta) {
-        float& bb = dbeta->data()[c];
-        bb = static_cast<float>(param_accumulate ? static_cast<double>(bb) + sum_dz : sum_dz);
-      }
-      const double k = static_cast<double>(gamma.data()[c]) * is;
-      double cx = 0.0, c0d = 0.0;
-      if (training) {
-        const double mean_dz = sum_dz / static_cast<double>(M);
-        const double mean_dz_xhat = sum_dz_xhat / static_cast<double>(M);
-        cx = -k * is * mean_dz_xhat;
-        c0d = -k * mean_dz - cx * static_cast<double>(mu);
-      }
-      const float ka = static_cast<float>(k), kx = static_cast<float>(cx), k0 = static_cast<float>(c0d);
+      bn::store_param_grads(sum_dz, sum_dz_xmu, is, param_accumulate, dgamma ? dgamma->data() + c : nullptr,
+                            dbeta ? dbeta->data() + c : nullptr);
+      if (!pdx && !pdr) continue;
+      const auto k =
+          bn::dx_coefficients<float>(static_cast<double>(gamma.data()[c]), static_cast<double>(mu), is,
+                                     sum_dz, sum_dz_xmu, static_cast<double>(d.count()), training);
       for (int64_t n = 0; n < N; ++n) {
         const int64_t base = (n * C + c) * HW;
-        const float* xr = px + base;
-        const float* dyr = pdy + base;
         const float* yr = py ? py + base : nullptr;
-        if (pdr) {
-          float* o = pdr + base;
-          if (dresidual_accumulate) {
-            if (yr) {
-#pragma omp simd
-              for (int64_t i = 0; i < HW; ++i) o[i] += yr[i] > 0.f ? dyr[i] : 0.f;
-            } else {
-#pragma omp simd
-              for (int64_t i = 0; i < HW; ++i) o[i] += dyr[i];
-            }
-          } else {
-            if (yr) {
-#pragma omp simd
-              for (int64_t i = 0; i < HW; ++i) o[i] = yr[i] > 0.f ? dyr[i] : 0.f;
-            } else {
-#pragma omp simd
-              for (int64_t i = 0; i < HW; ++i) o[i] = dyr[i];
-            }
-          }
-        }
-        if (pdx) {
-          float* o = pdx + base;
-          if (dx_accumulate) {
-            if (yr) {
-#pragma omp simd
-              for (int64_t i = 0; i < HW; ++i) o[i] += ka * (yr[i] > 0.f ? dyr[i] : 0.f) + kx * xr[i] + k0;
-            } else {
-#pragma omp simd
-              for (int64_t i = 0; i < HW; ++i) o[i] += ka * dyr[i] + kx * xr[i] + k0;
-            }
-          } else {
-            if (yr) {
-#pragma omp simd
-              for (int64_t i = 0; i < HW; ++i) o[i] = ka * (yr[i] > 0.f ? dyr[i] : 0.f) + kx * xr[i] + k0;
-            } else {
-#pragma omp simd
-              for (int64_t i = 0; i < HW; ++i) o[i] = ka * dyr[i] + kx * xr[i] + k0;
-            }
-          }
-        }
+        float* dro = pdr ? pdr + base : nullptr;
+        float* dxo = pdx ? pdx + base : nullptr;
+        if (yr)
+          bn_detail::backward_row_any<true>(pdr != nullptr, dresidual_accumulate, pdx != nullptr,
+                                            dx_accumulate, px + base, yr, pdy + base, dro, dxo, HW, k);
+        else
+          bn_detail::backward_row_any<false>(pdr != nullptr, dresidual_accumulate, pdx != nullptr,
+                                             dx_accumulate, px + base, yr, pdy + base, dro, dxo, HW, k);
       }
     }
   });

@@ -31,6 +31,9 @@ std::string unavailable_reason();
 // with any mismatch spelled out. Safe to call without a GPU.
 std::string runtime_info();
 
+// Compute capability of `device` as major * 10 + minor (90 for Hopper); throws when there is no such device.
+int compute_capability(int device = 0);
+
 // Waits until all work queued on this thread's current stream of `device` is done; throws if a kernel
 // reported bad data (a label out of range) or failed.
 void synchronize(int device = 0);
@@ -53,6 +56,13 @@ bool batchnorm_single_pass();
 // it takes effect only where the single pass is on too.
 void set_batchnorm_clusters(bool enabled);
 bool batchnorm_clusters();
+
+// How many BatchNorm launches (training forwards and backwards) each kernel path has run in this process,
+// counted on the host as they are queued: tests assert with it that the path they meant to test ran.
+struct BatchNormPathCounts {
+  uint64_t multi_pass = 0, single_pass = 0, clusters = 0;
+};
+BatchNormPathCounts batchnorm_path_counts();
 
 // How cuDNN convolution algorithms are chosen, once per shape: Benchmark times every algorithm (like
 // torch.backends.cudnn.benchmark = True; the default), Heuristic asks cuDNN's heuristics (faster first
