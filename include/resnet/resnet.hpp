@@ -1,5 +1,7 @@
 // resnet: a header-only C++17 library for training residual networks, with a reference CPU backend and a
-// CUDA backend (link resnet::cuda). This is the one include users need.
+// CUDA backend (link resnet::cuda). This is the one include users need: it declares the whole public API
+// (tests/test_one_include.cpp uses every header's main entry point through it alone). The ONNX exporter
+// (resnet/io/onnx.hpp) is separate: it needs the optional resnet::onnx target.
 #pragma once
 
 #include "resnet/autograd/engine.hpp"
@@ -11,11 +13,19 @@
 #include "resnet/core/random.hpp"
 #include "resnet/core/shape.hpp"
 #include "resnet/core/tensor.hpp"
-#include "resnet/data/image_decode.hpp"
+#include "resnet/data/data.hpp"
+#include "resnet/data/eval_transform.hpp"
+#include "resnet/infer/classifier.hpp"
+#include "resnet/io/atomic_file.hpp"
 #include "resnet/io/checkpoint.hpp"
+#include "resnet/io/safetensors.hpp"
+#include "resnet/models/fuse.hpp"
 #include "resnet/models/residual_block.hpp"
 #include "resnet/models/resnet.hpp"
 #include "resnet/models/summary.hpp"
 #include "resnet/nn/nn.hpp"
 #include "resnet/ops/ops.hpp"
 #include "resnet/optim/optim.hpp"
+#include "resnet/tools/cli.hpp"
+#include "resnet/tools/progress.hpp"
+#include "resnet/tools/training_log.hpp"

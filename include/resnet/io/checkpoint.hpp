@@ -44,6 +44,7 @@ struct TrainingState {
 constexpr const char* kCheckpointFormat = "resnet.checkpoint";
 constexpr int kCheckpointVersion = 1;
 constexpr const char* kOptimizerPrefix = "optimizer.";
+constexpr const char* kHyperPrefix = "optimizer.hyper.";  // metadata keys of the optimizer's hyper-parameters
 
 namespace detail {
 
@@ -186,6 +187,22 @@ inline void check_tensor_set(const SafetensorsReader& reader,
                " has no such entry)", hint);
 }
 
+// The optimizer's hyper-parameters from the metadata; files older than them give the learning rate only.
+inline optim::HyperParameters read_hyper(const std::map<std::string, std::string>& m, const TrainingState& s,
+                                         const std::string& where) {
+  optim::HyperParameters h;
+  const std::string prefix = kHyperPrefix;
+  for (const auto& kv : m) {
+    if (kv.first.compare(0, prefix.size(), prefix) != 0) continue;
+    double v = 0;
+    RESNET_CHECK(parse_double(kv.second, v), where, ": metadata '", kv.first, "' = '", kv.second,
+                 "' is not a number");
+    h[kv.first.substr(prefix.size())] = v;
+  }
+  if (h.empty()) h["lr"] = s.lr;
+  return h;
+}
+
 }  // namespace detail
 
 // Writes model (params + buffers), optional optimizer state and the metadata. Atomic: temp file in the same
@@ -193,12 +210,17 @@ inline void check_tensor_set(const SafetensorsReader& reader,
 template <typename T>
 void save_checkpoint(const std::string& path, const nn::Module<T>& model,
                      const optim::Optimizer<acc_t<T>>* optimizer, const TrainingState& state) {
+  RESNET_CHECK(
+      !model.any_inference_only(), "save_checkpoint '", path,
+      "': the model was fused for inference (BatchNorm folded into the convolutions); its weights are "
+      "not the trained model's. Save the model before fusing it");
   TrainingState s = state;
   if (optimizer) {
     RESNET_CHECK(s.optimizer.empty() || s.optimizer == optimizer->name(), "save_checkpoint '", path,
                  "': TrainingState.optimizer is '", s.optimizer, "' but the optimizer is '",
                  optimizer->name(), "'");
     s.optimizer = optimizer->name();
+    s.lr = optimizer->lr();  // the optimizer's, whatever the caller's TrainingState says
   } else {
     s.optimizer.clear();
   }
@@ -215,7 +237,11 @@ void save_checkpoint(const std::string& path, const nn::Module<T>& model,
         SafetensorsEntry{kv.first, kv.second.dtype(), kv.second.shape(), keep_alive.back().raw_data()});
   }
   auto meta = detail::state_to_metadata(s);
-  if (optimizer) meta["optimizer_step_count"] = std::to_string(optimizer->step_count());
+  if (optimizer) {
+    meta["optimizer_step_count"] = std::to_string(optimizer->step_count());
+    for (auto& kv : optimizer->hyper_parameters())
+      meta[kHyperPrefix + kv.first] = detail::format_double(kv.second);  // 17 digits: exact
+  }
   write_safetensors(path, entries, meta);
 }
 
@@ -243,6 +269,7 @@ TrainingState load_checkpoint(const SafetensorsReader& r, nn::Module<T>& model,
   detail::check_tensor_set(r, model_state, "", kOptimizerPrefix, "model", hint);
   std::vector<std::pair<std::string, TensorBase>> opt_state;
   int64_t opt_steps = 0;
+  optim::HyperParameters hyper;
   if (optimizer) {
     RESNET_CHECK(!s.optimizer.empty(), where,
                  ": has no optimizer state (weights only); load it without an optimizer");
@@ -254,19 +281,30 @@ TrainingState load_checkpoint(const SafetensorsReader& r, nn::Module<T>& model,
                     ? detail::parse_int_field(r.metadata(), "optimizer_step_count", where)
                     : s.step;
     RESNET_CHECK(opt_steps >= 0, where, ": negative optimizer_step_count ", opt_steps);
+    hyper = detail::read_hyper(r.metadata(), s, where);
+    optim::HyperParameters probe = optimizer->hyper_parameters();
+    for (auto& kv : hyper)
+      RESNET_CHECK(probe.count(kv.first), where, ": hyper-parameter '", kv.first, "' is not one of ",
+                   optimizer->name(), "'s");
   }
 
   // Read everything before writing anything, so an I/O error mid-way leaves the model as it was.
   std::vector<TensorBase> staged;
   for (const auto& kv : model_state) staged.push_back(r.read(kv.first));
   for (const auto& kv : opt_state) staged.push_back(r.read(kOptimizerPrefix + kv.first));
+  if (optimizer) {
+    const optim::HyperParameters before = optimizer->hyper_parameters();
+    try {
+      optimizer->set_hyper_parameters(hyper);
+    } catch (const Error& e) {
+      optimizer->set_hyper_parameters(before);
+      RESNET_FAIL(where, ": ", e.what());
+    }
+    optimizer->set_step_count(opt_steps);
+  }
   size_t i = 0;
   for (auto& kv : model_state) copy_into(kv.second, staged[i++]);
   for (auto& kv : opt_state) copy_into(kv.second, staged[i++]);
-  if (optimizer) {
-    optimizer->set_step_count(opt_steps);
-    optimizer->set_lr(s.lr);
-  }
   return s;
 }
 
@@ -274,6 +312,104 @@ template <typename T>
 TrainingState load_checkpoint(const std::string& path, nn::Module<T>& model,
                               optim::Optimizer<acc_t<T>>* optimizer) {
   return load_checkpoint(SafetensorsReader::open(path), model, optimizer);
+}
+
+// ---- non-strict loading (fine-tuning) ----
+
+struct LoadOptions {
+  // strict: the file must match the model exactly (load_checkpoint without options). Non-strict: every
+  // tensor whose name, dtype and shape match is loaded; the rest is reported, not an error.
+  bool strict = true;
+  static LoadOptions non_strict() {
+    LoadOptions o;
+    o.strict = false;
+    return o;
+  }
+};
+
+struct LoadReport {
+  TrainingState state;
+  std::string path;
+  std::vector<std::string> loaded;                           // model tensors taken from the file
+  std::vector<std::pair<std::string, std::string>> skipped;  // file tensors not loaded, and why
+  std::vector<std::string> uninitialised;                    // model tensors the file did not provide
+  size_t optimizer_tensors_ignored = 0;                      // "optimizer.*" entries (never loaded here)
+
+  bool complete() const { return skipped.empty() && uninitialised.empty(); }
+  // A few lines for a log: counts, then every skipped and uninitialised tensor.
+  std::string summary() const {
+    std::ostringstream os;
+    os << "loaded " << loaded.size() << " tensors from '" << path << "'";
+    if (!skipped.empty()) os << ", skipped " << skipped.size();
+    if (!uninitialised.empty()) os << ", left " << uninitialised.size() << " as initialised";
+    if (optimizer_tensors_ignored) os << " (optimizer state ignored)";
+    os << "\n";
+    for (auto& kv : skipped) os << "  skipped " << kv.first << ": " << kv.second << "\n";
+    for (auto& n : uninitialised) os << "  not in the file, left as initialised: " << n << "\n";
+    return os.str();
+  }
+};
+
+// Strict (the default) is load_checkpoint above and throws on any mismatch. Non-strict loads what fits and
+// reports the rest; it never takes an optimizer (a fine-tune starts a fresh one). Either way the file is
+// read completely before the model is touched.
+template <typename T>
+LoadReport load_checkpoint(const SafetensorsReader& r, nn::Module<T>& model,
+                           optim::Optimizer<acc_t<T>>* optimizer, const LoadOptions& options) {
+  LoadReport rep;
+  rep.path = r.path();
+  if (options.strict) {
+    rep.state = load_checkpoint(r, model, optimizer);
+    for (auto& kv : model.state_dict()) rep.loaded.push_back(kv.first);
+    return rep;
+  }
+  const std::string where = "checkpoint '" + r.path() + "'";
+  RESNET_CHECK(optimizer == nullptr, where,
+               ": a non-strict load takes no optimizer (build a fresh one for the fine-tune)");
+  rep.state = detail::metadata_to_state(r.metadata(), r.path());
+  auto model_state = model.state_dict();
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < model_state.size(); ++i) index[model_state[i].first] = i;
+  std::vector<bool> found(model_state.size(), false);
+  std::vector<std::pair<size_t, TensorBase>> staged;
+  const std::string opt_prefix = kOptimizerPrefix;
+  for (const auto& t : r.tensors()) {
+    if (t.name.compare(0, opt_prefix.size(), opt_prefix) == 0) {
+      ++rep.optimizer_tensors_ignored;
+      continue;
+    }
+    auto it = index.find(t.name);
+    if (it == index.end()) {
+      rep.skipped.emplace_back(t.name, "the model has no such tensor");
+      continue;
+    }
+    const TensorBase& dst = model_state[it->second].second;
+    found[it->second] = true;
+    if (t.dtype != dst.dtype()) {
+      rep.skipped.emplace_back(t.name, std::string("dtype ") + safetensors_dtype_name(t.dtype) +
+                                           ", the model's is " + safetensors_dtype_name(dst.dtype()));
+    } else if (t.shape != dst.shape()) {
+      rep.skipped.emplace_back(
+          t.name, "shape " + t.shape.to_string() + ", the model's is " + dst.shape().to_string());
+    } else {
+      staged.emplace_back(it->second, r.read(t.name));
+    }
+  }
+  for (size_t i = 0; i < model_state.size(); ++i)
+    if (!found[i]) rep.uninitialised.push_back(model_state[i].first);
+  for (auto& kv : rep.skipped)  // a tensor of the model that was skipped is also left as initialised
+    if (index.count(kv.first)) rep.uninitialised.push_back(kv.first);
+  for (auto& st : staged) {
+    copy_into(model_state[st.first].second, st.second);
+    rep.loaded.push_back(model_state[st.first].first);
+  }
+  return rep;
+}
+
+template <typename T>
+LoadReport load_checkpoint(const std::string& path, nn::Module<T>& model,
+                           optim::Optimizer<acc_t<T>>* optimizer, const LoadOptions& options) {
+  return load_checkpoint(SafetensorsReader::open(path), model, optimizer, options);
 }
 
 }  // namespace io

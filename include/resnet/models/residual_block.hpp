@@ -32,24 +32,25 @@ class ResidualBlock : public nn::Module<T> {
     using nn::Conv2dOptions;
     const int64_t out_channels = o.planes * block_expansion(o.kind);
     if (o.kind == BlockKind::Basic) {
-      conv1 = this->register_module(
-          "conv1", make_conv(Conv2dOptions(o.in_channels, o.planes, 3).stride(o.stride).padding(1), gen));
-      bn1 = this->register_module("bn1", std::make_shared<nn::BatchNorm2d<T>>(o.planes));
-      conv2 = this->register_module("conv2", make_conv(Conv2dOptions(o.planes, o.planes, 3).padding(1), gen));
-      bn2 = this->register_module("bn2", std::make_shared<nn::BatchNorm2d<T>>(o.planes));
+      this->register_module(
+          "conv1", conv1,
+          make_conv(Conv2dOptions(o.in_channels, o.planes, 3).stride(o.stride).padding(1), gen));
+      this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(o.planes));
+      this->register_module("conv2", conv2, make_conv(Conv2dOptions(o.planes, o.planes, 3).padding(1), gen));
+      this->register_module("bn2", bn2, std::make_shared<nn::BatchNorm2d<T>>(o.planes));
     } else {
       const int64_t s1 = o.stride_on_1x1 ? o.stride : 1, s3 = o.stride_on_1x1 ? 1 : o.stride;
-      conv1 = this->register_module("conv1",
-                                    make_conv(Conv2dOptions(o.in_channels, o.planes, 1).stride(s1), gen));
-      bn1 = this->register_module("bn1", std::make_shared<nn::BatchNorm2d<T>>(o.planes));
-      conv2 = this->register_module(
-          "conv2", make_conv(Conv2dOptions(o.planes, o.planes, 3).stride(s3).padding(1), gen));
-      bn2 = this->register_module("bn2", std::make_shared<nn::BatchNorm2d<T>>(o.planes));
-      conv3 = this->register_module("conv3", make_conv(Conv2dOptions(o.planes, out_channels, 1), gen));
-      bn3 = this->register_module("bn3", std::make_shared<nn::BatchNorm2d<T>>(out_channels));
+      this->register_module("conv1", conv1,
+                            make_conv(Conv2dOptions(o.in_channels, o.planes, 1).stride(s1), gen));
+      this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(o.planes));
+      this->register_module("conv2", conv2,
+                            make_conv(Conv2dOptions(o.planes, o.planes, 3).stride(s3).padding(1), gen));
+      this->register_module("bn2", bn2, std::make_shared<nn::BatchNorm2d<T>>(o.planes));
+      this->register_module("conv3", conv3, make_conv(Conv2dOptions(o.planes, out_channels, 1), gen));
+      this->register_module("bn3", bn3, std::make_shared<nn::BatchNorm2d<T>>(out_channels));
     }
     if (o.stride != 1 || o.in_channels != out_channels) {
-      downsample = this->register_module("downsample", std::make_shared<nn::Sequential<T>>());
+      this->register_module("downsample", downsample, std::make_shared<nn::Sequential<T>>());
       downsample->push_back(make_conv(Conv2dOptions(o.in_channels, out_channels, 1).stride(o.stride), gen));
       downsample->push_back(std::make_shared<nn::BatchNorm2d<T>>(out_channels));
     }
@@ -94,9 +95,10 @@ class ResidualBlock : public nn::Module<T> {
   }
   const ResidualBlockOptions& options() const { return opts_; }
 
-  std::shared_ptr<nn::Conv2d<T>> conv1, conv2, conv3;
-  std::shared_ptr<nn::BatchNorm2d<T>> bn1, bn2, bn3;
-  std::shared_ptr<nn::Sequential<T>> downsample;
+  // Views of the registry (nn::Child): assigning one replaces the child everywhere.
+  nn::Child<nn::Conv2d<T>> conv1, conv2, conv3;
+  nn::Child<nn::BatchNorm2d<T>> bn1, bn2, bn3;
+  nn::Child<nn::Sequential<T>> downsample;
 
  private:
   static std::shared_ptr<nn::Conv2d<T>> make_conv(nn::Conv2dOptions o, Generator& gen) {

@@ -46,11 +46,11 @@ class ResNet : public nn::Module<T> {
     RESNET_CHECK(o.num_classes > 0, "ResNet: num_classes must be positive, got ", o.num_classes);
     Generator seeded(o.seed);
     Generator& gen = o.seed ? seeded : default_generator();
-    conv1 = this->register_module(
-        "conv1", std::make_shared<nn::Conv2d<T>>(
-                     nn::Conv2dOptions(o.in_channels, 64, 7).stride(2).padding(3).bias(false), gen));
-    bn1 = this->register_module("bn1", std::make_shared<nn::BatchNorm2d<T>>(64));
-    maxpool = this->register_module("maxpool", std::make_shared<nn::MaxPool2d<T>>(3, 2, 1));
+    this->register_module("conv1", conv1,
+                          std::make_shared<nn::Conv2d<T>>(
+                              nn::Conv2dOptions(o.in_channels, 64, 7).stride(2).padding(3).bias(false), gen));
+    this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(64));
+    this->register_module("maxpool", maxpool, std::make_shared<nn::MaxPool2d<T>>(3, 2, 1));
     int64_t in = 64;
     const std::array<int64_t, 4> planes{64, 128, 256, 512};
     for (size_t s = 0; s < 4; ++s) {
@@ -64,19 +64,18 @@ class ResNet : public nn::Module<T> {
         bo.stride_on_1x1 = o.stride_on_1x1;
         auto block = stage->push_back(std::make_shared<ResidualBlock<T>>(bo, gen));
         if (o.zero_init_residual) block->last_bn().weight.zero_();
-        blocks.push_back(block);
         in = planes[s] * block_expansion(spec.kind);
       }
-      layers[s] = this->register_module("layer" + std::to_string(s + 1), stage);
+      this->register_module("layer" + std::to_string(s + 1), layers[s], stage);
     }
-    avgpool = this->register_module("avgpool", std::make_shared<nn::GlobalAvgPool2d<T>>());
-    fc = this->register_module("fc", std::make_shared<nn::Linear<T>>(in, o.num_classes, true, gen));
+    this->register_module("avgpool", avgpool, std::make_shared<nn::GlobalAvgPool2d<T>>());
+    this->register_module("fc", fc, std::make_shared<nn::Linear<T>>(in, o.num_classes, true, gen));
   }
 
   Tensor<T> forward(const Tensor<T>& x) override {
-    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.in_channels, spec_.name,
-                 ": expected images [N, ", opts_.in_channels, ", H, W], got ",
-                 x.defined() ? x.shape().to_string() : std::string("undefined"));
+    const int64_t in = conv1->options().in_channels_;  // conv1 may have been replaced
+    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == in, spec_.name, ": expected images [N, ", in,
+                 ", H, W], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
     Tensor<T> h = bn1->forward_fused(conv1->forward(x), Tensor<T>(), Activation::ReLU);
     h = maxpool->forward(h);
     for (auto& l : layers) h = l->forward(h);
@@ -97,15 +96,55 @@ class ResNet : public nn::Module<T> {
   }
 
   const ResNetSpec& spec() const { return spec_; }
-  const ResNetOptions& options() const { return opts_; }
+  const ResNetOptions& options() const { return opts_; }  // as built (fc may have been replaced since)
+  int64_t num_classes() const { return fc->out_features(); }
 
-  std::shared_ptr<nn::Conv2d<T>> conv1;
-  std::shared_ptr<nn::BatchNorm2d<T>> bn1;
-  std::shared_ptr<nn::MaxPool2d<T>> maxpool;
-  std::array<std::shared_ptr<nn::Sequential<T>>, 4> layers;
-  std::vector<std::shared_ptr<ResidualBlock<T>>> blocks;
-  std::shared_ptr<nn::GlobalAvgPool2d<T>> avgpool;
-  std::shared_ptr<nn::Linear<T>> fc;
+  // The blocks of all four stages in order, read from the registry (blocks[3] is layer2.0 of a ResNet-18);
+  // null where a block was replaced by something that is not a ResidualBlock.
+  class BlockList {
+   public:
+    explicit BlockList(const ResNet* net) : net_(net) {}
+    std::shared_ptr<ResidualBlock<T>> operator[](size_t i) const {
+      for (auto& stage : net_->layers) {
+        if (i < stage->size()) return std::dynamic_pointer_cast<ResidualBlock<T>>((*stage)[i]);
+        i -= stage->size();
+      }
+      RESNET_FAIL(net_->spec_.name, ": block index out of range (", size(), " blocks)");
+    }
+    size_t size() const {
+      size_t n = 0;
+      for (auto& stage : net_->layers) n += stage->size();
+      return n;
+    }
+    bool empty() const { return size() == 0; }
+    std::shared_ptr<ResidualBlock<T>> front() const { return (*this)[0]; }
+    std::shared_ptr<ResidualBlock<T>> back() const { return (*this)[size() - 1]; }
+    struct iterator {
+      const BlockList* list;
+      size_t i;
+      std::shared_ptr<ResidualBlock<T>> operator*() const { return (*list)[i]; }
+      iterator& operator++() {
+        ++i;
+        return *this;
+      }
+      bool operator!=(const iterator& o) const { return i != o.i; }
+    };
+    iterator begin() const { return iterator{this, 0}; }
+    iterator end() const { return iterator{this, size()}; }
+
+   private:
+    const ResNet* net_;
+  };
+
+  // Views of the registry (nn::Child): `net->fc = std::make_shared<nn::Linear<float>>(512, 3)` replaces
+  // the head for forward, parameters, state_dict, train()/eval(), summaries and checkpoints alike.
+  nn::Child<nn::Conv2d<T>> conv1;
+  nn::Child<nn::BatchNorm2d<T>> bn1;
+  nn::Child<nn::MaxPool2d<T>> maxpool;
+  std::array<nn::Child<nn::Sequential<T>>, 4> layers;
+  const BlockList blocks{this};
+  nn::Child<nn::GlobalAvgPool2d<T>> avgpool;
+  nn::Child<nn::Linear<T>> fc;
 
  private:
   ResNetSpec spec_;

@@ -33,8 +33,8 @@ class BatchNorm2d : public Module<T> {
     RESNET_CHECK(o.eps_ > 0 && o.momentum_ >= 0 && o.momentum_ <= 1,
                  "BatchNorm2d: need eps > 0 and momentum in [0, 1]");
     const int64_t C = o.num_features_;
-    weight = this->register_parameter("weight", Tensor<P>::ones({C}));
-    bias = this->register_parameter("bias", Tensor<P>::zeros({C}));
+    this->register_parameter("weight", weight, Tensor<P>::ones({C}));
+    this->register_parameter("bias", bias, Tensor<P>::zeros({C}));
     running_mean = Tensor<P>::zeros({C});
     running_var = Tensor<P>::ones({C});
     num_batches_tracked = Tensor<int64_t>::zeros(Shape{});
@@ -51,6 +51,8 @@ class BatchNorm2d : public Module<T> {
     RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.num_features_, "BatchNorm2d(",
                  opts_.num_features_, "): expected input [N, ", opts_.num_features_, ", H, W], got ",
                  x.defined() ? x.shape().to_string() : std::string("undefined"));
+    RESNET_CHECK(!(folded_ && this->is_training()), "BatchNorm2d(", opts_.num_features_,
+                 "): folded into its convolution for inference (fuse_for_inference); it cannot train");
     if (this->is_training()) num_batches_tracked.data()[0] += 1;
     return batch_norm(x, residual, weight, bias, running_mean, running_var, this->is_training(), bn_params(),
                       act);
@@ -65,6 +67,20 @@ class BatchNorm2d : public Module<T> {
     return in;
   }
   BatchNormParams bn_params() const { return BatchNormParams{opts_.eps_, opts_.momentum_}; }
+
+  // Called once this layer's scale and shift have been moved into the preceding convolution
+  // (models/fuse.hpp): it becomes the identity (weight 1, bias 0, mean 0, var 1 - eps, so the inverse
+  // standard deviation is 1) and keeps only the fused residual add and ReLU. Eval only from then on.
+  void mark_folded() {
+    weight.fill_(P(1));
+    bias.fill_(P(0));
+    running_mean.fill_(P(0));
+    running_var.fill_(static_cast<P>(1.0 - opts_.eps_));
+    folded_ = true;
+    this->eval();
+  }
+  bool folded() const { return folded_; }
+  bool inference_only() const override { return folded_; }
   const BatchNorm2dOptions& options() const { return opts_; }
 
   Tensor<P> weight, bias, running_mean, running_var;
@@ -72,6 +88,7 @@ class BatchNorm2d : public Module<T> {
 
  private:
   BatchNorm2dOptions opts_;
+  bool folded_ = false;
 };
 
 }  // namespace nn

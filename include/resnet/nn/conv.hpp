@@ -41,10 +41,10 @@ class Conv2d : public Module<T> {
                  "Conv2d: stride must be positive and padding non-negative, got ", o.stride_, " and ",
                  o.padding_);
     Shape ws{o.out_channels_, o.in_channels_, o.kernel_size_, o.kernel_size_};
-    weight = this->register_parameter("weight", init::kaiming_normal_fan_out<P>(ws, gen));
+    this->register_parameter("weight", weight, init::kaiming_normal_fan_out<P>(ws, gen));
     if (o.bias_) {
       const int64_t fan_in = o.in_channels_ * o.kernel_size_ * o.kernel_size_;
-      bias = this->register_parameter("bias", init::uniform_fan_in<P>({o.out_channels_}, fan_in, gen));
+      this->register_parameter("bias", bias, init::uniform_fan_in<P>({o.out_channels_}, fan_in, gen));
     }
   }
 
@@ -69,6 +69,23 @@ class Conv2d : public Module<T> {
     return ConvParams{opts_.stride_, opts_.stride_, opts_.padding_, opts_.padding_};
   }
   const Conv2dOptions& options() const { return opts_; }
+
+  // Gives a bias-free convolution a bias (registered as "bias", so state_dict gains it), or overwrites the
+  // one it has. BatchNorm folding (nn/fuse.hpp) is the user.
+  void set_bias(const Tensor<P>& b) {
+    RESNET_CHECK(b.defined() && b.rank() == 1 && b.dim(0) == opts_.out_channels_, "Conv2d(",
+                 opts_.in_channels_, "->", opts_.out_channels_, ")::set_bias: expected [",
+                 opts_.out_channels_, "], got ",
+                 b.defined() ? b.shape().to_string() : std::string("undefined"));
+    if (bias.defined()) {
+      copy_into(bias, b);
+      return;
+    }
+    Tensor<P> fresh = Tensor<P>::empty(b.shape(), weight.device());
+    copy_into(fresh, b);
+    this->register_parameter("bias", bias, fresh);
+    opts_.bias_ = true;
+  }
 
   Tensor<P> weight, bias;
 

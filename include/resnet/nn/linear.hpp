@@ -18,10 +18,10 @@ class Linear : public Module<T> {
       : in_(in_features), out_(out_features) {
     RESNET_CHECK(in_features > 0 && out_features > 0, "Linear: features must be positive, got ", in_features,
                  " -> ", out_features);
-    weight = this->register_parameter("weight",
-                                      init::uniform_fan_in<P>({out_features, in_features}, in_features, gen));
+    this->register_parameter("weight", weight,
+                             init::uniform_fan_in<P>({out_features, in_features}, in_features, gen));
     if (with_bias)
-      bias = this->register_parameter("bias", init::uniform_fan_in<P>({out_features}, in_features, gen));
+      this->register_parameter("bias", bias, init::uniform_fan_in<P>({out_features}, in_features, gen));
   }
   Tensor<T> forward(const Tensor<T>& x) override {
     RESNET_CHECK(x.defined() && x.rank() == 2 && x.dim(1) == in_, "Linear(", in_, "->", out_,

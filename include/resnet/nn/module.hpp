@@ -2,13 +2,20 @@
 // name, so optimizers and checkpoints walk them as "layer1.0.conv1.weight" (torchvision's state_dict
 // names), and it has a training flag that train()/eval() set for the whole tree.
 //
+// The registry is the only place a child lives: a typed member is a Child<M>, a handle that reads its
+// module from the registry, and assigning to it (`net->fc = std::make_shared<nn::Linear<float>>(512, 3)`)
+// is replace_module("fc", ...). Parameter and buffer members are registered by address, so assigning a new
+// tensor to `conv->weight` is what named_parameters() and state_dict() see. Nothing can go stale.
+//
 // Parameters and buffers have type P = acc_t<T> (float for 16-bit activations: master weights).
 #pragma once
 
 #include "resnet/core/abi.hpp"
 
+#include <deque>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -27,6 +34,9 @@ struct LayerSummary {
   int64_t macs = 0;    // multiply-accumulates per image
   int depth = 0;
 };
+
+template <typename M>
+class Child;
 
 template <typename T>
 class Module {
@@ -55,12 +65,36 @@ class Module {
   }
 
   // ---- modes ----
+  // A module pinned with keep_eval() stays in eval mode (with its subtree) whatever train() says: frozen
+  // BatchNorm keeps using, and no longer updates, its running statistics while the rest trains.
   void train(bool on = true) {
-    training_ = on;
-    for (auto& c : children_) c.second->train(on);
+    training_ = on && !keep_eval_;
+    for (auto& c : children_) c.second->train(training_);
   }
   void eval() { train(false); }
   bool is_training() const { return training_; }
+  void keep_eval(bool on = true) {
+    keep_eval_ = on;
+    if (on) train(false);
+  }
+  bool keeps_eval() const { return keep_eval_; }
+
+  // Sets requires_grad on every parameter of the subtree (false: frozen; optimizers skip it).
+  Module& requires_grad_(bool on = true) {
+    for (auto& kv : named_parameters())
+      if (kv.second.defined()) kv.second.set_requires_grad(on);
+    return *this;
+  }
+
+  // Whether this module was changed for inference only (a BatchNorm folded into its convolution): such a
+  // model computes the same outputs but its state_dict is not the trained model's, so checkpoints refuse it.
+  virtual bool inference_only() const { return false; }
+  bool any_inference_only() const {
+    if (inference_only()) return true;
+    for (auto& c : children_)
+      if (c.second->any_inference_only()) return true;
+    return false;
+  }
 
   // ---- traversal ----
   std::vector<std::pair<std::string, Tensor<P>>> named_parameters(const std::string& prefix = "") const {
@@ -87,6 +121,50 @@ class Module {
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const {
     return children_;
   }
+  // Every module of the subtree with its dotted name, this one first (as "" or `prefix`), parents before
+  // children.
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules(const std::string& prefix = "") {
+    std::vector<std::pair<std::string, std::shared_ptr<Module>>> out;
+    out.emplace_back(prefix, std::shared_ptr<Module>(std::shared_ptr<Module>(), this));  // non-owning
+    collect_modules(prefix, out);
+    return out;
+  }
+  // The child at a dotted path ("layer1.0.conv1"), or null.
+  std::shared_ptr<Module> find_module(const std::string& path) const {
+    const size_t dot = path.find('.');
+    const std::string head = path.substr(0, dot);
+    for (auto& c : children_)
+      if (c.first == head)
+        return dot == std::string::npos ? c.second : c.second->find_module(path.substr(dot + 1));
+    return nullptr;
+  }
+
+  // Replaces the child at a dotted path ("fc", "layer4.1.bn2"). Every path sees the new module at once:
+  // forward, parameters, buffers, state_dict, train()/eval(), summaries, checkpoints. The new module takes
+  // this module's training mode and device. A typed member (Child<Linear<T>>) only takes a module of its
+  // type; optimizers built before hold the old parameters, so build them after replacing.
+  template <typename M>
+  std::shared_ptr<M> replace_module(const std::string& path, std::shared_ptr<M> m) {
+    static_assert(std::is_base_of<Module, M>::value, "replace_module: M must derive from Module<T>");
+    RESNET_CHECK(m != nullptr, "replace_module: null module for '", path, "'");
+    const size_t dot = path.find('.');
+    if (dot != std::string::npos) {
+      std::shared_ptr<Module> parent = find_module(path.substr(0, dot));
+      RESNET_CHECK(parent != nullptr, "replace_module: ", type_name(), " has no child '", path.substr(0, dot),
+                   "'");
+      return parent->replace_module(path.substr(dot + 1), std::move(m));
+    }
+    for (size_t i = 0; i < children_.size(); ++i) {
+      if (children_[i].first != path) continue;
+      RESNET_CHECK(!accepts_[i] || accepts_[i](m.get()), "replace_module: '", path, "' of ", type_name(),
+                   " is a typed member holding a ", children_[i].second->type_name(), "; a ", m->type_name(),
+                   " does not fit it");
+      adopt(*m);
+      children_[i].second = m;
+      return m;
+    }
+    RESNET_FAIL("replace_module: ", type_name(), " has no child '", path, "'");
+  }
 
   int64_t num_parameters() const {
     int64_t n = 0;
@@ -95,7 +173,8 @@ class Module {
   }
   int64_t own_parameter_count() const {
     int64_t n = 0;
-    for (auto& kv : params_) n += kv.second.numel();
+    for (auto& kv : params_)
+      if (kv.second->defined()) n += kv.second->numel();
     return n;
   }
 
@@ -109,30 +188,57 @@ class Module {
 
   // Moves parameters, their gradients and buffers to `device`, in place (optimizers keep their handles).
   void to(Device device) {
-    for (auto& kv : params_) kv.second.move_storage_to(device);
+    for (auto& kv : params_)
+      if (kv.second->defined()) kv.second->move_storage_to(device);
     for (auto& b : buffers_)
-      if (!b.host_only) b.tensor.move_storage_to(device);
+      if (!b.host_only && b.tensor->defined()) b.tensor->move_storage_to(device);
     for (auto& c : children_) c.second->to(device);
     device_ = device;
   }
   Device device() const { return device_; }
 
  protected:
-  Tensor<P>& register_parameter(const std::string& name, Tensor<P> t) {
-    t.set_requires_grad(true);
-    params_.emplace_back(name, std::move(t));
-    return params_.back().second;
+  // Registers the member `slot` (set to `value`): the member is the registry entry, so assigning a new
+  // tensor to it later is what every traversal sees.
+  Tensor<P>& register_parameter(const std::string& name, Tensor<P>& slot, Tensor<P> value) {
+    check_new_name(name);
+    value.set_requires_grad(true);
+    slot = std::move(value);
+    params_.emplace_back(name, &slot);
+    return slot;
   }
-  // host_only buffers (counters) stay on the CPU whatever device the module moves to.
-  void register_buffer(const std::string& name, TensorBase t, bool host_only = false) {
-    buffers_.push_back(Buffer{name, std::move(t), host_only});
+  // A parameter without a member of its own (kept here).
+  Tensor<P>& register_parameter(const std::string& name, Tensor<P> value) {
+    owned_params_.emplace_back();
+    return register_parameter(name, owned_params_.back(), std::move(value));
+  }
+  // host_only buffers (counters) stay on the CPU whatever device the module moves to. `slot` is a member.
+  template <typename B>
+  void register_buffer(const std::string& name, B& slot, bool host_only = false) {
+    static_assert(std::is_base_of<TensorBase, B>::value, "register_buffer: a tensor member");
+    check_new_name(name);
+    buffers_.push_back(Buffer{name, &slot, host_only});
   }
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    static_assert(std::is_base_of<Module, M>::value, "register_module: M must derive from Module<T>");
     RESNET_CHECK(m != nullptr, "register_module: null module '", name, "'");
-    m->train(training_);
+    check_new_name(name);
+    adopt(*m);
     children_.emplace_back(name, m);
+    accepts_.push_back(nullptr);
     return m;
+  }
+  // Registers `m` and binds the typed member `handle` to its registry slot.
+  template <typename M, typename M2>
+  std::shared_ptr<M> register_module(const std::string& name, Child<M>& handle, std::shared_ptr<M2> m) {
+    static_assert(std::is_base_of<M, M2>::value, "register_module: the module does not fit the member");
+    RESNET_CHECK(handle.owner_ == nullptr, "register_module: the member for '", name, "' is already bound");
+    register_module(name, std::shared_ptr<Module>(m));
+    accepts_.back() = [](const Module* p) { return dynamic_cast<const M*>(p) != nullptr; };
+    handle.owner_ = this;
+    handle.slot_ = children_.size() - 1;
+    return handle.ptr();
   }
   // Summary row helper for leaf modules.
   void add_row(std::vector<LayerSummary>& rows, const std::string& name, int depth, const Shape& out,
@@ -144,32 +250,100 @@ class Module {
   }
 
  private:
+  template <typename M>
+  friend class Child;
+
   struct Buffer {
     std::string name;
-    TensorBase tensor;
+    TensorBase* tensor;
     bool host_only;
   };
+  void check_new_name(const std::string& name) const {
+    RESNET_CHECK(!name.empty() && name.find('.') == std::string::npos, type_name(), ": bad entry name '",
+                 name, "' (non-empty, no '.')");
+    for (auto& kv : params_) RESNET_CHECK(kv.first != name, type_name(), ": '", name, "' registered twice");
+    for (auto& b : buffers_) RESNET_CHECK(b.name != name, type_name(), ": '", name, "' registered twice");
+    for (auto& c : children_) RESNET_CHECK(c.first != name, type_name(), ": '", name, "' registered twice");
+  }
+  // A new child follows its parent's mode and device.
+  void adopt(Module& m) {
+    m.train(training_);
+    if (m.device_ != device_) m.to(device_);
+  }
   void collect_parameters(const std::string& prefix,
                           std::vector<std::pair<std::string, Tensor<P>>>& out) const {
-    for (auto& kv : params_) out.emplace_back(join(prefix, kv.first), kv.second);
+    for (auto& kv : params_) out.emplace_back(join(prefix, kv.first), *kv.second);
     for (auto& c : children_) c.second->collect_parameters(join(prefix, c.first), out);
   }
   void collect_buffers(const std::string& prefix,
                        std::vector<std::pair<std::string, TensorBase>>& out) const {
-    for (auto& b : buffers_) out.emplace_back(join(prefix, b.name), b.tensor);
+    for (auto& b : buffers_) out.emplace_back(join(prefix, b.name), *b.tensor);
     for (auto& c : children_) c.second->collect_buffers(join(prefix, c.first), out);
   }
   void collect_state(const std::string& prefix, std::vector<std::pair<std::string, TensorBase>>& out) const {
-    for (auto& kv : params_) out.emplace_back(join(prefix, kv.first), kv.second);
-    for (auto& b : buffers_) out.emplace_back(join(prefix, b.name), b.tensor);
+    for (auto& kv : params_) out.emplace_back(join(prefix, kv.first), *kv.second);
+    for (auto& b : buffers_) out.emplace_back(join(prefix, b.name), *b.tensor);
     for (auto& c : children_) c.second->collect_state(join(prefix, c.first), out);
   }
+  void collect_modules(const std::string& prefix,
+                       std::vector<std::pair<std::string, std::shared_ptr<Module>>>& out) const {
+    for (auto& c : children_) {
+      out.emplace_back(join(prefix, c.first), c.second);
+      c.second->collect_modules(join(prefix, c.first), out);
+    }
+  }
 
-  std::vector<std::pair<std::string, Tensor<P>>> params_;
+  std::vector<std::pair<std::string, Tensor<P>*>> params_;
+  std::deque<Tensor<P>> owned_params_;  // a deque: addresses stay put as it grows
   std::vector<Buffer> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::vector<bool (*)(const Module*)> accepts_;  // per child: null (any module) or the typed member's check
   bool training_ = true;
+  bool keep_eval_ = false;
   Device device_ = Device::cpu();
+};
+
+// A typed member that is a view of its parent's registry slot: `fc->weight` reads the registered module,
+// `fc = std::make_shared<Linear<float>>(512, 3)` replaces it there. Unbound (never registered: an optional
+// child such as a block without a projection) it is false. Not copyable: copy the module pointer (ptr()).
+template <typename M>
+class Child {
+ public:
+  using Owner = Module<typename M::value_type>;
+  Child() = default;
+  Child(const Child&) = delete;
+  Child& operator=(const Child& other) { return *this = other.ptr(); }
+  template <typename M2, typename = std::enable_if_t<std::is_base_of<M, M2>::value>>
+  Child& operator=(std::shared_ptr<M2> m) {
+    RESNET_CHECK(owner_ != nullptr, "cannot assign a ", m ? m->type_name() : std::string("null module"),
+                 " to an unregistered child member");
+    owner_->replace_module(owner_->children_[slot_].first, std::shared_ptr<M>(std::move(m)));
+    return *this;
+  }
+
+  M* get() const { return owner_ ? static_cast<M*>(owner_->children_[slot_].second.get()) : nullptr; }
+  std::shared_ptr<M> ptr() const {
+    return owner_ ? std::static_pointer_cast<M>(owner_->children_[slot_].second) : std::shared_ptr<M>();
+  }
+  operator std::shared_ptr<M>() const { return ptr(); }  // NOLINT: pass it where a module pointer goes
+  M* operator->() const {
+    M* p = get();
+    RESNET_CHECK(p != nullptr, "use of an unregistered child member");
+    return p;
+  }
+  M& operator*() const { return *operator->(); }
+  explicit operator bool() const { return get() != nullptr; }
+  bool operator==(std::nullptr_t) const { return get() == nullptr; }
+  bool operator!=(std::nullptr_t) const { return get() != nullptr; }
+  const std::string& name() const {
+    static const std::string none;
+    return owner_ ? owner_->children_[slot_].first : none;
+  }
+
+ private:
+  friend Owner;
+  Owner* owner_ = nullptr;
+  size_t slot_ = 0;
 };
 
 }  // namespace nn

@@ -14,27 +14,24 @@ class Sequential : public Module<T> {
   Sequential() = default;
   template <typename M>
   std::shared_ptr<M> push_back(std::shared_ptr<M> m) {
-    layers_.push_back(m);
-    return this->register_module(std::to_string(layers_.size() - 1), std::move(m));
+    return this->register_module(std::to_string(size()), std::move(m));
   }
+  // The registry is the list (no copy of it here), so replace_module("1", m) is what forward runs.
   Tensor<T> forward(const Tensor<T>& x) override {
     Tensor<T> h = x;
-    for (auto& m : layers_) h = m->forward(h);
+    for (auto& kv : this->named_children()) h = kv.second->forward(h);
     return h;
   }
   std::string type_name() const override { return "Sequential"; }
   Shape summarize(const Shape& in, const std::string& name, int depth,
                   std::vector<LayerSummary>& rows) const override {
     Shape s = in;
-    for (size_t i = 0; i < layers_.size(); ++i)
-      s = layers_[i]->summarize(s, this->join(name, std::to_string(i)), depth + 1, rows);
+    for (auto& kv : this->named_children())
+      s = kv.second->summarize(s, this->join(name, kv.first), depth + 1, rows);
     return s;
   }
-  size_t size() const { return layers_.size(); }
-  const std::shared_ptr<Module<T>>& operator[](size_t i) const { return layers_.at(i); }
-
- private:
-  std::vector<std::shared_ptr<Module<T>>> layers_;
+  size_t size() const { return this->named_children().size(); }
+  const std::shared_ptr<Module<T>>& operator[](size_t i) const { return this->named_children().at(i).second; }
 };
 
 }  // namespace nn

@@ -19,11 +19,8 @@ struct AdamWOptions {
 template <typename P>
 class AdamW : public Optimizer<P> {
  public:
-  AdamW(NamedParameters<P> params, const AdamWOptions& o) : Optimizer<P>(std::move(params), o.lr), opts_(o) {
-    RESNET_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1,
-                 "AdamW: betas must be in [0, 1)");
-    RESNET_CHECK(o.eps > 0 && o.weight_decay >= 0,
-                 "AdamW: eps must be positive and weight_decay non-negative");
+  AdamW(const NamedParameters<P>& params, const AdamWOptions& o) : Optimizer<P>(params, o.lr), opts_(o) {
+    check(o);
     for (auto& kv : this->params_) {
       m_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
       v_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
@@ -58,7 +55,42 @@ class AdamW : public Optimizer<P> {
   }
   const AdamWOptions& options() const { return opts_; }
 
+  HyperParameters hyper_parameters() const override {
+    return {{"lr", this->lr_},
+            {"beta1", opts_.beta1},
+            {"beta2", opts_.beta2},
+            {"eps", opts_.eps},
+            {"weight_decay", opts_.weight_decay},
+            {"decay_1d", opts_.decay_1d ? 1.0 : 0.0}};
+  }
+  void set_hyper_parameters(const HyperParameters& h) override {
+    AdamWOptions o = opts_;
+    for (auto& kv : this->take_lr(h)) {
+      if (kv.first == "beta1")
+        o.beta1 = kv.second;
+      else if (kv.first == "beta2")
+        o.beta2 = kv.second;
+      else if (kv.first == "eps")
+        o.eps = kv.second;
+      else if (kv.first == "weight_decay")
+        o.weight_decay = kv.second;
+      else if (kv.first == "decay_1d")
+        o.decay_1d = this->flag(kv.second);
+      else
+        RESNET_FAIL("adamw: unknown hyper-parameter '", kv.first, "'");
+    }
+    check(o);
+    opts_ = o;
+    opts_.lr = this->lr_;
+  }
+
  private:
+  static void check(const AdamWOptions& o) {
+    RESNET_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1,
+                 "AdamW: betas must be in [0, 1)");
+    RESNET_CHECK(o.eps > 0 && o.weight_decay >= 0,
+                 "AdamW: eps must be positive and weight_decay non-negative");
+  }
   AdamWOptions opts_;
   std::vector<Tensor<P>> m_, v_;
 };

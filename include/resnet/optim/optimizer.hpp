@@ -1,10 +1,16 @@
 // Optimizer base: holds named parameters (so its state can be saved by name), the learning rate and the
 // step count. State tensors are allocated at construction, on each parameter's device: create the
-// optimizer after moving the model.
+// optimizer after moving the model (and after replacing or freezing any of its layers).
+//
+// Frozen parameters (requires_grad false, e.g. after Module::requires_grad_(false)) are skipped, with one
+// line on stderr saying how many; skipped() names them. optim::trainable() filters a list the same way.
+// Hyper-parameters (lr and the subclass's) are saved with the state and restored exactly by checkpoints.
 #pragma once
 
 #include "resnet/core/abi.hpp"
 
+#include <cstdio>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,14 +29,32 @@ using NamedParameters = std::vector<std::pair<std::string, Tensor<P>>>;
 // (conv and linear weights, not BN weights or biases) when `decay_1d` is false.
 inline bool decays(const TensorBase& p, bool decay_1d) { return decay_1d || p.rank() > 1; }
 
+// The parameters that require grad (the ones an optimizer trains).
+template <typename P>
+NamedParameters<P> trainable(const NamedParameters<P>& params) {
+  NamedParameters<P> out;
+  for (auto& kv : params)
+    if (kv.second.requires_grad()) out.push_back(kv);
+  return out;
+}
+
+using HyperParameters = std::map<std::string, double>;
+
 template <typename P>
 class Optimizer {
  public:
-  Optimizer(NamedParameters<P> params, double lr) : params_(std::move(params)), lr_(lr) {
-    RESNET_CHECK(!params_.empty(), "optimizer: no parameters to optimize");
+  Optimizer(const NamedParameters<P>& params, double lr) : lr_(lr) {
     RESNET_CHECK(lr >= 0, "optimizer: learning rate must be non-negative, got ", lr);
-    for (auto& kv : params_)
-      RESNET_CHECK(kv.second.requires_grad(), "optimizer: parameter '", kv.first, "' does not require grad");
+    for (auto& kv : params) {
+      RESNET_CHECK(kv.second.defined(), "optimizer: parameter '", kv.first, "' is undefined");
+      (kv.second.requires_grad() ? params_ : skipped_).push_back(kv);
+    }
+    RESNET_CHECK(
+        !params_.empty(), "optimizer: no parameters to optimize",
+        skipped_.empty() ? std::string() : " (all " + std::to_string(skipped_.size()) + " are frozen)");
+    if (!skipped_.empty())
+      std::fprintf(stderr, "optimizer: skipping %zu frozen parameters (requires_grad off), e.g. '%s'\n",
+                   skipped_.size(), skipped_.front().first.c_str());
   }
   virtual ~Optimizer() = default;
 
@@ -49,12 +73,36 @@ class Optimizer {
   int64_t step_count() const { return steps_; }
   void set_step_count(int64_t s) { steps_ = s; }
   const NamedParameters<P>& parameters() const { return params_; }
+  const NamedParameters<P>& skipped() const { return skipped_; }
 
   // Named state tensors (for checkpoints), e.g. "layer1.0.conv1.weight.momentum_buffer".
   virtual std::vector<std::pair<std::string, TensorBase>> state() const = 0;
 
+  // Every hyper-parameter by name ("lr", "momentum", "beta1", ...; booleans as 0/1), for checkpoints.
+  virtual HyperParameters hyper_parameters() const { return {{"lr", lr_}}; }
+  // Restores what hyper_parameters() returned; names it does not know are an error, missing ones stay.
+  virtual void set_hyper_parameters(const HyperParameters& h) {
+    for (auto& kv : h) RESNET_CHECK(kv.first == "lr", name(), ": unknown hyper-parameter '", kv.first, "'");
+    if (h.count("lr")) {
+      RESNET_CHECK(h.at("lr") >= 0, name(), ": learning rate must be non-negative, got ", h.at("lr"));
+      lr_ = h.at("lr");
+    }
+  }
+
  protected:
+  // For subclasses: takes "lr" and hands back the rest.
+  HyperParameters take_lr(HyperParameters h) {
+    auto it = h.find("lr");
+    if (it != h.end()) {
+      Optimizer::set_hyper_parameters({{"lr", it->second}});  // the base's: checks and sets lr only
+      h.erase(it);
+    }
+    return h;
+  }
+  static bool flag(double v) { return v != 0; }
+
   NamedParameters<P> params_;
+  NamedParameters<P> skipped_;
   double lr_;
   int64_t steps_ = 0;
 };

@@ -20,11 +20,8 @@ struct SGDOptions {
 template <typename P>
 class SGD : public Optimizer<P> {
  public:
-  SGD(NamedParameters<P> params, const SGDOptions& o) : Optimizer<P>(std::move(params), o.lr), opts_(o) {
-    RESNET_CHECK(o.momentum >= 0 && o.weight_decay >= 0,
-                 "SGD: momentum and weight_decay must be non-negative");
-    RESNET_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0),
-                 "SGD: Nesterov needs momentum > 0 and no dampening");
+  SGD(const NamedParameters<P>& params, const SGDOptions& o) : Optimizer<P>(params, o.lr), opts_(o) {
+    check(o);
     if (o.momentum != 0)
       for (auto& kv : this->params_)
         buffers_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
@@ -57,7 +54,45 @@ class SGD : public Optimizer<P> {
   }
   const SGDOptions& options() const { return opts_; }
 
+  HyperParameters hyper_parameters() const override {
+    return {{"lr", this->lr_},
+            {"momentum", opts_.momentum},
+            {"dampening", opts_.dampening},
+            {"weight_decay", opts_.weight_decay},
+            {"nesterov", opts_.nesterov ? 1.0 : 0.0},
+            {"decay_1d", opts_.decay_1d ? 1.0 : 0.0}};
+  }
+  void set_hyper_parameters(const HyperParameters& h) override {
+    SGDOptions o = opts_;
+    for (auto& kv : this->take_lr(h)) {
+      if (kv.first == "momentum")
+        o.momentum = kv.second;
+      else if (kv.first == "dampening")
+        o.dampening = kv.second;
+      else if (kv.first == "weight_decay")
+        o.weight_decay = kv.second;
+      else if (kv.first == "nesterov")
+        o.nesterov = this->flag(kv.second);
+      else if (kv.first == "decay_1d")
+        o.decay_1d = this->flag(kv.second);
+      else
+        RESNET_FAIL("sgd: unknown hyper-parameter '", kv.first, "'");
+    }
+    check(o);
+    // Momentum buffers exist or not from construction on: switching momentum on or off needs a new SGD.
+    RESNET_CHECK((o.momentum != 0) == !buffers_.empty(), "sgd: momentum ", o.momentum,
+                 " does not fit an optimizer built with momentum ", opts_.momentum);
+    opts_ = o;
+    opts_.lr = this->lr_;
+  }
+
  private:
+  static void check(const SGDOptions& o) {
+    RESNET_CHECK(o.momentum >= 0 && o.weight_decay >= 0 && o.dampening >= 0,
+                 "SGD: momentum, dampening and weight_decay must be non-negative");
+    RESNET_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0),
+                 "SGD: Nesterov needs momentum > 0 and no dampening");
+  }
   SGDOptions opts_;
   std::vector<Tensor<P>> buffers_;
 };

@@ -1,0 +1,234 @@
+// infer::Classifier: a checkpoint in, top-k classes out.
+//
+//   auto clf = infer::Classifier::open("best.safetensors");          // CPU; ClassifierOptions for the GPU
+//   for (auto& r : clf.classify_files({"cat.jpg", "dog.png"}, 3))
+//     if (r.ok) std::cout << r.path << ": " << r.top[0].label << " " << r.top[0].probability << "\n";
+//
+// The architecture, the class names and the eval transform (metadata "eval-size", "eval-crop") come from
+// the checkpoint's metadata. Inputs are image files, decoded images of any size with 1-4 channels (grey,
+// grey + alpha, RGB, RGBA), or ready tensors [N, 3, S, S]; they are run in batches of
+// ClassifierOptions::batch_size. By default the BatchNorms are folded into the convolutions
+// (models/fuse.hpp): same outputs to float rounding, one pass less work per BN. A file that cannot be read
+// or decoded is reported in its result, never thrown: one bad image does not stop a folder.
+#pragma once
+
+#include "resnet/core/abi.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "resnet/autograd/grad_mode.hpp"
+#include "resnet/data/eval_transform.hpp"
+#include "resnet/data/image_decode.hpp"
+#include "resnet/data/sample_rng.hpp"
+#include "resnet/io/checkpoint.hpp"
+#include "resnet/models/fuse.hpp"
+#include "resnet/models/resnet.hpp"
+
+namespace resnet {
+inline namespace RESNET_ABI {
+namespace infer {
+
+struct ClassifierOptions {
+  Device device = Device::cpu();
+  int64_t batch_size = 16;
+  bool fuse = true;                      // fold BatchNorm into the convolutions
+  std::string arch;                      // overrides / supplies the checkpoint's architecture
+  std::vector<std::string> class_names;  // overrides / supplies the checkpoint's class names
+  int eval_size = 0;                     // 0: from the metadata ("eval-size"), else 224
+  double eval_crop = 0;                  // 0: from the metadata ("eval-crop"), else 0.875
+};
+
+struct ClassScore {
+  int64_t index = 0;
+  std::string label;
+  double probability = 0;
+};
+
+struct Prediction {
+  std::vector<ClassScore> top;  // best first
+};
+
+struct FileResult {
+  std::string path;
+  bool ok = false;
+  std::string error;  // why the file was skipped (missing, a folder, unreadable, corrupt)
+  Prediction prediction;
+};
+
+namespace detail {
+inline double metadata_number(const io::TrainingState& s, const char* key, double fallback) {
+  auto it = s.extra.find(key);
+  if (it == s.extra.end()) return fallback;
+  char* end = nullptr;
+  const double v = std::strtod(it->second.c_str(), &end);
+  RESNET_CHECK(end == it->second.c_str() + it->second.size() && !it->second.empty(), "checkpoint metadata '",
+               key, "' = '", it->second, "' is not a number");
+  return v;
+}
+}  // namespace detail
+
+class Classifier {
+ public:
+  using Model = models::ResNet<float>;
+
+  // From a model already in memory (e.g. right after fine-tuning). The model is used as is (put in eval
+  // mode, moved to options.device and, with options.fuse, folded in place: pass a model you will not train
+  // again, or fuse = false).
+  Classifier(std::shared_ptr<Model> model, std::vector<std::string> class_names,
+             data::TransformOptions transform, const ClassifierOptions& options = ClassifierOptions())
+      : model_(std::move(model)), names_(std::move(class_names)), transform_(transform), opts_(options) {
+    RESNET_CHECK(model_ != nullptr, "Classifier: null model");
+    RESNET_CHECK(opts_.batch_size > 0, "Classifier: batch_size must be positive, got ", opts_.batch_size);
+    transform_.augment = data::Augment::None;
+    transform_.validate();
+    RESNET_CHECK(static_cast<int64_t>(names_.size()) == model_->num_classes(), "Classifier: ", names_.size(),
+                 " class names for a model with ", model_->num_classes(), " classes");
+    model_->eval();
+    if (opts_.fuse) models::fuse_for_inference(*model_);
+    model_->to(opts_.device);
+  }
+
+  // Opens a checkpoint (ours, or a converted torchvision file: tools/torchvision_to_safetensors.py).
+  static Classifier open(const std::string& path, const ClassifierOptions& options = ClassifierOptions()) {
+    io::TrainingState s = io::read_training_state(path);
+    const std::string arch = options.arch.empty() ? s.arch : options.arch;
+    RESNET_CHECK(!arch.empty(), "Classifier: checkpoint '", path,
+                 "' does not name its architecture; set ClassifierOptions::arch");
+    std::vector<std::string> names = options.class_names.empty() ? s.class_names : options.class_names;
+    RESNET_CHECK(!names.empty(), "Classifier: checkpoint '", path,
+                 "' has no class names; set ClassifierOptions::class_names");
+    models::ResNetOptions mo;
+    mo.num_classes = static_cast<int64_t>(names.size());
+    mo.seed = 1;  // every tensor is overwritten by the strict load below
+    auto net = models::resnet<float>(arch, mo);
+    io::load_checkpoint(path, *net, static_cast<optim::Optimizer<float>*>(nullptr));
+    const int size = options.eval_size > 0 ? options.eval_size
+                                           : static_cast<int>(detail::metadata_number(s, "eval-size", 224));
+    const double crop =
+        options.eval_crop > 0 ? options.eval_crop : detail::metadata_number(s, "eval-crop", 0.875);
+    return Classifier(net, std::move(names), data::eval_transform(size, crop), options);
+  }
+
+  // The network input for one decoded image: [3, S, S] normalised floats, written to `out`.
+  void preprocess(const data::Image& img, float* out) const {
+    data::SampleRng rng(0);  // unused by the eval transform
+    data::apply_transform(data::to_rgb(img), transform_, rng, out);
+  }
+
+  // Top-k of ready network inputs [N, 3, S, S] (any device), in batches.
+  std::vector<Prediction> classify(const Tensor<float>& x, int k = 1) {
+    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == 3,
+                 "Classifier: expected images [N, 3, H, W], got ",
+                 x.defined() ? x.shape().to_string() : std::string("undefined"));
+    std::vector<Prediction> out;
+    for (int64_t b = 0; b < x.dim(0); b += opts_.batch_size) {
+      const int64_t n = std::min(opts_.batch_size, x.dim(0) - b);
+      Tensor<float> part = Tensor<float>::from_vector(slice(x, b, n), {n, 3, x.dim(2), x.dim(3)});
+      auto p = run(part, k);
+      out.insert(out.end(), p.begin(), p.end());
+    }
+    return out;
+  }
+  // Top-k of decoded images of any size and channel count.
+  std::vector<Prediction> classify(const std::vector<data::Image>& images, int k = 1) {
+    std::vector<Prediction> out;
+    const int64_t s = transform_.size, per = 3 * s * s;
+    for (size_t b = 0; b < images.size(); b += static_cast<size_t>(opts_.batch_size)) {
+      const size_t n = std::min(images.size() - b, static_cast<size_t>(opts_.batch_size));
+      Tensor<float> x = Tensor<float>::empty({static_cast<int64_t>(n), 3, s, s});
+      for (size_t i = 0; i < n; ++i) preprocess(images[b + i], x.data() + static_cast<int64_t>(i) * per);
+      auto p = run(x, k);
+      out.insert(out.end(), p.begin(), p.end());
+    }
+    return out;
+  }
+  Prediction classify(const data::Image& image, int k = 1) {
+    return classify(std::vector<data::Image>{image}, k)[0];
+  }
+
+  // Top-k of image files, one result per path in order. Missing files, folders and files that fail to decode
+  // get ok = false and the reason; the rest are classified in batches.
+  std::vector<FileResult> classify_files(const std::vector<std::string>& paths, int k = 1) {
+    std::vector<FileResult> out(paths.size());
+    std::vector<size_t> pending;
+    std::vector<data::Image> images;
+    auto flush = [&] {
+      auto p = classify(images, k);
+      for (size_t i = 0; i < pending.size(); ++i) {
+        out[pending[i]].ok = true;
+        out[pending[i]].prediction = p[i];
+      }
+      pending.clear();
+      images.clear();
+    };
+    for (size_t i = 0; i < paths.size(); ++i) {
+      out[i].path = paths[i];
+      std::error_code ec;
+      if (std::filesystem::is_directory(paths[i], ec)) {
+        out[i].error = "'" + paths[i] + "' is a folder, not an image";
+        continue;
+      }
+      if (!std::filesystem::exists(paths[i], ec)) {
+        out[i].error = "image '" + paths[i] + "' does not exist";
+        continue;
+      }
+      try {
+        images.push_back(data::load_image(paths[i]));
+        pending.push_back(i);
+      } catch (const Error& e) {
+        out[i].error = e.what();
+      }
+      if (static_cast<int64_t>(images.size()) == opts_.batch_size) flush();
+    }
+    if (!images.empty()) flush();
+    return out;
+  }
+
+  const std::vector<std::string>& class_names() const { return names_; }
+  const data::TransformOptions& transform() const { return transform_; }
+  const ClassifierOptions& options() const { return opts_; }
+  Model& model() { return *model_; }
+
+ private:
+  static std::vector<float> slice(const Tensor<float>& x, int64_t first, int64_t n) {
+    std::vector<float> all = x.to_vector();  // host copy of the whole input; fine for inference sizes
+    const int64_t per = x.numel() / x.dim(0);
+    return std::vector<float>(all.begin() + first * per, all.begin() + (first + n) * per);
+  }
+  std::vector<Prediction> run(const Tensor<float>& x, int k) {
+    const int64_t classes = static_cast<int64_t>(names_.size());
+    RESNET_CHECK(k >= 1, "Classifier: k must be at least 1, got ", k);
+    const int64_t kk = std::min<int64_t>(k, classes);
+    NoGradGuard no_grad;
+    std::vector<float> prob = softmax(model_->forward(x.to(opts_.device))).to_vector();
+    std::vector<Prediction> out(static_cast<size_t>(x.dim(0)));
+    std::vector<int64_t> order(static_cast<size_t>(classes));
+    for (int64_t i = 0; i < x.dim(0); ++i) {
+      const float* row = &prob[static_cast<size_t>(i * classes)];
+      for (int64_t c = 0; c < classes; ++c) order[static_cast<size_t>(c)] = c;
+      std::partial_sort(order.begin(), order.begin() + kk, order.end(), [row](int64_t a, int64_t b) {
+        return row[a] > row[b] || (row[a] == row[b] && a < b);
+      });
+      for (int64_t j = 0; j < kk; ++j) {
+        const int64_t c = order[static_cast<size_t>(j)];
+        out[static_cast<size_t>(i)].top.push_back(ClassScore{c, names_[static_cast<size_t>(c)], row[c]});
+      }
+    }
+    return out;
+  }
+
+  std::shared_ptr<Model> model_;
+  std::vector<std::string> names_;
+  data::TransformOptions transform_;
+  ClassifierOptions opts_;
+};
+
+}  // namespace infer
+}  // namespace RESNET_ABI
+}  // namespace resnet
