@@ -155,11 +155,23 @@ TEST_CASE("batchnorm: running statistics follow PyTorch's update, eval uses them
 }
 
 TEST_CASE("models: train() and eval() reach every layer", "[models]") {
-  auto net = models::resnet18<float>();
-  net->eval();
-  CHECK_FALSE(net->blocks.back()->bn2->is_training());
-  net->train();
-  CHECK(net->layers[3]->is_training());
+  for (const char* arch : {"resnet18", "resnet50"}) {
+    INFO(arch);
+    auto net = models::resnet<float>(arch);
+    const auto modules = net->named_modules();
+    // Every convolution, BatchNorm, ReLU, pool, block, stage and the head (59 modules in 18, 134 in 50).
+    CHECK(modules.size() >= (std::string(arch) == "resnet18" ? 59u : 134u));
+    for (bool training : {false, true, false}) {
+      net->train(training);
+      size_t reached = 0;
+      for (const auto& [name, m] : modules) {
+        INFO("module '" << name << "' (" << m->type_name() << ")");
+        CHECK(m->is_training() == training);
+        reached += m->is_training() == training;
+      }
+      CHECK(reached == modules.size());
+    }
+  }
 }
 
 TEST_CASE("training: a small ResNet overfits one fixed batch with SGD", "[training]") {

@@ -1,7 +1,10 @@
 // Shared test helpers: random tensors, error measures and the finite-difference gradient check.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <sstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,16 +17,76 @@ namespace testing {
 using resnet::Shape;
 using resnet::Tensor;
 
-// max |a - b| / max(max |b|, floor): a scale-relative error that does not blow up on tiny elements.
+// How two arrays of values compare: max |a - b| / max(max |b|, floor) (a scale-relative error that does
+// not blow up on tiny elements), and the first element that fails. A NaN or an infinity in one array where
+// the other has none (or another one) is a mismatch of infinite error: std::max(diff, NaN) keeps diff, so a
+// plain maximum would let an op that returns all NaN pass every comparison.
+struct Comparison {
+  double error = 0.0;      // scale-relative error; +inf on a non-finite mismatch
+  int64_t first_bad = -1;  // first non-finite mismatch, else the element of the largest difference
+  std::string why;         // what went wrong at first_bad ("" when nothing did)
+  bool within(double tol) const { return error <= tol && std::isfinite(error); }
+};
+
+template <typename A, typename B>
+Comparison compare_values(const std::vector<A>& a, const std::vector<B>& b, double floor = 1e-12) {
+  Comparison c;
+  if (a.size() != b.size()) {
+    c.error = std::numeric_limits<double>::infinity();
+    c.why = "sizes differ: " + std::to_string(a.size()) + " vs " + std::to_string(b.size());
+    return c;
+  }
+  double diff = 0.0, scale = floor;
+  int64_t worst = -1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double x = static_cast<double>(a[i]), y = static_cast<double>(b[i]);
+    if (!std::isfinite(x) || !std::isfinite(y)) {
+      // Matching non-finite values (NaN and NaN, +inf and +inf) agree; anything else fails here.
+      const bool same =
+          (std::isnan(x) && std::isnan(y)) || (std::isinf(x) && std::isinf(y) && (x > 0) == (y > 0));
+      if (!same) {
+        c.error = std::numeric_limits<double>::infinity();
+        c.first_bad = static_cast<int64_t>(i);
+        std::ostringstream os;
+        os << "element " << i << " is " << x << " where the reference has " << y;
+        c.why = os.str();
+        return c;
+      }
+      continue;
+    }
+    const double d = std::abs(x - y);
+    if (d > diff) {
+      diff = d;
+      worst = static_cast<int64_t>(i);
+    }
+    scale = std::max(scale, std::abs(y));
+  }
+  c.error = diff / scale;
+  c.first_bad = worst;
+  if (worst >= 0) {
+    std::ostringstream os;
+    os << "largest difference at element " << worst << ": "
+       << static_cast<double>(a[static_cast<size_t>(worst)]) << " vs "
+       << static_cast<double>(b[static_cast<size_t>(worst)]) << " (scale " << scale << ")";
+    c.why = os.str();
+  }
+  return c;
+}
+
+// The error of compare_values (+inf on a NaN/Inf mismatch, so `relative_error(..) < tol` fails on one).
 template <typename A, typename B>
 double relative_error(const std::vector<A>& a, const std::vector<B>& b, double floor = 1e-12) {
   REQUIRE(a.size() == b.size());
-  double diff = 0.0, scale = floor;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
-    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
-  }
-  return diff / scale;
+  return compare_values(a, b, floor).error;
+}
+
+// CHECKs that `got` is within `tol` of `want` (scale-relative), naming the first failing element.
+template <typename A, typename B>
+bool check_close(const std::string& what, const std::vector<A>& got, const std::vector<B>& want, double tol) {
+  const Comparison c = compare_values(got, want);
+  INFO(what << ": relative error " << c.error << " (tolerance " << tol << "); " << c.why);
+  CHECK(c.within(tol));
+  return c.within(tol);
 }
 
 template <typename T>
@@ -65,6 +128,8 @@ inline std::vector<GradCheckResult> gradcheck(const std::function<Tensor<double>
                                               double h = 1e-6) {
   for (auto& kv : wrt) kv.second.set_grad_base(resnet::TensorBase());
   Tensor<double> l = loss();
+  INFO("loss of the gradient check: " << l.item());
+  REQUIRE(std::isfinite(l.item()));  // a NaN loss makes NaN numeric gradients, which would match NaN ones
   l.backward();
   std::vector<GradCheckResult> out;
   for (auto& kv : wrt) {
@@ -84,6 +149,9 @@ inline std::vector<GradCheckResult> gradcheck(const std::function<Tensor<double>
       p[i] = saved;
       numeric[static_cast<size_t>(i)] = (fp - fm) / (2 * h);
     }
+    const auto bad = std::find_if(numeric.begin(), numeric.end(), [](double v) { return !std::isfinite(v); });
+    INFO("numeric gradient of " << kv.first << " is not finite at element " << (bad - numeric.begin()));
+    REQUIRE(bad == numeric.end());
     out.push_back({kv.first, relative_error(analytic, numeric)});
   }
   return out;

@@ -2,6 +2,7 @@
 // vectorised map of kernels/elementwise.cuh.
 #include "resnet/core/abi.hpp"
 #include "context.cuh"
+#include "resnet/backend/contract/elementwise.hpp"
 #include "kernels/elementwise.cuh"
 
 namespace resnet {
@@ -15,9 +16,9 @@ using detail::OpScope;
 
 template <typename S, typename D>
 void cast(const Tensor<S>& x, Tensor<D>& y) {
+  contract::elementwise("cast", x, nullptr, y);
   const int dev = cuda_device("cast", x, "input");
   OpScope op("cast", dev);
-  check_same_shape("cast", x, y);
   check_cuda_tensor("cast", x, dev, "input");
   check_cuda_tensor("cast", y, dev, "output");
   kernels::cast(x.data(), y.data(), x.numel(), launch_env(dev));

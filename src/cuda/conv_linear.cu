@@ -17,6 +17,8 @@
 #include <unordered_map>
 
 #include "context.cuh"
+#include "resnet/backend/contract/conv.hpp"
+#include "resnet/backend/contract/linear.hpp"
 #include "kernels/channel.cuh"
 #include "kernels/elementwise.cuh"
 
@@ -303,35 +305,19 @@ ConvKey conv_key(int dev, const TensorBase& x, const TensorBase& w, const ConvPa
                  p.pad_w};
 }
 
-void check_conv_shapes(const char* op, const TensorBase& x, const TensorBase& w, const TensorBase& y,
-                       const ConvParams& p) {
-  check_rank(op, x, 4, "input");
-  check_rank(op, w, 4, "weight");
-  check_rank(op, y, 4, "output");
-  RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input has ", x.dim(1), " channels but the weight expects ",
-               w.dim(1), " (input ", x.shape(), ", weight ", w.shape(), ")");
-  RESNET_CHECK(p.stride_h > 0 && p.stride_w > 0 && p.pad_h >= 0 && p.pad_w >= 0, op,
-               ": stride must be positive and padding non-negative");
-  Shape expect{x.dim(0), w.dim(0), p.out_h(x.dim(2), w.dim(2)), p.out_w(x.dim(3), w.dim(3))};
-  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect,
-               " for input ", x.shape(), " and weight ", w.shape());
-}
-
 }  // namespace
 
 template <typename T>
 void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y,
                     const ConvParams& p) {
   const char* name = "conv2d";
+  contract::conv2d("conv2d", x, w, y, p, bias);
   const int dev = cuda_device(name, x, "input");
   OpScope op(name, dev);
-  check_conv_shapes(name, x, w, y, p);
   check_cuda_tensor(name, x, dev, "input");
   check_cuda_tensor(name, w, dev, "weight");
   check_cuda_tensor(name, y, dev, "output");
   if (bias) {
-    RESNET_CHECK(bias->numel() == w.dim(0), name, ": bias has ", bias->numel(), " elements for ", w.dim(0),
-                 " output channels");
     check_cuda_tensor(name, *bias, dev, "bias");
     check_index_range(name, y);
   }
@@ -353,9 +339,9 @@ template <typename T>
 void conv2d_backward_data(const Tensor<T>& dy, const Tensor<T>& w, Tensor<T>& dx, const ConvParams& p,
                           bool accumulate) {
   const char* name = "conv2d_backward_data";
+  contract::conv2d("conv2d_backward_data", dx, w, dy, p);
   const int dev = cuda_device(name, dy, "output gradient");
   OpScope op(name, dev);
-  check_conv_shapes(name, dx, w, dy, p);
   check_cuda_tensor(name, dy, dev, "output gradient");
   check_cuda_tensor(name, w, dev, "weight");
   check_cuda_tensor(name, dx, dev, "input gradient");
@@ -374,9 +360,9 @@ template <typename T>
 void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& dw, const ConvParams& p,
                             bool accumulate) {
   const char* name = "conv2d_backward_weight";
+  contract::conv2d("conv2d_backward_weight", x, dw, dy, p);
   const int dev = cuda_device(name, x, "input");
   OpScope op(name, dev);
-  check_conv_shapes(name, x, dw, dy, p);
   check_cuda_tensor(name, x, dev, "input");
   check_cuda_tensor(name, dy, dev, "output gradient");
   check_cuda_tensor(name, dw, dev, "weight gradient");
@@ -394,11 +380,9 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& 
 template <typename T>
 void conv2d_backward_bias(const Tensor<T>& dy, Tensor<T>& db, bool accumulate) {
   const char* name = "conv2d_backward_bias";
+  contract::conv2d_bias_grad("conv2d_backward_bias", dy, db);
   const int dev = cuda_device(name, dy, "output gradient");
   OpScope op(name, dev);
-  check_rank(name, dy, 4, "output gradient");
-  RESNET_CHECK(db.numel() == dy.dim(1), name, ": bias has ", db.numel(), " elements, gradient has ",
-               dy.dim(1), " channels");
   check_cuda_tensor(name, dy, dev, "output gradient");
   check_cuda_tensor(name, db, dev, "bias gradient");
   check_index_range(name, dy);
@@ -438,30 +422,20 @@ void gemm(int dev, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
   }
 }
 
-void check_linear_shapes(const char* op, const TensorBase& x, const TensorBase& w, const TensorBase& y) {
-  check_rank(op, x, 2, "input");
-  check_rank(op, w, 2, "weight");
-  RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input has ", x.dim(1), " features but the weight expects ",
-               w.dim(1), " (input ", x.shape(), ", weight ", w.shape(), ")");
-  RESNET_CHECK(y.shape() == Shape({x.dim(0), w.dim(0)}), op, ": output shape ", y.shape(),
-               " does not match input ", x.shape(), " and weight ", w.shape());
-}
-
 }  // namespace
 
 template <typename T>
 void linear_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y) {
   const char* name = "linear";
+  contract::linear("linear", x, w, y, bias);
   const int dev = cuda_device(name, x, "input");
   OpScope op(name, dev);
-  check_linear_shapes(name, x, w, y);
   check_cuda_tensor(name, x, dev, "input");
   check_cuda_tensor(name, w, dev, "weight");
   check_cuda_tensor(name, y, dev, "output");
   const int64_t N = x.dim(0), I = x.dim(1), O = w.dim(0);
   gemm<T>(dev, false, true, N, O, I, x.data(), I, w.data(), I, false, y.data(), O);
   if (bias) {
-    RESNET_CHECK(bias->numel() == O, name, ": bias has ", bias->numel(), " elements for ", O, " outputs");
     check_cuda_tensor(name, *bias, dev, "bias");
     check_index_range(name, y);
     kernels::channel_bias_add(y.data(), bias->data(), y.numel(), O, 1, launch_env(dev));
@@ -472,26 +446,22 @@ template <typename T>
 void linear_backward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy, Tensor<T>* dx,
                      bool dx_accumulate, Tensor<T>* dw, Tensor<T>* db, bool param_accumulate) {
   const char* name = "linear_backward";
+  contract::linear_backward("linear_backward", x, w, dy, dx, dw, db);
   const int dev = cuda_device(name, dy, "output gradient");
   OpScope op(name, dev);
-  check_linear_shapes(name, x, w, dy);
   check_cuda_tensor(name, x, dev, "input");
   check_cuda_tensor(name, w, dev, "weight");
   check_cuda_tensor(name, dy, dev, "output gradient");
   const int64_t N = x.dim(0), I = x.dim(1), O = w.dim(0);
   if (dx) {
-    check_same_shape(name, x, *dx);
     check_cuda_tensor(name, *dx, dev, "input gradient");
     gemm<T>(dev, false, false, N, I, O, dy.data(), O, w.data(), I, dx_accumulate, dx->data(), I);
   }
   if (dw) {
-    check_same_shape(name, w, *dw);
     check_cuda_tensor(name, *dw, dev, "weight gradient");
     gemm<T>(dev, true, false, O, I, N, dy.data(), O, x.data(), I, param_accumulate, dw->data(), I);
   }
   if (db) {
-    RESNET_CHECK(db->numel() == O, name, ": bias gradient has ", db->numel(), " elements for ", O,
-                 " outputs");
     check_cuda_tensor(name, *db, dev, "bias gradient");
     const auto env = launch_env(dev);
     void* ws = detail::workspace(dev, kernels::channel_sum_workspace_bytes<T>(N, O, 1, env.sm_count));

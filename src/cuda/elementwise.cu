@@ -3,6 +3,7 @@
 // of kernels/elementwise.cuh and kernels/reduction.cuh on the current stream.
 #include "resnet/core/abi.hpp"
 #include "context.cuh"
+#include "resnet/backend/contract/elementwise.hpp"
 #include "kernels/elementwise.cuh"
 #include "kernels/reduction.cuh"
 
@@ -17,6 +18,7 @@ using detail::OpScope;
 
 template <typename T>
 void fill(Tensor<T>& y, double value) {
+  contract::fill("fill", y);
   const int dev = cuda_device("fill", y, "output");
   OpScope op("fill", dev);
   check_cuda_tensor("fill", y, dev, "output");
@@ -25,10 +27,9 @@ void fill(Tensor<T>& y, double value) {
 
 template <typename T>
 void add(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y) {
+  contract::elementwise("add", a, &b, y);
   const int dev = cuda_device("add", a, "input");
   OpScope op("add", dev);
-  check_same_shape("add", a, b);
-  check_same_shape("add", a, y);
   check_cuda_tensor("add", a, dev, "first input");
   check_cuda_tensor("add", b, dev, "second input");
   check_cuda_tensor("add", y, dev, "output");
@@ -37,9 +38,9 @@ void add(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y) {
 
 template <typename T>
 void add_inplace(Tensor<T>& y, const Tensor<T>& x, double alpha) {
+  contract::elementwise("add_inplace", x, nullptr, y);
   const int dev = cuda_device("add_inplace", y, "output");
   OpScope op("add_inplace", dev);
-  check_same_shape("add_inplace", y, x);
   check_cuda_tensor("add_inplace", y, dev, "output");
   check_cuda_tensor("add_inplace", x, dev, "input");
   kernels::add_inplace(y.data(), x.data(), y.numel(), alpha, launch_env(dev));
@@ -47,9 +48,9 @@ void add_inplace(Tensor<T>& y, const Tensor<T>& x, double alpha) {
 
 template <typename T>
 void scale(const Tensor<T>& x, double alpha, Tensor<T>& y) {
+  contract::elementwise("scale", x, nullptr, y);
   const int dev = cuda_device("scale", x, "input");
   OpScope op("scale", dev);
-  check_same_shape("scale", x, y);
   check_cuda_tensor("scale", x, dev, "input");
   check_cuda_tensor("scale", y, dev, "output");
   kernels::scale(x.data(), alpha, y.data(), y.numel(), launch_env(dev));
@@ -57,10 +58,9 @@ void scale(const Tensor<T>& x, double alpha, Tensor<T>& y) {
 
 template <typename T>
 void mul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y, bool accumulate) {
+  contract::elementwise("mul", a, &b, y);
   const int dev = cuda_device("mul", a, "input");
   OpScope op("mul", dev);
-  check_same_shape("mul", a, b);
-  check_same_shape("mul", a, y);
   check_cuda_tensor("mul", a, dev, "first input");
   check_cuda_tensor("mul", b, dev, "second input");
   check_cuda_tensor("mul", y, dev, "output");
@@ -69,9 +69,9 @@ void mul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y, bool accumulate) 
 
 template <typename T>
 void relu_forward(const Tensor<T>& x, Tensor<T>& y) {
+  contract::elementwise("relu", x, nullptr, y);
   const int dev = cuda_device("relu", x, "input");
   OpScope op("relu", dev);
-  check_same_shape("relu", x, y);
   check_cuda_tensor("relu", x, dev, "input");
   check_cuda_tensor("relu", y, dev, "output");
   kernels::relu_forward(x.data(), y.data(), y.numel(), launch_env(dev));
@@ -79,10 +79,9 @@ void relu_forward(const Tensor<T>& x, Tensor<T>& y) {
 
 template <typename T>
 void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
+  contract::elementwise("relu_backward", y, &dy, dx);
   const int dev = cuda_device("relu_backward", y, "output");
   OpScope op("relu_backward", dev);
-  check_same_shape("relu_backward", y, dy);
-  check_same_shape("relu_backward", y, dx);
   check_cuda_tensor("relu_backward", y, dev, "saved output");
   check_cuda_tensor("relu_backward", dy, dev, "output gradient");
   check_cuda_tensor("relu_backward", dx, dev, "input gradient");
@@ -91,9 +90,9 @@ void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bool 
 
 template <typename T>
 void sum_all(const Tensor<T>& x, Tensor<T>& y) {
+  contract::sum_all("sum_all", x, y);
   const int dev = cuda_device("sum_all", x, "input");
   OpScope op("sum_all", dev);
-  RESNET_CHECK(y.numel() == 1, "sum_all: output must have one element, got ", y.shape());
   check_cuda_tensor("sum_all", x, dev, "input");
   check_cuda_tensor("sum_all", y, dev, "output");
   kernels::sum_all(x.data(), x.numel(), y.data(), detail::workspace(dev, kernels::sum_all_workspace_bytes()),
@@ -102,9 +101,9 @@ void sum_all(const Tensor<T>& x, Tensor<T>& y) {
 
 template <typename T>
 void broadcast_scalar(const Tensor<T>& dy, double alpha, Tensor<T>& dx, bool accumulate) {
+  contract::broadcast_scalar("broadcast_scalar", dy, dx);
   const int dev = cuda_device("broadcast_scalar", dy, "gradient");
   OpScope op("broadcast_scalar", dev);
-  RESNET_CHECK(dy.numel() == 1, "broadcast_scalar: gradient must have one element, got ", dy.shape());
   check_cuda_tensor("broadcast_scalar", dy, dev, "gradient");
   check_cuda_tensor("broadcast_scalar", dx, dev, "input gradient");
   kernels::broadcast_scalar(dy.data(), alpha, dx.data(), dx.numel(), accumulate, launch_env(dev));

@@ -3,6 +3,7 @@
 // host-mapped memory at the next synchronisation and thrown the same way.
 #include "resnet/core/abi.hpp"
 
+#include "resnet/backend/contract/loss.hpp"
 #include "runtime_state.cuh"
 
 namespace resnet {
@@ -47,8 +48,11 @@ void check_kernel_errors(int device) {
   const long long where = f->where;
   f->code = kernels::kNoError;
   if (code == kernels::kLabelOutOfRange)
-    RESNET_FAIL("cross_entropy: label ", static_cast<int32_t>(where & 0xffffffff), " at position ",
-                where >> 32, " is outside [0, ", extent, ") (found by a kernel on cuda:", device, ")");
+    // The CPU's message (backend/contract/loss.hpp), then where it was found.
+    throw Error(contract::label_out_of_range("cross_entropy", static_cast<int32_t>(where & 0xffffffff),
+                                             where >> 32, extent) +
+                ::resnet::detail::concat(" (found by a kernel on cuda:", device,
+                                         ", reported at the next synchronisation)"));
   RESNET_FAIL("a kernel on cuda:", device, " reported error code ", code);
 }
 

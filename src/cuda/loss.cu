@@ -2,6 +2,7 @@
 // the CPU backend, then the kernels of kernels/loss.cuh.
 #include "resnet/core/abi.hpp"
 #include "context.cuh"
+#include "resnet/backend/contract/loss.hpp"
 #include "kernels/loss.cuh"
 
 namespace resnet {
@@ -16,10 +17,9 @@ using detail::OpScope;
 
 template <typename T>
 void softmax_forward(const Tensor<T>& x, Tensor<T>& y) {
+  contract::softmax("softmax", x, y);
   const int dev = cuda_device("softmax", x, "input");
   OpScope op("softmax", dev);
-  check_rank("softmax", x, 2, "input");
-  check_same_shape("softmax", x, y);
   check_cuda_tensor("softmax", x, dev, "input");
   check_cuda_tensor("softmax", y, dev, "output");
   kernels::softmax_forward(x.data(), y.data(), x.dim(0), x.dim(1), launch_env(dev));
@@ -27,11 +27,9 @@ void softmax_forward(const Tensor<T>& x, Tensor<T>& y) {
 
 template <typename T>
 void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
+  contract::softmax_backward("softmax_backward", y, dy, dx);
   const int dev = cuda_device("softmax_backward", y, "output");
   OpScope op("softmax_backward", dev);
-  check_rank("softmax_backward", y, 2, "output");
-  check_same_shape("softmax_backward", y, dy);
-  check_same_shape("softmax_backward", y, dx);
   check_cuda_tensor("softmax_backward", y, dev, "saved output");
   check_cuda_tensor("softmax_backward", dy, dev, "output gradient");
   check_cuda_tensor("softmax_backward", dx, dev, "input gradient");
@@ -41,15 +39,10 @@ void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bo
 template <typename T>
 void cross_entropy_forward(const Tensor<T>& logits, const Tensor<int32_t>& labels, double label_smoothing,
                            Tensor<T>& loss, Tensor<T>& probs) {
+  contract::cross_entropy("cross_entropy", logits, labels, label_smoothing, loss, probs);
   const int dev = cuda_device("cross_entropy", logits, "logits");
   OpScope op("cross_entropy", dev);
-  check_rank("cross_entropy", logits, 2, "logits");
-  check_rank("cross_entropy", labels, 1, "labels");
   const int64_t N = logits.dim(0), K = logits.dim(1);
-  RESNET_CHECK(labels.dim(0) == N, "cross_entropy: ", labels.dim(0), " labels for logits of shape ",
-               logits.shape());
-  check_same_shape("cross_entropy", logits, probs);
-  RESNET_CHECK(loss.numel() == 1, "cross_entropy: loss must have one element");
   check_cuda_tensor("cross_entropy", logits, dev, "logits");
   check_cuda_tensor("cross_entropy", labels, dev, "labels");
   check_cuda_tensor("cross_entropy", loss, dev, "loss");
@@ -63,13 +56,9 @@ void cross_entropy_forward(const Tensor<T>& logits, const Tensor<int32_t>& label
 template <typename T>
 void cross_entropy_backward(const Tensor<T>& probs, const Tensor<int32_t>& labels, double label_smoothing,
                             const Tensor<T>& dloss, Tensor<T>& dlogits, bool accumulate) {
+  contract::cross_entropy_backward("cross_entropy_backward", probs, labels, label_smoothing, dloss, dlogits);
   const int dev = cuda_device("cross_entropy_backward", probs, "probabilities");
   OpScope op("cross_entropy_backward", dev);
-  check_rank("cross_entropy_backward", probs, 2, "probabilities");
-  check_same_shape("cross_entropy_backward", probs, dlogits);
-  RESNET_CHECK(labels.numel() == probs.dim(0), "cross_entropy_backward: ", labels.numel(), " labels for ",
-               probs.dim(0), " rows");
-  RESNET_CHECK(dloss.numel() == 1, "cross_entropy_backward: loss gradient must have one element");
   check_cuda_tensor("cross_entropy_backward", probs, dev, "probabilities");
   check_cuda_tensor("cross_entropy_backward", labels, dev, "labels");
   check_cuda_tensor("cross_entropy_backward", dloss, dev, "loss gradient");

@@ -2,6 +2,7 @@
 // master weights: checks, then the fused update kernels of kernels/optim.cuh.
 #include "resnet/core/abi.hpp"
 #include "context.cuh"
+#include "resnet/backend/contract/optim.hpp"
 #include "kernels/optim.cuh"
 
 namespace resnet {
@@ -15,14 +16,13 @@ using detail::OpScope;
 
 template <typename P>
 void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, const SgdHyper& h) {
+  contract::sgd_step("sgd_step", param, grad, momentum_buf, h);
   const int dev = cuda_device("sgd_step", param, "parameter");
   OpScope op("sgd_step", dev);
-  check_same_shape("sgd_step", param, grad);
   check_cuda_tensor("sgd_step", param, dev, "parameter");
   check_cuda_tensor("sgd_step", grad, dev, "gradient");
   P* buf = nullptr;
   if (h.momentum != 0.0) {
-    check_same_shape("sgd_step", param, momentum_buf);
     check_cuda_tensor("sgd_step", momentum_buf, dev, "momentum buffer");
     buf = momentum_buf.data();
   }
@@ -32,11 +32,9 @@ void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, 
 
 template <typename P>
 void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v, const AdamHyper& h) {
+  contract::adamw_step("adamw_step", param, grad, m, v, h);
   const int dev = cuda_device("adamw_step", param, "parameter");
   OpScope op("adamw_step", dev);
-  check_same_shape("adamw_step", param, grad);
-  check_same_shape("adamw_step", param, m);
-  check_same_shape("adamw_step", param, v);
   check_cuda_tensor("adamw_step", param, dev, "parameter");
   check_cuda_tensor("adamw_step", grad, dev, "gradient");
   check_cuda_tensor("adamw_step", m, dev, "first moment");

@@ -2,6 +2,7 @@
 // in the CPU backend, then the kernels of kernels/pool.cuh.
 #include "resnet/core/abi.hpp"
 #include "context.cuh"
+#include "resnet/backend/contract/pool.hpp"
 #include "kernels/pool.cuh"
 
 namespace resnet {
@@ -31,20 +32,14 @@ kernels::PoolGeom pool_geom(const TensorBase& x, const TensorBase& y, const Pool
   g.count_include_pad = p.count_include_pad;
   return g;
 }
-void check_pool_shapes(const char* op, const TensorBase& x, const TensorBase& y, const PoolParams& p) {
-  check_rank(op, x, 4, "input");
-  Shape expect{x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))};
-  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect,
-               " for input ", x.shape());
-}
 }  // namespace
 
 template <typename T>
 void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indices, const PoolParams& p) {
+  contract::pool2d("max_pool2d", x, y, p, x);
+  contract::maxpool_indices("max_pool2d", y, indices);
   const int dev = cuda_device("max_pool2d", x, "input");
   OpScope op("max_pool2d", dev);
-  check_pool_shapes("max_pool2d", x, y, p);
-  check_same_shape("max_pool2d (indices)", y, indices);
   check_cuda_tensor("max_pool2d", x, dev, "input");
   check_cuda_tensor("max_pool2d", y, dev, "output");
   check_cuda_tensor("max_pool2d", indices, dev, "indices");
@@ -53,13 +48,9 @@ void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indice
 
 template <typename T>
 void maxpool2d_backward(const Tensor<T>& dy, const Tensor<int32_t>& indices, Tensor<T>& dx, bool accumulate) {
+  contract::maxpool_backward("max_pool2d_backward", dy, indices, dx);
   const int dev = cuda_device("max_pool2d_backward", dy, "output gradient");
   OpScope op("max_pool2d_backward", dev);
-  check_same_shape("max_pool2d_backward", dy, indices);
-  check_rank("max_pool2d_backward", dx, 4, "input gradient");
-  check_rank("max_pool2d_backward", dy, 4, "output gradient");
-  RESNET_CHECK(dx.dim(0) == dy.dim(0) && dx.dim(1) == dy.dim(1), "max_pool2d_backward: gradient ", dy.shape(),
-               " does not match input gradient ", dx.shape());
   check_cuda_tensor("max_pool2d_backward", dy, dev, "output gradient");
   check_cuda_tensor("max_pool2d_backward", indices, dev, "indices");
   check_cuda_tensor("max_pool2d_backward", dx, dev, "input gradient");
@@ -70,9 +61,9 @@ void maxpool2d_backward(const Tensor<T>& dy, const Tensor<int32_t>& indices, Ten
 
 template <typename T>
 void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
+  contract::pool2d("avg_pool2d", x, y, p, x);
   const int dev = cuda_device("avg_pool2d", x, "input");
   OpScope op("avg_pool2d", dev);
-  check_pool_shapes("avg_pool2d", x, y, p);
   check_cuda_tensor("avg_pool2d", x, dev, "input");
   check_cuda_tensor("avg_pool2d", y, dev, "output");
   kernels::avgpool_forward(x.data(), y.data(), pool_geom(x, y, p), launch_env(dev));
@@ -80,9 +71,9 @@ void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
 
 template <typename T>
 void avgpool2d_backward(const Tensor<T>& dy, Tensor<T>& dx, const PoolParams& p, bool accumulate) {
+  contract::pool2d("avg_pool2d_backward", dx, dy, p, dy);
   const int dev = cuda_device("avg_pool2d_backward", dy, "output gradient");
   OpScope op("avg_pool2d_backward", dev);
-  check_pool_shapes("avg_pool2d_backward", dx, dy, p);
   check_cuda_tensor("avg_pool2d_backward", dy, dev, "output gradient");
   check_cuda_tensor("avg_pool2d_backward", dx, dev, "input gradient");
   kernels::avgpool_backward(dy.data(), dx.data(), pool_geom(dx, dy, p), accumulate, launch_env(dev));
@@ -90,11 +81,9 @@ void avgpool2d_backward(const Tensor<T>& dy, Tensor<T>& dx, const PoolParams& p,
 
 template <typename T>
 void global_avgpool_forward(const Tensor<T>& x, Tensor<T>& y) {
+  contract::global_pool("global_avg_pool", x, y, x);
   const int dev = cuda_device("global_avg_pool", x, "input");
   OpScope op("global_avg_pool", dev);
-  check_rank("global_avg_pool", x, 4, "input");
-  RESNET_CHECK(y.shape() == Shape({x.dim(0), x.dim(1)}), "global_avg_pool: output shape ", y.shape(),
-               " does not match input ", x.shape());
   check_cuda_tensor("global_avg_pool", x, dev, "input");
   check_cuda_tensor("global_avg_pool", y, dev, "output");
   kernels::global_avgpool_forward(x.data(), y.data(), x.dim(0) * x.dim(1), x.dim(2) * x.dim(3),
@@ -103,12 +92,10 @@ void global_avgpool_forward(const Tensor<T>& x, Tensor<T>& y) {
 
 template <typename T>
 void global_avgpool_backward(const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
+  contract::global_pool("global_avg_pool_backward", dx, dy, dy);
   const int dev = cuda_device("global_avg_pool_backward", dy, "output gradient");
   OpScope op("global_avg_pool_backward", dev);
-  check_rank("global_avg_pool_backward", dx, 4, "input gradient");
   const int64_t NC = dx.dim(0) * dx.dim(1), HW = dx.dim(2) * dx.dim(3);
-  RESNET_CHECK(dy.numel() == NC, "global_avg_pool_backward: gradient ", dy.shape(), " does not match ",
-               dx.shape());
   check_cuda_tensor("global_avg_pool_backward", dy, dev, "output gradient");
   check_cuda_tensor("global_avg_pool_backward", dx, dev, "input gradient");
   check_index_range("global_avg_pool_backward", dx);

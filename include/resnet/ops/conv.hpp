@@ -2,6 +2,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/contract/conv.hpp"
 #include "resnet/ops/elementwise.hpp"
 
 namespace resnet {
@@ -20,8 +21,7 @@ inline void check_conv2d_args(const TensorBase& x, const TensorBase& w, const Te
   check_not_empty(op, w, "weight");
   RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input ", x.shape(), " has ", x.dim(1), " channels but weight ",
                w.shape(), " expects ", w.dim(1));
-  RESNET_CHECK(p.stride_h > 0 && p.stride_w > 0 && p.pad_h >= 0 && p.pad_w >= 0, op,
-               ": stride must be positive and padding non-negative");
+  contract::conv_params(op, p);
   RESNET_CHECK(x.dim(2) + 2 * p.pad_h >= w.dim(2) && x.dim(3) + 2 * p.pad_w >= w.dim(3), op, ": input ",
                x.shape(), " with padding ", p.pad_h, "x", p.pad_w, " is smaller than the kernel ", w.dim(2),
                "x", w.dim(3));

@@ -2,6 +2,8 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+
+#include "resnet/backend/contract/pool.hpp"
 #include "resnet/ops/elementwise.hpp"
 
 namespace resnet {
@@ -10,11 +12,7 @@ inline namespace RESNET_ABI {
 inline void check_pool_args(const char* op, const TensorBase& x, const PoolParams& p) {
   check_rank(op, x, 4, "input [N, C, H, W]");
   check_not_empty(op, x, "input");
-  RESNET_CHECK(p.kernel_h > 0 && p.kernel_w > 0 && p.stride_h > 0 && p.stride_w > 0, op,
-               ": kernel and stride must be positive");
-  RESNET_CHECK(p.pad_h >= 0 && p.pad_w >= 0 && 2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w, op,
-               ": padding must be at most half the kernel, got padding ", p.pad_h, "x", p.pad_w,
-               " for kernel ", p.kernel_h, "x", p.kernel_w);
+  contract::pool_params(op, p);
   RESNET_CHECK(p.out_h(x.dim(2)) > 0 && p.out_w(x.dim(3)) > 0, op, ": input ", x.shape(),
                " is smaller than the ", p.kernel_h, "x", p.kernel_w, " window");
 }

@@ -6,6 +6,8 @@
 
 #include "resnet/core/abi.hpp"
 
+#include "resnet/backend/contract/conv.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -20,16 +22,10 @@ namespace resnet {
 inline namespace RESNET_ABI {
 namespace cpu {
 
+// The convolution's contract (backend/contract/conv.hpp), shared with the CUDA backend.
 inline void check_conv_shapes(const char* op, const TensorBase& x, const TensorBase& w, const TensorBase& y,
-                              const ConvParams& p) {
-  check_rank(op, x, 4, "input");
-  check_rank(op, w, 4, "weight");
-  check_rank(op, y, 4, "output");
-  RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input has ", x.dim(1), " channels but the weight expects ",
-               w.dim(1), " (input ", x.shape(), ", weight ", w.shape(), ")");
-  Shape expect{x.dim(0), w.dim(0), p.out_h(x.dim(2), w.dim(2)), p.out_w(x.dim(3), w.dim(3))};
-  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect,
-               " for input ", x.shape(), " and weight ", w.shape());
+                              const ConvParams& p, const TensorBase* bias = nullptr) {
+  contract::conv2d(op, x, w, y, p, bias);
 }
 
 // ---------------------------------------------------------------- reference (direct loops)
@@ -37,7 +33,7 @@ inline void check_conv_shapes(const char* op, const TensorBase& x, const TensorB
 template <typename T>
 void conv2d_forward_reference(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y,
                               const ConvParams& p) {
-  check_conv_shapes("conv2d", x, w, y, p);
+  check_conv_shapes("conv2d", x, w, y, p, bias);
   const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int64_t K = w.dim(0), KH = w.dim(2), KW = w.dim(3), OH = y.dim(2), OW = y.dim(3);
   const T* px = x.data();
@@ -137,9 +133,7 @@ void conv2d_backward_weight_reference(const Tensor<T>& x, const Tensor<T>& dy, T
 // db[k] = sum over n, h, w of dy[n, k, h, w]
 template <typename T>
 void conv2d_backward_bias(const Tensor<T>& dy, Tensor<T>& db, bool accumulate) {
-  check_rank("conv2d_backward_bias", dy, 4, "output gradient");
-  RESNET_CHECK(db.numel() == dy.dim(1), "conv2d_backward_bias: bias has ", db.numel(),
-               " elements, gradient has ", dy.dim(1), " channels");
+  contract::conv2d_bias_grad("conv2d_backward_bias", dy, db);
   const int64_t N = dy.dim(0), K = dy.dim(1), HW = dy.dim(2) * dy.dim(3);
   const T* pdy = dy.data();
   T* pdb = db.data();
@@ -288,7 +282,7 @@ inline const float* conv_columns(const float* x, int64_t G, int64_t C, int64_t H
 // stages with few pixels per image still make GEMMs large enough to run near the BLAS's speed.
 inline void conv2d_forward_fast(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
                                 Tensor<float>& y, const ConvParams& p) {
-  check_conv_shapes("conv2d", x, w, y, p);
+  check_conv_shapes("conv2d", x, w, y, p, bias);
   const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int64_t K = w.dim(0), KH = w.dim(2), KW = w.dim(3), OH = y.dim(2), OW = y.dim(3);
   const int64_t R = C * KH * KW, P = OH * OW;
@@ -419,7 +413,7 @@ inline void conv2d_forward_float(const Tensor<float>& x, const Tensor<float>& w,
                                  Tensor<float>& y, const ConvParams& p) {
 #if defined(RESNET_HAVE_DNNL)
   if (float_conv_impl() == ConvImpl::OneDnn) {
-    check_conv_shapes("conv2d", x, w, y, p);
+    check_conv_shapes("conv2d", x, w, y, p, bias);
     return onednn::conv2d_forward(x, w, bias, y, p);
   }
 #endif

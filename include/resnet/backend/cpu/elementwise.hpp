@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "resnet/backend/contract/elementwise.hpp"
 #include "resnet/core/parallel.hpp"
 #include "resnet/core/tensor.hpp"
 
@@ -21,7 +22,7 @@ void check_contiguous(const char* op, const Tensor<T>& t) {
 
 template <typename T>
 void fill(Tensor<T>& y, double value) {
-  check_contiguous("fill", y);
+  contract::fill("fill", y);
   T* p = y.data();
   T v = static_cast<T>(value);
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t b, int64_t e) {
@@ -32,8 +33,7 @@ void fill(Tensor<T>& y, double value) {
 // y = a + b
 template <typename T>
 void add(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y) {
-  check_same_shape("add", a, b);
-  check_same_shape("add", a, y);
+  contract::elementwise("add", a, &b, y);
   const T* pa = a.data();
   const T* pb = b.data();
   T* py = y.data();
@@ -45,7 +45,7 @@ void add(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y) {
 // y += alpha * x (gradient accumulation)
 template <typename T>
 void add_inplace(Tensor<T>& y, const Tensor<T>& x, double alpha = 1.0) {
-  check_same_shape("add_inplace", y, x);
+  contract::elementwise("add_inplace", x, nullptr, y);
   const T* px = x.data();
   T* py = y.data();
   T a = static_cast<T>(alpha);
@@ -61,7 +61,7 @@ void add_inplace(Tensor<T>& y, const Tensor<T>& x, double alpha = 1.0) {
 // y = alpha * x (y may alias x)
 template <typename T>
 void scale(const Tensor<T>& x, double alpha, Tensor<T>& y) {
-  check_same_shape("scale", x, y);
+  contract::elementwise("scale", x, nullptr, y);
   const T* px = x.data();
   T* py = y.data();
   T a = static_cast<T>(alpha);
@@ -73,8 +73,7 @@ void scale(const Tensor<T>& x, double alpha, Tensor<T>& y) {
 // y = a * b elementwise; with accumulate, y += a * b.
 template <typename T>
 void mul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y, bool accumulate = false) {
-  check_same_shape("mul", a, b);
-  check_same_shape("mul", a, y);
+  contract::elementwise("mul", a, &b, y);
   const T* pa = a.data();
   const T* pb = b.data();
   T* py = y.data();
@@ -85,7 +84,7 @@ void mul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y, bool accumulate =
 
 template <typename T>
 void relu_forward(const Tensor<T>& x, Tensor<T>& y) {
-  check_same_shape("relu", x, y);
+  contract::elementwise("relu", x, nullptr, y);
   const T* px = x.data();
   T* py = y.data();
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
@@ -97,8 +96,7 @@ void relu_forward(const Tensor<T>& x, Tensor<T>& y) {
 // input was).
 template <typename T>
 void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
-  check_same_shape("relu_backward", y, dy);
-  check_same_shape("relu_backward", y, dx);
+  contract::elementwise("relu_backward", y, &dy, dx);
   const T* py = y.data();
   const T* pdy = dy.data();
   T* pdx = dx.data();
@@ -113,7 +111,7 @@ void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bool 
 // y[0] = sum of x (accumulated in double for accuracy).
 template <typename T>
 void sum_all(const Tensor<T>& x, Tensor<T>& y) {
-  RESNET_CHECK(y.numel() == 1, "sum_all: output must have one element, got ", y.shape());
+  contract::sum_all("sum_all", x, y);
   const T* px = x.data();
   double acc = 0.0;
   for (int64_t i = 0; i < x.numel(); ++i) acc += static_cast<double>(px[i]);
@@ -123,7 +121,7 @@ void sum_all(const Tensor<T>& x, Tensor<T>& y) {
 // dx = broadcast(dy[0]) * alpha
 template <typename T>
 void broadcast_scalar(const Tensor<T>& dy, double alpha, Tensor<T>& dx, bool accumulate) {
-  RESNET_CHECK(dy.numel() == 1, "broadcast_scalar: gradient must have one element, got ", dy.shape());
+  contract::broadcast_scalar("broadcast_scalar", dy, dx);
   T g = static_cast<T>(static_cast<double>(dy.data()[0]) * alpha);
   T* p = dx.data();
   parallel_for(dx.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
@@ -133,7 +131,7 @@ void broadcast_scalar(const Tensor<T>& dy, double alpha, Tensor<T>& dx, bool acc
 
 template <typename S, typename D>
 void cast(const Tensor<S>& x, Tensor<D>& y) {
-  check_same_shape("cast", x, y);
+  contract::elementwise("cast", x, nullptr, y);
   const S* px = x.data();
   D* py = y.data();
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
@@ -142,7 +140,7 @@ void cast(const Tensor<S>& x, Tensor<D>& y) {
 }
 template <>
 inline void cast<double, double>(const Tensor<double>& x, Tensor<double>& y) {
-  check_same_shape("cast", x, y);
+  contract::elementwise("cast", x, nullptr, y);
   std::copy(x.data(), x.data() + x.numel(), y.data());
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/contract/linear.hpp"
 #include "resnet/backend/cpu/blas.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
 
@@ -9,19 +10,15 @@ namespace resnet {
 inline namespace RESNET_ABI {
 namespace cpu {
 
-inline void check_linear_shapes(const char* op, const TensorBase& x, const TensorBase& w,
-                                const TensorBase& y) {
-  check_rank(op, x, 2, "input");
-  check_rank(op, w, 2, "weight");
-  RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input has ", x.dim(1), " features but the weight expects ",
-               w.dim(1), " (input ", x.shape(), ", weight ", w.shape(), ")");
-  RESNET_CHECK(y.shape() == Shape({x.dim(0), w.dim(0)}), op, ": output shape ", y.shape(),
-               " does not match input ", x.shape(), " and weight ", w.shape());
+// The linear layer's contract (backend/contract/linear.hpp), shared with the CUDA backend.
+inline void check_linear_shapes(const char* op, const TensorBase& x, const TensorBase& w, const TensorBase& y,
+                                const TensorBase* bias = nullptr) {
+  contract::linear(op, x, w, y, bias);
 }
 
 template <typename T>
 void linear_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y) {
-  check_linear_shapes("linear", x, w, y);
+  check_linear_shapes("linear", x, w, y, bias);
   const int64_t N = x.dim(0), I = x.dim(1), O = w.dim(0);
   gemm(false, true, N, O, I, T(1), x.data(), I, w.data(), I, T(0), y.data(), O);
   if (bias) {
@@ -35,7 +32,7 @@ void linear_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bia
 template <typename T>
 void linear_backward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy, Tensor<T>* dx,
                      bool dx_accumulate, Tensor<T>* dw, Tensor<T>* db, bool param_accumulate) {
-  check_linear_shapes("linear_backward", x, w, dy);
+  contract::linear_backward("linear_backward", x, w, dy, dx, dw, db);
   const int64_t N = x.dim(0), I = x.dim(1), O = w.dim(0);
   if (dx)
     gemm(false, false, N, I, O, T(1), dy.data(), O, w.data(), I, T(dx_accumulate ? 1 : 0), dx->data(), I);

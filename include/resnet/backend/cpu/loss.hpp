@@ -5,6 +5,8 @@
 
 #include "resnet/core/abi.hpp"
 
+#include "resnet/backend/contract/loss.hpp"
+
 #include <cmath>
 
 #include "resnet/backend/cpu/elementwise.hpp"
@@ -15,8 +17,7 @@ namespace cpu {
 
 template <typename T>
 void softmax_forward(const Tensor<T>& x, Tensor<T>& y) {
-  check_rank("softmax", x, 2, "input");
-  check_same_shape("softmax", x, y);
+  contract::softmax("softmax", x, y);
   const int64_t N = x.dim(0), K = x.dim(1);
   const T* px = x.data();
   T* py = y.data();
@@ -34,8 +35,7 @@ void softmax_forward(const Tensor<T>& x, Tensor<T>& y) {
 // dx = y * (dy - sum(dy * y)) per row
 template <typename T>
 void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
-  check_same_shape("softmax_backward", y, dy);
-  check_same_shape("softmax_backward", y, dx);
+  contract::softmax_backward("softmax_backward", y, dy, dx);
   const int64_t N = y.dim(0), K = y.dim(1);
   for (int64_t n = 0; n < N; ++n) {
     const T* yr = y.data() + n * K;
@@ -50,15 +50,11 @@ void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bo
   }
 }
 
+// Host labels: one per row, each in [0, K) (the message is the contract's, the GPU reports the same one).
 inline void check_labels(const char* op, const Tensor<int32_t>& labels, int64_t N, int64_t K) {
-  check_rank(op, labels, 1, "labels");
+  check_rank(op, labels, 1, "labels [N]");
   RESNET_CHECK(labels.dim(0) == N, op, ": ", labels.dim(0), " labels for logits of shape ", Shape({N, K}));
-  if (labels.device().is_cpu()) {
-    const int32_t* pl = labels.data();
-    for (int64_t n = 0; n < N; ++n)
-      RESNET_CHECK(pl[n] >= 0 && pl[n] < K, op, ": label ", pl[n], " at position ", n, " is outside [0, ", K,
-                   ")");
-  }
+  if (labels.device().is_cpu()) contract::label_values(op, labels.data(), N, K);
 }
 
 // loss (one element) = mean_n( -sum_k q_nk * log softmax(x_n)_k ); probs receives softmax(x) for the
@@ -66,11 +62,9 @@ inline void check_labels(const char* op, const Tensor<int32_t>& labels, int64_t 
 template <typename T>
 void cross_entropy_forward(const Tensor<T>& logits, const Tensor<int32_t>& labels, double label_smoothing,
                            Tensor<T>& loss, Tensor<T>& probs) {
-  check_rank("cross_entropy", logits, 2, "logits");
+  contract::cross_entropy("cross_entropy", logits, labels, label_smoothing, loss, probs);
   const int64_t N = logits.dim(0), K = logits.dim(1);
-  check_labels("cross_entropy", labels, N, K);
-  check_same_shape("cross_entropy", logits, probs);
-  RESNET_CHECK(loss.numel() == 1, "cross_entropy: loss must have one element");
+  contract::label_values("cross_entropy", labels.data(), N, K);
   const T* px = logits.data();
   const int32_t* pl = labels.data();
   T* pp = probs.data();
@@ -98,7 +92,7 @@ void cross_entropy_forward(const Tensor<T>& logits, const Tensor<int32_t>& label
 template <typename T>
 void cross_entropy_backward(const Tensor<T>& probs, const Tensor<int32_t>& labels, double label_smoothing,
                             const Tensor<T>& dloss, Tensor<T>& dlogits, bool accumulate) {
-  check_same_shape("cross_entropy_backward", probs, dlogits);
+  contract::cross_entropy_backward("cross_entropy_backward", probs, labels, label_smoothing, dloss, dlogits);
   const int64_t N = probs.dim(0), K = probs.dim(1);
   const double g = static_cast<double>(dloss.data()[0]) / static_cast<double>(N);
   const int32_t* pl = labels.data();

@@ -3,6 +3,8 @@
 
 #include "resnet/core/abi.hpp"
 
+#include "resnet/backend/contract/optim.hpp"
+
 #include <cmath>
 
 #include "resnet/backend/cpu/elementwise.hpp"
@@ -16,11 +18,10 @@ namespace cpu {
 // g = nesterov ? g + momentum * buf : buf; p -= lr * g. momentum_buf is unused when momentum == 0.
 template <typename P>
 void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, const SgdHyper& h) {
-  check_same_shape("sgd_step", param, grad);
+  contract::sgd_step("sgd_step", param, grad, momentum_buf, h);
   P* p = param.data();
   const P* g = grad.data();
   P* b = h.momentum != 0.0 ? momentum_buf.data() : nullptr;
-  if (b) check_same_shape("sgd_step", param, momentum_buf);
   const P lr = static_cast<P>(h.lr), wd = static_cast<P>(h.weight_decay), mom = static_cast<P>(h.momentum);
   const P damp = static_cast<P>(1.0 - h.dampening);
   // The flags are hoisted out of the loops so that each loop is branch-free and vectorises.
@@ -57,9 +58,7 @@ void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, 
 // AdamW with decoupled weight decay and bias correction.
 template <typename P>
 void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v, const AdamHyper& h) {
-  check_same_shape("adamw_step", param, grad);
-  check_same_shape("adamw_step", param, m);
-  check_same_shape("adamw_step", param, v);
+  contract::adamw_step("adamw_step", param, grad, m, v, h);
   P* p = param.data();
   const P* g = grad.data();
   P* pm = m.data();

@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #endif
 
+#include "resnet/backend/contract/pool.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
 #include "resnet/backend/params.hpp"
 
@@ -19,11 +20,9 @@ namespace resnet {
 inline namespace RESNET_ABI {
 namespace cpu {
 
+// The pooling contract (backend/contract/pool.hpp), shared with the CUDA backend.
 inline void check_pool_shapes(const char* op, const TensorBase& x, const TensorBase& y, const PoolParams& p) {
-  check_rank(op, x, 4, "input");
-  Shape expect{x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))};
-  RESNET_CHECK(y.shape() == expect, op, ": output shape ", y.shape(), " does not match ", expect,
-               " for input ", x.shape());
+  contract::pool2d(op, x, y, p, x);
 }
 
 // indices[n, c, oh, ow] = ih * W + iw of the maximum (the first one on ties, as PyTorch). `indices` may be
@@ -32,7 +31,7 @@ template <typename T>
 void maxpool2d_forward_reference(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indices,
                                  const PoolParams& p) {
   check_pool_shapes("max_pool2d", x, y, p);
-  if (indices.defined()) check_same_shape("max_pool2d (indices)", y, indices);
+  if (indices.defined()) contract::maxpool_indices("max_pool2d", y, indices);
   const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
   const T* px = x.data();
   T* py = y.data();
@@ -73,7 +72,7 @@ inline void maxpool2d_forward_fast(const Tensor<float>& x, Tensor<float>& y, Ten
                                    const PoolParams& p) {
 #if defined(__AVX512F__)
   check_pool_shapes("max_pool2d", x, y, p);
-  if (indices.defined()) check_same_shape("max_pool2d (indices)", y, indices);
+  if (indices.defined()) contract::maxpool_indices("max_pool2d", y, indices);
   const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
   const float* px = x.data();
   float* py = y.data();
@@ -130,7 +129,7 @@ void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indice
 
 template <typename T>
 void maxpool2d_backward(const Tensor<T>& dy, const Tensor<int32_t>& indices, Tensor<T>& dx, bool accumulate) {
-  check_same_shape("max_pool2d_backward", dy, indices);
+  contract::maxpool_backward("max_pool2d_backward", dy, indices, dx);
   const int64_t NC = dx.dim(0) * dx.dim(1), HW = dx.dim(2) * dx.dim(3), OHW = dy.dim(2) * dy.dim(3);
   if (!accumulate) dx.zero_();
   const T* pdy = dy.data();
@@ -200,9 +199,7 @@ void avgpool2d_backward(const Tensor<T>& dy, Tensor<T>& dx, const PoolParams& p,
 
 template <typename T>
 void global_avgpool_forward(const Tensor<T>& x, Tensor<T>& y) {
-  check_rank("global_avg_pool", x, 4, "input");
-  RESNET_CHECK(y.shape() == Shape({x.dim(0), x.dim(1)}), "global_avg_pool: output shape ", y.shape(),
-               " does not match input ", x.shape());
+  contract::global_pool("global_avg_pool", x, y, x);
   const int64_t NC = x.dim(0) * x.dim(1), HW = x.dim(2) * x.dim(3);
   const T* px = x.data();
   T* py = y.data();
@@ -217,10 +214,8 @@ void global_avgpool_forward(const Tensor<T>& x, Tensor<T>& y) {
 
 template <typename T>
 void global_avgpool_backward(const Tensor<T>& dy, Tensor<T>& dx, bool accumulate) {
-  check_rank("global_avg_pool_backward", dx, 4, "input gradient");
+  contract::global_pool("global_avg_pool_backward", dx, dy, dy);
   const int64_t NC = dx.dim(0) * dx.dim(1), HW = dx.dim(2) * dx.dim(3);
-  RESNET_CHECK(dy.numel() == NC, "global_avg_pool_backward: gradient ", dy.shape(), " does not match ",
-               dx.shape());
   const T* pdy = dy.data();
   T* pdx = dx.data();
   parallel_for(NC, 64, [&](int64_t b, int64_t e) {

@@ -1,0 +1,37 @@
+// What every op's contract checks: a tensor is defined, contiguous and on the device of the op's first
+// input, and has the shape the op needs. The messages name the op and the argument, and are the same on
+// every backend because both backends call these functions before touching data. Which device a backend
+// accepts (the CPU, a CUDA device) is the backend's own check, made after the contract.
+#pragma once
+
+#include "resnet/core/abi.hpp"
+
+#include "resnet/core/tensor.hpp"
+
+namespace resnet {
+inline namespace RESNET_ABI {
+namespace contract {
+
+// Defined, contiguous, and on the device of `first` (the op's first input).
+inline void placed(const char* op, const TensorBase& first, const TensorBase& t, const char* what) {
+  RESNET_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");
+  RESNET_CHECK(t.device() == first.device(), op, ": ", what, " ", t.describe(), " is not on ",
+               first.device().to_string(), " with the input; move it with .to(device) first");
+  RESNET_CHECK(t.is_contiguous(), op, ": ", what, " ", t.describe(), " must be contiguous");
+}
+// placed(), and the shape of `like`.
+inline void like(const char* op, const TensorBase& first, const TensorBase& like, const TensorBase& t,
+                 const char* what) {
+  placed(op, first, t, what);
+  RESNET_CHECK(t.shape() == like.shape(), op, ": ", what, " shape ", t.shape(), " does not match ",
+               like.shape());
+}
+// The op's first input: defined, contiguous, of the given rank (0: any).
+inline void input(const char* op, const TensorBase& x, int64_t rank, const char* what) {
+  if (rank > 0) check_rank(op, x, rank, what);
+  placed(op, x, x, what);
+}
+
+}  // namespace contract
+}  // namespace RESNET_ABI
+}  // namespace resnet

@@ -1,0 +1,40 @@
+// The entry point of the test programs that have GPU cases (test_ops, test_cuda). `PROGRAM --gpu` runs the
+// hidden [.gpu] cases and exits 77 (ctest: skipped) with the reason when there is nothing to run them on:
+// a build without resnet::cuda, or no CUDA device. A plain run never counts a GPU case as passed.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if __has_include(<catch2/catch_all.hpp>)
+#include <catch2/catch_session.hpp>
+#else
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+#endif
+#include "resnet/resnet.hpp"
+
+int main(int argc, char* argv[]) {
+  std::vector<char*> args(argv, argv + argc);
+  bool gpu = false;
+  for (size_t i = 1; i < args.size(); ++i)
+    if (std::strcmp(args[i], "--gpu") == 0) {
+      gpu = true;
+      args.erase(args.begin() + static_cast<long>(i));
+      break;
+    }
+  if (gpu) {
+#if RESNET_WITH_CUDA
+    if (resnet::cuda::device_count() == 0) {
+      std::printf("SKIPPED: no CUDA device (%s)\n", resnet::cuda::unavailable_reason().c_str());
+      return 77;
+    }
+    static char tag[] = "[gpu]";
+    args.push_back(tag);
+#else
+    std::printf("SKIPPED: this build has no CUDA backend (resnet::cuda was not built: no nvcc)\n");
+    return 77;
+#endif
+  }
+  return Catch::Session().run(static_cast<int>(args.size()), args.data());
+}
