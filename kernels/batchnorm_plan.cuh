@@ -37,14 +37,6 @@ inline const char* bn_path_name(BnPath p) {
   return p == BnPath::SinglePass ? "single pass" : p == BnPath::Cluster ? "clusters" : "multi-pass";
 }
 
-// The switches a plan obeys. The defaults are the library's: the multi-pass kernels everywhere, because
-// neither the single pass nor the clusters have run on a GPU yet.
-struct BnOptions {
-  bool single_pass = false;          // the single pass where a channel fits one block
-  int max_cluster = 1;               // > 1 (2, 4 or 8), with single_pass: clusters of up to this many blocks
-  int block_threads = kSingleBlock;  // most threads in a single-pass block (tests use fewer)
-};
-
 // The policy: rows tried in order, the first whose switch is on, whose device is new enough and whose
 // kernels hold the channel wins. The multi-pass row holds every channel, so a plan always exists.
 struct BnPolicyRow {
@@ -57,6 +49,23 @@ constexpr BnPolicyRow kBnPolicy[] = {
     {BnPath::SinglePass, 0, 1, false},  // never run on a GPU
     {BnPath::Cluster, 9, 2, false},     // never run on a GPU
     {BnPath::MultiPass, 0, 0, true},    // timed on an H200 (session 1, RESULTS.md)
+};
+
+// Whether the library runs a path without being asked: the table's word, read by BnOptions and by the
+// process-wide switches of resnet::cuda, so flipping a row's default_on is the whole change.
+constexpr bool bn_default_on(BnPath path) {
+  for (const BnPolicyRow& row : kBnPolicy)
+    if (row.path == path) return row.default_on;
+  return false;
+}
+
+// The switches a plan obeys. The defaults are the library's (kBnPolicy): today the multi-pass kernels
+// everywhere, because neither the single pass nor the clusters have run on a GPU yet.
+struct BnOptions {
+  bool single_pass = bn_default_on(BnPath::SinglePass);  // the single pass where a channel fits one block
+  // > 1 (2, 4 or 8), with single_pass: clusters of up to this many blocks (sm_90+)
+  int max_cluster = bn_default_on(BnPath::Cluster) ? kMaxCluster : 1;
+  int block_threads = kSingleBlock;  // most threads in a single-pass block (tests use fewer)
 };
 
 inline bool bn_switched_on(BnPath path, const BnOptions& o) {

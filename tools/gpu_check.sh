@@ -161,6 +161,9 @@ if [[ $PHASES == *,tests,* ]]; then
   step "GPU test suite (test_cuda, TF32 off)" test_cuda.log 300 env RESNET_TF32=0 "$TEST_CUDA" -d yes
   if grep -q "SKIPPED" "$LOGS/test_cuda.log"; then note "WARNING: GPU tests SKIPPED: $(grep -m1 SKIPPED "$LOGS/test_cuda.log")"; failed=1; fi
   grep -E "^test cases|^All tests" "$LOGS/test_cuda.log" | tail -n 1 | sed 's/^/      /' | tee -a "$SUMMARY"
+  # The suite's BatchNorm cases switch every path on themselves; the whole networks run the library's
+  # default (multi-pass), so run them once more with the single pass and the clusters on.
+  step "whole networks, BN single pass + clusters on" test_cuda_bn_on.log 300 env RESNET_TF32=0 RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=1 "$TEST_CUDA" "[net]"
   if [ -z "${PREBUILT:-}" ]; then step "every test (ctest)" ctest.log 1800 ctest --test-dir "$BUILD" --output-on-failure -j 4; fi
 fi
 
@@ -198,12 +201,14 @@ if [[ $PHASES == *,bench,* ]]; then
     BT=(--arch resnet18,resnet34,resnet50 --batch 64,128 --size 224 --dtype float32,float16,bfloat16)
   fi
   step "bench_train" bench_train.log 900 "$BENCH_TRAIN" --device cuda "${BT[@]}" "${BASE[@]}" --csv "$LOGS/bench_train.csv"
-  # Whole networks with BatchNorm's single pass on and off, back to back (RESNET_BN_SINGLE_PASS).
+  # Whole networks with each BatchNorm path, back to back, every switch set explicitly (the library's
+  # default is the multi-pass kernels; the single pass and the clusters are off until this run measures
+  # them: benchmarks/RESULTS.md, "Kernel policy").
   if [ -z "${QUICK:-}" ]; then
     AB=(--device cuda --arch resnet18,resnet50 --batch 128 --size 224 --dtype float32,bfloat16 --mode train --no-torch)
-    step "bench_train, BN single pass on" bench_train_bn_on.log 300 env RESNET_BN_SINGLE_PASS=1 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_on.csv"
-    step "bench_train, BN single pass off" bench_train_bn_off.log 300 env RESNET_BN_SINGLE_PASS=0 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_off.csv"
-    step "bench_train, BN clusters on" bench_train_bn_cluster.log 300 env RESNET_BN_CLUSTERS=1 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_cluster.csv"
+    step "bench_train, BN single pass on" bench_train_bn_on.log 300 env RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=0 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_on.csv"
+    step "bench_train, BN single pass off" bench_train_bn_off.log 300 env RESNET_BN_SINGLE_PASS=0 RESNET_BN_CLUSTERS=0 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_off.csv"
+    step "bench_train, BN clusters on" bench_train_bn_cluster.log 300 env RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=1 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_cluster.csv"
     paste -d' ' <(grep -E '^resnet' "$LOGS/bench_train_bn_on.log" | awk '{print $1, $2, $3, $5, "single-pass", $7}') \
       <(grep -E '^resnet' "$LOGS/bench_train_bn_off.log" | awk '{print "multi-pass", $7}') \
       <(grep -E '^resnet' "$LOGS/bench_train_bn_cluster.log" | awk '{print "clusters", $7}') |

@@ -56,7 +56,9 @@ Global& global() {
     auto* s = new Global();  // never destroyed: tensors with static lifetime may free memory at exit
     if (env_is("RESNET_TF32", "0", "off")) s->tf32 = false;
     if (env_is("RESNET_BN_SINGLE_PASS", "1", "on")) s->bn_single_pass = true;
+    if (env_is("RESNET_BN_SINGLE_PASS", "0", "off")) s->bn_single_pass = false;
     if (env_is("RESNET_BN_CLUSTERS", "1", "on")) s->bn_clusters = true;
+    if (env_is("RESNET_BN_CLUSTERS", "0", "off")) s->bn_clusters = false;
     const char* search = std::getenv("RESNET_CUDNN_SEARCH");
     if (search && std::strcmp(search, "heuristic") == 0) s->search = static_cast<int>(ConvSearch::Heuristic);
     cudaRuntimeGetVersion(&s->runtime);

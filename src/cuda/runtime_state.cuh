@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "context.cuh"
+#include "kernels/batchnorm_plan.cuh"
 
 namespace resnet {
 inline namespace RESNET_ABI {
@@ -46,10 +47,10 @@ struct Global {
   int cublas_major = -1, cublas_minor = -1, cublas_patch = -1;
   std::unique_ptr<DeviceState[]> devices;
   std::atomic<bool> tf32{true};
-  // Kernels that have never run on a GPU are off until a GPU run shows them correct and faster
-  // (benchmarks/RESULTS.md, "Kernel policy").
-  std::atomic<bool> bn_single_pass{false};
-  std::atomic<bool> bn_clusters{false};
+  // BatchNorm's kernel switches start from the policy table (kernels/batchnorm_plan.cuh): a path that has
+  // never run on a GPU is off until a GPU run shows it correct and faster (RESULTS.md, "Kernel policy").
+  std::atomic<bool> bn_single_pass{kernels::bn_default_on(kernels::BnPath::SinglePass)};
+  std::atomic<bool> bn_clusters{kernels::bn_default_on(kernels::BnPath::Cluster)};
   std::atomic<int> search{static_cast<int>(ConvSearch::Benchmark)};
 };
 
