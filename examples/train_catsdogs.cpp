@@ -13,7 +13,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -218,11 +221,8 @@ struct Recipe {
 };
 
 resnet::data::TransformOptions eval_transform(int64_t eval_size, double eval_crop) {
-  resnet::data::TransformOptions t;
-  t.size = static_cast<int>(eval_size);
-  t.augment = resnet::data::Augment::None;
-  t.crop_fraction = eval_crop;
-  return t;
+  return resnet::data::eval_transform(static_cast<int>(eval_size),
+                                      eval_crop);  // the library's, as Classifier
 }
 
 const std::vector<std::string> kArchs{"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"};
@@ -313,9 +313,17 @@ FlagSet train_flags() {
            "seed of the weights, data order and augmentation; a CPU run with a seed repeats exactly",
            "random, printed");
   add_runtime_flags(f);
-  f.add("--out", "DIR", "runs/catsdogs", "output folder", "runs/catsdogs, or the folder of --resume")
+  f.add("--init", "CKPT", "",
+        "start from another run's (or converted torchvision) weights, loading every tensor whose name and "
+        "shape match; a head with another class count is re-initialised (the log lists what was skipped)")
+      .add("--freeze", "WHAT", "none",
+           "keep parts fixed: none, backbone (everything but fc), or a comma list of conv1, bn1, "
+           "layer1..layer4, "
+           "fc; frozen BatchNorms stay in eval mode")
+      .add("--out", "DIR", "runs/catsdogs", "output folder", "runs/catsdogs, or the folder of --resume")
       .add("--resume", "CKPT", "",
-           "continue a run from its last.safetensors (the recipe comes from the checkpoint)")
+           "continue a run from its last.safetensors (the recipe comes from the checkpoint; --epochs may "
+           "raise the run's length, stretching the rest of its schedule)")
       .add("--stop-after-epoch", "N", "0", "end this session after epoch N as if interrupted (0 = never)")
       .add("--log-every", "N", "20", "print the average loss every N batches");
   f.epilog(
@@ -338,11 +346,17 @@ FlagSet eval_flags() {
 }
 
 FlagSet predict_flags() {
-  FlagSet f(std::string(kProgram) + " predict --weights CKPT IMAGE...",
-            "Classifies each image and prints, in order, one line per image: this picture might be: <class> "
-            ", score: "
-            "<softmax probability of that class, rounded to 3 decimals>.");
-  f.add("--weights", "CKPT", "", "checkpoint written by train_catsdogs train");
+  FlagSet f(
+      std::string(kProgram) + " predict --weights CKPT IMAGE|FOLDER...",
+      "Classifies each image (a FOLDER: every .jpg/.jpeg/.png under it, sorted) and prints, in order, one "
+      "line per image: this picture might be: <class> , score: <softmax probability of that class, "
+      "rounded to 3 decimals>. A missing or unreadable file is reported and skipped; the exit status is 1 "
+      "only if nothing could be classified.");
+  f.add("--weights", "CKPT", "", "checkpoint written by train_catsdogs train")
+      .add("--csv", "FILE", "", "also write path,class,score,top_k,error rows to FILE (atomically)")
+      .add("--top", "K", "1", "classes per image in the CSV, best first")
+      .add("--batch", "N", "16", "images per forward pass")
+      .add("--fuse", "on|off", "on", "fold BatchNorm into the convolutions (same outputs, faster)");
   add_runtime_flags(f);
   f.positional("IMAGE");
   return f;
@@ -444,6 +458,47 @@ resnet::data::LoaderOptions loader_options(int64_t batch, int workers, uint64_t 
 // ---------------------------------------------------------------------------------------------------------
 // train
 
+// --freeze: none, backbone (all but fc) or a comma list of the ResNet's top-level children.
+std::vector<std::string> freeze_list(const std::string& what) {
+  const std::vector<std::string> parts{"conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"};
+  if (what == "none") return {};
+  if (what == "backbone") return {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4"};
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= what.size()) {
+    const size_t comma = std::min(what.find(',', start), what.size());
+    const std::string name = what.substr(start, comma - start);
+    if (std::find(parts.begin(), parts.end(), name) == parts.end())
+      throw UsageError("--freeze: '" + name +
+                       "' is not none, backbone or one of conv1, bn1, layer1..layer4, fc");
+    out.push_back(name);
+    start = comma + 1;
+  }
+  if (out.size() == parts.size()) throw UsageError("--freeze: that freezes everything; nothing would train");
+  return out;
+}
+
+// Frozen parts stop requiring grad (the optimizer skips them) and their BatchNorms stay in eval mode.
+void apply_freeze(Model& model, const std::vector<std::string>& names) {
+  for (const auto& n : names) {
+    auto m = model.find_module(n);
+    m->requires_grad_(false);
+    for (auto& kv : m->named_modules())
+      if (dynamic_cast<resnet::nn::BatchNorm2d<float>*>(kv.second.get())) kv.second->keep_eval();
+  }
+}
+
+// A folder we can create files in (a read-only or full disk fails here, before any training).
+void check_writable(const std::string& dir) {
+  const std::string probe = (fs::path(dir) / (".write_test_" + std::to_string(::getpid()))).string();
+  FILE* f = std::fopen(probe.c_str(), "wb");
+  const bool ok = f && std::fputs("ok", f) >= 0 && std::fflush(f) == 0;
+  const int err = errno;
+  if (f) std::fclose(f);
+  std::remove(probe.c_str());
+  check(ok, "--out: cannot write in folder '", dir, "': ", std::strerror(err));
+}
+
 struct NonFiniteLoss : resnet::Error {
   using resnet::Error::Error;
 };
@@ -462,8 +517,11 @@ int cmd_train(int argc, char** argv) {
   int64_t log_every = flags.integer("--log-every", 1, 1000000);
   const int64_t stop_after = flags.integer("--stop-after-epoch", 0, 100000);
 
-  // The recipe: from the flags, or from the checkpoint being resumed (where a flag may only repeat it).
+  // The recipe: from the flags, or from the checkpoint being resumed (where a flag may only repeat it, or
+  // raise --epochs). --init and --freeze are saved beside it.
   Recipe recipe;
+  int64_t epochs_before = 0;  // > 0: a resumed run made longer, from this many epochs
+  std::string freeze, init_from;
   resnet::io::TrainingState resumed;
   const bool resuming = !flags.str("--resume").empty();
   if (resuming) {
@@ -489,14 +547,33 @@ int cmd_train(int argc, char** argv) {
     }
     Recipe asked = recipe_from_flags(flags);
     auto saved = recipe.fields(), wanted = asked.fields();
-    for (size_t i = 0; i < saved.size(); ++i)
-      if (flags.given(saved[i].first) && saved[i].second != wanted[i].second)
-        throw UsageError(saved[i].first + " " + flags.str(saved[i].first) +
-                         " differs from the resumed run's " + saved[i].second +
-                         "; a resumed run keeps its recipe (drop the flag)");
+    for (size_t i = 0; i < saved.size(); ++i) {
+      if (!flags.given(saved[i].first) || saved[i].second == wanted[i].second) continue;
+      if (saved[i].first == "--epochs" && asked.epochs > recipe.epochs) continue;  // a longer run: allowed
+      throw UsageError(saved[i].first + " " + flags.str(saved[i].first) + " differs from the resumed run's " +
+                       saved[i].second + "; a resumed run keeps its recipe (drop the flag" +
+                       (saved[i].first == "--epochs" ? ", or raise it" : "") + ")");
+    }
+    if (asked.epochs > recipe.epochs && flags.given("--epochs")) {
+      epochs_before = recipe.epochs;
+      recipe.epochs = asked.epochs;
+    }
+    if (flags.given("--init")) throw UsageError("--init starts a new run; a resumed run has its weights");
+    const std::string saved_freeze = extra_or(resumed, "freeze", "none");
+    if (flags.given("--freeze") && flags.str("--freeze") != saved_freeze)
+      throw UsageError("--freeze " + flags.str("--freeze") + " differs from the resumed run's " +
+                       saved_freeze + "; a resumed run keeps its recipe (drop the flag)");
+    freeze = saved_freeze;
+    init_from = extra_or(resumed, "init", "");
   } else {
     recipe = recipe_from_flags(flags);
+    freeze = flags.str("--freeze");
+    init_from = flags.str("--init");
+    std::error_code ec;
+    if (!init_from.empty())
+      check(fs::is_regular_file(init_from, ec), "--init: checkpoint '", init_from, "' does not exist");
   }
+  const std::vector<std::string> frozen = freeze_list(freeze);
   const std::string out_dir = flags.given("--out") || !resuming
                                   ? flags.str("--out")
                                   : fs::path(flags.str("--resume")).parent_path().string();
@@ -511,6 +588,8 @@ int cmd_train(int argc, char** argv) {
   check(train_folder.classes() == test_folder.classes(), "data folder '", data_dir,
         "': train/ and test/ have different class folders");
   const std::vector<std::string> classes = train_folder.classes();
+  check(classes.size() >= 2, "data folder '", data_dir, "': train/ has ", classes.size(),
+        " class folder(s); a classifier needs at least two");
   const int64_t n_train = train_folder.size(), n_test = test_folder.size();
   auto train_set =
       std::make_shared<resnet::data::ImageFolderDataset>(std::move(train_folder), recipe.train_transform());
@@ -524,6 +603,16 @@ int cmd_train(int argc, char** argv) {
 
   // Model, optimizer, schedule.
   auto model = build_model(recipe.arch, static_cast<int64_t>(classes.size()), recipe.seed, recipe.zero_init);
+  if (!init_from.empty() && !resuming) {
+    // Non-strict: a head with another class count keeps its fresh initialisation.
+    resnet::io::LoadReport rep =
+        resnet::io::load_checkpoint(init_from, *model, nullptr, resnet::io::LoadOptions::non_strict());
+    check(!rep.loaded.empty(), "--init: '", init_from, "' has no tensor that fits a ", recipe.arch);
+    std::string text = rep.summary();
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    say(nullptr, "--init: " + text);
+  }
+  apply_freeze(*model, frozen);
   model->to(device);
   model->train();
   std::unique_ptr<resnet::optim::Optimizer<float>> optimizer;
@@ -546,7 +635,9 @@ int cmd_train(int argc, char** argv) {
   if (recipe.schedule != "onecycle")
     so.warmup_steps =
         std::min<int64_t>(so.total_steps - 1, static_cast<int64_t>(recipe.warmup_epochs * steps_per_epoch));
+  if (epochs_before > 0) so.total_steps = epochs_before * steps_per_epoch;  // the run's own schedule...
   auto schedule = resnet::optim::make_schedule(recipe.schedule, so);
+  int64_t stretch_from = -1;  // ...stretched from the resumed step over the longer run (see lr_at)
 
   // Where we start: epoch, step, partial sums of an interrupted epoch, best accuracy so far.
   int64_t start_epoch = 0, step = 0, first_batch = 0;
@@ -570,6 +661,17 @@ int cmd_train(int argc, char** argv) {
     seconds_before = extra_number(resumed, "seconds", 0);
     best_acc = extra_number(resumed, "best_acc", -1);
     best_epoch = static_cast<int64_t>(extra_number(resumed, "best_epoch", 0));
+    if (epochs_before > 0) {
+      stretch_from = step;
+      const int64_t old_total = epochs_before * steps_per_epoch, new_total = recipe.epochs * steps_per_epoch;
+      say(nullptr, "--epochs " + std::to_string(recipe.epochs) + " extends the run of " +
+                       std::to_string(epochs_before) + " epochs: its schedule's remaining " +
+                       std::to_string(old_total - step) + " steps are stretched over " +
+                       std::to_string(new_total - step) + " from step " + std::to_string(step) +
+                       (old_total <= step ? " (the run had finished: its final learning rate " +
+                                                fmt("%.6g", schedule->lr(old_total - 1)) + " is held)"
+                                          : ""));
+    }
     if (start_epoch >= recipe.epochs) {
       say(nullptr,
           "the resumed run already finished its " + std::to_string(recipe.epochs) + " epochs; nothing to do");
@@ -580,6 +682,7 @@ int cmd_train(int argc, char** argv) {
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   check(fs::is_directory(out_dir, ec), "--out: cannot create folder '", out_dir, "'");
+  check_writable(out_dir);  // before the first epoch, not at its end
   const std::string last_path = (fs::path(out_dir) / "last.safetensors").string();
   const std::string metrics_path = (fs::path(out_dir) / "metrics.csv").string();
   const std::string plot_path = (fs::path(out_dir) / "curves.svg").string();
@@ -605,6 +708,8 @@ int cmd_train(int argc, char** argv) {
     s.extra["log-every"] = std::to_string(log_every);
     s.extra["best_acc"] = canonical(best_acc);
     s.extra["best_epoch"] = std::to_string(best_epoch);
+    s.extra["freeze"] = freeze;
+    if (!init_from.empty()) s.extra["init"] = init_from;
     return s;
   };
   const auto run_start = std::chrono::steady_clock::now();
@@ -639,6 +744,16 @@ int cmd_train(int argc, char** argv) {
   install_interrupt_handler();
   resnet::tools::ProgressLine progress;
   const int64_t total_steps = recipe.epochs * steps_per_epoch;
+  // The schedule, or after a resume that raised --epochs its remaining steps stretched over the new length.
+  auto lr_at = [&](int64_t st) {
+    if (stretch_from < 0 || st <= stretch_from) return schedule->lr(st);
+    const int64_t old_total = epochs_before * steps_per_epoch;
+    if (old_total <= stretch_from) return schedule->lr(old_total - 1);
+    const double f = static_cast<double>(st - stretch_from) / static_cast<double>(total_steps - stretch_from);
+    const int64_t mapped =
+        stretch_from + static_cast<int64_t>(f * static_cast<double>(old_total - stretch_from));
+    return schedule->lr(std::min(mapped, old_total - 1));
+  };
   double last_eval_seconds = -1;
   int64_t last_good_epoch = resuming ? start_epoch : -1;  // the epoch `last` on disk holds (-1: none yet)
   int64_t current_epoch = start_epoch;                    // 0-based epoch in progress
@@ -661,7 +776,7 @@ int cmd_train(int argc, char** argv) {
         const int64_t n = b.size();
         Tensor<float> x = b.images.to(device);
         Tensor<int32_t> y = Tensor<int32_t>::from_vector(b.labels, {n}).to(device);
-        optimizer->set_lr(schedule->lr(step));
+        optimizer->set_lr(lr_at(step));
         Tensor<float> loss = resnet::cross_entropy(model->forward(x), y, recipe.label_smoothing);
         double l = static_cast<double>(loss.item());
         if (step + 1 == fault_nan_step) l = std::nan("");  // test hook, see fault_nan_step
@@ -829,6 +944,40 @@ int cmd_eval(int argc, char** argv) {
   return 0;
 }
 
+// predict's inputs: files as given, folders expanded to their images (sorted); a folder without images is
+// reported like an unreadable file.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& args,
+                                       std::vector<std::string>& errors) {
+  std::vector<std::string> out;
+  for (const auto& a : args) {
+    std::error_code ec;
+    if (!fs::is_directory(a, ec)) {
+      out.push_back(a);  // missing or unreadable files are reported by the Classifier
+      continue;
+    }
+    std::vector<std::string> found;
+    for (auto it = fs::recursive_directory_iterator(a, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      std::string ext = it->path().extension().string();
+      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (ext == ".jpg" || ext == ".jpeg" || ext == ".png") found.push_back(it->path().string());
+    }
+    if (ec) errors.push_back("folder '" + a + "' cannot be read: " + ec.message());
+    if (found.empty() && !ec) errors.push_back("folder '" + a + "' has no .jpg, .jpeg or .png images");
+    std::sort(found.begin(), found.end());
+    out.insert(out.end(), found.begin(), found.end());
+  }
+  return out;
+}
+
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
 int cmd_predict(int argc, char** argv) {
   FlagSet flags = predict_flags();
   flags.parse(args_after(argc, argv, 2));
@@ -837,32 +986,53 @@ int cmd_predict(int argc, char** argv) {
     return 0;
   }
   if (flags.str("--weights").empty()) throw UsageError("predict needs --weights CKPT");
-  if (flags.positional_args().empty()) throw UsageError("predict needs at least one IMAGE");
-  std::error_code ec;
-  for (const auto& p : flags.positional_args())
-    check(fs::is_regular_file(p, ec), "predict: image '", p, "' does not exist");
+  if (flags.positional_args().empty()) throw UsageError("predict needs at least one IMAGE or FOLDER");
+  const int top = static_cast<int>(flags.integer("--top", 1, 1000));
   setup_threads(flags);
-  const Device device = pick_device(flags.choice("--device", {"auto", "cpu", "cuda"}));
-  LoadedModel m = load_for_inference(flags.str("--weights"), device);
-  resnet::NoGradGuard no_grad;
-  int failures = 0;
-  const int s = m.transform.size;
-  for (const auto& p : flags.positional_args()) {
-    try {
-      resnet::data::Image img = resnet::data::load_image(p);
-      Tensor<float> x = Tensor<float>::empty({1, 3, s, s});
-      resnet::data::SampleRng rng(0);
-      resnet::data::apply_transform(img, m.transform, rng, x.data());
-      std::vector<float> prob = resnet::softmax(m.model->forward(x.to(device))).to_vector();
-      const size_t best = static_cast<size_t>(std::max_element(prob.begin(), prob.end()) - prob.begin());
-      say(nullptr,
-          "this picture might be: " + m.state.class_names[best] + " , score: " + python_round3(prob[best]));
-    } catch (const resnet::Error& e) {
-      std::fprintf(stderr, "%s: error: %s\n", kProgram, e.what());
-      ++failures;
+  resnet::infer::ClassifierOptions co;
+  co.device = pick_device(flags.choice("--device", {"auto", "cpu", "cuda"}));
+  co.batch_size = flags.integer("--batch", 1, 65536);
+  co.fuse = flags.on_off("--fuse");
+  const std::string weights = flags.str("--weights");
+  std::error_code ec;
+  check(fs::is_regular_file(weights, ec), "--weights: checkpoint '", weights, "' does not exist");
+  const resnet::io::TrainingState st = resnet::io::read_training_state(weights);
+  check(!st.arch.empty() && !st.class_names.empty(), "--weights: '", weights,
+        "' has no training metadata (architecture, class names); use a checkpoint written by ", kProgram,
+        " train");
+  co.eval_size = static_cast<int>(extra_number(st, "eval-size", 96));  // this program's default size
+  co.eval_crop = extra_number(st, "eval-crop", 1.0);
+  auto clf = resnet::infer::Classifier::open(weights, co);
+
+  std::vector<std::string> errors;
+  const std::vector<std::string> paths = expand_inputs(flags.positional_args(), errors);
+  for (const auto& e : errors) std::fprintf(stderr, "%s: error: %s; skipped\n", kProgram, e.c_str());
+  std::vector<resnet::infer::FileResult> results = clf.classify_files(paths, std::max(top, 1));
+  std::string csv = "path,class,score,top_k,error\n";
+  int64_t classified = 0;
+  for (const auto& r : results) {
+    if (!r.ok) {
+      std::fprintf(stderr, "%s: error: %s; skipped\n", kProgram, r.error.c_str());
+      csv += csv_field(r.path) + ",,,," + csv_field(r.error) + "\n";
+      continue;
     }
+    ++classified;
+    const auto& best = r.prediction.top.front();
+    say(nullptr, "this picture might be: " + best.label + " , score: " + python_round3(best.probability));
+    std::string topk;
+    for (const auto& c : r.prediction.top)
+      topk += (topk.empty() ? "" : " ") + c.label + ":" + fmt("%.6f", c.probability);
+    csv += csv_field(r.path) + "," + csv_field(best.label) + "," + fmt("%.6f", best.probability) + "," +
+           csv_field(topk) + ",\n";
   }
-  return failures ? kExitError : 0;
+  if (!flags.str("--csv").empty()) resnet::tools::write_text_atomically(flags.str("--csv"), csv);
+  const int64_t failed =
+      static_cast<int64_t>(results.size()) - classified + static_cast<int64_t>(errors.size());
+  if (failed > 0)
+    std::fprintf(stderr, "%s: classified %lld of %lld images; %lld skipped (named above)\n", kProgram,
+                 static_cast<long long>(classified), static_cast<long long>(classified + failed),
+                 static_cast<long long>(failed));
+  return classified > 0 ? 0 : kExitError;
 }
 
 void print_usage(FILE* f) {

@@ -169,6 +169,50 @@ fi
 expect_rc 1 "$WORK/predict_missing.err" -- "$BIN" predict --weights "$WORK/A/$best" "$WORK/no_such.jpg"
 expect_in "$WORK/predict_missing.err" "no_such.jpg' does not exist"
 ok "predict"
+# A folder, a missing file and an empty folder: each problem named and skipped, the rest classified, a CSV.
+mkdir -p "$WORK/no_images"
+expect_rc 0 "$WORK/predict_dir.log" -- "$BIN" predict --weights "$WORK/A/$best" --threads 2 --top 2 --csv "$WORK/p.csv" \
+  "$DATA/test/cat" "$WORK/no_such.jpg" "$WORK/no_images"
+expect_in "$WORK/predict_dir.log" "no_such.jpg' does not exist; skipped"
+expect_in "$WORK/predict_dir.log" "folder '.*no_images' has no .jpg, .jpeg or .png images"
+expect_in "$WORK/predict_dir.log" "classified 20 of 22 images; 2 skipped"
+[ "$(head -n 1 "$WORK/p.csv")" = "path,class,score,top_k,error" ] || fail "predict --csv header"
+[ "$(grep -cE '^[^,]+/cat/[^,]+,(cat|dog),[01]\.[0-9]{6},(cat|dog):[0-9.]+ (cat|dog):[0-9.]+,$' "$WORK/p.csv")" = 20 ] ||
+  { cat "$WORK/p.csv" >&2; fail "predict --csv should hold 20 classified rows with the top 2"; }
+expect_in "$WORK/p.csv" "no_such.jpg,,,,image .* does not exist"
+expect_rc 1 "$WORK/predict_none.err" -- "$BIN" predict --weights "$WORK/A/$best" "$WORK/no_images"
+ok "predict: a folder, a missing file and an empty folder; --csv; exit 1 only when nothing was classified"
+
+# ---- fine-tuning: --init (non-strict, a 1000-class torchvision head re-initialised), --freeze ----
+INIT=$WORK/A/last.safetensors
+if /usr/bin/python3 "$SRC/tools/torchvision_to_safetensors.py" --random resnet18 "$WORK/tv.pth" >/dev/null 2>&1; then
+  /usr/bin/python3 "$SRC/tools/torchvision_to_safetensors.py" "$WORK/tv.pth" "$WORK/tv.safetensors" --arch resnet18 >/dev/null
+  rm -f "$WORK/tv.pth"
+  INIT=$WORK/tv.safetensors
+fi
+expect_rc 0 "$WORK/F.log" -- "$BIN" train "${COMMON[@]}" --epochs 1 --init "$INIT" --freeze backbone --out "$WORK/F"
+if [ "$INIT" = "$WORK/tv.safetensors" ]; then
+  expect_in "$WORK/F.log" "^--init: loaded 120 tensors from .*tv.safetensors', skipped 2, left 2 as initialised"
+  expect_in "$WORK/F.log" "skipped fc.weight: shape \[1000, 512\], the model's is \[2, 512\]"
+  ok "--init from converted torchvision weights: the 1000-class head is re-initialised"
+else
+  expect_in "$WORK/F.log" "^--init: loaded 122 tensors"
+  echo "smoke: no torch here; --init from our own checkpoint only"
+fi
+expect_in "$WORK/F.log" "optimizer: skipping 60 frozen parameters"
+expect_rc 2 "$WORK/freeze_bad.err" -- "$BIN" train "${COMMON[@]}" --freeze layer9
+expect_in "$WORK/freeze_bad.err" "--freeze: 'layer9' is not none, backbone"
+ok "--freeze backbone trains only fc"
+
+# ---- a finished run made longer: --resume with a larger --epochs ----
+cp -r "$WORK/A" "$WORK/L"
+expect_rc 0 "$WORK/L.log" -- "$BIN" train --resume "$WORK/L/last.safetensors" --data "$DATA" --threads 2 --epochs 3
+expect_in "$WORK/L.log" "--epochs 3 extends the run of 2 epochs: .* stretched over [0-9]+ from step"
+expect_in "$WORK/L.log" "^epoch 3 av_test_acc: [01]\.[0-9]{3}$"
+[ "$(wc -l <"$WORK/L/metrics.csv")" = 4 ] || fail "the longer run's metrics.csv should hold 3 epochs"
+expect_rc 2 "$WORK/shorter.err" -- "$BIN" train --resume "$WORK/L/last.safetensors" --data "$DATA" --epochs 1
+expect_in "$WORK/shorter.err" "--epochs 1 differs from the resumed run's 3"
+ok "--resume raises --epochs of a finished run"
 
 # ---- clear errors ----
 expect_rc 2 "$WORK/e1.err" -- "$BIN" train --bogus 1
@@ -185,6 +229,13 @@ expect_in "$WORK/e5.err" "no dataset found.*\./data/catsdogs"
 expect_in "$WORK/e5.err" "Kaggle Dogs vs. Cats"
 expect_rc 1 "$WORK/e6.err" -- "$BIN" train --data "$WORK/empty"
 expect_in "$WORK/e6.err" "holds no images"
+mkdir -p "$WORK/one/train/cat" "$WORK/one/test/cat"
+for f in $(ls "$DATA/train/cat" | grep -v corrupt | head -n 4); do cp "$DATA/train/cat/$f" "$WORK/one/train/cat/"; done
+for f in $(ls "$DATA/test/cat" | head -n 2); do cp "$DATA/test/cat/$f" "$WORK/one/test/cat/"; done
+expect_rc 1 "$WORK/e8.err" -- "$BIN" train --data "$WORK/one" --size 32 --batch 2 --epochs 1 --out "$WORK/O"
+expect_in "$WORK/e8.err" "1 class folder\(s\); a classifier needs at least two"
+expect_rc 1 "$WORK/e9.err" -- "$BIN" train "${COMMON[@]}" --epochs 1 --out /proc/self
+expect_in "$WORK/e9.err" "--out: cannot write in folder '/proc/self'"
 expect_rc 2 "$WORK/e7.err" -- "$BIN" predict "$cat_img"
 expect_in "$WORK/e7.err" "needs --weights"
 expect_rc 0 "$WORK/help.log" -- "$BIN" train --help

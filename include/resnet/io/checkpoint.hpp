@@ -345,7 +345,7 @@ struct LoadReport {
     if (optimizer_tensors_ignored) os << " (optimizer state ignored)";
     os << "\n";
     for (auto& kv : skipped) os << "  skipped " << kv.first << ": " << kv.second << "\n";
-    for (auto& n : uninitialised) os << "  not in the file, left as initialised: " << n << "\n";
+    for (auto& n : uninitialised) os << "  left as initialised: " << n << "\n";
     return os.str();
   }
 };
