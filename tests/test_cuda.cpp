@@ -1,11 +1,12 @@
-// The CUDA backend on a GPU against the CPU backend: every op on fresh random inputs with a tolerance per
-// op and dtype, then ResNet-18 and ResNet-50 forward and backward. GPU outputs are pre-filled with a
-// sentinel so an element a kernel never writes fails the comparison. References run in double on the CPU
-// (float for the whole networks, where double would be slow).
+// The CUDA backend on a GPU beyond single ops (those are the op registry's gpu mode, tests/ops): the
+// runtime (versions, allocator, streams, out of memory, wrong devices), bit-exact casts, TF32 and cuDNN's
+// algorithm searches, BatchNorm's kernel paths, labels reported at synchronisation, and ResNet-18/50
+// forward and backward against the CPU. GPU outputs are pre-filled with a sentinel so an element a
+// kernel never writes fails the comparison.
 //
-// Tolerances (max |gpu - ref| / max |ref|): float32 1e-5 with TF32 off (ctest sets RESNET_TF32=0), 3e-3
-// with TF32; float16 4e-3; bfloat16 2e-2. Without a GPU every case prints that it skipped: the binary is
-// still built and run in CI, so it compiles against the current API and cannot rot.
+// The GPU cases are hidden ([.gpu]): `test_cuda --gpu` (ctest: test_cuda_gpu) runs them and exits 77,
+// skipped, without a device; a plain `test_cuda` runs the cases that need none. The binary is built and run
+// in CI either way, so it compiles against the current API and cannot rot.
 #include <cstdio>
 #include <cstring>
 
@@ -16,19 +17,9 @@ using testing::relative_error;
 
 namespace {
 
-bool have_gpu() {
-  if (cuda::device_count() > 0) return true;
-  static bool announced = false;
-  if (!announced) {
-    std::printf("test_cuda: no CUDA device (%s): every GPU case is SKIPPED\n",
-                cuda::unavailable_reason().c_str());
-    announced = true;
-  }
-  WARN("SKIPPED (no CUDA device: " << cuda::unavailable_reason() << ")");
-  return false;
-}
-#define REQUIRE_GPU() \
-  if (!have_gpu()) return
+// The GPU cases are hidden ([.gpu]) and run by `test_cuda --gpu`, which exits 77 (skipped) without a
+// device (tests/gpu_main.cpp); run by name without one, they fail rather than pass.
+#define REQUIRE_GPU() REQUIRE(cuda::device_count() > 0)
 
 const Device kGpu = Device::cuda(0);
 constexpr double kSentinel = 7777.0;
@@ -124,7 +115,7 @@ TEST_CASE("cuda: 16-bit tensors on the CPU are refused with a message (they comp
 
 // ---------------------------------------------------------------- memory, copies, streams
 
-TEST_CASE("cuda: copies round-trip every dtype and zero_/fill_ work on the device", "[cuda][gpu]") {
+TEST_CASE("cuda: copies round-trip every dtype and zero_/fill_ work on the device", "[cuda][.gpu]") {
   REQUIRE_GPU();
   auto f = rnd<float>({3, 5, 7}, 1);
   CHECK(gpu(f).to(Device::cpu()).to_vector() == f.to_vector());
@@ -144,7 +135,7 @@ TEST_CASE("cuda: copies round-trip every dtype and zero_/fill_ work on the devic
   CHECK(c.to_vector() == f.to_vector());
 }
 
-TEST_CASE("cuda: the caching allocator reuses memory (no cudaMalloc per op after warm-up)", "[cuda][gpu]") {
+TEST_CASE("cuda: the caching allocator reuses memory (no cudaMalloc per op after warm-up)", "[cuda][.gpu]") {
   REQUIRE_GPU();
   auto x = gpu(rnd<float>({64, 64, 8, 8}, 4));
   auto step = [&] {
@@ -162,7 +153,7 @@ TEST_CASE("cuda: the caching allocator reuses memory (no cudaMalloc per op after
 }
 
 // Tagged [oom]: its failing cudaMalloc is on purpose, and the compute-sanitizer runs leave it out.
-TEST_CASE("cuda: out of memory names the requested and free bytes", "[cuda][gpu][oom]") {
+TEST_CASE("cuda: out of memory names the requested and free bytes", "[cuda][.gpu][oom]") {
   REQUIRE_GPU();
   testing::require_error_mentions([] { Tensor<float>::empty({int64_t(1) << 45}, kGpu); },
                                   {"out of memory", "bytes", "free"});
@@ -170,7 +161,7 @@ TEST_CASE("cuda: out of memory names the requested and free bytes", "[cuda][gpu]
   CHECK(x.to_vector().size() == 8);
 }
 
-TEST_CASE("cuda: ops on a stream of their own give the same results", "[cuda][gpu]") {
+TEST_CASE("cuda: ops on a stream of their own give the same results", "[cuda][.gpu]") {
   REQUIRE_GPU();
   auto a = rnd<float>({1000}, 6), b = rnd<float>({1000}, 7);
   cuda::Stream s;
@@ -187,7 +178,7 @@ TEST_CASE("cuda: ops on a stream of their own give the same results", "[cuda][gp
   CHECK(y.to_vector() == ref.to_vector());
 }
 
-TEST_CASE("cuda: ops reject tensors on the wrong device with a message", "[cuda][gpu]") {
+TEST_CASE("cuda: ops reject tensors on the wrong device with a message", "[cuda][.gpu]") {
   REQUIRE_GPU();
   auto a = gpu(rnd<float>({4}, 8));
   auto b = rnd<float>({4}, 9);  // on the CPU
@@ -196,89 +187,26 @@ TEST_CASE("cuda: ops reject tensors on the wrong device with a message", "[cuda]
 }
 
 // ---------------------------------------------------------------- elementwise
+// Every op's values against the CPU backend are the op registry's gpu mode (tests/ops, test_ops --gpu).
+// What stays here: bit-exact casts and the host answer of all_finite.
 
 template <typename T>
-void check_elementwise() {
-  INFO(name<T>());
-  const Shape s{3, 7, 11, 5};
-  auto a = rnd<T>(s, 10), b = rnd<T>(s, 11), y0 = rnd<T>(s, 12);
-  auto ad = to_double(a), bd = to_double(b), y0d = to_double(y0);
-  auto ga = gpu(a), gb = gpu(b);
-  {
-    auto y = gpu_sentinel<T>(s);
-    auto r = cpu_sentinel<T>(s);
-    cuda::add(ga, gb, y);
-    cpu::add(ad, bd, r);
-    CHECK(err(y, r) < tol<T>());
-  }
-  for (double alpha : {1.0, -0.5}) {
-    auto y = gpu(y0);
-    auto r = y0d.clone();
-    cuda::add_inplace(y, ga, alpha);
-    cpu::add_inplace(r, ad, alpha);
-    CHECK(err(y, r) < tol<T>());
-  }
-  {
-    auto y = gpu_sentinel<T>(s);
-    auto r = cpu_sentinel<T>(s);
-    cuda::scale(ga, 0.3, y);
-    cpu::scale(ad, 0.3, r);
-    CHECK(err(y, r) < tol<T>());
-  }
-  for (bool acc : {false, true}) {
-    auto y = acc ? gpu(y0) : gpu_sentinel<T>(s);
-    auto r = acc ? y0d.clone() : cpu_sentinel<T>(s);
-    cuda::mul(ga, gb, y, acc);
-    cpu::mul(ad, bd, r, acc);
-    CHECK(err(y, r) < tol<T>());
-  }
-  {
-    auto y = gpu_sentinel<T>(s);
-    auto r = cpu_sentinel<T>(s);
-    cuda::relu_forward(ga, y);
-    cpu::relu_forward(ad, r);
-    CHECK(err(y, r) < tol<T>());
-  }
-  for (bool acc : {false, true}) {
-    auto y = acc ? gpu(y0) : gpu_sentinel<T>(s);
-    auto r = acc ? y0d.clone() : cpu_sentinel<T>(s);
-    cuda::relu_backward(ga, gb, y, acc);
-    cpu::relu_backward(ad, bd, r, acc);
-    CHECK(err(y, r) < tol<T>());
-  }
-  {
-    auto y = gpu_sentinel<T>({});
-    auto r = cpu_sentinel<T>({});
-    cuda::sum_all(ga, y);
-    cpu::sum_all(ad, r);
-    CHECK(std::abs(to_double(y).item() - r.item()) < 1e2 * tol<T>() * (1.0 + std::abs(r.item())));
-  }
-  for (bool acc : {false, true}) {
-    auto g1 = rnd<T>({}, 13);
-    auto y = acc ? gpu(y0) : gpu_sentinel<T>(s);
-    auto r = acc ? y0d.clone() : cpu_sentinel<T>(s);
-    cuda::broadcast_scalar(gpu(g1), 2.0, y, acc);
-    cpu::broadcast_scalar(to_double(g1), 2.0, r, acc);
-    CHECK(err(y, r) < tol<T>());
-  }
-  {
-    auto y = gpu_sentinel<T>(s);
-    cuda::fill(y, 0.5);
-    for (auto v : y.to_vector()) CHECK(static_cast<float>(v) == 0.5f);
-  }
-  CHECK(cuda::all_finite(ga));
+void check_all_finite() {
+  auto a = rnd<T>({1001}, 11);
+  CHECK(cuda::all_finite(gpu(a)));
   std::vector<T> bad = a.to_vector();
   bad[5] = static_cast<T>(std::numeric_limits<float>::infinity());
-  CHECK_FALSE(cuda::all_finite(gpu(Tensor<T>::from_vector(bad, s))));
+  CHECK_FALSE(cuda::all_finite(gpu(Tensor<T>::from_vector(bad, a.shape()))));
+  bad[5] = static_cast<T>(std::numeric_limits<float>::quiet_NaN());
+  CHECK_FALSE(cuda::all_finite(gpu(Tensor<T>::from_vector(bad, a.shape()))));
 }
 
-TEST_CASE("cuda: elementwise ops match the CPU backend", "[cuda][gpu]") {
+TEST_CASE("cuda: all_finite finds an infinity and a NaN", "[cuda][.gpu]") {
   REQUIRE_GPU();
-  Tf32Off off;
-  check_elementwise<float>();
-  check_elementwise<double>();
-  check_elementwise<half_t>();
-  check_elementwise<bf16_t>();
+  check_all_finite<float>();
+  check_all_finite<double>();
+  check_all_finite<half_t>();
+  check_all_finite<bf16_t>();
 }
 
 template <typename S, typename D>
@@ -292,7 +220,7 @@ void check_cast() {
   for (size_t i = 0; i < got.size(); ++i) REQUIRE(std::memcmp(&got[i], &want[i], sizeof(D)) == 0);
 }
 
-TEST_CASE("cuda: casts round exactly as the CPU backend", "[cuda][gpu]") {
+TEST_CASE("cuda: casts round exactly as the CPU backend", "[cuda][.gpu]") {
   REQUIRE_GPU();
   check_cast<float, half_t>();
   check_cast<float, bf16_t>();
@@ -352,18 +280,7 @@ void check_conv(const ConvCase& c, double tolerance) {
   }
 }
 
-TEST_CASE("cuda: cuDNN convolutions match the CPU backend (TF32 off)", "[cuda][gpu]") {
-  REQUIRE_GPU();
-  Tf32Off off;
-  for (const auto& c : kConvCases) {
-    check_conv<float>(c, 2e-5);
-    check_conv<double>(c, 1e-10);
-    check_conv<half_t>(c, tol<half_t>());
-    check_conv<bf16_t>(c, tol<bf16_t>());
-  }
-}
-
-TEST_CASE("cuda: convolutions with TF32 stay within TF32 precision", "[cuda][gpu]") {
+TEST_CASE("cuda: convolutions with TF32 stay within TF32 precision", "[cuda][.gpu]") {
   REQUIRE_GPU();
   const bool saved = cuda::tf32_enabled();
   cuda::set_tf32(true);
@@ -371,7 +288,7 @@ TEST_CASE("cuda: convolutions with TF32 stay within TF32 precision", "[cuda][gpu
   cuda::set_tf32(saved);
 }
 
-TEST_CASE("cuda: both algorithm searches give the same convolution", "[cuda][gpu]") {
+TEST_CASE("cuda: both algorithm searches give the same convolution", "[cuda][.gpu]") {
   REQUIRE_GPU();
   Tf32Off off;
   const auto saved = cuda::conv_search();
@@ -486,7 +403,7 @@ struct BnSwitches {  // sets the BatchNorm kernel switches for a scope
 };
 
 TEST_CASE("cuda: fused BatchNorm (+ residual + ReLU) forward and backward match the CPU backend",
-          "[cuda][gpu]") {
+          "[cuda][.gpu]") {
   REQUIRE_GPU();
   {
     // The single pass, asked for (it is off by default until a GPU run shows it correct and faster): the
@@ -516,7 +433,7 @@ TEST_CASE("cuda: fused BatchNorm (+ residual + ReLU) forward and backward match 
   }
 }
 
-TEST_CASE("cuda: BatchNorm in thread-block clusters (experimental) matches the CPU backend", "[cuda][gpu]") {
+TEST_CASE("cuda: BatchNorm in thread-block clusters (experimental) matches the CPU backend", "[cuda][.gpu]") {
   REQUIRE_GPU();
   // With the single pass and clusters on, the two multi-pass shapes above spread a channel over 2 blocks
   // (float, 16-bit) or 8 (double) on compute capability 9 and newer; elsewhere they stay on the multi-pass
@@ -532,202 +449,15 @@ TEST_CASE("cuda: BatchNorm in thread-block clusters (experimental) matches the C
   }
 }
 
-// ---------------------------------------------------------------- pooling, linear, loss, optimizers
-
-template <typename T>
-void check_pool() {
-  INFO(name<T>() << " pooling");
-  const Shape xs{2, 3, 13, 12};
-  auto x = rnd<T>(xs, 40);
-  auto xd = to_double(x);
-  auto gx = gpu(x);
-  for (PoolParams p : {PoolParams{3, 3, 2, 2, 1, 1, true}, PoolParams{2, 2, 2, 2, 0, 0, true},
-                       PoolParams{3, 3, 2, 2, 1, 1, false}}) {
-    const Shape ys{2, 3, p.out_h(13), p.out_w(12)};
-    auto dy = rnd<T>(ys, 41);
-    auto y = gpu_sentinel<T>(ys);
-    auto idx = Tensor<int32_t>::empty(ys, kGpu);
-    auto yr = cpu_sentinel<T>(ys);
-    auto idxr = Tensor<int32_t>::empty(ys);
-    cuda::maxpool2d_forward(gx, y, idx, p);
-    cpu::maxpool2d_forward(xd, yr, idxr, p);
-    CHECK(err(y, yr) < tol<T>());
-    CHECK(idx.to_vector() == idxr.to_vector());
-    for (bool acc : {false, true}) {
-      auto dx0 = rnd<T>(xs, 42);
-      auto dx = acc ? gpu(dx0) : gpu_sentinel<T>(xs);
-      auto dxr = acc ? to_double(dx0) : cpu_sentinel<T>(xs);
-      cuda::maxpool2d_backward(gpu(dy), idx, dx, acc);
-      cpu::maxpool2d_backward(to_double(dy), idxr, dxr, acc);
-      CHECK(err(dx, dxr) < tol<T>());
-      auto ax = acc ? gpu(dx0) : gpu_sentinel<T>(xs);
-      auto axr = acc ? to_double(dx0) : cpu_sentinel<T>(xs);
-      cuda::avgpool2d_backward(gpu(dy), ax, p, acc);
-      cpu::avgpool2d_backward(to_double(dy), axr, p, acc);
-      CHECK(err(ax, axr) < tol<T>());
-    }
-    auto ya = gpu_sentinel<T>(ys);
-    auto yar = cpu_sentinel<T>(ys);
-    cuda::avgpool2d_forward(gx, ya, p);
-    cpu::avgpool2d_forward(xd, yar, p);
-    CHECK(err(ya, yar) < tol<T>());
-  }
-  auto g = gpu_sentinel<T>({2, 3});
-  auto gr = cpu_sentinel<T>({2, 3});
-  cuda::global_avgpool_forward(gx, g);
-  cpu::global_avgpool_forward(xd, gr);
-  CHECK(err(g, gr) < tol<T>());
-  auto gdy = rnd<T>({2, 3}, 43);
-  for (bool acc : {false, true}) {
-    auto dx0 = rnd<T>(xs, 44);
-    auto dx = acc ? gpu(dx0) : gpu_sentinel<T>(xs);
-    auto dxr = acc ? to_double(dx0) : cpu_sentinel<T>(xs);
-    cuda::global_avgpool_backward(gpu(gdy), dx, acc);
-    cpu::global_avgpool_backward(to_double(gdy), dxr, acc);
-    CHECK(err(dx, dxr) < tol<T>());
-  }
-}
-
-TEST_CASE("cuda: pooling matches the CPU backend", "[cuda][gpu]") {
-  REQUIRE_GPU();
-  check_pool<float>();
-  check_pool<double>();
-  check_pool<half_t>();
-  check_pool<bf16_t>();
-}
-
-template <typename T>
-void check_linear() {
-  INFO(name<T>() << " linear");
-  const int64_t N = 5, I = 37, O = 11;
-  auto x = rnd<T>({N, I}, 50), w = rnd<T>({O, I}, 51, 0.2), b = rnd<T>({O}, 52), dy = rnd<T>({N, O}, 53);
-  auto xd = to_double(x), wd = to_double(w), bd = to_double(b), dyd = to_double(dy);
-  auto y = gpu_sentinel<T>({N, O});
-  auto yr = cpu_sentinel<T>({N, O});
-  auto gb = gpu(b);
-  cuda::linear_forward(gpu(x), gpu(w), &gb, y);
-  cpu::linear_forward(xd, wd, &bd, yr);
-  CHECK(err(y, yr) < tol<T>());
-  for (bool acc : {false, true}) {
-    auto dx0 = rnd<T>({N, I}, 54), dw0 = rnd<T>({O, I}, 55), db0 = rnd<T>({O}, 56);
-    auto dx = acc ? gpu(dx0) : gpu_sentinel<T>({N, I});
-    auto dw = acc ? gpu(dw0) : gpu_sentinel<T>({O, I});
-    auto db = acc ? gpu(db0) : gpu_sentinel<T>({O});
-    auto dxr = acc ? to_double(dx0) : cpu_sentinel<T>({N, I});
-    auto dwr = acc ? to_double(dw0) : cpu_sentinel<T>({O, I});
-    auto dbr = acc ? to_double(db0) : cpu_sentinel<T>({O});
-    cuda::linear_backward(gpu(x), gpu(w), gpu(dy), &dx, acc, &dw, &db, acc);
-    cpu::linear_backward(xd, wd, dyd, &dxr, acc, &dwr, &dbr, acc);
-    CHECK(err(dx, dxr) < tol<T>());
-    CHECK(err(dw, dwr) < tol<T>());
-    CHECK(err(db, dbr) < tol<T>());
-  }
-}
-
-TEST_CASE("cuda: cuBLAS linear layers match the CPU backend", "[cuda][gpu]") {
-  REQUIRE_GPU();
-  Tf32Off off;
-  check_linear<float>();
-  check_linear<double>();
-  check_linear<half_t>();
-  check_linear<bf16_t>();
-}
-
-template <typename T>
-void check_loss() {
-  INFO(name<T>() << " softmax / cross-entropy");
-  for (int64_t K : {2, 1000}) {
-    const int64_t N = 6;
-    const Shape s{N, K};
-    auto x = rnd<T>(s, 60, 3.0), dy = rnd<T>(s, 61);
-    auto xd = to_double(x);
-    auto y = gpu_sentinel<T>(s);
-    auto yr = cpu_sentinel<T>(s);
-    cuda::softmax_forward(gpu(x), y);
-    cpu::softmax_forward(xd, yr);
-    CHECK(err(y, yr) < tol<T>());
-    auto dx = gpu_sentinel<T>(s);
-    auto dxr = cpu_sentinel<T>(s);
-    cuda::softmax_backward(y, gpu(dy), dx, false);
-    cpu::softmax_backward(to_double(y), to_double(dy), dxr, false);
-    CHECK(err(dx, dxr) < 4 * tol<T>());
-    std::vector<int32_t> lv;
-    for (int64_t i = 0; i < N; ++i) lv.push_back(static_cast<int32_t>((i * 5 + 1) % K));
-    auto labels = Tensor<int32_t>::from_vector(lv, {N});
-    for (double smoothing : {0.0, 0.1}) {
-      auto loss = gpu_sentinel<T>({});
-      auto probs = gpu_sentinel<T>(s);
-      auto lr = cpu_sentinel<T>({});
-      auto pr = cpu_sentinel<T>(s);
-      cuda::cross_entropy_forward(gpu(x), gpu(labels), smoothing, loss, probs);
-      cpu::cross_entropy_forward(xd, labels, smoothing, lr, pr);
-      CHECK(err(loss, lr) < 4 * tol<T>());
-      CHECK(err(probs, pr) < tol<T>());
-      for (bool acc : {false, true}) {
-        auto d0 = rnd<T>(s, 62);
-        auto dl = acc ? gpu(d0) : gpu_sentinel<T>(s);
-        auto dlr = acc ? to_double(d0) : cpu_sentinel<T>(s);
-        auto seed = Tensor<T>::full({}, T(0.75f));
-        cuda::cross_entropy_backward(probs, gpu(labels), smoothing, gpu(seed), dl, acc);
-        cpu::cross_entropy_backward(to_double(probs), labels, smoothing, to_double(seed), dlr, acc);
-        CHECK(err(dl, dlr) < tol<T>());
-      }
-    }
-  }
-}
-
-TEST_CASE("cuda: softmax and cross-entropy match the CPU backend", "[cuda][gpu]") {
-  REQUIRE_GPU();
-  check_loss<float>();
-  check_loss<double>();
-  check_loss<half_t>();
-  check_loss<bf16_t>();
-}
-
-TEST_CASE("cuda: a label out of range is reported at the next synchronisation", "[cuda][gpu]") {
+TEST_CASE("cuda: a label out of range is reported at the next synchronisation", "[cuda][.gpu]") {
   REQUIRE_GPU();
   auto logits = gpu(rnd<float>({3, 4}, 63));
   auto labels = gpu(Tensor<int32_t>::from_vector({0, 9, 1}, {3}));
-  testing::require_error_mentions([&] { cross_entropy(logits, labels).item(); },
-                                  {"label 9", "position 1", "[0, 4)"});
+  // The CPU's message for the same labels (backend/contract/loss.hpp), then where the kernel found it.
+  testing::require_error_mentions(
+      [&] { cross_entropy(logits, labels).item(); },
+      {contract::label_out_of_range("cross_entropy", 9, 1, 4), "found by a kernel"});
   CHECK(std::isfinite(cross_entropy(logits, gpu(Tensor<int32_t>::from_vector({0, 3, 1}, {3}))).item()));
-}
-
-template <typename P>
-void check_optim() {
-  INFO(name<P>() << " optimizers");
-  const Shape s{1000};
-  auto p0 = rnd<P>(s, 70), g = rnd<P>(s, 71), b0 = rnd<P>(s, 72);
-  for (int variant = 0; variant < 3; ++variant) {
-    SgdHyper h;
-    h.lr = 0.1;
-    h.momentum = variant == 0 ? 0.0 : 0.9;
-    h.weight_decay = 1e-4;
-    h.nesterov = variant == 2;
-    h.first_step = variant == 1;
-    auto p = gpu(p0), buf = gpu(b0);
-    auto pr = to_double(p0), br = to_double(b0);
-    cuda::sgd_step(p, gpu(g), buf, h);
-    cpu::sgd_step(pr, to_double(g), br, h);
-    CHECK(err(p, pr) < 1e-6);
-    if (h.momentum != 0.0) CHECK(err(buf, br) < 1e-6);
-  }
-  AdamHyper a;
-  a.step = 4;
-  auto m0 = rnd<P>(s, 73), v0 = rnd<P>(s, 74, 0.1, 1.0);
-  auto p = gpu(p0), m = gpu(m0), v = gpu(v0);
-  auto pr = to_double(p0), mr = to_double(m0), vr = to_double(v0);
-  cuda::adamw_step(p, gpu(g), m, v, a);
-  cpu::adamw_step(pr, to_double(g), mr, vr, a);
-  CHECK(err(p, pr) < 1e-6);
-  CHECK(err(m, mr) < 1e-6);
-  CHECK(err(v, vr) < 1e-6);
-}
-
-TEST_CASE("cuda: SGD and AdamW updates match the CPU backend", "[cuda][gpu]") {
-  REQUIRE_GPU();
-  check_optim<float>();
-  check_optim<double>();
 }
 
 // ---------------------------------------------------------------- whole networks through autograd
@@ -828,7 +558,7 @@ const NetBounds kBf16Bounds{5e-2, 0, 0.85};
 
 }  // namespace
 
-TEST_CASE("cuda: ResNet-18 forward and backward match the CPU", "[cuda][gpu][net]") {
+TEST_CASE("cuda: ResNet-18 forward and backward match the CPU", "[cuda][.gpu][net]") {
   REQUIRE_GPU();
   Tf32Off off;
   const NetRun ref = run_net<double>("resnet18", Device::cpu(), 4, 64);
@@ -838,7 +568,7 @@ TEST_CASE("cuda: ResNet-18 forward and backward match the CPU", "[cuda][gpu][net
   SECTION("bfloat16") { compare_nets(run_net<bf16_t>("resnet18", kGpu, 4, 64), ref, kBf16Bounds); }
 }
 
-TEST_CASE("cuda: ResNet-50 forward and backward match the CPU", "[cuda][gpu][net]") {
+TEST_CASE("cuda: ResNet-50 forward and backward match the CPU", "[cuda][.gpu][net]") {
   REQUIRE_GPU();
   Tf32Off off;
   const NetRun ref = run_net<double>("resnet50", Device::cpu(), 4, 64);
@@ -846,7 +576,7 @@ TEST_CASE("cuda: ResNet-50 forward and backward match the CPU", "[cuda][gpu][net
   SECTION("float32") { compare_nets(run_net<float>("resnet50", kGpu, 4, 64), ref, kFloatBounds); }
 }
 
-TEST_CASE("cuda: a few SGD steps of ResNet-18 on the GPU lower the loss", "[cuda][gpu][net]") {
+TEST_CASE("cuda: a few SGD steps of ResNet-18 on the GPU lower the loss", "[cuda][.gpu][net]") {
   REQUIRE_GPU();
   models::ResNetOptions o;
   o.num_classes = 2;

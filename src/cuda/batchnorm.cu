@@ -51,10 +51,11 @@ void batchnorm_forward_training(const Tensor<T>& x, const Tensor<T>* residual, c
                                 Tensor<P>& save_mean, Tensor<P>& save_invstd, Tensor<T>& y,
                                 const BatchNormParams& bp, Activation act) {
   const char* name = "batch_norm";
-  const int dev = cuda_device(name, x, "input");
-  OpScope op(name, dev);
+  // The contract first, on every backend alike; then whether the tensors are on a CUDA device.
   const kernels::BatchNormShape s = shape_of(contract::batchnorm_forward(
       name, x, residual, gamma, beta, running_mean, running_var, &save_mean, &save_invstd, y, true));
+  const int dev = cuda_device(name, x, "input");
+  OpScope op(name, dev);
   check_index_range(name, x);
   const auto env = launch_env(dev);
   void* ws = detail::workspace(dev, kernels::bn_forward_workspace_bytes<T>(s, env.sm_count));
@@ -70,11 +71,11 @@ void batchnorm_forward_inference(const Tensor<T>& x, const Tensor<T>* residual, 
                                  const Tensor<P>& running_var, Tensor<T>& y, const BatchNormParams& bp,
                                  Activation act) {
   const char* name = "batch_norm";
-  const int dev = cuda_device(name, x, "input");
-  OpScope op(name, dev);
   const kernels::BatchNormShape s = shape_of(contract::batchnorm_forward(
       name, x, residual, gamma, beta, running_mean, running_var, static_cast<const Tensor<P>*>(nullptr),
       static_cast<const Tensor<P>*>(nullptr), y, false));
+  const int dev = cuda_device(name, x, "input");
+  OpScope op(name, dev);
   check_index_range(name, x);
   const auto env = launch_env(dev);
   void* ws = detail::workspace(dev, kernels::bn_inference_workspace_bytes<T>(s));
@@ -89,11 +90,11 @@ void batchnorm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>&
                         Tensor<T>* dx, bool dx_accumulate, Tensor<T>* dresidual, bool dresidual_accumulate,
                         Tensor<P>* dgamma, Tensor<P>* dbeta, bool param_accumulate) {
   const char* name = "batch_norm_backward";
-  const int dev = cuda_device(name, x, "input");
-  OpScope op(name, dev);
   const bool relu = act == Activation::ReLU;
   const kernels::BatchNormShape s = shape_of(
       contract::batchnorm_backward(name, x, y, dy, gamma, mean, invstd, relu, dx, dresidual, dgamma, dbeta));
+  const int dev = cuda_device(name, x, "input");
+  OpScope op(name, dev);
   check_index_range(name, x);
   const auto env = launch_env(dev);
   void* ws = detail::workspace(dev, kernels::bn_backward_workspace_bytes<T>(s, env.sm_count));

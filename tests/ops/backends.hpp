@@ -17,6 +17,7 @@
 #include "kernels/pool.cuh"
 // clang-format on
 
+#include "catch.hpp"
 #include "ops/registry.hpp"
 
 namespace opreg {
@@ -232,6 +233,16 @@ struct Sim {
   }
 
   // ---- BatchNorm (+ residual + ReLU)
+  // The kernels each run took, per BatchNorm configuration (SimDevice::variant): the sim mode asserts
+  // that each configuration ran the path it exists for.
+  static inline int bn_ran[3][3] = {};
+  template <typename T>
+  void ran(k::BnPath taken, const k::BatchNormShape& s) {
+    const k::BnPath planned = k::bn_plan<T>(s, bn_options(), env()).path;
+    INFO("BatchNorm plan " << k::bn_path_name(planned) << ", ran " << k::bn_path_name(taken));
+    CHECK(taken == planned);  // the launcher ran what the plan said (the simulator fits every cluster)
+    ++bn_ran[dev.variant][static_cast<int>(taken)];
+  }
   k::BnOptions bn_options() const {
     k::BnOptions o;
     o.single_pass = dev.variant == kBnSinglePass || dev.variant == kBnClusters;
@@ -267,11 +278,13 @@ struct Sim {
     const k::BatchNormShape s{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)};
     const bool relu = act == Activation::ReLU;
     void* w = workspace(k::bn_backward_workspace_bytes<T>(s, dev.sm));
-    k::bn_backward(x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(), gamma.data(),
-                   mean.data(), invstd.data(), training, relu, dx ? dx->data() : static_cast<T*>(nullptr),
-                   dx_acc, dres ? dres->data() : static_cast<T*>(nullptr), dres_acc,
-                   dgamma ? dgamma->data() : static_cast<P*>(nullptr),
-                   dbeta ? dbeta->data() : static_cast<P*>(nullptr), param_acc, s, w, env(), bn_options());
+    const k::BnPath taken = k::bn_backward(
+        x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(), gamma.data(), mean.data(),
+        invstd.data(), training, relu, dx ? dx->data() : static_cast<T*>(nullptr), dx_acc,
+        dres ? dres->data() : static_cast<T*>(nullptr), dres_acc,
+        dgamma ? dgamma->data() : static_cast<P*>(nullptr), dbeta ? dbeta->data() : static_cast<P*>(nullptr),
+        param_acc, s, w, env(), bn_options());
+    if (dx || dres || dgamma || dbeta) ran<T>(taken, s);
   }
 };
 

@@ -246,6 +246,18 @@ TEST_CASE("ops: the CUDA kernels on the simulator match the CPU backend", "[ops]
     if (secs > 1.0) std::printf("sim: %s took %.1f s\n", e.title().c_str(), secs);
     ++ran;
   }
+  // Each BatchNorm configuration ran the kernels it exists for: multi-pass only by default, the single
+  // pass when asked, clusters (on a simulated compute capability 9) for channels larger than one block.
+  const auto& r = Sim::bn_ran;
+  INFO("BatchNorm paths (multi, single, cluster): default "
+       << r[kBnDefault][0] << "/" << r[kBnDefault][1] << "/" << r[kBnDefault][2] << ", single pass "
+       << r[kBnSinglePass][0] << "/" << r[kBnSinglePass][1] << "/" << r[kBnSinglePass][2] << ", clusters "
+       << r[kBnClusters][0] << "/" << r[kBnClusters][1] << "/" << r[kBnClusters][2]);
+  CHECK(r[kBnDefault][0] > 0);
+  CHECK(r[kBnDefault][1] + r[kBnDefault][2] == 0);
+  CHECK(r[kBnSinglePass][1] > 0);
+  CHECK(r[kBnSinglePass][2] == 0);
+  CHECK(r[kBnClusters][2] > 0);
   CHECK(ran >= 20);
 }
 
