@@ -45,6 +45,7 @@ class AvgPool2d : public Module<T> {
     this->add_row(rows, name, depth, out, 0);
     return out;
   }
+  const PoolParams& params() const { return p_; }
 
  private:
   PoolParams p_;
