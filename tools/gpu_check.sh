@@ -128,7 +128,7 @@ if [ -n "${PREBUILT:-}" ]; then
     ldconfig -p | grep -q "$(basename "$f") " || ln -s "$f" "$BIN/needed/"
   done
   export LD_LIBRARY_PATH=$BIN/needed:$LD_LIBRARY_PATH
-  TEST_CUDA=$BIN/bin/test_cuda BENCH_BLOCK=$BIN/bin/bench_block BENCH_TRAIN=$BIN/bin/bench_train
+  TEST_CUDA=$BIN/bin/test_cuda TEST_OPS=$BIN/bin/test_ops BENCH_BLOCK=$BIN/bin/bench_block BENCH_TRAIN=$BIN/bin/bench_train
   TRAIN=$BIN/bin/train_catsdogs
   for p in "$BIN"/bin/*; do
     missing=$(ldd "$p" | grep "not found")
@@ -150,7 +150,7 @@ else
     -DCMAKE_CUDA_COMPILER="$NVCC" "-DCMAKE_CUDA_ARCHITECTURES=$ARCHS" ${CUDNN_HINT:+-DCUDNN_ROOT="$CUDNN_HINT"} ||
     { cat "$SUMMARY"; exit 2; }
   step "build" build.log 3000 cmake --build "$BUILD" -j "${JOBS:-$(nproc)}" || { cat "$SUMMARY"; exit 2; }
-  TEST_CUDA=$BUILD/tests/cuda/test_cuda BENCH_BLOCK=$BUILD/benchmarks/bench_block
+  TEST_CUDA=$BUILD/tests/cuda/test_cuda TEST_OPS=$BUILD/tests/test_ops BENCH_BLOCK=$BUILD/benchmarks/bench_block
   BENCH_TRAIN=$BUILD/benchmarks/bench_train TRAIN=$BUILD/examples/train_catsdogs
 fi
 
@@ -158,12 +158,18 @@ fi
 if [[ $PHASES == *,tests,* ]]; then
   step "runtime report" runtime.log 60 "$TEST_CUDA" "cuda: runtime report*" -s
   grep -A12 "resnet::cuda" "$LOGS/runtime.log" | head -n 14
-  step "GPU test suite (test_cuda, TF32 off)" test_cuda.log 300 env RESNET_TF32=0 "$TEST_CUDA" -d yes
+  # The GPU cases are hidden behind --gpu, which exits 77 (skipped) without a device: a skip is a failure here.
+  step "GPU test suite (test_cuda --gpu, TF32 off)" test_cuda.log 300 env RESNET_TF32=0 "$TEST_CUDA" --gpu -d yes
   if grep -q "SKIPPED" "$LOGS/test_cuda.log"; then note "WARNING: GPU tests SKIPPED: $(grep -m1 SKIPPED "$LOGS/test_cuda.log")"; failed=1; fi
   grep -E "^test cases|^All tests" "$LOGS/test_cuda.log" | tail -n 1 | sed 's/^/      /' | tee -a "$SUMMARY"
+  # Every op of the registry on the GPU against the CPU backend, every dtype (tests/ops), then its timings.
+  step "op registry on the GPU (test_ops --gpu, TF32 off)" test_ops.log 300 env RESNET_TF32=0 "$TEST_OPS" --gpu
+  if grep -q "SKIPPED" "$LOGS/test_ops.log"; then note "WARNING: op registry SKIPPED"; failed=1; fi
+  grep -E "^test cases|^All tests" "$LOGS/test_ops.log" | tail -n 1 | sed 's/^/      /' | tee -a "$SUMMARY"
+  step "op registry timings" test_ops_time.log 120 "$TEST_OPS" "[.time]"
   # The suite's BatchNorm cases switch every path on themselves; the whole networks run the library's
   # default (multi-pass), so run them once more with the single pass and the clusters on.
-  step "whole networks, BN single pass + clusters on" test_cuda_bn_on.log 300 env RESNET_TF32=0 RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=1 "$TEST_CUDA" "[net]"
+  step "whole networks, BN single pass + clusters on" test_cuda_bn_on.log 300 env RESNET_TF32=0 RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=1 "$TEST_CUDA" --gpu "[net]"
   if [ -z "${PREBUILT:-}" ]; then step "every test (ctest)" ctest.log 1800 ctest --test-dir "$BUILD" --output-on-failure -j 4; fi
 fi
 
@@ -178,7 +184,7 @@ if [[ $PHASES == *,sanitizer,* ]]; then
     # out-of-memory test fails a cudaMalloc on purpose, which memcheck would report).
     for tool in ${SAN_TOOLS:-memcheck racecheck initcheck}; do
       step "compute-sanitizer $tool" sanitizer_$tool.log 240 "$SAN" --tool $tool --error-exitcode 9 \
-        env RESNET_TF32=0 RESNET_CUDNN_SEARCH=heuristic "$TEST_CUDA" "~[net]~[oom]"
+        env RESNET_TF32=0 RESNET_CUDNN_SEARCH=heuristic "$TEST_CUDA" --gpu "~[net]~[oom]"
     done
   else
     note "compute-sanitizer: NOT FOUND: sanitizer runs skipped"

@@ -4,7 +4,7 @@
 #
 #   tools/gpu_pack.sh [DATA_DIR]
 #
-# Writes .gpu/pack.tar.xz (test_cuda, bench_block, bench_train, train_catsdogs and the shared libraries they
+# Writes .gpu/pack.tar.xz (test_cuda, test_ops, bench_block, bench_train, train_catsdogs and the shared libraries they
 # need that a CUDA image does not have) and, with DATA_DIR, copies the dataset to .gpu/data/<name>. On the GPU
 # machine: `PREBUILT=.gpu tools/gpu_check.sh` unpacks and runs it. Add `/.gpu/` to .git/info/exclude and name
 # `.gpu` in the device tool's carry list.
@@ -17,8 +17,8 @@ BUILD=${BUILD_DIR:-build-gpu}
 ARCHS=${CUDA_ARCHS:-90-real}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRESNET_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCHS" \
   -DRESNET_NATIVE=OFF -DRESNET_WITH_DNNL=OFF -DCMAKE_CXX_FLAGS="-march=x86-64-v3" >/dev/null
-programs=(tests/cuda/test_cuda benchmarks/bench_block benchmarks/bench_train examples/train_catsdogs)
-cmake --build "$BUILD" -j "$(nproc)" --target test_cuda bench_block bench_train train_catsdogs
+programs=(tests/cuda/test_cuda tests/test_ops benchmarks/bench_block benchmarks/bench_train examples/train_catsdogs)
+cmake --build "$BUILD" -j "$(nproc)" --target test_cuda test_ops bench_block bench_train train_catsdogs
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
