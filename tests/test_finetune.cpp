@@ -291,6 +291,10 @@ TEST_CASE("fuse_for_inference folds every BatchNorm: same outputs", "[finetune]"
     CHECK_THROWS_WITH(
         io::save_checkpoint<float>(dir.file("f.safetensors"), *net, nullptr, io::TrainingState()),
         Catch::Contains("fused for inference"));
+    auto plain = models::resnet<float>(arch, tiny(5, 15));  // a good file does not load into a fused model
+    io::save_checkpoint<float>(dir.file("p.safetensors"), *plain, nullptr, io::TrainingState());
+    CHECK_THROWS_WITH(io::load_checkpoint<float>(dir.file("p.safetensors"), *net, nullptr),
+                      Catch::Contains("fused for inference"));
     net->train();
     CHECK_THROWS_WITH(net->forward(x), Catch::Contains("cannot train"));
   }
@@ -357,6 +361,13 @@ TEST_CASE("Classifier: files, images of any size and channel count, tensors", "[
   CHECK(logits[static_cast<size_t>(ref.top[0].index)] == Approx(ref.top[0].probability).epsilon(1e-5));
   auto from_tensor = clf.classify(x, 1);
   CHECK(from_tensor[0].top[0].index == ref.top[0].index);
+  Tensor<float> three = Tensor<float>::empty({3, 3, 40, 40});
+  for (int i = 0; i < 3; ++i) clf.preprocess(i == 1 ? grey : big, three.data() + i * 3 * 40 * 40);
+  auto batched = clf.classify(three, 1);  // batches of 2 and 1
+  REQUIRE(batched.size() == 3);
+  CHECK(batched[0].top[0].probability == Approx(preds[3].top[0].probability).epsilon(1e-5));
+  CHECK(batched[1].top[0].probability == Approx(preds[0].top[0].probability).epsilon(1e-5));
+  CHECK(batched[2].top[0].index == batched[0].top[0].index);
 
   // Files: a missing one and a folder are reported and skipped, the rest classified.
   auto results = clf.classify_files({dir.file("missing.png"), dir.path.string()}, 1);

@@ -126,11 +126,14 @@ class Classifier {
     RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == 3,
                  "Classifier: expected images [N, 3, H, W], got ",
                  x.defined() ? x.shape().to_string() : std::string("undefined"));
+    if (x.dim(0) <= opts_.batch_size) return run(x, k);
+    const std::vector<float> all = x.to_vector();  // one host copy, sliced into batches
+    const int64_t per = x.numel() / x.dim(0);
     std::vector<Prediction> out;
     for (int64_t b = 0; b < x.dim(0); b += opts_.batch_size) {
       const int64_t n = std::min(opts_.batch_size, x.dim(0) - b);
-      Tensor<float> part = Tensor<float>::from_vector(slice(x, b, n), {n, 3, x.dim(2), x.dim(3)});
-      auto p = run(part, k);
+      std::vector<float> part(all.begin() + b * per, all.begin() + (b + n) * per);
+      auto p = run(Tensor<float>::from_vector(part, {n, 3, x.dim(2), x.dim(3)}), k);
       out.insert(out.end(), p.begin(), p.end());
     }
     return out;
@@ -196,11 +199,6 @@ class Classifier {
   Model& model() { return *model_; }
 
  private:
-  static std::vector<float> slice(const Tensor<float>& x, int64_t first, int64_t n) {
-    std::vector<float> all = x.to_vector();  // host copy of the whole input; fine for inference sizes
-    const int64_t per = x.numel() / x.dim(0);
-    return std::vector<float>(all.begin() + first * per, all.begin() + (first + n) * per);
-  }
   std::vector<Prediction> run(const Tensor<float>& x, int k) {
     const int64_t classes = static_cast<int64_t>(names_.size());
     RESNET_CHECK(k >= 1, "Classifier: k must be at least 1, got ", k);

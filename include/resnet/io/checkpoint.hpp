@@ -265,6 +265,8 @@ TrainingState load_checkpoint(const SafetensorsReader& r, nn::Module<T>& model,
   const std::string hint =
       s.arch.empty() ? std::string() : " (the checkpoint was saved from a " + s.arch + ")";
 
+  RESNET_CHECK(!model.any_inference_only(), where,
+               ": the model was fused for inference (BatchNorm folded); load into an unfused model");
   auto model_state = model.state_dict();
   detail::check_tensor_set(r, model_state, "", kOptimizerPrefix, "model", hint);
   std::vector<std::pair<std::string, TensorBase>> opt_state;
@@ -364,6 +366,8 @@ LoadReport load_checkpoint(const SafetensorsReader& r, nn::Module<T>& model,
     return rep;
   }
   const std::string where = "checkpoint '" + r.path() + "'";
+  RESNET_CHECK(!model.any_inference_only(), where,
+               ": the model was fused for inference (BatchNorm folded); load into an unfused model");
   RESNET_CHECK(optimizer == nullptr, where,
                ": a non-strict load takes no optimizer (build a fresh one for the fine-tune)");
   rep.state = detail::metadata_to_state(r.metadata(), r.path());
