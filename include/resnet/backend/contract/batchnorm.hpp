@@ -4,13 +4,15 @@
 //   statistics and their gradients: C values each; every tensor defined, contiguous and on x's device;
 //   training needs more than one value per channel (the unbiased variance divides by N * H * W - 1).
 // Element types are the template arguments (T for activations, P for parameters and statistics).
-// Limits of one backend (the CUDA kernels' 32-bit indices) are that backend's own checks.
+// Limits of one backend (the CUDA kernels' 32-bit indices) are that backend's own checks. Placement
+// (defined, contiguous, on the input's device) is contract/common.hpp's, as for every op.
 #pragma once
 
 #include "resnet/core/abi.hpp"
 
 #include <cstdint>
 
+#include "resnet/backend/contract/common.hpp"
 #include "resnet/core/tensor.hpp"
 
 namespace resnet {
@@ -24,12 +26,6 @@ struct BatchNormDims {
 
 namespace bn_detail {
 
-inline void placed(const char* op, const TensorBase& x, const TensorBase& t, const char* what) {
-  RESNET_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");
-  RESNET_CHECK(t.device() == x.device(), op, ": ", what, " ", t.describe(), " is not on ",
-               x.device().to_string(), " with the input; move it with .to(device) first");
-  RESNET_CHECK(t.is_contiguous(), op, ": ", what, " ", t.describe(), " must be contiguous");
-}
 inline void like_input(const char* op, const TensorBase& x, const TensorBase& t, const char* what) {
   placed(op, x, t, what);
   RESNET_CHECK(t.shape() == x.shape(), op, ": ", what, " shape ", t.shape(), " does not match input shape ",
@@ -40,9 +36,8 @@ inline void per_channel(const char* op, const TensorBase& x, const TensorBase& t
   RESNET_CHECK(t.numel() == x.dim(1), op, ": input ", x.shape(), " has ", x.dim(1), " channels but ", what,
                " has ", t.numel(), " elements");
 }
-inline BatchNormDims input(const char* op, const TensorBase& x) {
-  check_rank(op, x, 4, "input [N, C, H, W]");
-  RESNET_CHECK(x.is_contiguous(), op, ": input ", x.describe(), " must be contiguous");
+inline BatchNormDims dims(const char* op, const TensorBase& x) {
+  contract::input(op, x, 4, "input [N, C, H, W]");
   return BatchNormDims{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)};
 }
 
@@ -55,7 +50,7 @@ BatchNormDims batchnorm_forward(const char* op, const Tensor<T>& x, const Tensor
                                 const Tensor<P>& running_var, const Tensor<P>* save_mean,
                                 const Tensor<P>* save_invstd, const Tensor<T>& y, bool training) {
   using namespace bn_detail;
-  const BatchNormDims d = input(op, x);
+  const BatchNormDims d = dims(op, x);
   like_input(op, x, y, "output");
   if (residual) like_input(op, x, *residual, "residual");
   per_channel(op, x, gamma, "weight");
@@ -80,7 +75,7 @@ BatchNormDims batchnorm_backward(const char* op, const Tensor<T>& x, const Tenso
                                  bool relu, const Tensor<T>* dx, const Tensor<T>* dresidual,
                                  const Tensor<P>* dgamma, const Tensor<P>* dbeta) {
   using namespace bn_detail;
-  const BatchNormDims d = input(op, x);
+  const BatchNormDims d = dims(op, x);
   like_input(op, x, dy, "output gradient");
   if (relu) like_input(op, x, y, "saved output");
   per_channel(op, x, gamma, "weight");
