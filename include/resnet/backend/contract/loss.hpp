@@ -37,32 +37,31 @@ inline void label_values(const char* op, const int32_t* labels, int64_t N, int64
     if (labels[n] < 0 || labels[n] >= K) throw Error(label_out_of_range(op, labels[n], n, K));
 }
 
-inline void cross_entropy(const char* op, const TensorBase& logits, const TensorBase& labels,
-                          double smoothing, const TensorBase& loss, const TensorBase& probs) {
-  check_rank(op, logits, 2, "logits [N, K]");
-  placed(op, logits, logits, "logits");
+// What the forward and the backward share: [N, K] rows (logits or probabilities), N int32 labels beside
+// them, a smoothing in [0, 1), and a one-element scalar (the loss or its gradient).
+inline void loss_rows(const char* op, const TensorBase& rows, const char* rows_what, const TensorBase& labels,
+                      double smoothing, const TensorBase& scalar, const char* scalar_what) {
+  check_rank(op, rows, 2, rows_what);
+  placed(op, rows, rows, rows_what);
   RESNET_CHECK(smoothing >= 0.0 && smoothing < 1.0, op, ": label_smoothing must be in [0, 1), got ",
                smoothing);
   check_rank(op, labels, 1, "labels [N]");
-  placed(op, logits, labels, "labels");
-  RESNET_CHECK(labels.dim(0) == logits.dim(0), op, ": ", labels.dim(0), " labels for logits of shape ",
-               logits.shape());
+  placed(op, rows, labels, "labels");
+  RESNET_CHECK(labels.dim(0) == rows.dim(0), op, ": ", labels.dim(0), " labels for logits of shape ",
+               rows.shape());
   RESNET_CHECK(labels.dtype() == DType::I32, op, ": labels must be int32, got ", dtype_name(labels.dtype()));
-  placed(op, logits, loss, "loss");
-  RESNET_CHECK(loss.numel() == 1, op, ": loss must have one element, got ", loss.shape());
+  placed(op, rows, scalar, scalar_what);
+  RESNET_CHECK(scalar.numel() == 1, op, ": ", scalar_what, " must have one element, got ", scalar.shape());
+}
+
+inline void cross_entropy(const char* op, const TensorBase& logits, const TensorBase& labels,
+                          double smoothing, const TensorBase& loss, const TensorBase& probs) {
+  loss_rows(op, logits, "logits [N, K]", labels, smoothing, loss, "loss");
   like(op, logits, logits, probs, "probabilities");
 }
 inline void cross_entropy_backward(const char* op, const TensorBase& probs, const TensorBase& labels,
                                    double smoothing, const TensorBase& dloss, const TensorBase& dlogits) {
-  check_rank(op, probs, 2, "probabilities [N, K]");
-  placed(op, probs, probs, "probabilities");
-  RESNET_CHECK(smoothing >= 0.0 && smoothing < 1.0, op, ": label_smoothing must be in [0, 1), got ",
-               smoothing);
-  check_rank(op, labels, 1, "labels [N]");
-  placed(op, probs, labels, "labels");
-  RESNET_CHECK(labels.dim(0) == probs.dim(0), op, ": ", labels.dim(0), " labels for ", probs.dim(0), " rows");
-  placed(op, probs, dloss, "loss gradient");
-  RESNET_CHECK(dloss.numel() == 1, op, ": loss gradient must have one element, got ", dloss.shape());
+  loss_rows(op, probs, "probabilities [N, K]", labels, smoothing, dloss, "loss gradient");
   like(op, probs, probs, dlogits, "logits gradient");
 }
 

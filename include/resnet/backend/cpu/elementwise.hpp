@@ -16,11 +16,6 @@ namespace cpu {
 constexpr int64_t kElementwiseGrain = 1 << 15;
 
 template <typename T>
-void check_contiguous(const char* op, const Tensor<T>& t) {
-  RESNET_CHECK(t.is_contiguous(), op, ": expected a contiguous tensor, got ", t.describe());
-}
-
-template <typename T>
 void fill(Tensor<T>& y, double value) {
   contract::fill("fill", y);
   T* p = y.data();
