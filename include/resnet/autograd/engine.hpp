@@ -1,13 +1,16 @@
 // backward(): walks the tape from a scalar loss in reverse topological order. Each node runs once, after
 // every consumer of its output has delivered its gradient. Intermediate gradients and saved tensors are
 // freed as soon as their node has run, so a backward pass holds little more than the forward did.
+// Gradient-ready hooks and end-of-pass callbacks (autograd/hooks.hpp) fire from here.
 #pragma once
 
 #include "resnet/core/abi.hpp"
 
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "resnet/autograd/hooks.hpp"
 #include "resnet/autograd/node.hpp"
 
 namespace resnet {
@@ -34,6 +37,91 @@ inline std::vector<Node*> topological_order(Node* root) {
   }
   return std::vector<Node*>(post.rbegin(), post.rend());
 }
+
+namespace detail {
+
+// Marks a backward pass as running on this thread for its lifetime (restoring an outer one), and drops the
+// end callbacks of a pass that threw.
+class BackwardScope {
+ public:
+  BackwardScope() : saved_(std::move(backward_state())) {
+    backward_state() = BackwardState{};
+    backward_state().id = next_backward_id();
+  }
+  ~BackwardScope() { backward_state() = std::move(saved_); }
+  BackwardScope(const BackwardScope&) = delete;
+  BackwardScope& operator=(const BackwardScope&) = delete;
+
+  // Runs (and clears) the callbacks queued so far, including ones queued by these callbacks.
+  static void run_end_callbacks() {
+    auto& cbs = backward_state().end_callbacks;
+    for (size_t i = 0; i < cbs.size(); ++i) {
+      auto fn = std::move(cbs[i]);
+      fn();
+    }
+    cbs.clear();
+  }
+
+ private:
+  BackwardState saved_;
+};
+
+// The hooks of one pass: for each position of the order, the hooked leaves whose last contributor it is.
+struct PassHooks {
+  std::vector<std::vector<std::pair<AutogradMeta*, std::vector<GradReadyHook>>>> after;
+  bool empty = true;
+};
+
+inline PassHooks plan_hooks(const std::vector<Node*>& order) {
+  PassHooks ph;
+  auto& table = hook_table();
+  std::lock_guard<std::mutex> lock(table.mutex);
+  if (table.hooks.empty()) return ph;
+  std::unordered_map<AutogradMeta*, size_t> last;
+  for (size_t i = 0; i < order.size(); ++i)
+    for (const auto& in : order[i]->inputs())
+      if (in.meta && in.meta->is_leaf() && table.hooks.count(in.meta.get())) last[in.meta.get()] = i;
+  if (last.empty()) return ph;
+  ph.after.resize(order.size());
+  ph.empty = false;
+  // Leaves in order of first appearance at each position, so firing order is deterministic.
+  for (size_t i = 0; i < order.size(); ++i)
+    for (const auto& in : order[i]->inputs()) {
+      AutogradMeta* m = in.meta.get();
+      auto it = m ? last.find(m) : last.end();
+      if (it == last.end() || it->second != i) continue;
+      std::vector<GradReadyHook> fns;
+      for (auto& h : table.hooks[m]) fns.push_back(h.second);
+      ph.after[i].emplace_back(m, std::move(fns));
+      last.erase(it);
+    }
+  return ph;
+}
+
+inline void fire(AutogradMeta* m, const std::vector<GradReadyHook>& fns) {
+  for (const auto& fn : fns) {
+    if (m->grad) {
+      fn(*m->grad);
+    } else {
+      TensorBase none;
+      fn(none);
+    }
+  }
+}
+
+inline void fire_leaf_hooks(AutogradMeta* m) {
+  std::vector<GradReadyHook> fns;
+  {
+    auto& table = hook_table();
+    std::lock_guard<std::mutex> lock(table.mutex);
+    auto it = table.hooks.find(m);
+    if (it == table.hooks.end()) return;
+    for (auto& h : it->second) fns.push_back(h.second);
+  }
+  fire(m, fns);
+}
+
+}  // namespace detail
 
 // Backward from `root` with gradient `seed` (ones for a scalar loss when omitted).
 inline void backward(TensorBase root, TensorBase seed = TensorBase(), bool retain_graph = false) {
@@ -70,26 +158,36 @@ inline void backward(TensorBase root, TensorBase seed = TensorBase(), bool retai
   }
   check_same_shape("backward (seed)", root, seed);
   AutogradMeta& rm = root.meta();
+  detail::BackwardScope scope;
   if (rm.is_leaf()) {  // d(root)/d(root): just accumulate
     if (rm.grad)
       backend::add_inplace_any(*rm.grad, seed);
     else
       rm.grad = std::make_shared<TensorBase>(seed);
+    detail::fire_leaf_hooks(&rm);
+    detail::BackwardScope::run_end_callbacks();
     return;
   }
   Node* root_node = rm.grad_fn.get();
   std::vector<Node*> order = topological_order(root_node);
+  const detail::PassHooks hooks = detail::plan_hooks(order);
+  detail::backward_state().nodes_total = static_cast<int64_t>(order.size());
   const bool root_kept = rm.retains_grad;
   if (rm.grad && root_kept)
     backend::add_inplace_any(*rm.grad, seed);
   else
     rm.grad = std::make_shared<TensorBase>(seed);
-  for (Node* n : order) {
+  for (size_t i = 0; i < order.size(); ++i) {
+    Node* n = order[i];
     AutogradMeta* out = n->output();
     if (out->grad) n->apply();
     if (!retain_graph) n->release();
     if (!out->retains_grad) out->grad = nullptr;  // intermediate: its consumers are done with it
+    detail::backward_state().nodes_run = static_cast<int64_t>(i + 1);
+    if (!hooks.empty)
+      for (const auto& leaf : hooks.after[i]) detail::fire(leaf.first, leaf.second);
   }
+  detail::BackwardScope::run_end_callbacks();
 }
 
 }  // namespace autograd
