@@ -46,8 +46,9 @@ class BatchNorm2d : public Module<T> {
 
   Tensor<T> forward(const Tensor<T>& x) override { return forward_fused(x, Tensor<T>(), Activation::None); }
 
-  // act(BN(x) [+ residual]) in one pass; residual may be undefined.
-  Tensor<T> forward_fused(const Tensor<T>& x, const Tensor<T>& residual, Activation act) {
+  // act(BN(x) [+ residual]) in one pass; residual may be undefined. Virtual so that dist::SyncBatchNorm,
+  // swapped in by replace_module, is what ResidualBlock's typed members call.
+  virtual Tensor<T> forward_fused(const Tensor<T>& x, const Tensor<T>& residual, Activation act) {
     RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.num_features_, "BatchNorm2d(",
                  opts_.num_features_, "): expected input [N, ", opts_.num_features_, ", H, W], got ",
                  x.defined() ? x.shape().to_string() : std::string("undefined"));
