@@ -18,13 +18,13 @@ namespace detail {
       fn, ": tensor is on a CUDA device but this program was built without CUDA support (link resnet::cuda)");
 }
 
-// float16/bfloat16 tensors compute on CUDA devices only: the CPU backend computes in the storage type.
-// cpu_call keeps cpu::fn<half_t> from being instantiated (a ResNet<half_t> must compile for the GPU) and
-// turns such a call into an error that says what to do. The one exception is a dtype conversion
-// (cast: two tensors of different types), which the CPU does through float.
+// float16 tensors compute on CUDA devices only; bfloat16 runs on both (the CPU backend reads and writes
+// bfloat16 and computes in float: backend/cpu/bf16.hpp). cpu_call keeps cpu::fn<half_t> from being
+// instantiated (a ResNet<half_t> must compile for the GPU) and turns such a call into an error that says
+// what to do. The one exception is a dtype conversion (cast: two tensors of different types), which the
+// CPU does through float.
 template <typename T>
-struct is_16bit
-    : std::integral_constant<bool, std::is_same<T, half_t>::value || std::is_same<T, bf16_t>::value> {};
+struct is_16bit : std::integral_constant<bool, std::is_same<T, half_t>::value> {};
 template <typename A>
 struct holds_16bit : std::false_type {};
 template <typename T>
@@ -40,8 +40,8 @@ struct is_conversion<Tensor<S>, Tensor<D>> : std::integral_constant<bool, !std::
 template <typename R, typename F, typename... A>
 R cpu_call(const char* fn, F&& f, A&&... args) {
   if constexpr ((holds_16bit<std::decay_t<A>>::value || ...) && !is_conversion<std::decay_t<A>...>::value) {
-    RESNET_FAIL(fn, ": float16/bfloat16 tensors are supported on CUDA devices only; ",
-                "move them to the GPU or use float");
+    RESNET_FAIL(fn, ": float16 tensors are supported on CUDA devices only; ",
+                "move them to the GPU or use float or bfloat16");
   } else {
     return f(std::forward<A>(args)...);
   }
@@ -72,6 +72,12 @@ namespace backend {
 inline void add_inplace_any(TensorBase& dst, const TensorBase& src) {
   check_same_shape("gradient accumulation", dst, src);
   check_same_device("gradient accumulation", dst, src);
+  if (dst.is_dense() && src.is_dense() && !dst.same_layout(src)) {
+    // Gradients from consumers of two memory formats: src is reordered into dst's first.
+    TensorBase t = TensorBase::empty(src.shape(), src.dtype(), src.device(), dst.suggest_memory_format());
+    copy_into(t, src);
+    return add_inplace_any(dst, t);
+  }
   switch (dst.dtype()) {
     case DType::F32: {
       Tensor<float> d(dst);
@@ -83,15 +89,15 @@ inline void add_inplace_any(TensorBase& dst, const TensorBase& src) {
       RESNET_DISPATCH(dst.device(), add_inplace, d, Tensor<double>(src), 1.0);
       return;
     }
+    case DType::BF16: {
+      Tensor<bf16_t> d(dst);
+      RESNET_DISPATCH(dst.device(), add_inplace, d, Tensor<bf16_t>(src), 1.0);
+      return;
+    }
 #if RESNET_WITH_CUDA
     case DType::F16: {
       Tensor<half_t> d(dst);
       cuda::add_inplace(d, Tensor<half_t>(src), 1.0);
-      return;
-    }
-    case DType::BF16: {
-      Tensor<bf16_t> d(dst);
-      cuda::add_inplace(d, Tensor<bf16_t>(src), 1.0);
       return;
     }
 #endif

@@ -58,6 +58,13 @@ class Shape {
     }
     return st;
   }
+  // Channels-last strides of a rank-4 shape [N, C, H, W]: the memory holds N x H x W x C (PyTorch's
+  // channels_last). Size-1 dimensions get the strides PyTorch gives them, so the format stays recognisable.
+  std::vector<int64_t> channels_last_strides() const {
+    RESNET_CHECK(dims_.size() == 4, "channels-last strides need a shape [N, C, H, W], got ", to_string());
+    const int64_t C = dims_[1], H = dims_[2], W = dims_[3];
+    return {H * W * C, 1, W * C, C};
+  }
 
  private:
   std::vector<int64_t> dims_;

@@ -30,6 +30,14 @@ class Node;
 
 class TensorBase;
 
+// How a rank-4 tensor [N, C, H, W] lies in memory (PyTorch's torch.memory_format): Contiguous is row-major
+// (NCHW), ChannelsLast keeps the logical NCHW shape with NHWC strides. is_contiguous() always means
+// row-major; the CPU backend takes either format, and an op's outputs take its input's format.
+enum class MemoryFormat { Contiguous, ChannelsLast };
+inline const char* memory_format_name(MemoryFormat f) {
+  return f == MemoryFormat::ChannelsLast ? "channels_last" : "contiguous";
+}
+
 // What the tape knows about a tensor. Leaves that require grad (parameters) keep their gradient here;
 // an op's output points at the node that made it.
 struct AutogradMeta {
@@ -55,12 +63,13 @@ class TensorBase {
   explicit TensorBase(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
   // A new, uninitialised, contiguous tensor.
-  static TensorBase empty(const Shape& shape, DType dtype, Device device = Device::cpu()) {
+  static TensorBase empty(const Shape& shape, DType dtype, Device device = Device::cpu(),
+                          MemoryFormat format = MemoryFormat::Contiguous) {
     for (int64_t d : shape.dims()) RESNET_CHECK(d >= 0, "negative dimension in shape ", shape);
     auto impl = std::make_shared<TensorImpl>();
     impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape.numel()) * dtype_size(dtype), device);
     impl->shape = shape;
-    impl->strides = shape.contiguous_strides();
+    impl->strides = strides_for(shape, format);
     impl->dtype = dtype;
     return TensorBase(std::move(impl));
   }
@@ -96,6 +105,51 @@ class TensorBase {
       expect *= s[i];
     }
     return true;
+  }
+  // Whether the elements lie densely in the given format (dimensions of size 1 are ignored, as in
+  // is_contiguous(): a tensor can be both). ChannelsLast needs rank 4.
+  bool is_contiguous(MemoryFormat format) const {
+    if (format == MemoryFormat::Contiguous) return is_contiguous();
+    if (rank() != 4) return false;
+    const auto& s = shape();
+    const auto& st = strides();
+    int64_t expect = 1;
+    for (int64_t i : {1, 3, 2, 0}) {
+      if (s[i] != 1 && st[static_cast<size_t>(i)] != expect) return false;
+      expect *= s[i];
+    }
+    return true;
+  }
+  // Dense in one of the two formats: what the CPU backend accepts.
+  bool is_dense() const { return is_contiguous() || is_contiguous(MemoryFormat::ChannelsLast); }
+  // The format of a dense tensor: ChannelsLast when the memory is NHWC and not also NCHW, or when the
+  // strides are exactly the channels-last ones (a [N, C, 1, 1] or [N, 1, H, W] tensor made channels-last
+  // stays so, as in PyTorch); Contiguous otherwise.
+  MemoryFormat suggest_memory_format() const {
+    if (rank() != 4 || !is_contiguous(MemoryFormat::ChannelsLast)) return MemoryFormat::Contiguous;
+    if (!is_contiguous() || strides() == shape().channels_last_strides()) return MemoryFormat::ChannelsLast;
+    return MemoryFormat::Contiguous;
+  }
+  // Both dense in one format: then element i of one is at the same offset as element i of the other, and a
+  // flat loop over their memory pairs the right elements.
+  bool same_layout(const TensorBase& o) const {
+    if (shape() != o.shape()) return false;
+    return (is_contiguous() && o.is_contiguous()) ||
+           (is_contiguous(MemoryFormat::ChannelsLast) && o.is_contiguous(MemoryFormat::ChannelsLast));
+  }
+  static std::vector<int64_t> strides_for(const Shape& shape, MemoryFormat format) {
+    if (format == MemoryFormat::Contiguous) return shape.contiguous_strides();
+    RESNET_CHECK(shape.rank() == 4, "channels_last needs a tensor of rank 4 [N, C, H, W], got shape ", shape);
+    return shape.channels_last_strides();
+  }
+  // Lays a new, not yet written tensor out in another format (the bytes are the same; only their meaning
+  // changes). Every handle sharing this tensor sees it: used for a gradient slot the tape just allocated.
+  void restride_unwritten_(MemoryFormat format) {
+    auto* i = checked();
+    RESNET_CHECK(i->offset == 0 && is_dense() &&
+                     i->storage->nbytes() == static_cast<size_t>(numel()) * dtype_size(i->dtype),
+                 "restride: tensor must own its whole dense storage, got ", describe());
+    i->strides = strides_for(i->shape, format);
   }
 
   // --- autograd slot ---
@@ -189,8 +243,9 @@ class Tensor : public TensorBase {
                    dtype_name(kDType));
   }
 
-  static Tensor empty(const Shape& shape, Device device = Device::cpu()) {
-    return Tensor(TensorBase::empty(shape, kDType, device));
+  static Tensor empty(const Shape& shape, Device device = Device::cpu(),
+                      MemoryFormat format = MemoryFormat::Contiguous) {
+    return Tensor(TensorBase::empty(shape, kDType, device, format));
   }
   static Tensor zeros(const Shape& shape, Device device = Device::cpu()) {
     Tensor t = empty(shape, device);
@@ -232,7 +287,7 @@ class Tensor : public TensorBase {
 
   void zero_() {
     if (numel() == 0) return;
-    RESNET_CHECK(is_contiguous(), "zero_: tensor must be contiguous, got ", describe());
+    RESNET_CHECK(is_dense(), "zero_: tensor must be contiguous, got ", describe());
     if (device().is_cpu()) {
       std::memset(raw_data(), 0, nbytes());
     } else {
@@ -244,7 +299,7 @@ class Tensor : public TensorBase {
   // Fills with a value (CPU tensors; device tensors go through the host).
   void fill_(T value) {
     if (device().is_cpu()) {
-      RESNET_CHECK(is_contiguous(), "fill_: tensor must be contiguous, got ", describe());
+      RESNET_CHECK(is_dense(), "fill_: tensor must be contiguous, got ", describe());
       std::fill(data(), data() + numel(), value);
     } else {
       Tensor h = full(shape(), value);
@@ -280,9 +335,18 @@ class Tensor : public TensorBase {
     copy_into(dst, *this);
     return dst;
   }
-  // A deep copy without autograd history.
+  // This tensor in the given memory format: itself when already so, else a copy (no autograd history; see
+  // resnet::to_memory_format for the differentiable form).
+  Tensor contiguous(MemoryFormat format) const {
+    if (is_contiguous(format)) return *this;
+    Tensor dst = empty(shape(), device(), format);
+    copy_into(dst, *this);
+    return dst;
+  }
+  Tensor to(MemoryFormat format) const { return contiguous(format); }
+  // A deep copy without autograd history, in this tensor's memory format.
   Tensor clone() const {
-    Tensor dst = empty(shape(), device());
+    Tensor dst = empty(shape(), device(), is_dense() ? suggest_memory_format() : MemoryFormat::Contiguous);
     copy_into(dst, *this);
     return dst;
   }
@@ -346,13 +410,25 @@ inline void copy_into(TensorBase& dst, const TensorBase& src) {
   RESNET_CHECK(dst.shape() == src.shape() && dst.dtype() == src.dtype(), "copy: destination ", dst.describe(),
                " does not match source ", src.describe());
   if (dst.numel() == 0) return;
-  if (dst.is_contiguous() && src.is_contiguous()) {
+  if (dst.same_layout(src)) {  // dense in one format: the bytes are in the same order
     copy_bytes(dst.raw_data(), dst.device(), src.raw_data(), src.device(), src.nbytes());
     return;
   }
-  RESNET_CHECK(dst.device().is_cpu() && src.device().is_cpu(),
-               "copy: strided copies are supported on the CPU only (", src.describe(), " -> ", dst.describe(),
-               ")");
+  if (!dst.device().is_cpu() || !src.device().is_cpu()) {
+    // A device tensor in another dense format (channels-last): reorder on the host. Slow, but the CUDA
+    // backend only meets it when a user converts a device tensor (there are no NHWC kernels yet).
+    RESNET_CHECK(dst.is_dense() && src.is_dense(),
+                 "copy: strided copies of non-dense tensors are supported on ", "the CPU only (",
+                 src.describe(), " -> ", dst.describe(), ")");
+    auto host_like = [](const TensorBase& t) {
+      return TensorBase::empty(t.shape(), t.dtype(), Device::cpu(), t.suggest_memory_format());
+    };
+    TensorBase hs = host_like(src), hd = host_like(dst);
+    copy_bytes(hs.raw_data(), Device::cpu(), src.raw_data(), src.device(), src.nbytes());
+    copy_into(hd, hs);
+    copy_bytes(dst.raw_data(), dst.device(), hd.raw_data(), Device::cpu(), dst.nbytes());
+    return;
+  }
   size_t es = dtype_size(src.dtype());
   const auto& sh = src.shape().dims();
   switch (es) {

@@ -196,6 +196,16 @@ class Module {
     device_ = device;
   }
   Device device() const { return device_; }
+  // The memory format the module computes in (MemoryFormat::ChannelsLast: NHWC activations on the CPU, as
+  // PyTorch's model.to(memory_format=torch.channels_last)). A model converts its input once (ResNet's
+  // forward); every op then keeps its input's format. Parameters stay row-major (OIHW convolution weights,
+  // torchvision's layout: oneDNN reorders weights into its own blocked layout from either), so state_dict
+  // and checkpoints are the same in both formats. CUDA devices compute in NCHW whatever this says.
+  void to(MemoryFormat format) {
+    memory_format_ = format;
+    for (auto& c : children_) c.second->to(format);
+  }
+  MemoryFormat memory_format() const { return memory_format_; }
 
  protected:
   // Registers the member `slot` (set to `value`): the member is the registry entry, so assigning a new
@@ -269,6 +279,7 @@ class Module {
   void adopt(Module& m) {
     m.train(training_);
     if (m.device_ != device_) m.to(device_);
+    if (m.memory_format_ != memory_format_) m.to(memory_format_);
   }
   void collect_parameters(const std::string& prefix,
                           std::vector<std::pair<std::string, Tensor<P>>>& out) const {
@@ -301,6 +312,7 @@ class Module {
   bool training_ = true;
   bool keep_eval_ = false;
   Device device_ = Device::cpu();
+  MemoryFormat memory_format_ = MemoryFormat::Contiguous;
 };
 
 // A typed member that is a view of its parent's registry slot: `fc->weight` reads the registered module,

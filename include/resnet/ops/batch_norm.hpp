@@ -35,8 +35,9 @@ Tensor<T> batch_norm(const Tensor<T>& x_in, const Tensor<T>& residual_in, const 
                  ": training needs more than one value per channel, got input ", x_in.shape());
 
   Tensor<T> x = detail::prepare(op, x_in);
-  Tensor<T> r = residual_in.defined() ? detail::prepare(op, residual_in, "residual") : Tensor<T>();
-  Tensor<T> y = Tensor<T>::empty(x.shape(), x.device());
+  const MemoryFormat f = detail::op_format(x);  // the output, residual and gradients take x's format
+  Tensor<T> r = residual_in.defined() ? detail::prepare_as(op, residual_in, f, "residual") : Tensor<T>();
+  Tensor<T> y = Tensor<T>::empty(x.shape(), x.device(), f);
   Tensor<P> mean, invstd;
   const Tensor<T>* rp = r.defined() ? &r : nullptr;
   if (training) {
@@ -66,13 +67,12 @@ Tensor<T> batch_norm(const Tensor<T>& x_in, const Tensor<T>& residual_in, const 
   autograd::record(act == Activation::ReLU ? (r.defined() ? "batch_norm_add_relu" : "batch_norm_relu")
                                            : (r.defined() ? "batch_norm_add" : "batch_norm"),
                    {x_in, residual_in, gamma, beta}, y,
-                   [sx, sy, sg, mean, invstd, training, act](autograd::BackwardContext& ctx) {
-                     Tensor<T> dy = ctx.grad_output_as<T>();
-                     Tensor<T> dx, dr;
+                   [sx, sy, sg, mean, invstd, training, act, f](autograd::BackwardContext& ctx) {
+                     Tensor<T> dy = detail::grad_in<T>(ctx, f);
+                     auto gx = detail::grad_out<T>(ctx, 0, f), gr = detail::grad_out<T>(ctx, 1, f);
+                     Tensor<T> dx = gx.t, dr = gr.t;
                      Tensor<P> dg, db;
-                     bool dx_acc = false, dr_acc = false, dg_acc = false, db_acc = false;
-                     if (ctx.needs(0)) dx = ctx.grad_slot<T>(0, &dx_acc);
-                     if (ctx.needs(1)) dr = ctx.grad_slot<T>(1, &dr_acc);
+                     bool dx_acc = gx.acc, dr_acc = gr.acc, dg_acc = false, db_acc = false;
                      if (ctx.needs(2)) dg = ctx.grad_slot<P>(2, &dg_acc);
                      if (ctx.needs(3)) db = ctx.grad_slot<P>(3, &db_acc);
                      // gamma and beta share one accumulate flag in the backend; fall back to a temporary
@@ -87,6 +87,8 @@ Tensor<T> batch_norm(const Tensor<T>& x_in, const Tensor<T>& residual_in, const 
                      RESNET_DISPATCH(dy.device(), batchnorm_backward, sx, sy, dy, sg, mean, invstd, training,
                                      act, dx.defined() ? &dx : nullptr, dx_acc, dr.defined() ? &dr : nullptr,
                                      dr_acc, dg.defined() ? &dg : nullptr, db_ptr, param_acc);
+                     gx.finish();
+                     gr.finish();
                      if (db_tmp.defined()) {
                        if (db_acc)
                          backend::add_inplace_any(db, db_tmp);

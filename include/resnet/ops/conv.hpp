@@ -36,23 +36,29 @@ inline void check_conv2d_args(const TensorBase& x, const TensorBase& w, const Te
 template <typename T>
 Tensor<T> conv2d(const Tensor<T>& x_in, const Tensor<T>& w_in, const Tensor<T>& b_in, const ConvParams& p) {
   check_conv2d_args(x_in, w_in, b_in, p);
-  Tensor<T> x = detail::prepare("conv2d", x_in), w = detail::prepare("conv2d", w_in, "weight");
+  // The output takes the input's memory format; the weight stays row-major OIHW (oneDNN reorders it into
+  // its own blocked layout from either).
+  Tensor<T> x = detail::prepare("conv2d", x_in);
+  const MemoryFormat f = detail::op_format(x);
+  Tensor<T> w = detail::prepare_as("conv2d", w_in, MemoryFormat::Contiguous, "weight");
   Tensor<T> b = b_in.defined() ? detail::prepare("conv2d", b_in, "bias") : Tensor<T>();
-  Tensor<T> y = Tensor<T>::empty(conv2d_output_shape(x.shape(), w.shape(), p), x.device());
+  Tensor<T> y = Tensor<T>::empty(conv2d_output_shape(x.shape(), w.shape(), p), x.device(), f);
   RESNET_DISPATCH(x.device(), conv2d_forward, x, w, b.defined() ? &b : nullptr, y, p);
   // Save only what the backward will read: x for the weight gradient, w for the input gradient.
   Tensor<T> sx = autograd::needs_grad(w_in) ? x.detach() : Tensor<T>();
   Tensor<T> sw = autograd::needs_grad(x_in) ? w.detach() : Tensor<T>();
-  autograd::record("conv2d", {x_in, w_in, b_in}, y, [sx, sw, p](autograd::BackwardContext& ctx) {
-    Tensor<T> dy = ctx.grad_output_as<T>();
+  autograd::record("conv2d", {x_in, w_in, b_in}, y, [sx, sw, p, f](autograd::BackwardContext& ctx) {
+    Tensor<T> dy = detail::grad_in<T>(ctx, f);
     bool acc;
     if (ctx.needs(0)) {
-      Tensor<T> dx = ctx.grad_slot<T>(0, &acc);
-      RESNET_DISPATCH(dy.device(), conv2d_backward_data, dy, sw, dx, p, acc);
+      auto dx = detail::grad_out<T>(ctx, 0, f);
+      RESNET_DISPATCH(dy.device(), conv2d_backward_data, dy, sw, dx.t, p, dx.acc);
+      dx.finish();
     }
     if (ctx.needs(1)) {
-      Tensor<T> dw = ctx.grad_slot<T>(1, &acc);
-      RESNET_DISPATCH(dy.device(), conv2d_backward_weight, sx, dy, dw, p, acc);
+      auto dw = detail::grad_out<T>(ctx, 1, MemoryFormat::Contiguous);
+      RESNET_DISPATCH(dy.device(), conv2d_backward_weight, sx, dy, dw.t, p, dw.acc);
+      dw.finish();
     }
     if (ctx.needs(2)) {
       Tensor<T> db = ctx.grad_slot<T>(2, &acc);

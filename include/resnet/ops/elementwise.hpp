@@ -10,10 +10,55 @@ namespace resnet {
 inline namespace RESNET_ABI {
 
 namespace detail {
+// The memory format an op computes in: its input's on the CPU (which takes both), row-major on CUDA devices
+// (no NHWC kernels yet: channels-last device tensors are converted at entry).
+inline MemoryFormat op_format(const TensorBase& x) {
+  return x.device().is_cpu() && x.is_dense() ? x.suggest_memory_format() : MemoryFormat::Contiguous;
+}
+// x in the given format (a no-op handle copy when it already is).
+template <typename T>
+Tensor<T> prepare_as(const char* op, const Tensor<T>& x, MemoryFormat format, const char* what = "input") {
+  RESNET_CHECK(x.defined(), op, ": ", what, " is an undefined tensor");
+  return x.contiguous(format);
+}
 template <typename T>
 Tensor<T> prepare(const char* op, const Tensor<T>& x, const char* what = "input") {
   RESNET_CHECK(x.defined(), op, ": ", what, " is an undefined tensor");
-  return x.is_contiguous() ? x : x.contiguous();
+  return x.contiguous(op_format(x));
+}
+
+// The output's gradient in the op's format (it usually already is: consumers write gradients in the
+// format of the tensor they got).
+template <typename T>
+Tensor<T> grad_in(autograd::BackwardContext& ctx, MemoryFormat format) {
+  return ctx.grad_output_as<T>().contiguous(format);
+}
+// Where a backward writes input i's gradient, in the op's format: the slot itself when it is new (laid out
+// in that format: it holds nothing yet) or already in the format; else a temporary that finish() adds into
+// the slot. `acc` is the backend's accumulate flag.
+template <typename T>
+struct GradOut {
+  Tensor<T> t;
+  bool acc = false;
+  Tensor<T> slot;  // defined when t is a temporary
+  Tensor<T>* ptr() { return t.defined() ? &t : nullptr; }
+  void finish() {
+    if (slot.defined()) backend::add_inplace_any(slot, t);
+  }
+};
+template <typename T>
+GradOut<T> grad_out(autograd::BackwardContext& ctx, size_t i, MemoryFormat format) {
+  GradOut<T> g;
+  if (!ctx.needs(i)) return g;
+  g.t = ctx.grad_slot<T>(i, &g.acc);
+  if (!g.acc) {
+    if (!g.t.is_contiguous(format)) g.t.restride_unwritten_(format);
+  } else if (!g.t.is_contiguous(format)) {
+    g.slot = g.t;
+    g.t = Tensor<T>::empty(g.slot.shape(), g.slot.device(), format);
+    g.acc = false;
+  }
+  return g;
 }
 }  // namespace detail
 
@@ -22,8 +67,10 @@ template <typename T>
 Tensor<T> add(const Tensor<T>& a_in, const Tensor<T>& b_in) {
   check_same_shape("add", a_in, b_in);
   check_same_device("add", a_in, b_in);
-  Tensor<T> a = detail::prepare("add", a_in), b = detail::prepare("add", b_in);
-  Tensor<T> y = Tensor<T>::empty(a.shape(), a.device());
+  Tensor<T> a = detail::prepare("add", a_in);
+  const MemoryFormat f = detail::op_format(a);
+  Tensor<T> b = detail::prepare_as("add", b_in, f, "second input");
+  Tensor<T> y = Tensor<T>::empty(a.shape(), a.device(), f);
   RESNET_DISPATCH(a.device(), add, a, b, y);
   autograd::record("add", {a_in, b_in}, y, [](autograd::BackwardContext& ctx) {
     const TensorBase& g = ctx.grad_output();
@@ -39,21 +86,20 @@ template <typename T>
 Tensor<T> mul(const Tensor<T>& a_in, const Tensor<T>& b_in) {
   check_same_shape("mul", a_in, b_in);
   check_same_device("mul", a_in, b_in);
-  Tensor<T> a = detail::prepare("mul", a_in), b = detail::prepare("mul", b_in);
-  Tensor<T> y = Tensor<T>::empty(a.shape(), a.device());
+  Tensor<T> a = detail::prepare("mul", a_in);
+  const MemoryFormat f = detail::op_format(a);
+  Tensor<T> b = detail::prepare_as("mul", b_in, f, "second input");
+  Tensor<T> y = Tensor<T>::empty(a.shape(), a.device(), f);
   RESNET_DISPATCH(a.device(), mul, a, b, y, false);
   Tensor<T> sa = autograd::needs_grad(b_in) ? a.detach() : Tensor<T>();
   Tensor<T> sb = autograd::needs_grad(a_in) ? b.detach() : Tensor<T>();
-  autograd::record("mul", {a_in, b_in}, y, [sa, sb](autograd::BackwardContext& ctx) {
-    Tensor<T> dy = ctx.grad_output_as<T>();
-    bool acc;
-    if (ctx.needs(0)) {
-      Tensor<T> da = ctx.grad_slot<T>(0, &acc);
-      RESNET_DISPATCH(dy.device(), mul, dy, sb, da, acc);
-    }
-    if (ctx.needs(1)) {
-      Tensor<T> db = ctx.grad_slot<T>(1, &acc);
-      RESNET_DISPATCH(dy.device(), mul, dy, sa, db, acc);
+  autograd::record("mul", {a_in, b_in}, y, [sa, sb, f](autograd::BackwardContext& ctx) {
+    Tensor<T> dy = detail::grad_in<T>(ctx, f);
+    for (size_t i = 0; i < 2; ++i) {
+      auto g = detail::grad_out<T>(ctx, i, f);
+      if (!g.t.defined()) continue;
+      RESNET_DISPATCH(dy.device(), mul, dy, i == 0 ? sb : sa, g.t, g.acc);
+      g.finish();
     }
   });
   return y;
@@ -63,11 +109,11 @@ Tensor<T> mul(const Tensor<T>& a_in, const Tensor<T>& b_in) {
 template <typename T>
 Tensor<T> scale(const Tensor<T>& x_in, double alpha) {
   Tensor<T> x = detail::prepare("scale", x_in);
-  Tensor<T> y = Tensor<T>::empty(x.shape(), x.device());
+  Tensor<T> y = Tensor<T>::empty(x.shape(), x.device(), detail::op_format(x));
   RESNET_DISPATCH(x.device(), scale, x, alpha, y);
   autograd::record("scale", {x_in}, y, [alpha](autograd::BackwardContext& ctx) {
-    Tensor<T> dy = ctx.grad_output_as<T>();
-    Tensor<T> g = Tensor<T>::empty(dy.shape(), dy.device());
+    Tensor<T> dy = ctx.grad_output_as<T>().contiguous(detail::op_format(ctx.grad_output()));
+    Tensor<T> g = Tensor<T>::empty(dy.shape(), dy.device(), detail::op_format(dy));
     RESNET_DISPATCH(dy.device(), scale, dy, alpha, g);
     ctx.accumulate(0, g, true);
   });
@@ -77,14 +123,15 @@ Tensor<T> scale(const Tensor<T>& x_in, double alpha) {
 template <typename T>
 Tensor<T> relu(const Tensor<T>& x_in) {
   Tensor<T> x = detail::prepare("relu", x_in);
-  Tensor<T> y = Tensor<T>::empty(x.shape(), x.device());
+  const MemoryFormat f = detail::op_format(x);
+  Tensor<T> y = Tensor<T>::empty(x.shape(), x.device(), f);
   RESNET_DISPATCH(x.device(), relu_forward, x, y);
   Tensor<T> saved_y = y.detach();
-  autograd::record("relu", {x_in}, y, [saved_y](autograd::BackwardContext& ctx) {
-    Tensor<T> dy = ctx.grad_output_as<T>();
-    bool acc;
-    Tensor<T> dx = ctx.grad_slot<T>(0, &acc);
-    RESNET_DISPATCH(dy.device(), relu_backward, saved_y, dy, dx, acc);
+  autograd::record("relu", {x_in}, y, [saved_y, f](autograd::BackwardContext& ctx) {
+    Tensor<T> dy = detail::grad_in<T>(ctx, f);
+    auto dx = detail::grad_out<T>(ctx, 0, f);
+    RESNET_DISPATCH(dy.device(), relu_backward, saved_y, dy, dx.t, dx.acc);
+    dx.finish();
   });
   return y;
 }
@@ -117,7 +164,7 @@ Tensor<T> reshape(const Tensor<T>& x_in, const Shape& shape) {
   RESNET_CHECK(x_in.defined(), "reshape: undefined tensor");
   RESNET_CHECK(shape.numel() == x_in.numel(), "reshape: cannot reshape ", x_in.shape(), " (", x_in.numel(),
                " elements) to ", shape, " (", shape.numel(), " elements)");
-  Tensor<T> x = detail::prepare("reshape", x_in);
+  Tensor<T> x = detail::prepare_as("reshape", x_in, MemoryFormat::Contiguous);  // a view needs row-major
   Tensor<T> y = x.view(shape);
   Shape in_shape = x_in.shape();
   autograd::record("reshape", {x_in}, y, [in_shape](autograd::BackwardContext& ctx) {
@@ -142,16 +189,35 @@ Tensor<D> cast(const Tensor<S>& x_in) {
     return x_in;
   } else {
     Tensor<S> x = detail::prepare("cast", x_in);
-    Tensor<D> y = Tensor<D>::empty(x.shape(), x.device());
+    const MemoryFormat f = detail::op_format(x);
+    Tensor<D> y = Tensor<D>::empty(x.shape(), x.device(), f);
     RESNET_DISPATCH(x.device(), cast, x, y);
-    autograd::record("cast", {x_in}, y, [](autograd::BackwardContext& ctx) {
-      Tensor<D> dy = ctx.grad_output_as<D>();
-      Tensor<S> g = Tensor<S>::empty(dy.shape(), dy.device());
+    autograd::record("cast", {x_in}, y, [f](autograd::BackwardContext& ctx) {
+      Tensor<D> dy = detail::grad_in<D>(ctx, f);
+      Tensor<S> g = Tensor<S>::empty(dy.shape(), dy.device(), f);
       RESNET_DISPATCH(dy.device(), cast, dy, g);
       ctx.accumulate(0, g, true);
     });
     return y;
   }
+}
+
+// The same values in another memory format (a copy unless x already is in it); the gradient goes back in
+// x's format. Models convert their input once with it (Module::to(MemoryFormat)).
+template <typename T>
+Tensor<T> to_memory_format(const Tensor<T>& x_in, MemoryFormat format) {
+  RESNET_CHECK(x_in.defined(), "to_memory_format: undefined tensor");
+  RESNET_CHECK(format == MemoryFormat::Contiguous || x_in.rank() == 4,
+               "to_memory_format: ", memory_format_name(format),
+               " needs a tensor of rank 4 [N, C, H, W], got shape ", x_in.shape());
+  if (x_in.is_contiguous(format)) return x_in;
+  Tensor<T> y = x_in.contiguous(format);
+  const MemoryFormat back = detail::op_format(x_in);
+  autograd::record("to_memory_format", {x_in}, y, [back](autograd::BackwardContext& ctx) {
+    Tensor<T> g = ctx.grad_output_as<T>().contiguous(back);
+    ctx.accumulate(0, g, !g.same_storage(ctx.grad_output()) || ctx.grad_output_disposable());
+  });
+  return y;
 }
 
 }  // namespace RESNET_ABI

@@ -21,18 +21,19 @@ template <typename T>
 Tensor<T> max_pool2d(const Tensor<T>& x_in, const PoolParams& p) {
   check_pool_args("max_pool2d", x_in, p);
   Tensor<T> x = detail::prepare("max_pool2d", x_in);
+  const MemoryFormat f = detail::op_format(x);
   Shape os{x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))};
-  Tensor<T> y = Tensor<T>::empty(os, x.device());
+  Tensor<T> y = Tensor<T>::empty(os, x.device(), f);
   // The argmax only serves the backward; CPU inference skips it (less memory at the stem, the peak).
   const bool backward_possible = autograd::grad_enabled() && autograd::needs_grad(x_in);
-  Tensor<int32_t> idx =
-      backward_possible || !x.device().is_cpu() ? Tensor<int32_t>::empty(os, x.device()) : Tensor<int32_t>();
+  Tensor<int32_t> idx = backward_possible || !x.device().is_cpu() ? Tensor<int32_t>::empty(os, x.device(), f)
+                                                                  : Tensor<int32_t>();
   RESNET_DISPATCH(x.device(), maxpool2d_forward, x, y, idx, p);
-  autograd::record("max_pool2d", {x_in}, y, [idx](autograd::BackwardContext& ctx) {
-    Tensor<T> dy = ctx.grad_output_as<T>();
-    bool acc;
-    Tensor<T> dx = ctx.grad_slot<T>(0, &acc);
-    RESNET_DISPATCH(dy.device(), maxpool2d_backward, dy, idx, dx, acc);
+  autograd::record("max_pool2d", {x_in}, y, [idx, f](autograd::BackwardContext& ctx) {
+    Tensor<T> dy = detail::grad_in<T>(ctx, f);
+    auto dx = detail::grad_out<T>(ctx, 0, f);
+    RESNET_DISPATCH(dy.device(), maxpool2d_backward, dy, idx, dx.t, dx.acc);
+    dx.finish();
   });
   return y;
 }
@@ -41,13 +42,14 @@ template <typename T>
 Tensor<T> avg_pool2d(const Tensor<T>& x_in, const PoolParams& p) {
   check_pool_args("avg_pool2d", x_in, p);
   Tensor<T> x = detail::prepare("avg_pool2d", x_in);
-  Tensor<T> y = Tensor<T>::empty({x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))}, x.device());
+  const MemoryFormat f = detail::op_format(x);
+  Tensor<T> y = Tensor<T>::empty({x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))}, x.device(), f);
   RESNET_DISPATCH(x.device(), avgpool2d_forward, x, y, p);
-  autograd::record("avg_pool2d", {x_in}, y, [p](autograd::BackwardContext& ctx) {
-    Tensor<T> dy = ctx.grad_output_as<T>();
-    bool acc;
-    Tensor<T> dx = ctx.grad_slot<T>(0, &acc);
-    RESNET_DISPATCH(dy.device(), avgpool2d_backward, dy, dx, p, acc);
+  autograd::record("avg_pool2d", {x_in}, y, [p, f](autograd::BackwardContext& ctx) {
+    Tensor<T> dy = detail::grad_in<T>(ctx, f);
+    auto dx = detail::grad_out<T>(ctx, 0, f);
+    RESNET_DISPATCH(dy.device(), avgpool2d_backward, dy, dx.t, p, dx.acc);
+    dx.finish();
   });
   return y;
 }
@@ -59,11 +61,12 @@ Tensor<T> global_avg_pool(const Tensor<T>& x_in) {
   Tensor<T> x = detail::prepare("global_avg_pool", x_in);
   Tensor<T> y = Tensor<T>::empty({x.dim(0), x.dim(1)}, x.device());
   RESNET_DISPATCH(x.device(), global_avgpool_forward, x, y);
-  autograd::record("global_avg_pool", {x_in}, y, [](autograd::BackwardContext& ctx) {
-    Tensor<T> dy = ctx.grad_output_as<T>();
-    bool acc;
-    Tensor<T> dx = ctx.grad_slot<T>(0, &acc);
-    RESNET_DISPATCH(dy.device(), global_avgpool_backward, dy, dx, acc);
+  const MemoryFormat f = detail::op_format(x);
+  autograd::record("global_avg_pool", {x_in}, y, [f](autograd::BackwardContext& ctx) {
+    Tensor<T> dy = ctx.grad_output_as<T>().contiguous();
+    auto dx = detail::grad_out<T>(ctx, 0, f);
+    RESNET_DISPATCH(dy.device(), global_avgpool_backward, dy, dx.t, dx.acc);
+    dx.finish();
   });
   return y;
 }

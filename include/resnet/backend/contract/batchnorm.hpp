@@ -30,6 +30,7 @@ inline void like_input(const char* op, const TensorBase& x, const TensorBase& t,
   placed(op, x, t, what);
   RESNET_CHECK(t.shape() == x.shape(), op, ": ", what, " shape ", t.shape(), " does not match input shape ",
                x.shape());
+  same_format(op, x, t, what);
 }
 inline void per_channel(const char* op, const TensorBase& x, const TensorBase& t, const char* what) {
   placed(op, x, t, what);

@@ -1,4 +1,5 @@
-// What every op's contract checks: a tensor is defined, contiguous and on the device of the op's first
+// What every op's contract checks: a tensor is defined, contiguous (on the CPU: row-major or channels-last,
+// one format per op) and on the device of the op's first
 // input, and has the shape the op needs. The messages name the op and the argument, and are the same on
 // every backend because both backends call these functions before touching data. Which device a backend
 // accepts (the CPU, a CUDA device) is the backend's own check, made after the contract.
@@ -17,14 +18,32 @@ inline void placed(const char* op, const TensorBase& first, const TensorBase& t,
   RESNET_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");
   RESNET_CHECK(t.device() == first.device(), op, ": ", what, " ", t.describe(), " is not on ",
                first.device().to_string(), " with the input; move it with .to(device) first");
-  RESNET_CHECK(t.is_contiguous(), op, ": ", what, " ", t.describe(), " must be contiguous");
+  // The CPU backend takes channels-last tensors too; the CUDA backend has no NHWC kernels, and the ops
+  // convert before calling it.
+  if (t.device().is_cuda())
+    RESNET_CHECK(t.is_contiguous(), op, ": ", what, " ", t.describe(),
+                 " must be contiguous (row-major NCHW on CUDA devices)");
+  else
+    RESNET_CHECK(t.is_dense(), op, ": ", what, " ", t.describe(),
+                 " must be contiguous (row-major or channels-last)");
 }
-// placed(), and the shape of `like`.
+// t is laid out as `like` (one memory format for every activation of an op), or it must be row-major.
+inline void same_format(const char* op, const TensorBase& like, const TensorBase& t, const char* what) {
+  // (Tensors of other shapes, e.g. a convolution's output: dense in like's format. A [N, C, 1, 1] tensor is
+  // dense in both.)
+  const bool ok =
+      t.shape() == like.shape() ? t.same_layout(like) : t.is_contiguous(like.suggest_memory_format());
+  RESNET_CHECK(ok, op, ": ", what, " ", t.describe(), " is ", memory_format_name(t.suggest_memory_format()),
+               " but the input is ", memory_format_name(like.suggest_memory_format()),
+               "; convert it with contiguous(MemoryFormat) first");
+}
+// placed(), and the shape and memory format of `like`.
 inline void like(const char* op, const TensorBase& first, const TensorBase& like, const TensorBase& t,
                  const char* what) {
   placed(op, first, t, what);
   RESNET_CHECK(t.shape() == like.shape(), op, ": ", what, " shape ", t.shape(), " does not match ",
                like.shape());
+  same_format(op, like, t, what);
 }
 // The op's first input: defined, contiguous, of the given rank (0: any).
 inline void input(const char* op, const TensorBase& x, int64_t rank, const char* what) {

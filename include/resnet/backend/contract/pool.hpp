@@ -29,6 +29,7 @@ inline void pool2d(const char* op, const TensorBase& x, const TensorBase& y, con
   check_rank(op, y, 4, "output [N, C, OH, OW]");
   placed(op, first, x, "input");
   placed(op, first, y, "output");
+  same_format(op, x, y, "output");
   RESNET_CHECK(x.dim(2) + 2 * p.pad_h >= p.kernel_h && x.dim(3) + 2 * p.pad_w >= p.kernel_w, op, ": input ",
                x.shape(), " is smaller than the window ", p.kernel_h, "x", p.kernel_w);
   const Shape expect{x.dim(0), x.dim(1), p.out_h(x.dim(2)), p.out_w(x.dim(3))};
@@ -45,6 +46,7 @@ inline void maxpool_backward(const char* op, const TensorBase& dy, const TensorB
   placed(op, dy, dy, "output gradient");
   like(op, dy, dy, indices, "indices");
   placed(op, dy, dx, "input gradient");
+  same_format(op, dy, dx, "input gradient");
   RESNET_CHECK(dx.dim(0) == dy.dim(0) && dx.dim(1) == dy.dim(1), op, ": gradient ", dy.shape(),
                " does not match input gradient ", dx.shape());
 }

@@ -1,4 +1,4 @@
-// BatchNorm2d on the CPU, NCHW, with the optional fused residual add and ReLU:
+// BatchNorm2d on the CPU, NCHW or channels-last, with the optional fused residual add and ReLU:
 //   y = act(gamma * (x - mean) * invstd + beta [+ residual])
 // Training uses the batch's statistics (two-pass mean and variance, accumulated in double) and updates the
 // running statistics with the unbiased variance, as PyTorch does; evaluation uses the running statistics.
@@ -22,6 +22,19 @@ namespace resnet {
 inline namespace RESNET_ABI {
 namespace cpu {
 
+namespace bn_detail {
+// Where value i (of H * W) of channel c of image n lies, in either memory format (the contract made every
+// tensor of the op dense in x's): offset = n * n_stride + c * c_stride + i * i_stride.
+struct ChannelStrides {
+  int64_t n_stride, c_stride, i_stride;
+  ChannelStrides(const TensorBase& x, int64_t C, int64_t HW)
+      : n_stride(C * HW),
+        c_stride(x.suggest_memory_format() == MemoryFormat::ChannelsLast ? 1 : HW),
+        i_stride(x.suggest_memory_format() == MemoryFormat::ChannelsLast ? C : 1) {}
+  int64_t at(int64_t n, int64_t c, int64_t i) const { return n * n_stride + c * c_stride + i * i_stride; }
+};
+}  // namespace bn_detail
+
 template <typename T, typename P>
 void batchnorm_forward_training_reference(const Tensor<T>& x, const Tensor<T>* residual,
                                           const Tensor<P>& gamma, const Tensor<P>& beta,
@@ -36,19 +49,18 @@ void batchnorm_forward_training_reference(const Tensor<T>& x, const Tensor<T>* r
   const T* px = x.data();
   const T* pr = residual ? residual->data() : nullptr;
   T* py = y.data();
+  const bn_detail::ChannelStrides st(x, C, HW);
   parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       double sum = 0.0;
       for (int64_t n = 0; n < N; ++n) {
-        const T* xc = px + (n * C + c) * HW;
-        for (int64_t i = 0; i < HW; ++i) sum += static_cast<double>(xc[i]);
+        for (int64_t i = 0; i < HW; ++i) sum += static_cast<double>(px[st.at(n, c, i)]);
       }
       const double mean = sum / M;
       double sq = 0.0;
       for (int64_t n = 0; n < N; ++n) {
-        const T* xc = px + (n * C + c) * HW;
         for (int64_t i = 0; i < HW; ++i) {
-          const double dev = static_cast<double>(xc[i]) - mean;
+          const double dev = static_cast<double>(px[st.at(n, c, i)]) - mean;
           sq += dev * dev;
         }
       }
@@ -59,9 +71,10 @@ void batchnorm_forward_training_reference(const Tensor<T>& x, const Tensor<T>* r
       const auto k = bn::scale_shift<T>(static_cast<double>(gamma.data()[c]),
                                         static_cast<double>(beta.data()[c]), inv, mean);  // pivot 0
       for (int64_t n = 0; n < N; ++n) {
-        const int64_t base = (n * C + c) * HW;
-        for (int64_t i = 0; i < HW; ++i)
-          py[base + i] = bn::apply(px[base + i], T(0), k.scale, k.shift, pr ? pr[base + i] : T(0), relu);
+        for (int64_t i = 0; i < HW; ++i) {
+          const int64_t e = st.at(n, c, i);
+          py[e] = bn::apply(px[e], T(0), k.scale, k.shift, pr ? pr[e] : T(0), relu);
+        }
       }
     }
   });
@@ -80,18 +93,18 @@ void batchnorm_forward_inference_reference(const Tensor<T>& x, const Tensor<T>* 
   const T* px = x.data();
   const T* pr = residual ? residual->data() : nullptr;
   T* py = y.data();
+  const bn_detail::ChannelStrides st(x, C, HW);
   parallel_for(d.N * C, 1, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
-      const int64_t c = nc % C;
+      const int64_t n = nc / C, c = nc % C;
       const double inv = bn::invstd(static_cast<double>(running_var.data()[c]), bp.eps);
       const auto k =
           bn::scale_shift<T>(static_cast<double>(gamma.data()[c]), static_cast<double>(beta.data()[c]), inv,
                              static_cast<double>(running_mean.data()[c]));  // pivot 0
-      const T* xc = px + nc * HW;
-      T* yc = py + nc * HW;
-      const T* rc = pr ? pr + nc * HW : nullptr;
-      for (int64_t i = 0; i < HW; ++i)
-        yc[i] = bn::apply(xc[i], T(0), k.scale, k.shift, rc ? rc[i] : T(0), relu);
+      for (int64_t i = 0; i < HW; ++i) {
+        const int64_t o = st.at(n, c, i);
+        py[o] = bn::apply(px[o], T(0), k.scale, k.shift, pr ? pr[o] : T(0), relu);
+      }
     }
   });
 }
@@ -117,17 +130,18 @@ void batchnorm_backward_reference(const Tensor<T>& x, const Tensor<T>& y, const 
   auto dz_at = [&](int64_t e) {
     return bn::dz(static_cast<double>(pdy[e]), py ? static_cast<double>(py[e]) : 0.0, relu);
   };
+  const bn_detail::ChannelStrides st(x, C, HW);
   parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const double mu = static_cast<double>(mean.data()[c]);
       const double is = static_cast<double>(invstd.data()[c]);
       double sum_dz = 0.0, sum_dz_xmu = 0.0;
       for (int64_t n = 0; n < N; ++n) {
-        const int64_t base = (n * C + c) * HW;
         for (int64_t i = 0; i < HW; ++i) {
-          const double g = dz_at(base + i);
+          const int64_t e = st.at(n, c, i);
+          const double g = dz_at(e);
           sum_dz += g;
-          sum_dz_xmu += g * (static_cast<double>(px[base + i]) - mu);
+          sum_dz_xmu += g * (static_cast<double>(px[e]) - mu);
         }
       }
       bn::store_param_grads(sum_dz, sum_dz_xmu, is, param_accumulate, dgamma ? dgamma->data() + c : nullptr,
@@ -135,9 +149,8 @@ void batchnorm_backward_reference(const Tensor<T>& x, const Tensor<T>& y, const 
       const auto k = bn::dx_coefficients<double>(static_cast<double>(gamma.data()[c]), mu, is, sum_dz,
                                                  sum_dz_xmu, static_cast<double>(d.count()), training);
       for (int64_t n = 0; n < N; ++n) {
-        const int64_t base = (n * C + c) * HW;
         for (int64_t i = 0; i < HW; ++i) {
-          const int64_t e = base + i;
+          const int64_t e = st.at(n, c, i);
           const double g = dz_at(e);
           if (dresidual) {
             T& r = dresidual->data()[e];

@@ -1,7 +1,9 @@
-// 2-D convolution on the CPU, NCHW, weights [Cout, Cin, KH, KW], no dilation or groups.
+// 2-D convolution on the CPU, NCHW or channels-last activations, weights [Cout, Cin, KH, KW], no dilation or
+// groups.
 //
-// Two paths with one signature: a direct loop (any T; the reference for double and for tests) and, for
-// float, im2col + BLAS GEMM, where a 1x1 stride-1 unpadded convolution is a GEMM on the input itself.
+// Three paths with one signature: a direct loop through strides (any T, either format; the reference for
+// double and for tests), oneDNN (float and bfloat16, NCHW or NHWC memory directly) and, for float without
+// oneDNN, im2col + BLAS GEMM (NCHW only: channels-last tensors go through row-major copies).
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -9,12 +11,15 @@
 #include "resnet/backend/contract/conv.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "resnet/backend/cpu/blas.hpp"
+#include "resnet/backend/cpu/bf16.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
+#include "resnet/backend/cpu/layout.hpp"
 #include "resnet/backend/cpu/onednn_conv.hpp"
 #include "resnet/backend/params.hpp"
 
@@ -39,6 +44,7 @@ void conv2d_forward_reference(const Tensor<T>& x, const Tensor<T>& w, const Tens
   const T* px = x.data();
   const T* pw = w.data();
   T* py = y.data();
+  const Strides4 sx(x), sy(y);
   parallel_for(N * K, 1, [&](int64_t b, int64_t e) {
     for (int64_t nk = b; nk < e; ++nk) {
       int64_t n = nk / K, k = nk % K;
@@ -52,10 +58,10 @@ void conv2d_forward_reference(const Tensor<T>& x, const Tensor<T>& w, const Tens
               for (int64_t j = 0; j < KW; ++j) {
                 int64_t iw = ow * p.stride_w - p.pad_w + j;
                 if (iw < 0 || iw >= W) continue;
-                acc += px[((n * C + c) * H + ih) * W + iw] * pw[((k * C + c) * KH + i) * KW + j];
+                acc += px[sx.at(n, c, ih, iw)] * pw[((k * C + c) * KH + i) * KW + j];
               }
             }
-          py[((n * K + k) * OH + oh) * OW + ow] = acc;
+          py[sy.at(n, k, oh, ow)] = acc;
         }
     }
   });
@@ -70,6 +76,7 @@ void conv2d_backward_data_reference(const Tensor<T>& dy, const Tensor<T>& w, Ten
   const T* pdy = dy.data();
   const T* pw = w.data();
   T* pdx = dx.data();
+  const Strides4 sdy(dy), sdx(dx);
   // Gather form: each dx element sums the outputs whose window covers it (no write races).
   parallel_for(N * C, 1, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
@@ -88,10 +95,10 @@ void conv2d_backward_data_reference(const Tensor<T>& dy, const Tensor<T>& w, Ten
               int64_t ow = tw / p.stride_w;
               if (ow >= OW) continue;
               for (int64_t k = 0; k < K; ++k)
-                acc += pdy[((n * K + k) * OH + oh) * OW + ow] * pw[((k * C + c) * KH + i) * KW + j];
+                acc += pdy[sdy.at(n, k, oh, ow)] * pw[((k * C + c) * KH + i) * KW + j];
             }
           }
-          T& out = pdx[((n * C + c) * H + ih) * W + iw];
+          T& out = pdx[sdx.at(n, c, ih, iw)];
           out = accumulate ? out + acc : acc;
         }
     }
@@ -107,6 +114,7 @@ void conv2d_backward_weight_reference(const Tensor<T>& x, const Tensor<T>& dy, T
   const T* px = x.data();
   const T* pdy = dy.data();
   T* pdw = dw.data();
+  const Strides4 sx(x), sdy(dy);
   parallel_for(K * C, 1, [&](int64_t b, int64_t e) {
     for (int64_t kc = b; kc < e; ++kc) {
       int64_t k = kc / C, c = kc % C;
@@ -120,7 +128,7 @@ void conv2d_backward_weight_reference(const Tensor<T>& x, const Tensor<T>& dy, T
               for (int64_t ow = 0; ow < OW; ++ow) {
                 int64_t iw = ow * p.stride_w - p.pad_w + j;
                 if (iw < 0 || iw >= W) continue;
-                acc += pdy[((n * K + k) * OH + oh) * OW + ow] * px[((n * C + c) * H + ih) * W + iw];
+                acc += pdy[sdy.at(n, k, oh, ow)] * px[sx.at(n, c, ih, iw)];
               }
             }
           T& out = pdw[((k * C + c) * KH + i) * KW + j];
@@ -137,6 +145,17 @@ void conv2d_backward_bias(const Tensor<T>& dy, Tensor<T>& db, bool accumulate) {
   const int64_t N = dy.dim(0), K = dy.dim(1), HW = dy.dim(2) * dy.dim(3);
   const T* pdy = dy.data();
   T* pdb = db.data();
+  if (channels_last(dy)) {
+    // N * H * W rows of K channels: one pass, a running sum per channel.
+    std::vector<double> acc(static_cast<size_t>(K), 0.0);
+    for (int64_t r = 0; r < N * HW; ++r)
+      for (int64_t k = 0; k < K; ++k) acc[static_cast<size_t>(k)] += static_cast<double>(pdy[r * K + k]);
+    for (int64_t k = 0; k < K; ++k) {
+      const double a = acc[static_cast<size_t>(k)];
+      pdb[k] = static_cast<T>(accumulate ? static_cast<double>(pdb[k]) + a : a);
+    }
+    return;
+  }
   for (int64_t k = 0; k < K; ++k) {
     double acc = 0.0;
     for (int64_t n = 0; n < N; ++n) {
@@ -382,7 +401,8 @@ inline void conv2d_backward_weight_fast(const Tensor<float>& x, const Tensor<flo
   }
 }
 
-// ---------------------------------------------------------------- dispatch: float fast, others reference
+// ---------------------------------------------------------------- dispatch: float and bfloat16 fast, others
+// reference
 
 // Which float32 implementation conv2d_* use: oneDNN when the build has it, else im2col + BLAS.
 enum class ConvImpl { Gemm, OneDnn };
@@ -409,35 +429,117 @@ inline void set_float_conv_impl(ConvImpl impl) {
   float_conv_impl() = impl;
 }
 
+// How bfloat16 convolutions run: oneDNN's bfloat16 kernels where the CPU has them (avx512_core / AMX), else
+// float32 convolutions on float copies, rounded back. RESNET_CPU_CONV_BF16=float forces the fallback.
+enum class Bf16Conv { Native, ViaFloat };
+inline Bf16Conv& bf16_conv_impl() {
+  static Bf16Conv impl = [] {
+    const char* env = std::getenv("RESNET_CPU_CONV_BF16");
+    if (env && std::string(env) == "float") return Bf16Conv::ViaFloat;
+#if defined(RESNET_HAVE_DNNL)
+    if (float_conv_impl() == ConvImpl::OneDnn && onednn::bf16_native()) return Bf16Conv::Native;
+#endif
+    return Bf16Conv::ViaFloat;
+  }();
+  return impl;
+}
+inline void set_bf16_conv_impl(Bf16Conv impl) {
+  RESNET_CHECK(impl == Bf16Conv::ViaFloat || (onednn_available() &&
+                                              [] {
+#if defined(RESNET_HAVE_DNNL)
+                                                return onednn::bf16_native();
+#else
+                 return false;
+#endif
+                                              }()),
+               "conv: this CPU has no oneDNN bfloat16 convolutions (they need avx512_core)");
+  bf16_conv_impl() = impl;
+}
+// Said once per process, on the first bfloat16 convolution that takes the fallback.
+inline void note_bf16_fallback() {
+  static const bool once = [] {
+    std::fprintf(stderr,
+                 "resnet: no oneDNN bfloat16 convolutions on this CPU (they need avx512_core or AMX); "
+                 "bfloat16 convolutions run in float32 and are rounded to bfloat16\n");
+    return true;
+  }();
+  (void)once;
+}
+
+namespace detail {
+// The GEMM path is NCHW only: channels-last tensors go through row-major copies (explicitly, never by
+// reading NHWC memory as NCHW).
+inline Tensor<float> row_major(const Tensor<float>& t) { return t.contiguous(); }
+inline void write_back(Tensor<float>& dst, const Tensor<float>& rm) {
+  if (!dst.same_layout(rm)) copy_into(dst, rm);
+}
+}  // namespace detail
+
 inline void conv2d_forward_float(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
                                  Tensor<float>& y, const ConvParams& p) {
+  check_conv_shapes("conv2d", x, w, y, p, bias);
 #if defined(RESNET_HAVE_DNNL)
-  if (float_conv_impl() == ConvImpl::OneDnn) {
-    check_conv_shapes("conv2d", x, w, y, p, bias);
-    return onednn::conv2d_forward(x, w, bias, y, p);
-  }
+  if (float_conv_impl() == ConvImpl::OneDnn) return onednn::conv2d_forward(x, w, bias, y, p);
 #endif
-  conv2d_forward_fast(x, w, bias, y, p);
+  Tensor<float> yr = y.is_contiguous() ? y : Tensor<float>::empty(y.shape());
+  conv2d_forward_fast(detail::row_major(x), w, bias, yr, p);
+  detail::write_back(y, yr);
 }
 inline void conv2d_backward_data_float(const Tensor<float>& dy, const Tensor<float>& w, Tensor<float>& dx,
                                        const ConvParams& p, bool accumulate) {
+  check_conv_shapes("conv2d_backward_data", dx, w, dy, p);
 #if defined(RESNET_HAVE_DNNL)
-  if (float_conv_impl() == ConvImpl::OneDnn) {
-    check_conv_shapes("conv2d_backward_data", dx, w, dy, p);
-    return onednn::conv2d_backward_data(dy, w, dx, p, accumulate);
-  }
+  if (float_conv_impl() == ConvImpl::OneDnn) return onednn::conv2d_backward_data(dy, w, dx, p, accumulate);
 #endif
-  conv2d_backward_data_fast(dy, w, dx, p, accumulate);
+  Tensor<float> dxr =
+      dx.is_contiguous() ? dx : (accumulate ? dx.contiguous() : Tensor<float>::empty(dx.shape()));
+  conv2d_backward_data_fast(detail::row_major(dy), w, dxr, p, accumulate);
+  detail::write_back(dx, dxr);
 }
 inline void conv2d_backward_weight_float(const Tensor<float>& x, const Tensor<float>& dy, Tensor<float>& dw,
                                          const ConvParams& p, bool accumulate) {
+  check_conv_shapes("conv2d_backward_weight", x, dw, dy, p);
 #if defined(RESNET_HAVE_DNNL)
-  if (float_conv_impl() == ConvImpl::OneDnn) {
-    check_conv_shapes("conv2d_backward_weight", x, dw, dy, p);
-    return onednn::conv2d_backward_weight(x, dy, dw, p, accumulate);
-  }
+  if (float_conv_impl() == ConvImpl::OneDnn) return onednn::conv2d_backward_weight(x, dy, dw, p, accumulate);
 #endif
-  conv2d_backward_weight_fast(x, dy, dw, p, accumulate);
+  conv2d_backward_weight_fast(detail::row_major(x), detail::row_major(dy), dw, p, accumulate);
+}
+
+// bfloat16: oneDNN's kernels, or the float path on float copies (one rounding per output, as oneDNN's
+// bfloat16 kernels, which also accumulate in float).
+inline void conv2d_forward_bf16(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>* bias,
+                                Tensor<bf16_t>& y, const ConvParams& p) {
+  check_conv_shapes("conv2d", x, w, y, p, bias);
+#if defined(RESNET_HAVE_DNNL)
+  if (bf16_conv_impl() == Bf16Conv::Native) return onednn::conv2d_forward(x, w, bias, y, p);
+#endif
+  note_bf16_fallback();
+  Tensor<float> bf = bias ? bf16::to_float(*bias) : Tensor<float>();
+  Tensor<float> yf = bf16::float_like(y);
+  conv2d_forward_float(bf16::to_float(x), bf16::to_float(w), bias ? &bf : nullptr, yf, p);
+  bf16::round_into(yf, y);
+}
+inline void conv2d_backward_data_bf16(const Tensor<bf16_t>& dy, const Tensor<bf16_t>& w, Tensor<bf16_t>& dx,
+                                      const ConvParams& p, bool accumulate) {
+  check_conv_shapes("conv2d_backward_data", dx, w, dy, p);
+#if defined(RESNET_HAVE_DNNL)
+  if (bf16_conv_impl() == Bf16Conv::Native) return onednn::conv2d_backward_data(dy, w, dx, p, accumulate);
+#endif
+  note_bf16_fallback();
+  Tensor<float> dxf = bf16::float_like(dx);
+  conv2d_backward_data_float(bf16::to_float(dy), bf16::to_float(w), dxf, p, false);
+  bf16::round_into(dxf, dx, accumulate);
+}
+inline void conv2d_backward_weight_bf16(const Tensor<bf16_t>& x, const Tensor<bf16_t>& dy, Tensor<bf16_t>& dw,
+                                        const ConvParams& p, bool accumulate) {
+  check_conv_shapes("conv2d_backward_weight", x, dw, dy, p);
+#if defined(RESNET_HAVE_DNNL)
+  if (bf16_conv_impl() == Bf16Conv::Native) return onednn::conv2d_backward_weight(x, dy, dw, p, accumulate);
+#endif
+  note_bf16_fallback();
+  Tensor<float> dwf = bf16::float_like(dw);
+  conv2d_backward_weight_float(bf16::to_float(x), bf16::to_float(dy), dwf, p, false);
+  bf16::round_into(dwf, dw, accumulate);
 }
 
 template <typename T>
@@ -445,6 +547,8 @@ void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bia
                     const ConvParams& p) {
   if constexpr (std::is_same<T, float>::value)
     conv2d_forward_float(x, w, bias, y, p);
+  else if constexpr (std::is_same<T, bf16_t>::value)
+    conv2d_forward_bf16(x, w, bias, y, p);
   else
     conv2d_forward_reference(x, w, bias, y, p);
 }
@@ -453,6 +557,8 @@ void conv2d_backward_data(const Tensor<T>& dy, const Tensor<T>& w, Tensor<T>& dx
                           bool accumulate) {
   if constexpr (std::is_same<T, float>::value)
     conv2d_backward_data_float(dy, w, dx, p, accumulate);
+  else if constexpr (std::is_same<T, bf16_t>::value)
+    conv2d_backward_data_bf16(dy, w, dx, p, accumulate);
   else
     conv2d_backward_data_reference(dy, w, dx, p, accumulate);
 }
@@ -461,6 +567,8 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& 
                             bool accumulate) {
   if constexpr (std::is_same<T, float>::value)
     conv2d_backward_weight_float(x, dy, dw, p, accumulate);
+  else if constexpr (std::is_same<T, bf16_t>::value)
+    conv2d_backward_weight_bf16(x, dy, dw, p, accumulate);
   else
     conv2d_backward_weight_reference(x, dy, dw, p, accumulate);
 }

@@ -1,4 +1,6 @@
-// Elementwise CPU ops on contiguous tensors: add, accumulate, scale, ReLU, casts, reductions.
+// Elementwise CPU ops on contiguous tensors (row-major or channels-last: the contract makes every tensor of
+// an op share one layout, so flat loops pair the right elements): add, accumulate, scale, ReLU, casts,
+// reductions. bfloat16 is loaded into float and rounded back (bf16::load / bf16::store).
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -6,6 +8,7 @@
 #include <cmath>
 
 #include "resnet/backend/contract/elementwise.hpp"
+#include "resnet/backend/cpu/bf16.hpp"
 #include "resnet/core/parallel.hpp"
 #include "resnet/core/tensor.hpp"
 
@@ -14,6 +17,8 @@ inline namespace RESNET_ABI {
 namespace cpu {
 
 constexpr int64_t kElementwiseGrain = 1 << 15;
+using bf16::load;
+using bf16::store;
 
 template <typename T>
 void fill(Tensor<T>& y, double value) {
@@ -33,7 +38,7 @@ void add(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y) {
   const T* pb = b.data();
   T* py = y.data();
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) py[i] = pa[i] + pb[i];
+    for (int64_t i = s; i < e; ++i) py[i] = store<T>(load(pa[i]) + load(pb[i]));
   });
 }
 
@@ -43,12 +48,14 @@ void add_inplace(Tensor<T>& y, const Tensor<T>& x, double alpha = 1.0) {
   contract::elementwise("add_inplace", x, nullptr, y);
   const T* px = x.data();
   T* py = y.data();
-  T a = static_cast<T>(alpha);
+  const acc_t<T> a = static_cast<acc_t<T>>(alpha);
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
     if (alpha == 1.0) {
-      for (int64_t i = s; i < e; ++i) py[i] += px[i];
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) py[i] = store<T>(load(py[i]) + load(px[i]));
     } else {
-      for (int64_t i = s; i < e; ++i) py[i] += a * px[i];
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) py[i] = store<T>(load(py[i]) + a * load(px[i]));
     }
   });
 }
@@ -59,9 +66,9 @@ void scale(const Tensor<T>& x, double alpha, Tensor<T>& y) {
   contract::elementwise("scale", x, nullptr, y);
   const T* px = x.data();
   T* py = y.data();
-  T a = static_cast<T>(alpha);
+  const acc_t<T> a = static_cast<acc_t<T>>(alpha);
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) py[i] = a * px[i];
+    for (int64_t i = s; i < e; ++i) py[i] = store<T>(a * load(px[i]));
   });
 }
 
@@ -73,7 +80,8 @@ void mul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y, bool accumulate =
   const T* pb = b.data();
   T* py = y.data();
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) py[i] = (accumulate ? py[i] : T(0)) + pa[i] * pb[i];
+    for (int64_t i = s; i < e; ++i)
+      py[i] = store<T>((accumulate ? load(py[i]) : acc_t<T>(0)) + load(pa[i]) * load(pb[i]));
   });
 }
 
@@ -83,7 +91,7 @@ void relu_forward(const Tensor<T>& x, Tensor<T>& y) {
   const T* px = x.data();
   T* py = y.data();
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) py[i] = px[i] > T(0) ? px[i] : T(0);
+    for (int64_t i = s; i < e; ++i) py[i] = load(px[i]) > 0 ? px[i] : T(0);
   });
 }
 
@@ -97,8 +105,8 @@ void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bool 
   T* pdx = dx.data();
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; ++i) {
-      T g = py[i] > T(0) ? pdy[i] : T(0);
-      pdx[i] = accumulate ? pdx[i] + g : g;
+      const acc_t<T> g = load(py[i]) > 0 ? load(pdy[i]) : acc_t<T>(0);
+      pdx[i] = store<T>(accumulate ? load(pdx[i]) + g : g);
     }
   });
 }
@@ -109,18 +117,18 @@ void sum_all(const Tensor<T>& x, Tensor<T>& y) {
   contract::sum_all("sum_all", x, y);
   const T* px = x.data();
   double acc = 0.0;
-  for (int64_t i = 0; i < x.numel(); ++i) acc += static_cast<double>(px[i]);
-  y.data()[0] = static_cast<T>(acc);
+  for (int64_t i = 0; i < x.numel(); ++i) acc += static_cast<double>(load(px[i]));
+  y.data()[0] = store<T>(acc);
 }
 
 // dx = broadcast(dy[0]) * alpha
 template <typename T>
 void broadcast_scalar(const Tensor<T>& dy, double alpha, Tensor<T>& dx, bool accumulate) {
   contract::broadcast_scalar("broadcast_scalar", dy, dx);
-  T g = static_cast<T>(static_cast<double>(dy.data()[0]) * alpha);
+  const acc_t<T> g = static_cast<acc_t<T>>(static_cast<double>(load(dy.data()[0])) * alpha);
   T* p = dx.data();
   parallel_for(dx.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) p[i] = accumulate ? p[i] + g : g;
+    for (int64_t i = s; i < e; ++i) p[i] = store<T>(accumulate ? load(p[i]) + g : g);
   });
 }
 
@@ -130,7 +138,15 @@ void cast(const Tensor<S>& x, Tensor<D>& y) {
   const S* px = x.data();
   D* py = y.data();
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i) py[i] = static_cast<D>(static_cast<float>(px[i]));
+    if constexpr (std::is_same<S, bf16_t>::value && std::is_same<D, float>::value) {
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) py[i] = load(px[i]);
+    } else if constexpr (std::is_same<S, float>::value && std::is_same<D, bf16_t>::value) {
+#pragma omp simd
+      for (int64_t i = s; i < e; ++i) py[i] = bf16::round(px[i]);
+    } else {
+      for (int64_t i = s; i < e; ++i) py[i] = static_cast<D>(static_cast<float>(px[i]));
+    }
   });
 }
 template <>

@@ -3,6 +3,7 @@
 
 #include "resnet/core/abi.hpp"
 #include "resnet/backend/contract/linear.hpp"
+#include "resnet/backend/cpu/bf16.hpp"
 #include "resnet/backend/cpu/blas.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
 
@@ -15,6 +16,13 @@ inline void check_linear_shapes(const char* op, const TensorBase& x, const Tenso
                                 const TensorBase* bias = nullptr) {
   contract::linear(op, x, w, y, bias);
 }
+
+// bfloat16: the float GEMM on float copies, each output rounded once (the classifier head is small).
+inline void linear_forward(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>* bias,
+                           Tensor<bf16_t>& y);
+inline void linear_backward(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>& dy,
+                            Tensor<bf16_t>* dx, bool dx_accumulate, Tensor<bf16_t>* dw, Tensor<bf16_t>* db,
+                            bool param_accumulate);
 
 template <typename T>
 void linear_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y) {
@@ -47,6 +55,27 @@ void linear_backward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy
       pdb[o] = static_cast<T>(param_accumulate ? static_cast<double>(pdb[o]) + acc : acc);
     }
   }
+}
+
+inline void linear_forward(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>* bias,
+                           Tensor<bf16_t>& y) {
+  check_linear_shapes("linear", x, w, y, bias);
+  Tensor<float> bf = bias ? bf16::to_float(*bias) : Tensor<float>(), yf = bf16::float_like(y);
+  linear_forward<float>(bf16::to_float(x), bf16::to_float(w), bias ? &bf : nullptr, yf);
+  bf16::round_into(yf, y);
+}
+inline void linear_backward(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>& dy,
+                            Tensor<bf16_t>* dx, bool dx_accumulate, Tensor<bf16_t>* dw, Tensor<bf16_t>* db,
+                            bool param_accumulate) {
+  contract::linear_backward("linear_backward", x, w, dy, dx, dw, db);
+  Tensor<float> dxf = dx ? bf16::float_like(*dx) : Tensor<float>();
+  Tensor<float> dwf = dw ? bf16::float_like(*dw) : Tensor<float>();
+  Tensor<float> dbf = db ? bf16::float_like(*db) : Tensor<float>();
+  linear_backward<float>(bf16::to_float(x), bf16::to_float(w), bf16::to_float(dy), dx ? &dxf : nullptr, false,
+                         dw ? &dwf : nullptr, db ? &dbf : nullptr, false);
+  if (dx) bf16::round_into(dxf, *dx, dx_accumulate);
+  if (dw) bf16::round_into(dwf, *dw, param_accumulate);
+  if (db) bf16::round_into(dbf, *db, param_accumulate);
 }
 
 }  // namespace cpu

@@ -44,8 +44,8 @@ void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bo
     double dot = 0.0;
     for (int64_t k = 0; k < K; ++k) dot += static_cast<double>(yr[k]) * static_cast<double>(gr[k]);
     for (int64_t k = 0; k < K; ++k) {
-      T g = static_cast<T>(static_cast<double>(yr[k]) * (static_cast<double>(gr[k]) - dot));
-      out[k] = accumulate ? out[k] + g : g;
+      const double g = static_cast<double>(yr[k]) * (static_cast<double>(gr[k]) - dot);
+      out[k] = static_cast<T>(accumulate ? static_cast<double>(out[k]) + g : g);
     }
   }
 }
@@ -99,9 +99,10 @@ void cross_entropy_backward(const Tensor<T>& probs, const Tensor<int32_t>& label
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k) {
       const double q = (k == pl[n] ? 1.0 - label_smoothing : 0.0) + label_smoothing / static_cast<double>(K);
-      T v = static_cast<T>((static_cast<double>(probs.data()[n * K + k]) - q) * g);
+      // Formed in double and rounded once into T (float, bfloat16 or double).
+      const double v = (static_cast<double>(probs.data()[n * K + k]) - q) * g;
       T& out = dlogits.data()[n * K + k];
-      out = accumulate ? out + v : v;
+      out = static_cast<T>(accumulate ? static_cast<double>(out) + v : v);
     }
 }
 

@@ -1,9 +1,14 @@
-// float32 convolutions through oneDNN (Debian libdnnl-dev), when the build found it (RESNET_HAVE_DNNL).
+// float32 and bfloat16 convolutions through oneDNN (Debian libdnnl-dev), when the build found it
+// (RESNET_HAVE_DNNL).
 //
 // oneDNN is to the CPU what cuDNN is to the GPU: its JIT AVX-512/AVX2 convolution kernels run near the
-// machine's peak, and it is what PyTorch's CPU convolutions use. Its fast kernels want blocked layouts
-// (nChw16c, OIhw16i16o), so each call reorders our NCHW tensors into the layout the primitive chose and the
-// result back, as PyTorch does; the reorders cost a few percent of a convolution.
+// machine's peak, and it is what PyTorch's CPU convolutions use. For NCHW tensors its fast kernels want
+// blocked layouts (nChw16c, OIhw16i16o), so each call reorders our tensors into the layout the primitive
+// chose and the result back, as PyTorch does; the reorders cost a few percent of a convolution.
+// Channels-last tensors are handed over as `nhwc` memory, which the JIT kernels read and write directly
+// (no activation reorders; only the weights are reordered). A primitive that would fall back to oneDNN's
+// slow reference kernels for nhwc is rebuilt with the blocked layout instead.
+// bfloat16 needs avx512_core (or AMX) in oneDNN 2.x: conv.hpp asks bf16_native() before using it.
 //
 // Primitives are created once per shape and cached (creation is far slower than a small convolution).
 // Temporaries (blocked copies, scratchpad) are carved from one per-thread workspace that only grows, so the
@@ -21,6 +26,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <type_traits>
 #include <unordered_map>
 
 #include <dnnl.hpp>
@@ -38,7 +45,8 @@ namespace onednn {
 using dnnl::memory;
 using tag = memory::format_tag;
 
-// Everything that selects a primitive: the kind, the four dims of x, those of w, stride, padding, bias.
+// Everything that selects a primitive: the four dims of x, those of w, stride, padding, bias, whether the
+// activations are channels-last, and the data type.
 using ConvKey = std::array<int64_t, 14>;
 
 struct Engine {
@@ -108,6 +116,19 @@ struct Operand {
   }
 };
 
+using dt = memory::data_type;
+template <typename S>
+constexpr dt dtype_of() {
+  return std::is_same<S, float>::value ? dt::f32 : dt::bf16;
+}
+inline memory::desc any_desc(const memory::dims& d, dt t) { return memory::desc(d, t, tag::any); }
+inline memory::desc plain_desc(const memory::dims& d, tag t, dt type) { return memory::desc(d, type, t); }
+// Whether a primitive is oneDNN's reference (scalar) implementation.
+template <typename PD>
+bool is_reference(const PD& pd) {
+  return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
+}
+
 struct ConvPrims {
   dnnl::convolution_forward::primitive_desc fwd_pd;
   dnnl::convolution_forward fwd;
@@ -122,19 +143,19 @@ struct ConvPrims {
   Operand bw_src, bw_diff_dst, bw_diff_wei;
   memory::desc bw_scratch, fwd_scratch;
   memory::dims strides, pad_l, pad_r;
+  bool nhwc = false;  // the user's activations are channels-last
+  dt type = dt::f32;
+  // The activation descriptor a primitive is asked for: the user's nhwc memory itself, or `any` (blocked).
+  memory::desc act(const memory::dims& d, bool direct) const {
+    return direct ? plain_desc(d, tag::nhwc, type) : any_desc(d, type);
+  }
+  tag user_tag() const { return nhwc ? tag::nhwc : tag::nchw; }
 };
 
 inline dnnl::primitive_attr user_scratchpad() {
   dnnl::primitive_attr a;
   a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return a;
-}
-
-inline memory::desc any_desc(const memory::dims& d) {
-  return memory::desc(d, memory::data_type::f32, tag::any);
-}
-inline memory::desc plain_desc(const memory::dims& d, tag t) {
-  return memory::desc(d, memory::data_type::f32, t);
 }
 
 class ConvCache {
@@ -145,13 +166,16 @@ class ConvCache {
   }
   // The primitives for one shape; created on first use. Entries are never removed, so the reference stays
   // valid after the lock is released.
-  ConvPrims& lookup(const Shape& xs, const Shape& ws, const ConvParams& p, bool bias) {
-    ConvKey k{xs[0],      xs[1],      xs[2],   xs[3],   ws[0],        ws[2], ws[3],
-              p.stride_h, p.stride_w, p.pad_h, p.pad_w, bias ? 1 : 0, 0,     0};
+  ConvPrims& lookup(const Shape& xs, const Shape& ws, const ConvParams& p, bool bias, bool nhwc, dt type) {
+    ConvKey k{
+        xs[0],      xs[1],      xs[2],   xs[3],   ws[0],        ws[2],        ws[3],
+        p.stride_h, p.stride_w, p.pad_h, p.pad_w, bias ? 1 : 0, nhwc ? 1 : 0, static_cast<int64_t>(type)};
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(k);
     if (it != map_.end()) return *it->second;
     auto prims = std::make_unique<ConvPrims>();
+    prims->nhwc = nhwc;
+    prims->type = type;
     build_forward(*prims, xs, ws, p, bias);
     return *map_.emplace(k, std::move(prims)).first->second;
   }
@@ -167,29 +191,38 @@ class ConvCache {
     // Right padding that gives exactly our output size (floor division may leave some input unread).
     c.pad_r = {(y[2] - 1) * p.stride_h + ws[2] - xs[2] - p.pad_h,
                (y[3] - 1) * p.stride_w + ws[3] - xs[3] - p.pad_w};
-    c.bias = bias ? plain_desc({ws[0]}, tag::x) : memory::desc();
-    dnnl::convolution_forward::desc d =
-        bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                               dnnl::algorithm::convolution_direct, any_desc(x), any_desc(w),
-                                               c.bias, any_desc(y), c.strides, c.pad_l, c.pad_r)
-             : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                               dnnl::algorithm::convolution_direct, any_desc(x), any_desc(w),
-                                               any_desc(y), c.strides, c.pad_l, c.pad_r);
-    c.fwd_pd = dnnl::convolution_forward::primitive_desc(d, user_scratchpad(), e.eng);
+    c.bias = bias ? plain_desc({ws[0]}, tag::x, c.type) : memory::desc();
+    auto make = [&](bool direct) {
+      dnnl::convolution_forward::desc d =
+          bias ? dnnl::convolution_forward::desc(
+                     dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, c.act(x, direct),
+                     any_desc(w, c.type), c.bias, c.act(y, direct), c.strides, c.pad_l, c.pad_r)
+               : dnnl::convolution_forward::desc(
+                     dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, c.act(x, direct),
+                     any_desc(w, c.type), c.act(y, direct), c.strides, c.pad_l, c.pad_r);
+      return dnnl::convolution_forward::primitive_desc(d, user_scratchpad(), e.eng);
+    };
+    c.fwd_pd = make(c.nhwc);
+    if (c.nhwc && is_reference(c.fwd_pd)) c.fwd_pd = make(false);
     c.fwd = dnnl::convolution_forward(c.fwd_pd);
     c.fwd_scratch = c.fwd_pd.scratchpad_desc();
-    c.src.init(plain_desc(x, tag::nchw), c.fwd_pd.src_desc(), true, false);
-    c.wei.init(plain_desc(w, tag::oihw), c.fwd_pd.weights_desc(), true, false);
-    c.dst.init(plain_desc(y, tag::nchw), c.fwd_pd.dst_desc(), false, true);
+    c.src.init(plain_desc(x, c.user_tag(), c.type), c.fwd_pd.src_desc(), true, false);
+    c.wei.init(plain_desc(w, tag::oihw, c.type), c.fwd_pd.weights_desc(), true, false);
+    c.dst.init(plain_desc(y, c.user_tag(), c.type), c.fwd_pd.dst_desc(), false, true);
   }
 
  public:
   static void build_backward_data(ConvPrims& c) {
     auto& e = Engine::get();
     memory::dims x = c.src.user.dims(), w = c.wei.user.dims(), y = c.dst.user.dims();
-    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_desc(x), any_desc(w),
-                                            any_desc(y), c.strides, c.pad_l, c.pad_r);
-    dnnl::convolution_backward_data::primitive_desc pd(d, user_scratchpad(), e.eng, c.fwd_pd);
+    auto make = [&](bool direct) {
+      dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, c.act(x, direct),
+                                              any_desc(w, c.type), c.act(y, direct), c.strides, c.pad_l,
+                                              c.pad_r);
+      return dnnl::convolution_backward_data::primitive_desc(d, user_scratchpad(), e.eng, c.fwd_pd);
+    };
+    dnnl::convolution_backward_data::primitive_desc pd = make(c.nhwc);
+    if (c.nhwc && is_reference(pd)) pd = make(false);
     c.bwd_data = dnnl::convolution_backward_data(pd);
     c.bd_scratch = pd.scratchpad_desc();
     c.bd_diff_dst.init(c.dst.user, pd.diff_dst_desc(), true, false);
@@ -200,9 +233,14 @@ class ConvCache {
   static void build_backward_weights(ConvPrims& c) {
     auto& e = Engine::get();
     memory::dims x = c.src.user.dims(), w = c.wei.user.dims(), y = c.dst.user.dims();
-    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, any_desc(x), any_desc(w),
-                                               any_desc(y), c.strides, c.pad_l, c.pad_r);
-    dnnl::convolution_backward_weights::primitive_desc pd(d, user_scratchpad(), e.eng, c.fwd_pd);
+    auto make = [&](bool direct) {
+      dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, c.act(x, direct),
+                                                 any_desc(w, c.type), c.act(y, direct), c.strides, c.pad_l,
+                                                 c.pad_r);
+      return dnnl::convolution_backward_weights::primitive_desc(d, user_scratchpad(), e.eng, c.fwd_pd);
+    };
+    dnnl::convolution_backward_weights::primitive_desc pd = make(c.nhwc);
+    if (c.nhwc && is_reference(pd)) pd = make(false);
     c.bwd_weights = dnnl::convolution_backward_weights(pd);
     c.bw_scratch = pd.scratchpad_desc();
     c.bw_src.init(c.src.user, pd.src_desc(), true, false);
@@ -240,19 +278,21 @@ inline memory output_memory(const Operand& o, void* data, bool accumulate, void*
   if (o.same && !accumulate) return memory(o.user, e.eng, data);
   return memory(o.want, e.eng, temp);
 }
-inline void finish_output(const Operand& o, memory& m, void* data, bool accumulate) {
+template <typename S>
+void finish_output(const Operand& o, memory& m, void* data, bool accumulate) {
   auto& e = Engine::get();
   if (o.same && !accumulate) return;
   memory user(o.user, e.eng, data);
   if (o.same) {
     e.strm.wait();
     // Same layout but accumulating: a plain add (no reorder primitive was made for this operand).
-    const float* s = static_cast<const float*>(m.get_data_handle());
-    float* d = static_cast<float*>(data);
-    const int64_t n = static_cast<int64_t>(o.user.get_size() / sizeof(float));
+    const S* s = static_cast<const S*>(m.get_data_handle());
+    S* d = static_cast<S*>(data);
+    const int64_t n = static_cast<int64_t>(o.user.get_size() / sizeof(S));
     parallel_for(n, 1 << 14, [&](int64_t b, int64_t en) {
 #pragma omp simd
-      for (int64_t i = b; i < en; ++i) d[i] += s[i];
+      for (int64_t i = b; i < en; ++i)
+        d[i] = static_cast<S>(static_cast<float>(d[i]) + static_cast<float>(s[i]));
     });
     return;
   }
@@ -268,6 +308,7 @@ inline size_t& chunk_bytes() {
   return bytes;
 }
 inline int64_t chunk_images(int64_t N, int64_t per_image_floats) {
+  // Counted in float32 bytes whatever the type (bfloat16 chunks are the float ones).
   const int64_t per_image = std::max<int64_t>(1, per_image_floats * static_cast<int64_t>(sizeof(float)));
   const int64_t most =
       std::max<int64_t>(1, std::min<int64_t>(N, static_cast<int64_t>(chunk_bytes()) / per_image));
@@ -276,21 +317,26 @@ inline int64_t chunk_images(int64_t N, int64_t per_image_floats) {
   return (N + chunks - 1) / chunks;
 }
 
-// The primitives for a chunk of `n` images of x's shape.
-inline ConvPrims& chunk_prims(const Shape& xs, int64_t n, const Shape& ws, const ConvParams& p, bool bias) {
-  return ConvCache::get().lookup(Shape{n, xs[1], xs[2], xs[3]}, ws, p, bias);
+// The primitives for a chunk of `n` images of x's shape (x's memory format and type).
+template <typename S>
+ConvPrims& chunk_prims(const Tensor<S>& x, int64_t n, const Shape& ws, const ConvParams& p, bool bias) {
+  const Shape& xs = x.shape();
+  return ConvCache::get().lookup(Shape{n, xs[1], xs[2], xs[3]}, ws, p, bias,
+                                 x.suggest_memory_format() == MemoryFormat::ChannelsLast, dtype_of<S>());
 }
 
-inline void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>* bias,
-                           Tensor<float>& y, const ConvParams& p) {
+// S: float or bf16_t. Activations in either memory format (one for x and y); w row-major OIHW.
+template <typename S>
+void conv2d_forward(const Tensor<S>& x, const Tensor<S>& w, const Tensor<S>* bias, Tensor<S>& y,
+                    const ConvParams& p) {
   const int64_t N = x.dim(0), in_img = x.numel() / N, out_img = y.numel() / N;
   const int64_t nb = chunk_images(N, in_img + out_img);
   auto& e = Engine::get();
   auto& ws = Workspace::local();
-  ConvPrims& c0 = chunk_prims(x.shape(), nb, w.shape(), p, bias != nullptr);
+  ConvPrims& c0 = chunk_prims(x, nb, w.shape(), p, bias != nullptr);
   size_t tail_bytes = 0;
   if (N % nb) {
-    ConvPrims& t = chunk_prims(x.shape(), N % nb, w.shape(), p, bias != nullptr);
+    ConvPrims& t = chunk_prims(x, N % nb, w.shape(), p, bias != nullptr);
     tail_bytes = input_bytes(t.wei) + scratch_bytes(t.fwd_scratch);
   }
   ws.begin(input_bytes(c0.wei) + input_bytes(c0.src) + output_bytes(c0.dst, false) +
@@ -304,7 +350,7 @@ inline void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const
   memory mw = input_memory(c0.wei, w.data(), t_wei);
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     const int64_t n = std::min(nb, N - n0);
-    ConvPrims& c = n == nb ? c0 : chunk_prims(x.shape(), n, w.shape(), p, bias != nullptr);
+    ConvPrims& c = n == nb ? c0 : chunk_prims(x, n, w.shape(), p, bias != nullptr);
     void* scr = t_scr;
     memory mwc = mw;
     if (&c != &c0) {
@@ -316,27 +362,28 @@ inline void conv2d_forward(const Tensor<float>& x, const Tensor<float>& w, const
         mwc = input_memory(c.wei, w.data(), t_wei2);
       }
     }
-    float* yn = y.data() + n0 * out_img;
+    S* yn = y.data() + n0 * out_img;
     memory ms = input_memory(c.src, x.data() + n0 * in_img, t_src);
     memory md = output_memory(c.dst, yn, false, t_dst);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mwc}, {DNNL_ARG_DST, md}};
     if (c.fwd_scratch.get_size()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.fwd_scratch, e.eng, scr));
     if (bias) args.emplace(DNNL_ARG_BIAS, memory(c.bias, e.eng, bias->data()));
     c.fwd.execute(e.strm, args);
-    finish_output(c.dst, md, yn, false);
+    finish_output<S>(c.dst, md, yn, false);
   }
   e.strm.wait();
 }
 
-inline void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w, Tensor<float>& dx,
-                                 const ConvParams& p, bool accumulate) {
+template <typename S>
+void conv2d_backward_data(const Tensor<S>& dy, const Tensor<S>& w, Tensor<S>& dx, const ConvParams& p,
+                          bool accumulate) {
   const int64_t N = dx.dim(0), in_img = dx.numel() / N, out_img = dy.numel() / N;
   const int64_t nb = chunk_images(N, in_img + out_img);
   auto& cache = ConvCache::get();
   auto& e = Engine::get();
   auto& ws = Workspace::local();
   auto prims = [&](int64_t n) -> ConvPrims& {
-    ConvPrims& c = chunk_prims(dx.shape(), n, w.shape(), p, false);
+    ConvPrims& c = chunk_prims(dx, n, w.shape(), p, false);
     std::lock_guard<std::mutex> lock(cache.mutex());
     if (!c.bwd_data_ready) ConvCache::build_backward_data(c);
     return c;
@@ -361,29 +408,30 @@ inline void conv2d_backward_data(const Tensor<float>& dy, const Tensor<float>& w
       if (!(c.bd_wei.want == c0.bd_wei.want))
         mwc = input_memory(c.bd_wei, w.data(), ws.take(input_bytes(c.bd_wei)));
     }
-    float* dxn = dx.data() + n0 * in_img;
+    S* dxn = dx.data() + n0 * in_img;
     memory mdy = input_memory(c.bd_diff_dst, dy.data() + n0 * out_img, t_dy);
     memory mdx = output_memory(c.bd_diff_src, dxn, accumulate, t_dx);
     std::unordered_map<int, memory> args{
         {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mwc}, {DNNL_ARG_DIFF_SRC, mdx}};
     if (c.bd_scratch.get_size()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.bd_scratch, e.eng, scr));
     c.bwd_data.execute(e.strm, args);
-    finish_output(c.bd_diff_src, mdx, dxn, accumulate);
+    finish_output<S>(c.bd_diff_src, mdx, dxn, accumulate);
   }
   e.strm.wait();
 }
 
 // Chunks of the batch each add their share into the weight gradient (the first one overwrites unless
 // accumulating), so chunking never changes what is computed, only the order of the sum.
-inline void conv2d_backward_weight(const Tensor<float>& x, const Tensor<float>& dy, Tensor<float>& dw,
-                                   const ConvParams& p, bool accumulate) {
+template <typename S>
+void conv2d_backward_weight(const Tensor<S>& x, const Tensor<S>& dy, Tensor<S>& dw, const ConvParams& p,
+                            bool accumulate) {
   const int64_t N = x.dim(0), in_img = x.numel() / N, out_img = dy.numel() / N;
   const int64_t nb = chunk_images(N, in_img + out_img);
   auto& cache = ConvCache::get();
   auto& e = Engine::get();
   auto& ws = Workspace::local();
   auto prims = [&](int64_t n) -> ConvPrims& {
-    ConvPrims& c = chunk_prims(x.shape(), n, dw.shape(), p, false);
+    ConvPrims& c = chunk_prims(x, n, dw.shape(), p, false);
     std::lock_guard<std::mutex> lock(cache.mutex());
     if (!c.bwd_weights_ready) ConvCache::build_backward_weights(c);
     return c;
@@ -411,9 +459,34 @@ inline void conv2d_backward_weight(const Tensor<float>& x, const Tensor<float>& 
         {DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}};
     if (c.bw_scratch.get_size()) args.emplace(DNNL_ARG_SCRATCHPAD, memory(c.bw_scratch, e.eng, scr));
     c.bwd_weights.execute(e.strm, args);
-    finish_output(c.bw_diff_wei, mdw, dw.data(), acc);
+    finish_output<S>(c.bw_diff_wei, mdw, dw.data(), acc);
   }
   e.strm.wait();
+}
+
+// Whether oneDNN has bfloat16 convolutions other than its scalar reference on this CPU (forward and both
+// backwards), probed once on a small shape: oneDNN 2.x refuses to create them without avx512_core.
+inline bool bf16_native() {
+  static const bool ok = [] {
+    try {
+      auto& e = Engine::get();
+      const memory::dims x{2, 16, 8, 8}, w{16, 16, 3, 3}, one{1, 1};
+      auto a = [](const memory::dims& d) { return any_desc(d, dt::bf16); };
+      const auto alg = dnnl::algorithm::convolution_direct;
+      dnnl::convolution_forward::primitive_desc f(
+          dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, a(x), a(w), a(x), one, one,
+                                          one),
+          e.eng);
+      dnnl::convolution_backward_data::primitive_desc bd(
+          dnnl::convolution_backward_data::desc(alg, a(x), a(w), a(x), one, one, one), e.eng, f);
+      dnnl::convolution_backward_weights::primitive_desc bw(
+          dnnl::convolution_backward_weights::desc(alg, a(x), a(w), a(x), one, one, one), e.eng, f);
+      return !is_reference(f) && !is_reference(bd) && !is_reference(bw);
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return ok;
 }
 
 }  // namespace onednn

@@ -1,5 +1,7 @@
-// Pooling on the CPU, NCHW: max pooling (with the argmax saved for the backward), average pooling and
-// global average pooling ([N, C, H, W] -> [N, C]).
+// Pooling on the CPU, NCHW or channels-last: max pooling (with the argmax saved for the backward), average
+// pooling and global average pooling ([N, C, H, W] -> [N, C]). The reference loops index through strides
+// (either format); float has vectorised paths for both formats; bfloat16 runs the float paths on float
+// copies (max pooling's result is exact, the sums of average pooling are formed in float).
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -7,13 +9,16 @@
 #include <algorithm>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 #include "resnet/backend/contract/pool.hpp"
+#include "resnet/backend/cpu/bf16.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
+#include "resnet/backend/cpu/layout.hpp"
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
@@ -32,13 +37,14 @@ void maxpool2d_forward_reference(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_
                                  const PoolParams& p) {
   check_pool_shapes("max_pool2d", x, y, p);
   if (indices.defined()) contract::maxpool_indices("max_pool2d", y, indices);
-  const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
+  const int64_t C = x.dim(1), NC = x.dim(0) * C, H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
   const T* px = x.data();
   T* py = y.data();
   int32_t* pi = indices.defined() ? indices.data() : nullptr;
+  const Strides4 sx(x), sy(y);
   parallel_for(NC, 1, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
-      const T* xc = px + nc * H * W;
+      const int64_t n = nc / C, c = nc % C;
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           T best = -std::numeric_limits<T>::infinity();
@@ -49,14 +55,14 @@ void maxpool2d_forward_reference(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_
             for (int64_t j = 0; j < p.kernel_w; ++j) {
               int64_t iw = ow * p.stride_w - p.pad_w + j;
               if (iw < 0 || iw >= W) continue;
-              T v = xc[ih * W + iw];
+              T v = px[sx.at(n, c, ih, iw)];
               if (v > best || arg < 0) {
                 best = v;
                 arg = ih * W + iw;
               }
             }
           }
-          const int64_t o = (nc * OH + oh) * OW + ow;
+          const int64_t o = sy.at(n, c, oh, ow);
           py[o] = best;
           if (pi) pi[o] = static_cast<int32_t>(arg);
         }
@@ -68,8 +74,51 @@ void maxpool2d_forward_reference(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_
 // one or strictly greater, so ties keep the first), but across 16 outputs of a row at once with AVX-512
 // (masked gathers for any stride and padding). One window at a time is a serial chain of compares, half
 // of them mispredicted on real data: that cost 6% of a ResNet-18 training step.
+// Channels-last: the taps of one output pixel in row-major order, each a vector over the C channels.
+inline void maxpool2d_forward_nhwc(const Tensor<float>& x, Tensor<float>& y, Tensor<int32_t>& indices,
+                                   const PoolParams& p) {
+  check_pool_shapes("max_pool2d", x, y, p);
+  if (indices.defined()) contract::maxpool_indices("max_pool2d", y, indices);
+  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
+  const float* px = x.data();
+  float* py = y.data();
+  int32_t* pi = indices.defined() ? indices.data() : nullptr;
+  parallel_for(N * OH, 1, [&](int64_t b, int64_t e) {
+    std::vector<int32_t> arg(static_cast<size_t>(C));
+    for (int64_t row = b; row < e; ++row) {
+      const int64_t n = row / OH, oh = row % OH;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        float* best = py + ((n * OH + oh) * OW + ow) * C;
+        int32_t* a = arg.data();
+        for (int64_t c = 0; c < C; ++c) {
+          best[c] = -std::numeric_limits<float>::infinity();
+          a[c] = -1;
+        }
+        for (int64_t i = 0; i < p.kernel_h; ++i) {
+          const int64_t ih = oh * p.stride_h - p.pad_h + i;
+          if (ih < 0 || ih >= H) continue;
+          for (int64_t j = 0; j < p.kernel_w; ++j) {
+            const int64_t iw = ow * p.stride_w - p.pad_w + j;
+            if (iw < 0 || iw >= W) continue;
+            const float* v = px + ((n * H + ih) * W + iw) * C;
+            const int32_t tap = static_cast<int32_t>(ih * W + iw);
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) {
+              const bool take = v[c] > best[c] || a[c] < 0;
+              best[c] = take ? v[c] : best[c];
+              a[c] = take ? tap : a[c];
+            }
+          }
+        }
+        if (pi) std::copy(a, a + C, pi + ((n * OH + oh) * OW + ow) * C);
+      }
+    }
+  });
+}
+
 inline void maxpool2d_forward_fast(const Tensor<float>& x, Tensor<float>& y, Tensor<int32_t>& indices,
                                    const PoolParams& p) {
+  if (channels_last(x)) return maxpool2d_forward_nhwc(x, y, indices, p);
 #if defined(__AVX512F__)
   check_pool_shapes("max_pool2d", x, y, p);
   if (indices.defined()) contract::maxpool_indices("max_pool2d", y, indices);
@@ -121,24 +170,45 @@ inline void maxpool2d_forward_fast(const Tensor<float>& x, Tensor<float>& y, Ten
 
 template <typename T>
 void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& indices, const PoolParams& p) {
-  if constexpr (std::is_same<T, float>::value)
+  if constexpr (std::is_same<T, float>::value) {
     maxpool2d_forward_fast(x, y, indices, p);
-  else
+  } else if constexpr (std::is_same<T, bf16_t>::value) {
+    check_pool_shapes("max_pool2d", x, y, p);
+    Tensor<float> yf = bf16::float_like(y);
+    maxpool2d_forward_fast(bf16::to_float(x), yf, indices, p);
+    bf16::round_into(yf, y);  // exact: the maximum of bfloat16 values is one of them
+  } else {
     maxpool2d_forward_reference(x, y, indices, p);
+  }
 }
 
 template <typename T>
 void maxpool2d_backward(const Tensor<T>& dy, const Tensor<int32_t>& indices, Tensor<T>& dx, bool accumulate) {
   contract::maxpool_backward("max_pool2d_backward", dy, indices, dx);
-  const int64_t NC = dx.dim(0) * dx.dim(1), HW = dx.dim(2) * dx.dim(3), OHW = dy.dim(2) * dy.dim(3);
-  if (!accumulate) dx.zero_();
-  const T* pdy = dy.data();
-  const int32_t* pi = indices.data();
-  T* pdx = dx.data();
-  parallel_for(NC, 1, [&](int64_t b, int64_t e) {
-    for (int64_t nc = b; nc < e; ++nc)
-      for (int64_t o = 0; o < OHW; ++o) pdx[nc * HW + pi[nc * OHW + o]] += pdy[nc * OHW + o];
-  });
+  if constexpr (std::is_same<T, bf16_t>::value) {
+    // Overlapping windows add several gradients into one input: summed in float, rounded once.
+    Tensor<float> dxf = accumulate ? bf16::to_float(dx) : bf16::float_like(dx);
+    maxpool2d_backward(bf16::to_float(dy), indices, dxf, accumulate);
+    bf16::round_into(dxf, dx);
+  } else {
+    const int64_t C = dx.dim(1), NC = dx.dim(0) * C, W = dx.dim(3), OH = dy.dim(2), OW = dy.dim(3);
+    if (!accumulate) dx.zero_();
+    const T* pdy = dy.data();
+    const int32_t* pi = indices.data();
+    T* pdx = dx.data();
+    const Strides4 sdy(dy), sdx(dx);
+    // Each (n, c) writes only its own plane's elements, in either format: no races.
+    parallel_for(NC, 1, [&](int64_t b, int64_t e) {
+      for (int64_t nc = b; nc < e; ++nc) {
+        const int64_t n = nc / C, c = nc % C;
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t o = sdy.at(n, c, oh, ow), idx = pi[o];
+            pdx[sdx.at(n, c, idx / W, idx % W)] += pdy[o];
+          }
+      }
+    });
+  }
 }
 
 // The input window of output (oh, ow) clipped to the image, and the divisor PyTorch uses: the window
@@ -159,9 +229,16 @@ struct AvgWindow {
 template <typename T>
 void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
   check_pool_shapes("avg_pool2d", x, y, p);
-  const int64_t NC = x.dim(0) * x.dim(1), H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
+  if constexpr (std::is_same<T, bf16_t>::value) {
+    Tensor<float> yf = bf16::float_like(y);
+    avgpool2d_forward(bf16::to_float(x), yf, p);
+    bf16::round_into(yf, y);
+    return;
+  }
+  const int64_t C = x.dim(1), NC = x.dim(0) * C, H = x.dim(2), W = x.dim(3), OH = y.dim(2), OW = y.dim(3);
   const T* px = x.data();
   T* py = y.data();
+  const Strides4 sx(x), sy(y);
   parallel_for(NC, 1, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc)
       for (int64_t oh = 0; oh < OH; ++oh)
@@ -170,8 +247,9 @@ void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
           const int64_t hs = win.hs, he = win.he, ws = win.ws, we = win.we, divisor = win.divisor;
           double acc = 0.0;
           for (int64_t ih = hs; ih < he; ++ih)
-            for (int64_t iw = ws; iw < we; ++iw) acc += static_cast<double>(px[(nc * H + ih) * W + iw]);
-          py[(nc * OH + oh) * OW + ow] = static_cast<T>(acc / static_cast<double>(divisor));
+            for (int64_t iw = ws; iw < we; ++iw)
+              acc += static_cast<double>(px[sx.at(nc / C, nc % C, ih, iw)]);
+          py[sy.at(nc / C, nc % C, oh, ow)] = static_cast<T>(acc / static_cast<double>(divisor));
         }
   });
 }
@@ -179,20 +257,31 @@ void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
 template <typename T>
 void avgpool2d_backward(const Tensor<T>& dy, Tensor<T>& dx, const PoolParams& p, bool accumulate) {
   check_pool_shapes("avg_pool2d_backward", dx, dy, p);
-  const int64_t NC = dx.dim(0) * dx.dim(1), H = dx.dim(2), W = dx.dim(3), OH = dy.dim(2), OW = dy.dim(3);
+  if constexpr (std::is_same<T, bf16_t>::value) {
+    Tensor<float> dxf = accumulate ? bf16::to_float(dx) : bf16::float_like(dx);
+    avgpool2d_backward(bf16::to_float(dy), dxf, p, accumulate);
+    bf16::round_into(dxf, dx);
+    return;
+  }
+  const int64_t C = dx.dim(1), NC = dx.dim(0) * C, H = dx.dim(2), W = dx.dim(3), OH = dy.dim(2),
+                OW = dy.dim(3);
   if (!accumulate) dx.zero_();
   const T* pdy = dy.data();
   T* pdx = dx.data();
+  const Strides4 sdx(dx), sdy(dy);
   parallel_for(NC, 1, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc)
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           const AvgWindow win(oh, ow, H, W, p);
           const int64_t hs = win.hs, he = win.he, ws = win.ws, we = win.we, divisor = win.divisor;
-          const T g = static_cast<T>(static_cast<double>(pdy[(nc * OH + oh) * OW + ow]) /
+          const T g = static_cast<T>(static_cast<double>(pdy[sdy.at(nc / C, nc % C, oh, ow)]) /
                                      static_cast<double>(divisor));
           for (int64_t ih = hs; ih < he; ++ih)
-            for (int64_t iw = ws; iw < we; ++iw) pdx[(nc * H + ih) * W + iw] += g;
+            for (int64_t iw = ws; iw < we; ++iw) {
+              T& o = pdx[sdx.at(nc / C, nc % C, ih, iw)];
+              o = static_cast<T>(static_cast<double>(o) + static_cast<double>(g));
+            }
         }
   });
 }
@@ -203,6 +292,26 @@ void global_avgpool_forward(const Tensor<T>& x, Tensor<T>& y) {
   const int64_t NC = x.dim(0) * x.dim(1), HW = x.dim(2) * x.dim(3);
   const T* px = x.data();
   T* py = y.data();
+  if (channels_last(x)) {
+    // Per image, H * W rows of C channels: a running sum per channel (float for float and bfloat16,
+    // double otherwise), vectorised over the channels.
+    using A = std::conditional_t<std::is_same<T, double>::value, double, float>;
+    const int64_t C = x.dim(1);
+    parallel_for(x.dim(0), 1, [&](int64_t b, int64_t e) {
+      std::vector<A> acc(static_cast<size_t>(C));
+      for (int64_t n = b; n < e; ++n) {
+        std::fill(acc.begin(), acc.end(), A(0));
+        A* a = acc.data();
+        for (int64_t i = 0; i < HW; ++i) {
+          const T* row = px + (n * HW + i) * C;
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) a[c] += static_cast<A>(row[c]);
+        }
+        for (int64_t c = 0; c < C; ++c) py[n * C + c] = static_cast<T>(a[c] / static_cast<A>(HW));
+      }
+    });
+    return;
+  }
   parallel_for(NC, 64, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
       double acc = 0.0;
@@ -218,10 +327,26 @@ void global_avgpool_backward(const Tensor<T>& dy, Tensor<T>& dx, bool accumulate
   const int64_t NC = dx.dim(0) * dx.dim(1), HW = dx.dim(2) * dx.dim(3);
   const T* pdy = dy.data();
   T* pdx = dx.data();
+  if (channels_last(dx)) {
+    const int64_t C = dx.dim(1);
+    parallel_for(dx.dim(0) * HW, 64, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const T* g = pdy + (r / HW) * C;
+        T* out = pdx + r * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const double v = static_cast<double>(g[c]) / static_cast<double>(HW);
+          out[c] = static_cast<T>(accumulate ? static_cast<double>(out[c]) + v : v);
+        }
+      }
+    });
+    return;
+  }
   parallel_for(NC, 64, [&](int64_t b, int64_t e) {
     for (int64_t nc = b; nc < e; ++nc) {
       const T g = static_cast<T>(static_cast<double>(pdy[nc]) / static_cast<double>(HW));
-      for (int64_t i = 0; i < HW; ++i) pdx[nc * HW + i] = accumulate ? pdx[nc * HW + i] + g : g;
+      for (int64_t i = 0; i < HW; ++i)
+        pdx[nc * HW + i] =
+            accumulate ? static_cast<T>(static_cast<double>(pdx[nc * HW + i]) + static_cast<double>(g)) : g;
     }
   });
 }
