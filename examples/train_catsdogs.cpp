@@ -4,17 +4,17 @@
 //   train_catsdogs train   [flags]            train, log as the seed did, checkpoint, plot
 //   train_catsdogs eval    --weights CKPT     test accuracy of a checkpoint
 //   train_catsdogs predict --weights CKPT IMAGE...
+//   mpirun -np N train_catsdogs train ...     the same run over N ranks (--batch is the global batch)
 //
 // Run `train_catsdogs <command> --help` for every flag. The log lines, the checkpoint names and the
 // prediction lines keep the seed's formats exactly; everything else (progress line, metrics.csv, curves.svg)
-// is extra.
+// is extra. The training loop itself is the library's (resnet/train/trainer.hpp); this program turns flags
+// into a recipe, builds the data and the model, and hands them to a train::Trainer.
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <csignal>
-#include <cstdio>
 #include <cctype>
+#include <chrono>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -25,14 +25,15 @@
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
 #include "resnet/data/data.hpp"
+#include "resnet/dist/init.hpp"
+#include "resnet/dist/launch_env.hpp"
 #include "resnet/io/checkpoint.hpp"
 #include "resnet/resnet.hpp"
 #include "resnet/tools/cli.hpp"
 #include "resnet/tools/progress.hpp"
 #include "resnet/tools/training_log.hpp"
+#include "resnet/train/train.hpp"
 
 namespace fs = std::filesystem;
 using resnet::Device;
@@ -43,31 +44,8 @@ using resnet::tools::UsageError;
 namespace {
 
 constexpr const char* kProgram = "train_catsdogs";
-// Exit statuses (also in --help).
-constexpr int kExitError = 1, kExitUsage = 2, kExitNonFinite = 3, kExitInterrupted = 130;
-
-// ---------------------------------------------------------------------------------------------------------
-// Ctrl-C: the first SIGINT (or SIGTERM) asks the training loop to stop after the current step and write
-// `last`; a second one quits at once.
-volatile std::sig_atomic_t g_interrupt = 0;
-
-extern "C" void on_interrupt(int) {
-  if (g_interrupt) std::_Exit(kExitInterrupted);
-  g_interrupt = 1;
-  static const char msg[] =
-      "\ninterrupted: finishing this step, then writing last.safetensors (again to quit now)\n";
-  ssize_t ignored = ::write(2, msg, sizeof(msg) - 1);
-  (void)ignored;
-}
-
-void install_interrupt_handler() {
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
+// Exit statuses (also in --help); 3 and 130 are train::FitResult::exit_code()'s.
+constexpr int kExitError = 1, kExitUsage = 2;
 
 // ---------------------------------------------------------------------------------------------------------
 // Small helpers.
@@ -368,12 +346,6 @@ std::vector<std::string> args_after(int argc, char** argv, int first) {
   return a;
 }
 
-void setup_threads(const FlagSet& f) {
-  int threads =
-      f.str("--threads").empty() ? hardware_threads() : static_cast<int>(f.integer("--threads", 1, 1024));
-  resnet::set_num_threads(threads);
-}
-
 int workers_for(const FlagSet& f, const Device& d) {
   return f.str("--workers").empty() ? default_workers(d, resnet::get_num_threads())
                                     : static_cast<int>(f.integer("--workers", 0, 256));
@@ -407,53 +379,53 @@ double extra_number(const resnet::io::TrainingState& s, const std::string& key, 
   return v;
 }
 
-struct EvalResult {
-  double loss = 0, acc = 0;
-  int64_t images = 0;
+// The runtime of one process: where it computes, with how many threads, and its place in the job. The one
+// place that decides devices (and, later, the activation dtype and memory format).
+struct Runtime {
+  std::shared_ptr<resnet::dist::ProcessGroup> group;  // SingleProcessGroup unless launched as N > 1 ranks
+  Device device = Device::cpu();
+  int workers = 1;
 };
 
-// Mean cross-entropy (no smoothing) and accuracy over one pass of `loader`.
-EvalResult evaluate(Model& model, resnet::data::DataLoader& loader, const Device& device,
-                    resnet::tools::ProgressLine* progress, const std::string& label) {
-  resnet::NoGradGuard no_grad;
-  model.eval();
-  loader.start_epoch(0);
-  resnet::data::Batch b;
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0, batches = 0;
-  while (loader.next(b)) {
-    const int64_t n = b.size();
-    Tensor<float> x = b.images.to(device);
-    Tensor<int32_t> y = Tensor<int32_t>::from_vector(b.labels, {n}).to(device);
-    Tensor<float> logits = model.forward(x);
-    loss_sum += static_cast<double>(resnet::cross_entropy(logits, y).item()) * static_cast<double>(n);
-    std::vector<float> l = logits.to_vector();
-    const int64_t k = logits.dim(1);
-    for (int64_t i = 0; i < n; ++i) {
-      const float* row = &l[static_cast<size_t>(i * k)];
-      if (std::max_element(row, row + k) - row == b.labels[static_cast<size_t>(i)]) ++correct;
-    }
-    seen += n;
-    ++batches;
-    if (progress)
-      progress->update(label + " testing " + std::to_string(batches) + "/" +
-                       std::to_string(loader.num_batches()));
-  }
-  check(seen > 0, "no readable test images");
-  model.train();
-  return EvalResult{loss_sum / static_cast<double>(seen),
-                    static_cast<double>(correct) / static_cast<double>(seen), seen};
+// Threads: --threads, else the machine's cores shared by the ranks on it.
+void setup_threads(const FlagSet& f, int ranks_here) {
+  int threads = f.str("--threads").empty() ? std::max(1, hardware_threads() / std::max(1, ranks_here))
+                                           : static_cast<int>(f.integer("--threads", 1, 1024));
+  resnet::set_num_threads(threads);
 }
 
-resnet::data::LoaderOptions loader_options(int64_t batch, int workers, uint64_t seed, bool train) {
-  resnet::data::LoaderOptions o;
-  o.batch_size = batch;
-  o.workers = workers;
-  o.shuffle = train;
-  o.seed = seed;
-  o.prefetch = 2;
-  return o;
+Runtime setup_runtime(const FlagSet& f, bool distributed) {
+  const resnet::dist::LaunchEnv env = resnet::dist::detect_launch();
+  Runtime rt;
+  // Without MPI in the build, a run started as one of N > 1 ranks is refused (never N copies side by side).
+  const std::string refusal = distributed ? resnet::dist::refuse_without_mpi(env) : "";
+  check(refusal.empty(), refusal);
+  setup_threads(f, distributed ? env.local_size : 1);
+  rt.device = pick_device(f.choice("--device", {"auto", "cpu", "cuda"}));
+  rt.group = distributed ? resnet::dist::init(rt.device) : resnet::dist::single_process_group(rt.device);
+  if (rt.group->size() > 1) rt.device = rt.group->device();  // NCCL: the GPU of this rank's local rank
+  rt.workers = workers_for(f, rt.device);
+  return rt;
 }
+
+resnet::train::EvalResult evaluate_set(resnet::nn::Module<float>& model,
+                                       const std::shared_ptr<const resnet::data::Dataset>& set, int64_t batch,
+                                       int workers, std::shared_ptr<resnet::train::SkipLog> skips,
+                                       resnet::tools::ProgressLine* progress) {
+  resnet::train::EvalOptions eo;
+  eo.batch = batch;
+  eo.workers = workers;
+  eo.skips = std::move(skips);
+  if (progress)
+    eo.progress = [progress](int64_t done, int64_t total) {
+      progress->update("eval testing " + std::to_string(done) + "/" + std::to_string(total));
+    };
+  resnet::dist::SingleProcessGroup one(resnet::train::model_device(model));
+  return resnet::train::evaluate(model, set, eo, one);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// train
 
 // ---------------------------------------------------------------------------------------------------------
 // train
@@ -488,21 +460,90 @@ void apply_freeze(Model& model, const std::vector<std::string>& names) {
   }
 }
 
-// A folder we can create files in (a read-only or full disk fails here, before any training).
-void check_writable(const std::string& dir) {
-  const std::string probe = (fs::path(dir) / (".write_test_" + std::to_string(::getpid()))).string();
-  FILE* f = std::fopen(probe.c_str(), "wb");
-  const bool ok = f && std::fputs("ok", f) >= 0 && std::fflush(f) == 0;
-  const int err = errno;
-  if (f) std::fclose(f);
-  std::remove(probe.c_str());
-  check(ok, "--out: cannot write in folder '", dir, "': ", std::strerror(err));
+// The recipe: from the flags, or from the checkpoint being resumed (where a flag may only repeat it, or
+// raise --epochs). --init and --freeze are saved beside it.
+struct TrainPlan {
+  Recipe recipe;
+  int64_t log_every = 20;
+  int64_t epochs_before = 0;  // > 0: a resumed run made longer, from this many epochs
+  int64_t resumed_step = 0;
+  std::string freeze, init_from, out_dir;
+  bool resuming = false;
+};
+
+TrainPlan plan_from_flags(const FlagSet& flags) {
+  TrainPlan p;
+  p.log_every = flags.integer("--log-every", 1, 1000000);
+  p.resuming = !flags.str("--resume").empty();
+  if (p.resuming) {
+    const std::string& ck = flags.str("--resume");
+    std::error_code ec;
+    check(fs::is_regular_file(ck, ec), "--resume: checkpoint '", ck, "' does not exist");
+    const resnet::io::TrainingState resumed = resnet::io::read_training_state(ck);
+    check(!resumed.arch.empty(), "--resume: '", ck, "' has no training metadata (not written by ", kProgram,
+          " train)");
+    check(!resumed.optimizer.empty(), "--resume: '", ck,
+          "' holds weights only; resume from the run's last.safetensors");
+    p.resumed_step = resumed.step;
+    FlagSet from_ckpt = flags;
+    for (const auto& kv : Recipe().fields()) {
+      auto it = resumed.extra.find(kv.first.substr(2));
+      check(it != resumed.extra.end(), "--resume: '", ck, "' lacks the recipe field '", kv.first.substr(2),
+            "'");
+      from_ckpt.set(kv.first, it->second);
+    }
+    p.recipe = recipe_from_flags(from_ckpt);
+    if (!flags.given("--log-every") && resumed.extra.count("log-every")) {
+      from_ckpt.set("--log-every", resumed.extra.at("log-every"));
+      p.log_every = from_ckpt.integer("--log-every", 1, 1000000);  // a resumed run logs as it did
+    }
+    Recipe asked = recipe_from_flags(flags);
+    auto saved = p.recipe.fields(), wanted = asked.fields();
+    for (size_t i = 0; i < saved.size(); ++i) {
+      if (!flags.given(saved[i].first) || saved[i].second == wanted[i].second) continue;
+      if (saved[i].first == "--epochs" && asked.epochs > p.recipe.epochs) continue;  // a longer run: allowed
+      throw UsageError(saved[i].first + " " + flags.str(saved[i].first) + " differs from the resumed run's " +
+                       saved[i].second + "; a resumed run keeps its recipe (drop the flag" +
+                       (saved[i].first == "--epochs" ? ", or raise it" : "") + ")");
+    }
+    if (asked.epochs > p.recipe.epochs && flags.given("--epochs")) {
+      p.epochs_before = p.recipe.epochs;
+      p.recipe.epochs = asked.epochs;
+    }
+    if (flags.given("--init")) throw UsageError("--init starts a new run; a resumed run has its weights");
+    const std::string saved_freeze = extra_or(resumed, "freeze", "none");
+    if (flags.given("--freeze") && flags.str("--freeze") != saved_freeze)
+      throw UsageError("--freeze " + flags.str("--freeze") + " differs from the resumed run's " +
+                       saved_freeze + "; a resumed run keeps its recipe (drop the flag)");
+    p.freeze = saved_freeze;
+    p.init_from = extra_or(resumed, "init", "");
+  } else {
+    p.recipe = recipe_from_flags(flags);
+    p.freeze = flags.str("--freeze");
+    p.init_from = flags.str("--init");
+    std::error_code ec;
+    if (!p.init_from.empty())
+      check(fs::is_regular_file(p.init_from, ec), "--init: checkpoint '", p.init_from, "' does not exist");
+  }
+  p.out_dir = flags.given("--out") || !p.resuming ? flags.str("--out")
+                                                  : fs::path(flags.str("--resume")).parent_path().string();
+  return p;
 }
 
-struct NonFiniteLoss : resnet::Error {
-  using resnet::Error::Error;
-};
-struct Interrupted {};
+std::unique_ptr<resnet::optim::Optimizer<float>> make_optimizer(const Recipe& r, const Model& model) {
+  if (r.optimizer == "sgd") {
+    resnet::optim::SGDOptions o;
+    o.lr = r.lr;
+    o.momentum = r.momentum;
+    o.nesterov = r.nesterov;
+    o.weight_decay = r.wd;
+    return std::make_unique<resnet::optim::SGD<float>>(model.named_parameters(), o);
+  }
+  resnet::optim::AdamWOptions o;
+  o.lr = r.lr;
+  o.weight_decay = r.wd;
+  return std::make_unique<resnet::optim::AdamW<float>>(model.named_parameters(), o);
+}
 
 int cmd_train(int argc, char** argv) {
   FlagSet flags = train_flags();
@@ -511,72 +552,16 @@ int cmd_train(int argc, char** argv) {
     std::fputs(flags.help_text().c_str(), stdout);
     return 0;
   }
-  setup_threads(flags);
-  const Device device = pick_device(flags.choice("--device", {"auto", "cpu", "cuda"}));
-  const int workers = workers_for(flags, device);
-  int64_t log_every = flags.integer("--log-every", 1, 1000000);
+  const Runtime rt = setup_runtime(flags, true);
+  resnet::dist::ProcessGroup& pg = *rt.group;
   const int64_t stop_after = flags.integer("--stop-after-epoch", 0, 100000);
-
-  // The recipe: from the flags, or from the checkpoint being resumed (where a flag may only repeat it, or
-  // raise --epochs). --init and --freeze are saved beside it.
-  Recipe recipe;
-  int64_t epochs_before = 0;  // > 0: a resumed run made longer, from this many epochs
-  std::string freeze, init_from;
-  resnet::io::TrainingState resumed;
-  const bool resuming = !flags.str("--resume").empty();
-  if (resuming) {
-    const std::string& ck = flags.str("--resume");
-    std::error_code ec;
-    check(fs::is_regular_file(ck, ec), "--resume: checkpoint '", ck, "' does not exist");
-    resumed = resnet::io::read_training_state(ck);
-    check(!resumed.arch.empty(), "--resume: '", ck, "' has no training metadata (not written by ", kProgram,
-          " train)");
-    check(!resumed.optimizer.empty(), "--resume: '", ck,
-          "' holds weights only; resume from the run's last.safetensors");
-    FlagSet from_ckpt = flags;
-    for (const auto& kv : Recipe().fields()) {
-      auto it = resumed.extra.find(kv.first.substr(2));
-      check(it != resumed.extra.end(), "--resume: '", ck, "' lacks the recipe field '", kv.first.substr(2),
-            "'");
-      from_ckpt.set(kv.first, it->second);
-    }
-    recipe = recipe_from_flags(from_ckpt);
-    if (!flags.given("--log-every") && resumed.extra.count("log-every")) {
-      from_ckpt.set("--log-every", resumed.extra.at("log-every"));
-      log_every = from_ckpt.integer("--log-every", 1, 1000000);  // a resumed run logs as it did
-    }
-    Recipe asked = recipe_from_flags(flags);
-    auto saved = recipe.fields(), wanted = asked.fields();
-    for (size_t i = 0; i < saved.size(); ++i) {
-      if (!flags.given(saved[i].first) || saved[i].second == wanted[i].second) continue;
-      if (saved[i].first == "--epochs" && asked.epochs > recipe.epochs) continue;  // a longer run: allowed
-      throw UsageError(saved[i].first + " " + flags.str(saved[i].first) + " differs from the resumed run's " +
-                       saved[i].second + "; a resumed run keeps its recipe (drop the flag" +
-                       (saved[i].first == "--epochs" ? ", or raise it" : "") + ")");
-    }
-    if (asked.epochs > recipe.epochs && flags.given("--epochs")) {
-      epochs_before = recipe.epochs;
-      recipe.epochs = asked.epochs;
-    }
-    if (flags.given("--init")) throw UsageError("--init starts a new run; a resumed run has its weights");
-    const std::string saved_freeze = extra_or(resumed, "freeze", "none");
-    if (flags.given("--freeze") && flags.str("--freeze") != saved_freeze)
-      throw UsageError("--freeze " + flags.str("--freeze") + " differs from the resumed run's " +
-                       saved_freeze + "; a resumed run keeps its recipe (drop the flag)");
-    freeze = saved_freeze;
-    init_from = extra_or(resumed, "init", "");
-  } else {
-    recipe = recipe_from_flags(flags);
-    freeze = flags.str("--freeze");
-    init_from = flags.str("--init");
-    std::error_code ec;
-    if (!init_from.empty())
-      check(fs::is_regular_file(init_from, ec), "--init: checkpoint '", init_from, "' does not exist");
-  }
-  const std::vector<std::string> frozen = freeze_list(freeze);
-  const std::string out_dir = flags.given("--out") || !resuming
-                                  ? flags.str("--out")
-                                  : fs::path(flags.str("--resume")).parent_path().string();
+  const TrainPlan plan = plan_from_flags(flags);
+  const Recipe& recipe = plan.recipe;
+  if (recipe.batch % pg.size() != 0)
+    throw UsageError("--batch " + std::to_string(recipe.batch) +
+                     " (the global batch) does not split evenly over " + std::to_string(pg.size()) +
+                     " ranks; give a multiple of " + std::to_string(pg.size()));
+  const std::vector<std::string> frozen = freeze_list(plan.freeze);
   resnet::manual_seed(recipe.seed);
 
   // Data.
@@ -591,299 +576,87 @@ int cmd_train(int argc, char** argv) {
   check(classes.size() >= 2, "data folder '", data_dir, "': train/ has ", classes.size(),
         " class folder(s); a classifier needs at least two");
   const int64_t n_train = train_folder.size(), n_test = test_folder.size();
+  if (plan.resuming) {
+    const resnet::io::TrainingState st = resnet::io::read_training_state(flags.str("--resume"));
+    check(extra_number(st, "train_images", -1) == static_cast<double>(n_train), "--resume: the run used ",
+          extra_or(st, "train_images", "?"), " training images but '", data_dir, "' gives ", n_train,
+          " (a different data folder or --limit?)");
+    check(st.class_names == classes, "--resume: the checkpoint's classes differ from the data folder's");
+  }
   auto train_set =
       std::make_shared<resnet::data::ImageFolderDataset>(std::move(train_folder), recipe.train_transform());
   auto test_set = std::make_shared<resnet::data::ImageFolderDataset>(
       std::move(test_folder), eval_transform(recipe.eval_size, recipe.eval_crop));
-  auto train_opts = loader_options(recipe.batch, workers, recipe.seed, true);
-  train_opts.drop_last = n_train > recipe.batch;  // no tiny last batch for BatchNorm
-  resnet::data::DataLoader train_loader(train_set, train_opts);
-  resnet::data::DataLoader test_loader(test_set, loader_options(recipe.batch, workers, recipe.seed, false));
-  const int64_t steps_per_epoch = train_loader.num_batches();
 
-  // Model, optimizer, schedule.
-  auto model = build_model(recipe.arch, static_cast<int64_t>(classes.size()), recipe.seed, recipe.zero_init);
-  if (!init_from.empty() && !resuming) {
+  // Model and optimizer (the Trainer loads --resume into both).
+  std::shared_ptr<Model> model =
+      build_model(recipe.arch, static_cast<int64_t>(classes.size()), recipe.seed, recipe.zero_init);
+  if (!plan.init_from.empty() && !plan.resuming) {
     // Non-strict: a head with another class count keeps its fresh initialisation.
     resnet::io::LoadReport rep =
-        resnet::io::load_checkpoint(init_from, *model, nullptr, resnet::io::LoadOptions::non_strict());
-    check(!rep.loaded.empty(), "--init: '", init_from, "' has no tensor that fits a ", recipe.arch);
+        resnet::io::load_checkpoint(plan.init_from, *model, nullptr, resnet::io::LoadOptions::non_strict());
+    check(!rep.loaded.empty(), "--init: '", plan.init_from, "' has no tensor that fits a ", recipe.arch);
     std::string text = rep.summary();
     if (!text.empty() && text.back() == '\n') text.pop_back();
-    say(nullptr, "--init: " + text);
+    if (pg.is_main()) say(nullptr, "--init: " + text);
   }
   apply_freeze(*model, frozen);
-  model->to(device);
+  model->to(rt.device);
   model->train();
-  std::unique_ptr<resnet::optim::Optimizer<float>> optimizer;
-  if (recipe.optimizer == "sgd") {
-    resnet::optim::SGDOptions o;
-    o.lr = recipe.lr;
-    o.momentum = recipe.momentum;
-    o.nesterov = recipe.nesterov;
-    o.weight_decay = recipe.wd;
-    optimizer = std::make_unique<resnet::optim::SGD<float>>(model->named_parameters(), o);
-  } else {
-    resnet::optim::AdamWOptions o;
-    o.lr = recipe.lr;
-    o.weight_decay = recipe.wd;
-    optimizer = std::make_unique<resnet::optim::AdamW<float>>(model->named_parameters(), o);
+  std::shared_ptr<resnet::optim::Optimizer<float>> optimizer = make_optimizer(recipe, *model);
+
+  resnet::train::TrainerOptions o;
+  o.epochs = recipe.epochs;
+  o.batch = recipe.batch;
+  o.label_smoothing = recipe.label_smoothing;
+  o.schedule = resnet::train::schedule(recipe.schedule, recipe.lr, recipe.warmup_epochs);
+  o.schedule_name = recipe.schedule;
+  o.schedule_epochs = plan.epochs_before;
+  o.log_every = plan.log_every;
+  o.out_dir = plan.out_dir;
+  o.resume = flags.str("--resume");
+  o.seed = recipe.seed;
+  o.workers = rt.workers;
+  o.drop_last = true;  // the Trainer keeps a lone batch when the set is no larger than one
+  o.stop_after_epoch = stop_after;
+  o.arch = recipe.arch;
+  o.class_names = classes;
+  for (const auto& kv : recipe.fields()) o.metadata[kv.first.substr(2)] = kv.second;
+  o.metadata["log-every"] = std::to_string(plan.log_every);
+  o.metadata["freeze"] = plan.freeze;
+  if (!plan.init_from.empty()) o.metadata["init"] = plan.init_from;
+  o.name = kProgram;
+  o.plot_title = std::string(kProgram) + " " + recipe.arch + ", " + std::to_string(recipe.size) +
+                 " px, batch " + std::to_string(recipe.batch) + ", " + recipe.optimizer + " lr " +
+                 python_round3(recipe.lr) + " " + recipe.schedule + ", seed " + std::to_string(recipe.seed);
+  o.resume_command = std::string(kProgram) + " train";
+  o.nonfinite_hint = "Try a lower --lr or more --warmup-epochs.";
+  resnet::train::Trainer<float> trainer(model, optimizer, train_set, test_set, o, {}, rt.group);
+
+  // The first line names the world (every rank's device) and the data; describe_world is a collective.
+  const std::string where = pg.size() == 1 ? rt.device.to_string() : resnet::dist::describe_world(pg);
+  trainer.log(std::string(kProgram) + ": " + recipe.arch + " (" + std::to_string(model->num_parameters()) +
+              " parameters) on " + where + ", " + std::to_string(resnet::get_num_threads()) + " threads, " +
+              std::to_string(rt.workers) + " loader workers" + (pg.size() > 1 ? " per rank" : "") +
+              "; data " + data_dir + ": " + std::to_string(n_train) + " train / " + std::to_string(n_test) +
+              " test images, classes " + classes.front() + ".." + classes.back() + "; seed " +
+              std::to_string(recipe.seed) +
+              (pg.size() > 1
+                   ? "; global batch " + std::to_string(recipe.batch) + " = " + std::to_string(pg.size()) +
+                         " x " + std::to_string(recipe.batch / pg.size())
+                   : ""));
+  if (plan.epochs_before > 0) {
+    const int64_t spe = trainer.steps_per_epoch(), step = plan.resumed_step;
+    const int64_t old_total = plan.epochs_before * spe, new_total = recipe.epochs * spe;
+    trainer.log("--epochs " + std::to_string(recipe.epochs) + " extends the run of " +
+                std::to_string(plan.epochs_before) + " epochs: its schedule's remaining " +
+                std::to_string(old_total - step) + " steps are stretched over " +
+                std::to_string(new_total - step) + " from step " + std::to_string(step) +
+                (old_total <= step ? " (the run had finished: its final learning rate " +
+                                         fmt("%.6g", trainer.lr_at(old_total - 1)) + " is held)"
+                                   : ""));
   }
-  resnet::optim::ScheduleOptions so;
-  so.base_lr = recipe.lr;
-  so.total_steps = recipe.epochs * steps_per_epoch;
-  if (recipe.schedule != "onecycle")
-    so.warmup_steps =
-        std::min<int64_t>(so.total_steps - 1, static_cast<int64_t>(recipe.warmup_epochs * steps_per_epoch));
-  if (epochs_before > 0) so.total_steps = epochs_before * steps_per_epoch;  // the run's own schedule...
-  auto schedule = resnet::optim::make_schedule(recipe.schedule, so);
-  int64_t stretch_from = -1;  // ...stretched from the resumed step over the longer run (see lr_at)
-
-  // Where we start: epoch, step, partial sums of an interrupted epoch, best accuracy so far.
-  int64_t start_epoch = 0, step = 0, first_batch = 0;
-  double epoch_loss_sum = 0, window_sum = 0, seconds_before = 0, best_acc = -1;
-  int64_t epoch_batches = 0, window_count = 0, best_epoch = 0;
-  if (resuming) {
-    check(extra_number(resumed, "train_images", -1) == static_cast<double>(n_train),
-          "--resume: the run used ", extra_or(resumed, "train_images", "?"), " training images but '",
-          data_dir, "' gives ", n_train, " (a different data folder or --limit?)");
-    check(resumed.class_names == classes, "--resume: the checkpoint's classes differ from the data folder's");
-    resumed = resnet::io::load_checkpoint(flags.str("--resume"), *model, optimizer.get());
-    start_epoch = resumed.epoch;
-    step = resumed.step;
-    first_batch = step - start_epoch * steps_per_epoch;
-    check(first_batch >= 0 && first_batch <= steps_per_epoch, "--resume: step ", step,
-          " does not fall in epoch ", start_epoch + 1, " of ", steps_per_epoch, " steps");
-    epoch_loss_sum = extra_number(resumed, "epoch_loss_sum", 0);
-    epoch_batches = static_cast<int64_t>(extra_number(resumed, "epoch_batches", 0));
-    window_sum = extra_number(resumed, "window_sum", 0);
-    window_count = static_cast<int64_t>(extra_number(resumed, "window_count", 0));
-    seconds_before = extra_number(resumed, "seconds", 0);
-    best_acc = extra_number(resumed, "best_acc", -1);
-    best_epoch = static_cast<int64_t>(extra_number(resumed, "best_epoch", 0));
-    if (epochs_before > 0) {
-      stretch_from = step;
-      const int64_t old_total = epochs_before * steps_per_epoch, new_total = recipe.epochs * steps_per_epoch;
-      say(nullptr, "--epochs " + std::to_string(recipe.epochs) + " extends the run of " +
-                       std::to_string(epochs_before) + " epochs: its schedule's remaining " +
-                       std::to_string(old_total - step) + " steps are stretched over " +
-                       std::to_string(new_total - step) + " from step " + std::to_string(step) +
-                       (old_total <= step ? " (the run had finished: its final learning rate " +
-                                                fmt("%.6g", schedule->lr(old_total - 1)) + " is held)"
-                                          : ""));
-    }
-    if (start_epoch >= recipe.epochs) {
-      say(nullptr,
-          "the resumed run already finished its " + std::to_string(recipe.epochs) + " epochs; nothing to do");
-      return 0;
-    }
-  }
-
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  check(fs::is_directory(out_dir, ec), "--out: cannot create folder '", out_dir, "'");
-  check_writable(out_dir);  // before the first epoch, not at its end
-  const std::string last_path = (fs::path(out_dir) / "last.safetensors").string();
-  const std::string metrics_path = (fs::path(out_dir) / "metrics.csv").string();
-  const std::string plot_path = (fs::path(out_dir) / "curves.svg").string();
-  std::vector<resnet::tools::EpochMetrics> history;
-  if (resuming) {
-    for (const auto& r : resnet::tools::read_metrics_csv(metrics_path))
-      if (r.epoch <= start_epoch) history.push_back(r);
-  }
-
-  // The state saved with every checkpoint.
-  auto training_state = [&](int64_t epochs_done) {
-    resnet::io::TrainingState s;
-    s.arch = recipe.arch;
-    s.epoch = epochs_done;
-    s.step = step;
-    s.lr = optimizer->lr();
-    s.optimizer = recipe.optimizer;
-    s.schedule = recipe.schedule;
-    s.seed = recipe.seed;
-    s.class_names = classes;
-    for (const auto& kv : recipe.fields()) s.extra[kv.first.substr(2)] = kv.second;
-    s.extra["train_images"] = std::to_string(n_train);
-    s.extra["log-every"] = std::to_string(log_every);
-    s.extra["best_acc"] = canonical(best_acc);
-    s.extra["best_epoch"] = std::to_string(best_epoch);
-    s.extra["freeze"] = freeze;
-    if (!init_from.empty()) s.extra["init"] = init_from;
-    return s;
-  };
-  const auto run_start = std::chrono::steady_clock::now();
-  auto seconds_now = [&] {
-    return seconds_before +
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-  };
-  // `last`: the model, the optimizer and where the run stands (mid-epoch sums included).
-  auto save_last = [&](int64_t epochs_done) {
-    auto s = training_state(epochs_done);
-    s.extra["epoch_loss_sum"] = canonical(epoch_loss_sum);
-    s.extra["epoch_batches"] = std::to_string(epoch_batches);
-    s.extra["window_sum"] = canonical(window_sum);
-    s.extra["window_count"] = std::to_string(window_count);
-    s.extra["seconds"] = canonical(seconds_now());
-    resnet::io::save_checkpoint(last_path, *model, optimizer.get(), s);
-  };
-
-  say(nullptr, std::string("train_catsdogs: ") + recipe.arch + " (" +
-                   std::to_string(model->num_parameters()) + " parameters) on " + device.to_string() + ", " +
-                   std::to_string(resnet::get_num_threads()) + " threads, " + std::to_string(workers) +
-                   " loader workers; data " + data_dir + ": " + std::to_string(n_train) + " train / " +
-                   std::to_string(n_test) + " test images, classes " + classes.front() + ".." +
-                   classes.back() + "; seed " + std::to_string(recipe.seed));
-  if (resuming)
-    say(nullptr, "resuming " + flags.str("--resume") + " at epoch " + std::to_string(start_epoch + 1) +
-                     ", batch " + std::to_string(first_batch + 1) + " (step " + std::to_string(step) + ")");
-
-  // Fault injection for the smoke test: RESNET_FAULT_NAN_AT_STEP=K makes step K's loss NaN.
-  const char* fault_env = std::getenv("RESNET_FAULT_NAN_AT_STEP");
-  const int64_t fault_nan_step = fault_env ? std::atoll(fault_env) : -1;
-  install_interrupt_handler();
-  resnet::tools::ProgressLine progress;
-  const int64_t total_steps = recipe.epochs * steps_per_epoch;
-  // The schedule, or after a resume that raised --epochs its remaining steps stretched over the new length.
-  auto lr_at = [&](int64_t st) {
-    if (stretch_from < 0 || st <= stretch_from) return schedule->lr(st);
-    const int64_t old_total = epochs_before * steps_per_epoch;
-    if (old_total <= stretch_from) return schedule->lr(old_total - 1);
-    const double f = static_cast<double>(st - stretch_from) / static_cast<double>(total_steps - stretch_from);
-    const int64_t mapped =
-        stretch_from + static_cast<int64_t>(f * static_cast<double>(old_total - stretch_from));
-    return schedule->lr(std::min(mapped, old_total - 1));
-  };
-  double last_eval_seconds = -1;
-  int64_t last_good_epoch = resuming ? start_epoch : -1;  // the epoch `last` on disk holds (-1: none yet)
-  int64_t current_epoch = start_epoch;                    // 0-based epoch in progress
-
-  try {
-    for (int64_t epoch = start_epoch; epoch < recipe.epochs; ++epoch) {
-      current_epoch = epoch;
-      const std::string tag = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(recipe.epochs);
-      if (epoch != start_epoch) {
-        first_batch = 0;
-        epoch_loss_sum = window_sum = 0;
-        epoch_batches = window_count = 0;
-      }
-      train_loader.start_epoch(epoch, first_batch);
-      progress.reset_timer();
-      const auto epoch_start = std::chrono::steady_clock::now();
-      int64_t images = 0, batches_here = 0;
-      resnet::data::Batch b;
-      while (train_loader.next(b)) {
-        const int64_t n = b.size();
-        Tensor<float> x = b.images.to(device);
-        Tensor<int32_t> y = Tensor<int32_t>::from_vector(b.labels, {n}).to(device);
-        optimizer->set_lr(lr_at(step));
-        Tensor<float> loss = resnet::cross_entropy(model->forward(x), y, recipe.label_smoothing);
-        double l = static_cast<double>(loss.item());
-        if (step + 1 == fault_nan_step) l = std::nan("");  // test hook, see fault_nan_step
-        if (!std::isfinite(l))  // checked before the update: the weights stay finite, `last` stays good
-          throw NonFiniteLoss("the loss is " + std::string(std::isnan(l) ? "NaN" : "infinite") +
-                              " at epoch " + std::to_string(epoch + 1) + ", batch " +
-                              std::to_string(b.index + 1) + " (step " + std::to_string(step + 1) + ")");
-        optimizer->zero_grad();
-        loss.backward();
-        optimizer->step();
-        ++step;
-        epoch_loss_sum += l;
-        ++epoch_batches;
-        window_sum += l;
-        ++window_count;
-        images += n;
-        ++batches_here;
-        if ((b.index + 1) % log_every == 0) {
-          say(&progress, "[epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(b.index + 1) +
-                             "] loss: " + fmt("%.3f", window_sum / static_cast<double>(window_count)));
-          window_sum = 0;
-          window_count = 0;
-        }
-        const double el =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-        const double per_batch = el / static_cast<double>(batches_here);
-        const int64_t left_here = steps_per_epoch - (b.index + 1);
-        const double eval_est = last_eval_seconds >= 0
-                                    ? last_eval_seconds
-                                    : per_batch * double(n_test) / double(recipe.batch) / 3;
-        const double left_run = per_batch * static_cast<double>(total_steps - step) +
-                                eval_est * static_cast<double>(recipe.epochs - epoch);
-        progress.update(tag + " batch " + std::to_string(b.index + 1) + "/" +
-                        std::to_string(steps_per_epoch) + " | " +
-                        fmt("%.1f", static_cast<double>(images) / el) + " img/s | epoch " +
-                        resnet::tools::ProgressLine::format_duration(
-                            per_batch * static_cast<double>(left_here) + eval_est) +
-                        " left | run " + resnet::tools::ProgressLine::format_duration(left_run) + " left");
-        if (g_interrupt) throw Interrupted{};
-      }
-      check(epoch_batches > 0, "epoch ", epoch + 1, ": no readable training images");
-      const double train_loss = epoch_loss_sum / static_cast<double>(epoch_batches);
-      const double lr_now = optimizer->lr();
-      say(&progress, "epoch " + std::to_string(epoch + 1) + " av_train_loss: " + fmt("%.3f", train_loss) +
-                         " lr: " + fmt("%.5f", lr_now));
-
-      const auto eval_start = std::chrono::steady_clock::now();
-      EvalResult ev = evaluate(*model, test_loader, device, &progress, tag);
-      last_eval_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
-      say(&progress, "epoch " + std::to_string(epoch + 1) + " av_test_acc: " + fmt("%.3f", ev.acc));
-
-      if (ev.acc > best_acc) {
-        best_acc = ev.acc;
-        best_epoch = epoch + 1;
-        const std::string name = "epoch" + std::to_string(epoch + 1) + "+loss" + fmt("%.3f", train_loss) +
-                                 "+acc" + fmt("%.3f", ev.acc) + "+lr" + fmt("%.5f", lr_now) + ".safetensors";
-        resnet::io::save_checkpoint((fs::path(out_dir) / name).string(), *model,
-                                    static_cast<const resnet::optim::Optimizer<float>*>(nullptr),
-                                    training_state(epoch + 1));
-      }
-      history.push_back(
-          resnet::tools::EpochMetrics{epoch + 1, train_loss, ev.loss, ev.acc, lr_now, seconds_now()});
-      resnet::tools::write_text_atomically(metrics_path, resnet::tools::metrics_csv(history));
-      resnet::tools::write_text_atomically(
-          plot_path, resnet::tools::training_curves_svg(
-                         history, "train_catsdogs " + recipe.arch + ", " + std::to_string(recipe.size) +
-                                      " px, batch " + std::to_string(recipe.batch) + ", " + recipe.optimizer +
-                                      " lr " + python_round3(recipe.lr) + " " + recipe.schedule + ", seed " +
-                                      std::to_string(recipe.seed)));
-      epoch_loss_sum = window_sum = 0;
-      epoch_batches = window_count = 0;
-      save_last(epoch + 1);
-      last_good_epoch = epoch + 1;
-      current_epoch = epoch + 1;
-      if (g_interrupt) throw Interrupted{};
-      if (stop_after > 0 && epoch + 1 == stop_after && epoch + 1 < recipe.epochs) {
-        say(&progress, "stopping after epoch " + std::to_string(epoch + 1) +
-                           " (--stop-after-epoch); continue with --resume " + last_path);
-        return 0;
-      }
-    }
-  } catch (const Interrupted&) {
-    progress.clear();
-    // Mid-epoch: `last` records the position within the epoch, so --resume continues from the next batch.
-    save_last(current_epoch);
-    std::fprintf(stderr, "%s: interrupted at step %lld; wrote %s. Continue with: %s train --resume %s\n",
-                 kProgram, static_cast<long long>(step), last_path.c_str(), kProgram, last_path.c_str());
-    return kExitInterrupted;
-  } catch (const NonFiniteLoss& e) {
-    progress.clear();
-    std::string keep = last_good_epoch >= 0 ? "the last good checkpoint is " + last_path + " (epoch " +
-                                                  std::to_string(last_good_epoch) + ")"
-                                            : "no checkpoint was written yet";
-    std::fprintf(stderr,
-                 "%s: error: %s; stopped without saving: %s. Try a lower --lr or more --warmup-epochs.\n",
-                 kProgram, e.what(), keep.c_str());
-    return kExitNonFinite;
-  }
-  progress.clear();
-  const int64_t skipped = train_loader.skipped_count() + test_loader.skipped_count();
-  if (skipped > 0)
-    std::fprintf(stderr, "warning: %lld unreadable image files were skipped (named above)\n",
-                 static_cast<long long>(skipped));
-  say(nullptr, "best av_test_acc: " + fmt("%.3f", best_acc) + " at epoch " + std::to_string(best_epoch) +
-                   "; " + fmt("%.1f", seconds_now()) + " s in all; outputs in " + out_dir);
-  return 0;
+  return trainer.fit().exit_code();
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -920,8 +693,8 @@ int cmd_eval(int argc, char** argv) {
     return 0;
   }
   if (flags.str("--weights").empty()) throw UsageError("eval needs --weights CKPT");
-  setup_threads(flags);
-  const Device device = pick_device(flags.choice("--device", {"auto", "cpu", "cuda"}));
+  const Runtime rt = setup_runtime(flags, false);
+  const Device device = rt.device;
   const int64_t batch = flags.integer("--batch", 1, 65536);
   const std::string split = flags.choice("--split", {"test", "train"});
   resnet::data::ImageFolderOptions fo;
@@ -932,13 +705,13 @@ int cmd_eval(int argc, char** argv) {
   check(folder.classes() == m.state.class_names, "the classes of '", folder.root(),
         "' differ from the checkpoint's");
   auto set = std::make_shared<resnet::data::ImageFolderDataset>(std::move(folder), m.transform);
-  resnet::data::DataLoader loader(set, loader_options(batch, workers_for(flags, device), 0, false));
+  auto skips = std::make_shared<resnet::train::SkipLog>();
   resnet::tools::ProgressLine progress;
-  EvalResult ev = evaluate(*m.model, loader, device, &progress, "eval");
+  const resnet::train::EvalResult ev = evaluate_set(*m.model, set, batch, rt.workers, skips, &progress);
   progress.clear();
-  if (loader.skipped_count() > 0)
+  if (!skips->indices().empty())
     std::fprintf(stderr, "warning: %lld unreadable image files were skipped (named above)\n",
-                 static_cast<long long>(loader.skipped_count()));
+                 static_cast<long long>(skips->indices().size()));
   say(nullptr, split + " images: " + std::to_string(ev.images) + " av_test_loss: " + fmt("%.3f", ev.loss) +
                    " av_test_acc: " + fmt("%.3f", ev.acc));
   return 0;
@@ -988,9 +761,8 @@ int cmd_predict(int argc, char** argv) {
   if (flags.str("--weights").empty()) throw UsageError("predict needs --weights CKPT");
   if (flags.positional_args().empty()) throw UsageError("predict needs at least one IMAGE or FOLDER");
   const int top = static_cast<int>(flags.integer("--top", 1, 1000));
-  setup_threads(flags);
   resnet::infer::ClassifierOptions co;
-  co.device = pick_device(flags.choice("--device", {"auto", "cpu", "cuda"}));
+  co.device = setup_runtime(flags, false).device;
   co.batch_size = flags.integer("--batch", 1, 65536);
   co.fuse = flags.on_off("--fuse");
   const std::string weights = flags.str("--weights");
@@ -1048,6 +820,20 @@ void print_usage(FILE* f) {
       kProgram, kProgram);
 }
 
+// Prints the error and returns its status. Under a launcher of N > 1 ranks the error ends the job (a rank
+// failing alone would leave its peers waiting in their next collective); the other ranks wait a moment
+// first, so an error every rank hit is printed once, by rank 0, whose abort ends them.
+int stop(const std::string& message, int code) {
+  const resnet::dist::LaunchEnv env = resnet::dist::detect_launch();
+  if (env.world_size > 1 && resnet::dist::built_with_mpi()) {
+    if (env.rank != 0) std::this_thread::sleep_for(std::chrono::seconds(2));
+    resnet::dist::abort_job(env.rank == 0 ? message : "rank " + std::to_string(env.rank) + ": " + message,
+                            code);
+  }
+  std::fprintf(stderr, "%s\n", message.c_str());
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1066,11 +852,11 @@ int main(int argc, char** argv) {
     if (cmd == "predict") return cmd_predict(argc, argv);
     throw UsageError("unknown command '" + cmd + "' (expected train, eval or predict)");
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s (see %s%s --help)\n", kProgram, e.what(), kProgram,
-                 (cmd == "train" || cmd == "eval" || cmd == "predict") ? (" " + cmd).c_str() : "");
-    return kExitUsage;
+    return stop(std::string(kProgram) + ": " + e.what() + " (see " + kProgram +
+                    ((cmd == "train" || cmd == "eval" || cmd == "predict") ? " " + cmd : std::string()) +
+                    " --help)",
+                kExitUsage);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", kProgram, e.what());
-    return kExitError;
+    return stop(std::string(kProgram) + ": error: " + e.what(), kExitError);
   }
 }

@@ -99,5 +99,13 @@ TEST_CASE("one include declares the whole public API", "[api]") {
   progress.clear();
   CHECK(tools::metrics_csv({}).find("epoch") == 0);
 
+  // train (the training loop) and dist (the world of one)
+  auto one = dist::single_process_group();
+  CHECK(one->size() == 1);
+  train::TrainerOptions topts;
+  topts.batch = 4;
+  topts.out_dir = (dir / "run").string();
+  CHECK(train::global_batches(10, topts.batch, one->size(), true) == 2);
+
   fs::remove_all(dir);
 }

@@ -29,3 +29,4 @@
 #include "resnet/tools/cli.hpp"
 #include "resnet/tools/progress.hpp"
 #include "resnet/tools/training_log.hpp"
+#include "resnet/train/train.hpp"

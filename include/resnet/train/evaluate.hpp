@@ -1,0 +1,101 @@
+// Evaluation: mean cross-entropy (no smoothing) and top-1 accuracy over a dataset, sharded over the ranks
+// (rank r takes samples r, r + W, ...) with the sums combined by all_reduce_host, so the result covers
+// every sample exactly once whatever the world size. Every rank returns the same numbers.
+#pragma once
+
+#include "resnet/core/abi.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "resnet/autograd/grad_mode.hpp"
+#include "resnet/data/loader.hpp"
+#include "resnet/dist/process_group.hpp"
+#include "resnet/nn/module.hpp"
+#include "resnet/ops/ops.hpp"
+#include "resnet/train/input.hpp"
+#include "resnet/train/shard.hpp"
+
+namespace resnet {
+inline namespace RESNET_ABI {
+namespace train {
+
+struct EvalResult {
+  double loss = 0, acc = 0;
+  int64_t images = 0;   // readable samples over all ranks
+  int64_t correct = 0;  // over all ranks
+};
+
+struct EvalOptions {
+  int64_t batch = 64;  // global: each rank runs batch / W images at a time (at least 1)
+  int workers = 1;
+  int prefetch = 2;
+  // Called once per unreadable file (default: a warning on stderr); `progress` after each local batch.
+  std::function<void(const std::string&)> warn;
+  std::function<void(int64_t done, int64_t total)> progress;
+  std::shared_ptr<SkipLog> skips;  // records unreadable samples (and prints each warning once)
+};
+
+template <typename T>
+EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Dataset>& set,
+                    const EvalOptions& o, dist::ProcessGroup& pg) {
+  RESNET_CHECK(set != nullptr, "evaluate: null dataset");
+  const Device device = model_device(model);
+  const int w = pg.size();
+  std::vector<int64_t> order(static_cast<size_t>(set->size()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  const int64_t local = std::max<int64_t>(1, o.batch / w), global = local * w;
+  const int64_t batches = (set->size() + global - 1) / global;
+  auto shard =
+      std::make_shared<EpochShard>(set, shard_of(order, global, 0, batches, pg.rank(), w), 0, 0, o.skips);
+  double loss_sum = 0, correct = 0, seen = 0;
+  const bool was_training = model.is_training();
+  if (shard->size() > 0) {  // a rank may hold nothing of a set smaller than the world
+    NoGradGuard no_grad;
+    model.eval();
+    data::LoaderOptions lo;
+    lo.batch_size = local;
+    lo.workers = o.workers;
+    lo.prefetch = o.prefetch;
+    if (o.warn)
+      lo.warn = o.warn;
+    else if (o.skips)
+      lo.warn = [s = o.skips](const std::string& m) { s->warn(m); };
+    data::DataLoader loader(shard, lo);
+    loader.start_epoch(0);
+    data::Batch b;
+    int64_t done = 0;
+    while (loader.next(b)) {
+      const int64_t n = b.size();
+      Tensor<T> logits = model.forward(to_input<T>(b.images, device));
+      Tensor<int32_t> y = Tensor<int32_t>::from_vector(b.labels, {n}).to(device);
+      loss_sum += static_cast<double>(cross_entropy(logits, y).item()) * static_cast<double>(n);
+      std::vector<float> l = host_floats(logits);
+      const int64_t k = logits.dim(1);
+      for (int64_t i = 0; i < n; ++i) {
+        const float* row = &l[static_cast<size_t>(i * k)];
+        if (std::max_element(row, row + k) - row == b.labels[static_cast<size_t>(i)]) ++correct;
+      }
+      seen += static_cast<double>(n);
+      if (o.progress) o.progress(++done, loader.num_batches());
+    }
+  }
+  if (was_training) model.train();
+  std::vector<double> s = pg.all_reduce_host({loss_sum, correct, seen});
+  RESNET_CHECK(s[2] > 0, "evaluate: no readable images in the ", set->size(), "-sample set (rank ", pg.rank(),
+               ")");
+  EvalResult r;
+  r.loss = s[0] / s[2];
+  r.acc = s[1] / s[2];
+  r.images = static_cast<int64_t>(s[2]);
+  r.correct = static_cast<int64_t>(s[1]);
+  return r;
+}
+
+}  // namespace train
+}  // namespace RESNET_ABI
+}  // namespace resnet

@@ -1,0 +1,126 @@
+// What a Trainer is told (TrainerOptions), what it calls back (Callbacks) and what fit() returns
+// (FitResult). Plain structs: a program fills the fields it cares about and leaves the rest.
+#pragma once
+
+#include "resnet/core/abi.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "resnet/optim/schedule.hpp"
+#include "resnet/tools/training_log.hpp"
+
+namespace resnet {
+inline namespace RESNET_ABI {
+namespace train {
+
+// Builds the learning-rate schedule once the run's length is known (the number of steps depends on the
+// dataset and the batch). Null in the options: the optimizer's learning rate, constant.
+using ScheduleFactory =
+    std::function<std::unique_ptr<optim::LRSchedule>(int64_t total_steps, int64_t steps_per_epoch)>;
+
+// A named schedule (optim::make_schedule: onecycle, cosine, step, constant) peaking at `base_lr`, with a
+// linear warm-up of `warmup_epochs` (one-cycle has its own).
+inline ScheduleFactory schedule(const std::string& name, double base_lr, double warmup_epochs = 0) {
+  return [=](int64_t total, int64_t per_epoch) {
+    optim::ScheduleOptions o;
+    o.base_lr = base_lr;
+    o.total_steps = total;
+    if (name != "onecycle")
+      o.warmup_steps =
+          std::min<int64_t>(total - 1, static_cast<int64_t>(warmup_epochs * static_cast<double>(per_epoch)));
+    return optim::make_schedule(name, o);
+  };
+}
+
+struct TrainerOptions {
+  int64_t epochs = 1;
+  int64_t batch = 32;  // the GLOBAL batch: split evenly over the ranks (an error if it does not divide)
+  double label_smoothing = 0;
+  ScheduleFactory schedule;     // null: constant at the optimizer's learning rate
+  std::string schedule_name;    // saved in checkpoints (TrainingState::schedule)
+  int64_t schedule_epochs = 0;  // > 0 and < epochs: the schedule was made for this many epochs and a resumed
+                                // run is longer; its remaining steps are stretched over the new length
+  int64_t log_every = 20;       // the seed's "[epoch E, batch B] loss: L" line every this many batches
+  std::string out_dir = "runs/train";
+  std::string resume;  // a last.safetensors to continue exactly (same recipe, any world size)
+  uint64_t seed = 0;   // data order and augmentation (the model's weights are the caller's)
+  int workers = 1;     // loader threads per rank
+  int prefetch = 2;
+  // Drop the last, smaller batch of an epoch when the training set holds more than one batch (BatchNorm
+  // dislikes tiny batches; every rank then has the same number of samples each step).
+  bool drop_last = true;
+  // Several ranks (dist::DataParallel): gradient bytes per all-reduce bucket, and whether BatchNorm
+  // statistics are all-reduced too (SyncBatchNorm) instead of kept per rank.
+  size_t bucket_bytes = size_t(25) << 20;
+  bool sync_batchnorm = false;
+  bool save_best = true;         // a weights-only checkpoint each time the test accuracy improves
+  int64_t stop_after_epoch = 0;  // end the session after this epoch as if stopped (0: never)
+  // Metadata of every checkpoint.
+  std::string arch;
+  std::vector<std::string> class_names;
+  std::map<std::string, std::string> metadata;  // saved as TrainingState::extra (keys of our own win)
+  // Messages.
+  std::string name = "train";  // prefix of error and status lines on stderr
+  std::string plot_title;      // curves.svg's title (default: name)
+  std::string resume_command;  // printed as "Continue with: <resume_command> --resume <last>"
+  std::string nonfinite_hint = "Try a lower learning rate or a longer warm-up.";
+  bool progress = true;         // the progress line on stderr (rank 0)
+  bool handle_signals = true;   // Ctrl-C / SIGTERM: finish the step, write last, stop
+  double progress_period = 30;  // seconds between progress lines when stderr is not a terminal
+  // The name of the checkpoint written when the test accuracy improves (default: the seed's
+  // epoch<E>+loss<L>+acc<A>+lr<R>.safetensors).
+  std::function<std::string(int64_t epoch, double train_loss, double test_acc, double lr)> best_name;
+};
+
+struct StepInfo {
+  int64_t epoch = 0;  // 0-based
+  int64_t batch = 0;  // 0-based position of the global batch in its epoch
+  int64_t step = 0;   // optimizer steps done, this one included
+  double loss = 0;    // mean over the global batch (all ranks)
+  double lr = 0;
+  int64_t images = 0;  // images in the global batch
+};
+
+struct Callbacks {
+  // Each log line (rank 0 only). Default: stdout.
+  std::function<void(const std::string&)> on_log_line;
+  // After every optimizer step and every epoch (every rank; the values are the same on all).
+  std::function<void(const StepInfo&)> on_step_end;
+  std::function<void(const tools::EpochMetrics&)> on_epoch_end;
+  // Asked at every step, before its update; true on any rank stops every rank once that step is done
+  // (last is written, status Stopped).
+  std::function<bool()> should_stop;
+};
+
+enum class FitStatus {
+  Completed,          // every epoch ran
+  AlreadyComplete,    // a resumed run had nothing left to do
+  StoppedAfterEpoch,  // TrainerOptions::stop_after_epoch
+  Stopped,            // Callbacks::should_stop
+  Interrupted,        // SIGINT / SIGTERM
+  NonFinite,          // the loss became NaN or infinite (nothing saved for that step)
+};
+
+struct FitResult {
+  FitStatus status = FitStatus::Completed;
+  int64_t steps = 0;  // optimizer steps of the whole run (resumes included)
+  int64_t epochs_done = 0;
+  double best_acc = -1;  // best test accuracy so far (-1: none)
+  int64_t best_epoch = 0;
+  std::vector<tools::EpochMetrics> history;  // every epoch of the run, resumed ones included
+  std::string last_path;                     // out_dir/last.safetensors
+  int64_t skipped_images = 0;                // unreadable files, each counted once over all ranks and epochs
+  // The conventional exit status: 0, 130 interrupted, 3 non-finite loss.
+  int exit_code() const {
+    return status == FitStatus::Interrupted ? 130 : status == FitStatus::NonFinite ? 3 : 0;
+  }
+};
+
+}  // namespace train
+}  // namespace RESNET_ABI
+}  // namespace resnet

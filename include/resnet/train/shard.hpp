@@ -1,0 +1,110 @@
+// One rank's share of an epoch. Global batch j is positions [j*B, (j+1)*B) of the epoch's order (the
+// permutation a one-process DataLoader would use); rank r of W takes positions j*B + r, j*B + r + W, ...
+// (strided, as dist's DistributedSampler), so B/W samples a step. The union over ranks is the global batch
+// at any world size: a run resumed with another number of ranks trains on the same batches. A sample's
+// augmentation is seeded by (seed, epoch, dataset index), exactly as DataLoader seeds it, so one rank
+// reproduces a plain DataLoader run bit for bit.
+#pragma once
+
+#include "resnet/core/abi.hpp"
+
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "resnet/core/error.hpp"
+#include "resnet/data/dataset.hpp"
+#include "resnet/data/sample_rng.hpp"
+
+namespace resnet {
+inline namespace RESNET_ABI {
+namespace train {
+
+// Global batches in an epoch of n samples at global batch `batch` over `world` ranks. With drop_last the
+// partial tail is dropped; without, it is kept when it gives every rank at least one sample.
+inline int64_t global_batches(int64_t n, int64_t batch, int world, bool drop_last) {
+  if (drop_last) return n / batch;
+  const int64_t full = n / batch, tail = n - full * batch;
+  return full + (tail >= world ? 1 : 0);
+}
+
+// Positions (into `order`) of rank `rank`'s samples for global batches [first, last).
+inline std::vector<int64_t> shard_of(const std::vector<int64_t>& order, int64_t batch, int64_t first,
+                                     int64_t last, int rank, int world) {
+  const int64_t n = static_cast<int64_t>(order.size());
+  std::vector<int64_t> out;
+  for (int64_t j = first; j < last; ++j)
+    for (int64_t p = j * batch + rank; p < std::min(n, (j + 1) * batch); p += world)
+      out.push_back(order[static_cast<size_t>(p)]);
+  return out;
+}
+
+// Unreadable samples of one dataset over a whole run: each warning printed once (loaders are made per
+// epoch, each would warn again), and the dataset indices, so ranks can count the union.
+class SkipLog {
+ public:
+  void warn(const std::string& message) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (messages_.insert(message).second) std::fprintf(stderr, "warning: %s\n", message.c_str());
+  }
+  void record(int64_t index) {
+    std::lock_guard<std::mutex> lock(mu_);
+    indices_.insert(index);
+  }
+  std::set<int64_t> indices() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return indices_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<std::string> messages_;
+  std::set<int64_t> indices_;
+};
+
+// A view of `base` holding the listed samples in order, augmented as epoch `epoch` of a run seeded `seed`.
+class EpochShard : public data::Dataset {
+ public:
+  EpochShard(std::shared_ptr<const data::Dataset> base, std::vector<int64_t> indices, uint64_t seed,
+             int64_t epoch, std::shared_ptr<SkipLog> skips = nullptr)
+      : base_(std::move(base)),
+        indices_(std::move(indices)),
+        seed_(seed),
+        epoch_(epoch),
+        skips_(std::move(skips)) {
+    RESNET_CHECK(base_ != nullptr, "EpochShard: null dataset");
+  }
+  int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
+  Shape sample_shape() const override { return base_->sample_shape(); }
+  int32_t label(int64_t i) const override { return base_->label(at(i)); }
+  std::string name(int64_t i) const override { return base_->name(at(i)); }
+  void load(int64_t i, data::SampleRng&, float* out) const override {
+    data::SampleRng rng(data::sample_seed(seed_, epoch_, at(i)));  // the sample's own stream, not the view's
+    try {
+      base_->load(at(i), rng, out);
+    } catch (const Error&) {
+      if (skips_) skips_->record(at(i));
+      throw;  // the loader leaves the sample out and warns
+    }
+  }
+  int64_t base_index(int64_t i) const { return at(i); }
+
+ private:
+  int64_t at(int64_t i) const {
+    RESNET_CHECK(i >= 0 && i < size(), "EpochShard: index ", i, " out of range [0, ", size(), ")");
+    return indices_[static_cast<size_t>(i)];
+  }
+  std::shared_ptr<const data::Dataset> base_;
+  std::vector<int64_t> indices_;
+  uint64_t seed_;
+  int64_t epoch_;
+  std::shared_ptr<SkipLog> skips_;
+};
+
+}  // namespace train
+}  // namespace RESNET_ABI
+}  // namespace resnet
