@@ -354,14 +354,18 @@ int workers_for(const FlagSet& f, const Device& d) {
 // ---------------------------------------------------------------------------------------------------------
 // Model, checkpoint metadata, evaluation.
 
+// Training runs ResNet<T> for the activation type T that train_as<T> is instantiated with (float today;
+// another dtype is one more branch in cmd_train); eval and predict use float.
 using Model = resnet::models::ResNet<float>;
 
-std::shared_ptr<Model> build_model(const std::string& arch, int64_t classes, uint64_t seed, bool zero_init) {
+template <typename T = float>
+std::shared_ptr<resnet::models::ResNet<T>> build_model(const std::string& arch, int64_t classes,
+                                                       uint64_t seed, bool zero_init) {
   resnet::models::ResNetOptions o;
   o.num_classes = classes;
   o.seed = resnet::data::combine_seed(seed, 0x4d4f44454cULL /* "MODEL" */) | 1;  // 0 would mean "unseeded"
   o.zero_init_residual = zero_init;
-  return resnet::models::resnet<float>(arch, o);
+  return resnet::models::resnet<T>(arch, o);
 }
 
 std::string extra_or(const resnet::io::TrainingState& s, const std::string& key,
@@ -451,12 +455,13 @@ std::vector<std::string> freeze_list(const std::string& what) {
 }
 
 // Frozen parts stop requiring grad (the optimizer skips them) and their BatchNorms stay in eval mode.
-void apply_freeze(Model& model, const std::vector<std::string>& names) {
+template <typename T>
+void apply_freeze(resnet::nn::Module<T>& model, const std::vector<std::string>& names) {
   for (const auto& n : names) {
     auto m = model.find_module(n);
     m->requires_grad_(false);
     for (auto& kv : m->named_modules())
-      if (dynamic_cast<resnet::nn::BatchNorm2d<float>*>(kv.second.get())) kv.second->keep_eval();
+      if (dynamic_cast<resnet::nn::BatchNorm2d<T>*>(kv.second.get())) kv.second->keep_eval();
   }
 }
 
@@ -530,20 +535,34 @@ TrainPlan plan_from_flags(const FlagSet& flags) {
   return p;
 }
 
-std::unique_ptr<resnet::optim::Optimizer<float>> make_optimizer(const Recipe& r, const Model& model) {
+// Over the model's parameters (float master weights for 16-bit activations).
+template <typename T, typename P = resnet::acc_t<T>>
+std::unique_ptr<resnet::optim::Optimizer<P>> make_optimizer(const Recipe& r,
+                                                            const resnet::nn::Module<T>& model) {
   if (r.optimizer == "sgd") {
     resnet::optim::SGDOptions o;
     o.lr = r.lr;
     o.momentum = r.momentum;
     o.nesterov = r.nesterov;
     o.weight_decay = r.wd;
-    return std::make_unique<resnet::optim::SGD<float>>(model.named_parameters(), o);
+    return std::make_unique<resnet::optim::SGD<P>>(model.named_parameters(), o);
   }
   resnet::optim::AdamWOptions o;
   o.lr = r.lr;
   o.weight_decay = r.wd;
-  return std::make_unique<resnet::optim::AdamW<float>>(model.named_parameters(), o);
+  return std::make_unique<resnet::optim::AdamW<P>>(model.named_parameters(), o);
 }
+
+// The data of a training run.
+struct TrainData {
+  std::string dir;
+  std::vector<std::string> classes;
+  int64_t n_train = 0, n_test = 0;
+  std::shared_ptr<const resnet::data::Dataset> train, test;
+};
+
+template <typename T>
+int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, const TrainData& data);
 
 int cmd_train(int argc, char** argv) {
   FlagSet flags = train_flags();
@@ -554,14 +573,14 @@ int cmd_train(int argc, char** argv) {
   }
   const Runtime rt = setup_runtime(flags, true);
   resnet::dist::ProcessGroup& pg = *rt.group;
-  const int64_t stop_after = flags.integer("--stop-after-epoch", 0, 100000);
+  flags.integer("--stop-after-epoch", 0, 100000);  // a bad value is a usage error before any work
   const TrainPlan plan = plan_from_flags(flags);
   const Recipe& recipe = plan.recipe;
   if (recipe.batch % pg.size() != 0)
     throw UsageError("--batch " + std::to_string(recipe.batch) +
                      " (the global batch) does not split evenly over " + std::to_string(pg.size()) +
                      " ranks; give a multiple of " + std::to_string(pg.size()));
-  const std::vector<std::string> frozen = freeze_list(plan.freeze);
+  freeze_list(plan.freeze);  // a bad --freeze is a usage error before any work
   resnet::manual_seed(recipe.seed);
 
   // Data.
@@ -583,14 +602,26 @@ int cmd_train(int argc, char** argv) {
           " (a different data folder or --limit?)");
     check(st.class_names == classes, "--resume: the checkpoint's classes differ from the data folder's");
   }
-  auto train_set =
+  TrainData data;
+  data.dir = data_dir;
+  data.classes = classes;
+  data.n_train = n_train;
+  data.n_test = n_test;
+  data.train =
       std::make_shared<resnet::data::ImageFolderDataset>(std::move(train_folder), recipe.train_transform());
-  auto test_set = std::make_shared<resnet::data::ImageFolderDataset>(
+  data.test = std::make_shared<resnet::data::ImageFolderDataset>(
       std::move(test_folder), eval_transform(recipe.eval_size, recipe.eval_crop));
+  return train_as<float>(flags, rt, plan, data);  // the activation type: one branch per --dtype
+}
 
+template <typename T>
+int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, const TrainData& data) {
+  resnet::dist::ProcessGroup& pg = *rt.group;
+  const Recipe& recipe = plan.recipe;
+  const std::vector<std::string>& classes = data.classes;
   // Model and optimizer (the Trainer loads --resume into both).
-  std::shared_ptr<Model> model =
-      build_model(recipe.arch, static_cast<int64_t>(classes.size()), recipe.seed, recipe.zero_init);
+  auto model =
+      build_model<T>(recipe.arch, static_cast<int64_t>(classes.size()), recipe.seed, recipe.zero_init);
   if (!plan.init_from.empty() && !plan.resuming) {
     // Non-strict: a head with another class count keeps its fresh initialisation.
     resnet::io::LoadReport rep =
@@ -600,10 +631,10 @@ int cmd_train(int argc, char** argv) {
     if (!text.empty() && text.back() == '\n') text.pop_back();
     if (pg.is_main()) say(nullptr, "--init: " + text);
   }
-  apply_freeze(*model, frozen);
+  apply_freeze(*model, freeze_list(plan.freeze));
   model->to(rt.device);
   model->train();
-  std::shared_ptr<resnet::optim::Optimizer<float>> optimizer = make_optimizer(recipe, *model);
+  std::shared_ptr<resnet::optim::Optimizer<resnet::acc_t<T>>> optimizer = make_optimizer(recipe, *model);
 
   resnet::train::TrainerOptions o;
   o.epochs = recipe.epochs;
@@ -618,7 +649,7 @@ int cmd_train(int argc, char** argv) {
   o.seed = recipe.seed;
   o.workers = rt.workers;
   o.drop_last = true;  // the Trainer keeps a lone batch when the set is no larger than one
-  o.stop_after_epoch = stop_after;
+  o.stop_after_epoch = flags.integer("--stop-after-epoch", 0, 100000);
   o.arch = recipe.arch;
   o.class_names = classes;
   for (const auto& kv : recipe.fields()) o.metadata[kv.first.substr(2)] = kv.second;
@@ -631,16 +662,16 @@ int cmd_train(int argc, char** argv) {
                  python_round3(recipe.lr) + " " + recipe.schedule + ", seed " + std::to_string(recipe.seed);
   o.resume_command = std::string(kProgram) + " train";
   o.nonfinite_hint = "Try a lower --lr or more --warmup-epochs.";
-  resnet::train::Trainer<float> trainer(model, optimizer, train_set, test_set, o, {}, rt.group);
+  resnet::train::Trainer<T> trainer(model, optimizer, data.train, data.test, o, {}, rt.group);
 
   // The first line names the world (every rank's device) and the data; describe_world is a collective.
   const std::string where = pg.size() == 1 ? rt.device.to_string() : resnet::dist::describe_world(pg);
   trainer.log(std::string(kProgram) + ": " + recipe.arch + " (" + std::to_string(model->num_parameters()) +
               " parameters) on " + where + ", " + std::to_string(resnet::get_num_threads()) + " threads, " +
               std::to_string(rt.workers) + " loader workers" + (pg.size() > 1 ? " per rank" : "") +
-              "; data " + data_dir + ": " + std::to_string(n_train) + " train / " + std::to_string(n_test) +
-              " test images, classes " + classes.front() + ".." + classes.back() + "; seed " +
-              std::to_string(recipe.seed) +
+              "; data " + data.dir + ": " + std::to_string(data.n_train) + " train / " +
+              std::to_string(data.n_test) + " test images, classes " + classes.front() + ".." +
+              classes.back() + "; seed " + std::to_string(recipe.seed) +
               (pg.size() > 1
                    ? "; global batch " + std::to_string(recipe.batch) + " = " + std::to_string(pg.size()) +
                          " x " + std::to_string(recipe.batch / pg.size())

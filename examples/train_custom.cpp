@@ -73,10 +73,11 @@ int main(int argc, char** argv) try {
         r.history.size() == 6 && r.history.back().train_loss < 0.7 * r.history.front().train_loss;
     const bool files = fs::exists(out + "/last.safetensors") && fs::exists(out + "/metrics.csv") &&
                        fs::exists(out + "/curves.svg") && r.best_epoch > 0;
-    std::printf("check: train loss %.3f -> %.3f, best test accuracy %.3f at epoch %lld, files %s\n",
-                r.history.empty() ? 0.0 : r.history.front().train_loss,
-                r.history.empty() ? 0.0 : r.history.back().train_loss, r.best_acc,
-                static_cast<long long>(r.best_epoch), files ? "written" : "MISSING");
+    if (group->rank() == 0)
+      std::printf("check: train loss %.3f -> %.3f, best test accuracy %.3f at epoch %lld, files %s\n",
+                  r.history.empty() ? 0.0 : r.history.front().train_loss,
+                  r.history.empty() ? 0.0 : r.history.back().train_loss, r.best_acc,
+                  static_cast<long long>(r.best_epoch), files ? "written" : "MISSING");
     if (!fell || !files || r.best_acc < 0.9) return 1;
   }
   return r.exit_code();

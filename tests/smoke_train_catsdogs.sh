@@ -235,7 +235,7 @@ for f in $(ls "$DATA/test/cat" | head -n 2); do cp "$DATA/test/cat/$f" "$WORK/on
 expect_rc 1 "$WORK/e8.err" -- "$BIN" train --data "$WORK/one" --size 32 --batch 2 --epochs 1 --out "$WORK/O"
 expect_in "$WORK/e8.err" "1 class folder\(s\); a classifier needs at least two"
 expect_rc 1 "$WORK/e9.err" -- "$BIN" train "${COMMON[@]}" --epochs 1 --out /proc/self
-expect_in "$WORK/e9.err" "--out: cannot write in folder '/proc/self'"
+expect_in "$WORK/e9.err" "cannot write in folder '/proc/self'"
 expect_rc 2 "$WORK/e7.err" -- "$BIN" predict "$cat_img"
 expect_in "$WORK/e7.err" "needs --weights"
 expect_rc 0 "$WORK/help.log" -- "$BIN" train --help

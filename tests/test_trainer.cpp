@@ -242,6 +242,7 @@ TEST_CASE("only rank 0 prints and writes; every rank trains the same and meets a
   CHECK(g1->barriers >= 1);
   // Each rank trained on a different half of each global batch, so the runs differ; steps and epochs agree.
   CHECK(a.steps == b.steps);
+  CHECK(b.history.size() == 2);         // every rank keeps the metrics it does not write
   CHECK(r0.steps.front().images == 8);  // the global batch (4 a rank, mirrored)
   fs::remove_all(d0);
 }

@@ -289,14 +289,16 @@ class Trainer {
     } else if (o_.schedule_epochs > 0 && o_.schedule_epochs < o_.epochs) {
       stretch_from_ = 0;
     }
-    if (!is_main()) return;
-    std::error_code ec;
-    fs::create_directories(o_.out_dir, ec);
-    RESNET_CHECK(fs::is_directory(o_.out_dir, ec), "--out: cannot create folder '", o_.out_dir, "'");
-    check_writable(o_.out_dir);  // before the first epoch, not at its end
+    // The epochs before the resume (every rank keeps the history; only rank 0 writes it).
     if (!o_.resume.empty())
       for (const auto& r : tools::read_metrics_csv(path("metrics.csv")))
         if (r.epoch <= start_epoch_) history_.push_back(r);
+    if (!is_main()) return;
+    std::error_code ec;
+    fs::create_directories(o_.out_dir, ec);
+    RESNET_CHECK(fs::is_directory(o_.out_dir, ec), "output folder (out_dir): cannot create '", o_.out_dir,
+                 "'");
+    check_writable(o_.out_dir);  // before the first epoch, not at its end
   }
 
   static void check_writable(const std::string& dir) {
@@ -307,7 +309,7 @@ class Trainer {
     const int err = errno;
     if (f) std::fclose(f);
     std::remove(probe.c_str());
-    RESNET_CHECK(ok, "--out: cannot write in folder '", dir, "': ", std::strerror(err));
+    RESNET_CHECK(ok, "output folder (out_dir): cannot write in folder '", dir, "': ", std::strerror(err));
   }
 
   // Several ranks: DataParallel broadcasts rank 0's parameters and buffers and averages the gradients of
@@ -446,8 +448,8 @@ class Trainer {
       }
     }
     const tools::EpochMetrics row{epoch + 1, train_loss, ev.loss, ev.acc, lr_now, seconds_now()};
+    history_.push_back(row);
     if (is_main()) {
-      history_.push_back(row);
       tools::write_text_atomically(path("metrics.csv"), tools::metrics_csv(history_));
       tools::write_text_atomically(
           path("curves.svg"),
