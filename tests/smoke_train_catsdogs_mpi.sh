@@ -3,8 +3,8 @@
 #
 # train_catsdogs over 2 MPI ranks on a tiny synthetic set (ResNet-18 at 32x32, 48 training and 16 test
 # images, global batch 8 = 2 x 4): one log (no line twice), the first line naming the world and each rank's
-# device, one set of files; the run saved by 2 ranks finishes on 1 (no mpirun); a global batch the ranks
-# cannot split is refused. Exit 77 (skipped) without mpirun.
+# device, one set of files; the run saved by 2 ranks finishes on 1 (no mpirun); Ctrl-C on one rank stops
+# both at the same step; a global batch the ranks cannot split is refused. Exit 77 (skipped) without mpirun.
 set -euo pipefail
 abspath() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 BIN=$(abspath "$1")
@@ -55,6 +55,28 @@ expect_in "$WORK/R.log" "^epoch 2 av_test_acc: [01]\.[0-9]{3}$"
 [ "$(wc -l <"$WORK/M/metrics.csv")" = 3 ] || fail "after the resume metrics.csv should hold 2 epochs"
 [ "$(grep -c '^epoch 1 ' "$WORK/R.log")" = 0 ] || fail "the resumed run repeated epoch 1"
 ok "a run saved by 2 ranks resumes on 1"
+
+# ---- Ctrl-C on rank 1 alone: both ranks stop after the same step, rank 0 writes last, exit 130 ----
+timeout 120 "${MPI[@]}" "$BIN" train "${COMMON[@]}" --epochs 3 --log-every 1 --out "$WORK/C" >"$WORK/C.log" 2>"$WORK/C.err" &
+job=$!
+for _ in $(seq 1 600); do
+  grep -q '^\[epoch 1, batch 2\]' "$WORK/C.log" 2>/dev/null && break
+  sleep 0.1
+done
+rank1=""
+for p in $(pgrep -f -- "--out $WORK/C" || true); do
+  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && rank1=$p
+done
+[ -n "$rank1" ] || fail "rank 1's process not found"
+kill -INT "$rank1"
+rc=0
+wait $job || rc=$?
+[ "$rc" = 130 ] || { cat "$WORK/C.err" >&2; fail "Ctrl-C on rank 1 ended the job with $rc, expected 130"; }
+expect_in "$WORK/C.err" "^train_catsdogs: interrupted at step [0-9]+; wrote .*C/last.safetensors"
+step=$(sed -n 's/^train_catsdogs: interrupted at step \([0-9]*\);.*/\1/p' "$WORK/C.err")
+[ "$(grep -c '^\[epoch' "$WORK/C.log")" = "$step" ] || fail "rank 0 logged $(grep -c '^\[epoch' "$WORK/C.log") steps but stopped at $step"
+[ -s "$WORK/C/last.safetensors" ] || fail "no last.safetensors after Ctrl-C"
+ok "Ctrl-C on one rank stops both after step $step; last written"
 
 # ---- a global batch 2 ranks cannot split ----
 rc=0
