@@ -303,7 +303,11 @@ FlagSet train_flags() {
            "continue a run from its last.safetensors (the recipe comes from the checkpoint; --epochs may "
            "raise the run's length, stretching the rest of its schedule)")
       .add("--stop-after-epoch", "N", "0", "end this session after epoch N as if interrupted (0 = never)")
-      .add("--log-every", "N", "20", "print the average loss every N batches");
+      .add("--log-every", "N", "20", "print the average loss every N batches")
+      .add("--sync-bn", "on|off", "off",
+           "with several ranks (mpirun): BatchNorm statistics over the global batch (SyncBatchNorm) instead "
+           "of "
+           "each rank's share; a resumed run keeps its setting");
   f.epilog(
       "Exit status: 0 done, 1 error, 2 bad command line, 3 the loss became NaN or infinite (the last good "
       "checkpoint is kept), 130 interrupted by Ctrl-C after writing last.safetensors.\n");
@@ -470,6 +474,7 @@ void apply_freeze(resnet::nn::Module<T>& model, const std::vector<std::string>& 
 struct TrainPlan {
   Recipe recipe;
   int64_t log_every = 20;
+  bool sync_bn = false;
   int64_t epochs_before = 0;  // > 0: a resumed run made longer, from this many epochs
   int64_t resumed_step = 0;
   std::string freeze, init_from, out_dir;
@@ -479,6 +484,7 @@ struct TrainPlan {
 TrainPlan plan_from_flags(const FlagSet& flags) {
   TrainPlan p;
   p.log_every = flags.integer("--log-every", 1, 1000000);
+  p.sync_bn = flags.on_off("--sync-bn");
   p.resuming = !flags.str("--resume").empty();
   if (p.resuming) {
     const std::string& ck = flags.str("--resume");
@@ -501,6 +507,10 @@ TrainPlan plan_from_flags(const FlagSet& flags) {
     if (!flags.given("--log-every") && resumed.extra.count("log-every")) {
       from_ckpt.set("--log-every", resumed.extra.at("log-every"));
       p.log_every = from_ckpt.integer("--log-every", 1, 1000000);  // a resumed run logs as it did
+    }
+    if (!flags.given("--sync-bn") && resumed.extra.count("sync-bn")) {
+      from_ckpt.set("--sync-bn", resumed.extra.at("sync-bn"));
+      p.sync_bn = from_ckpt.on_off("--sync-bn");
     }
     Recipe asked = recipe_from_flags(flags);
     auto saved = p.recipe.fields(), wanted = asked.fields();
@@ -654,6 +664,8 @@ int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, con
   o.class_names = classes;
   for (const auto& kv : recipe.fields()) o.metadata[kv.first.substr(2)] = kv.second;
   o.metadata["log-every"] = std::to_string(plan.log_every);
+  o.metadata["sync-bn"] = plan.sync_bn ? "on" : "off";
+  o.sync_batchnorm = plan.sync_bn;
   o.metadata["freeze"] = plan.freeze;
   if (!plan.init_from.empty()) o.metadata["init"] = plan.init_from;
   o.name = kProgram;

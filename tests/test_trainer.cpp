@@ -359,6 +359,14 @@ TEST_CASE("ranks agree on the end of an epoch, a NaN and a stop, and refuse to d
   testing::require_error_mentions([&] { train::agree_step(done, mine); }, {"1 of 2 ranks have a batch"});
   mine.has_batch = false;
   CHECK_FALSE(train::agree_step(done, mine).any_batch);
+
+  // Before a communicating forward (SyncBatchNorm): the same batch everywhere, or none anywhere.
+  PeerGroup peer_same({1, 2, 4}), peer_ahead({1, 3, 9}), peer_none({0, -1, 1});
+  CHECK(train::agree_batch(peer_same, true, 2));
+  testing::require_error_mentions([&] { train::agree_batch(peer_ahead, true, 2); }, {"out of step"});
+  testing::require_error_mentions([&] { train::agree_batch(peer_none, true, 2); },
+                                  {"1 of 2 ranks have a batch"});
+  CHECK_FALSE(train::agree_batch(peer_none, false, 0));
 }
 
 TEST_CASE("a non-finite loss stops every rank before the update, keeping the last good checkpoint",

@@ -57,6 +57,18 @@ inline StepAgreement agree_step(dist::ProcessGroup& pg, const StepVote& v) {
   return a;
 }
 
+// Before a forward pass that communicates (SyncBatchNorm): whether every rank has a batch, the same one
+// (throws on every rank if not), or none has.
+inline bool agree_batch(dist::ProcessGroup& pg, bool has_batch, int64_t batch_index) {
+  const double idx = has_batch ? static_cast<double>(batch_index) : -1;
+  std::vector<double> s = pg.all_reduce_host({has_batch ? 1.0 : 0.0, idx, idx * idx});
+  const double w = pg.size();
+  RESNET_CHECK(s[0] == 0 || (s[0] == w && s[1] * s[1] == w * s[2]), "training: the ranks are out of step (",
+               static_cast<int64_t>(s[0]), " of ", pg.size(), " ranks have a batch; rank ", pg.rank(),
+               "): a rank's batch was entirely unreadable. Remove the unreadable files named above");
+  return s[0] > 0;
+}
+
 // Whether any rank asks for `flag` (epoch ends, where no loss is exchanged).
 inline bool any_rank(dist::ProcessGroup& pg, bool flag) { return pg.all_reduce_host(flag ? 1.0 : 0.0) > 0; }
 

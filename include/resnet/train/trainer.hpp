@@ -360,6 +360,8 @@ class Trainer {
     for (;;) {
       StepVote v;
       v.has_batch = loader->next(b);
+      // SyncBatchNorm's forward is a collective: agree first that every rank has this batch.
+      if (o_.sync_batchnorm && pg_->size() > 1 && !agree_batch(*pg_, v.has_batch, b.index)) break;
       Tensor<T> loss;
       if (v.has_batch) {
         const int64_t n = b.size();
