@@ -47,12 +47,15 @@ void usage(FILE* f) {
       "  --size LIST      input height = width (default 128)\n"
       "  --mode M         train | infer | both (default both)\n"
       "  --device D       cpu | cuda (default cpu)\n"
-      "  --dtype LIST     float32,float16,bfloat16 (default float32; lower precisions on the GPU only)\n"
+      "  --dtype LIST     float32,float16,bfloat16 (default float32; float16 on the GPU only)\n"
+      "  --memory-format LIST  nchw,nhwc (default nchw): activations row-major or channels-last; the\n"
+      "                   PyTorch run uses the same (channels_last for bfloat16 autocast always)\n"
       "  --threads N      CPU threads for us and for PyTorch (default 2)\n"
       "  --steps N        timed steps (default 10)\n"
       "  --warmup N       untimed steps first (default 3)\n"
       "  --classes N      classifier outputs (default 1000)\n"
-      "  --csv FILE       append rows impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb\n"
+      "  --csv FILE       append rows "
+      "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format\n"
       "                   (mode 'infer' rows carry impl ours-infer / torch-infer)\n"
       "  --no-torch       skip the PyTorch baseline\n"
       "  --torch-channels-last\n"
@@ -72,6 +75,7 @@ struct Config {
   std::string arch = "resnet18";
   int64_t batch = 16, size = 128, classes = 1000, threads = 2, steps = 10, warmup = 3;
   std::string device = "cpu", dtype = "float32", mode = "train";
+  std::string memory_format = "nchw";  // nchw or nhwc (channels-last)
 };
 
 struct Result {
@@ -118,11 +122,14 @@ Result measure_ours(const Config& c) {
   o.seed = 1;
   auto net = models::resnet<T>(c.arch, o);
   net->to(dev);
+  const MemoryFormat fmt = c.memory_format == "nhwc" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+  net->to(fmt);
   Generator gen(2);
   Tensor<float> xf = Tensor<float>::randn({c.batch, 3, c.size, c.size}, gen);
   Tensor<T> xh = Tensor<T>::empty(xf.shape());
   for (int64_t i = 0; i < xf.numel(); ++i) xh.data()[i] = static_cast<T>(xf.data()[i]);
   Tensor<T> x = xh.to(dev);
+  if (dev.is_cpu()) x = x.contiguous(fmt);  // converted once, as a loader's collate would
   std::vector<int32_t> lv(static_cast<size_t>(c.batch));
   for (size_t i = 0; i < lv.size(); ++i)
     lv[i] = static_cast<int32_t>((i * 7919) % static_cast<size_t>(c.classes));
@@ -180,9 +187,12 @@ Result measure_ours_dispatch(const Config& c) {
     skip.skip = "built without CUDA";
     return skip;
   }
+  if (c.memory_format != "nchw" && c.memory_format != "nhwc")
+    throw Error("unknown --memory-format '" + c.memory_format + "' (expected nchw or nhwc)");
   if (c.dtype == "float32") return measure_ours<float>(c);
+  if (dev.is_cpu() && c.dtype == "bfloat16") return measure_ours<resnet::bf16_t>(c);
   if (dev.is_cpu()) {
-    skip.skip = "lower precisions are measured on the GPU only";
+    skip.skip = "float16 is measured on the GPU only";
     return skip;
   }
 #if RESNET_WITH_CUDA
@@ -242,8 +252,15 @@ std::string child_args(const Config& c) {
     << c.steps << " --warmup " << c.warmup << " --mode " << c.mode;
   return a.str();
 }
+// PyTorch's baseline for a row: channels_last for nhwc rows and for bfloat16 (autocast is run as a user
+// tuning for speed writes it), or everywhere with --torch-channels-last.
+bool torch_cl(const Config& c, bool force) {
+  return force || c.memory_format == "nhwc" || c.dtype == "bfloat16";
+}
+std::string our_args(const Config& c) { return child_args(c) + " --memory-format " + c.memory_format; }
 
-void append_csv(const std::string& path, const std::string& impl, const Config& c, const Result& r) {
+void append_csv(const std::string& path, const std::string& impl, const Config& c, const Result& r,
+                const std::string& memory_format) {
   if (path.empty() || !r.ok) return;
   bool fresh = false;
   {
@@ -252,12 +269,13 @@ void append_csv(const std::string& path, const std::string& impl, const Config& 
   }
   std::ofstream f(path, std::ios::app);
   if (!f) throw Error("--csv: cannot open '" + path + "' for appending");
-  if (fresh) f << "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb\n";
+  // memory_format is the last column (issue 16): the columns before it keep their order.
+  if (fresh) f << "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%s,%s,%lld,%lld,%s,%s,%.3f,%.1f\n",
+  std::snprintf(line, sizeof line, "%s,%s,%lld,%lld,%s,%s,%.3f,%.1f,%s\n",
                 (impl + (c.mode == "infer" ? "-infer" : "")).c_str(), c.arch.c_str(),
                 static_cast<long long>(c.batch), static_cast<long long>(c.size), c.device.c_str(),
-                c.dtype.c_str(), r.images_per_s, r.peak_mem_mb);
+                c.dtype.c_str(), r.images_per_s, r.peak_mem_mb, memory_format.c_str());
   f << line;
 }
 
@@ -274,6 +292,7 @@ int main(int argc, char** argv) {
   try {
     Config base;
     std::string archs = "resnet18", batches = "16", sizes = "128", dtypes = "float32", mode = "both", csv;
+    std::string formats = "nchw";
     std::string python = "/usr/bin/python3", script = std::string(RESNET_BENCH_DIR) + "/torch_train.py";
     bool child = false, torch = true, torch_channels_last = false;
     int64_t repeat = 1;
@@ -294,6 +313,8 @@ int main(int argc, char** argv) {
         sizes = value();
       } else if (a == "--dtype") {
         dtypes = value();
+      } else if (a == "--memory-format") {
+        formats = value();
       } else if (a == "--mode") {
         mode = value();
         if (mode != "train" && mode != "infer" && mode != "both")
@@ -334,6 +355,7 @@ int main(int argc, char** argv) {
       base.size = parse_positive("--size", sizes);
       base.dtype = dtypes;
       base.mode = mode;
+      base.memory_format = formats;
       Result r;
       try {
         r = measure_ours_dispatch(base);
@@ -367,53 +389,58 @@ int main(int argc, char** argv) {
         "bench_train: %s, %lld threads, %lld warm-up + %lld timed steps, SGD(momentum 0.9), best of %lld\n",
         base.device.c_str(), static_cast<long long>(base.threads), static_cast<long long>(base.warmup),
         static_cast<long long>(base.steps), static_cast<long long>(repeat));
-    std::printf("%-9s %5s %5s %-5s %-8s | %10s %9s | %10s %9s | %7s %7s\n", "arch", "batch", "size", "mode",
-                "dtype", "ours img/s", "ours MB", "torch img/s", "torch MB", "speed", "memory");
+    std::printf("%-9s %5s %5s %-5s %-8s %-4s | %10s %9s | %10s %9s | %7s %7s\n", "arch", "batch", "size",
+                "mode", "dtype", "fmt", "ours img/s", "ours MB", "torch img/s", "torch MB", "speed",
+                "memory");
     std::fflush(stdout);
     for (auto& arch : split(archs))
       for (auto& b : split(batches))
         for (auto& s : split(sizes))
           for (auto& dt : split(dtypes))
-            for (auto& m : modes) {
-              Config c = base;
-              c.arch = arch;
-              c.batch = parse_positive("--batch", b);
-              c.size = parse_positive("--size", s);
-              c.dtype = dt;
-              c.mode = m;
-              // Ours and PyTorch alternate, `repeat` times each; the best run of each side is kept, because
-              // on a shared machine other work only ever slows a run down.
-              Result ours, theirs;
-              if (!torch) theirs.skip = "--no-torch";
-              for (int64_t rep = 0; rep < repeat; ++rep) {
-                Result o = run_and_parse(shell_quote(exe) + " --child" + child_args(c));
-                if (o.ok && (!ours.ok || o.images_per_s > ours.images_per_s)) ours = o;
-                if (!ours.ok && !o.ok) ours = o;
-                if (!torch) continue;
-                Result t = run_and_parse(shell_quote(python) + " " + shell_quote(script) + child_args(c) +
-                                         (torch_channels_last ? " --channels-last" : ""));
-                if (t.ok && (!theirs.ok || t.images_per_s > theirs.images_per_s)) theirs = t;
-                if (!theirs.ok && !t.ok) theirs = t;
+            for (auto& mf : split(formats))
+              for (auto& m : modes) {
+                Config c = base;
+                c.memory_format = mf;
+                c.arch = arch;
+                c.batch = parse_positive("--batch", b);
+                c.size = parse_positive("--size", s);
+                c.dtype = dt;
+                c.mode = m;
+                // Ours and PyTorch alternate, `repeat` times each; the best run of each side is kept, because
+                // on a shared machine other work only ever slows a run down.
+                Result ours, theirs;
+                if (!torch) theirs.skip = "--no-torch";
+                for (int64_t rep = 0; rep < repeat; ++rep) {
+                  Result o = run_and_parse(shell_quote(exe) + " --child" + our_args(c));
+                  if (o.ok && (!ours.ok || o.images_per_s > ours.images_per_s)) ours = o;
+                  if (!ours.ok && !o.ok) ours = o;
+                  if (!torch) continue;
+                  Result t = run_and_parse(shell_quote(python) + " " + shell_quote(script) + child_args(c) +
+                                           (torch_cl(c, torch_channels_last) ? " --channels-last" : ""));
+                  if (t.ok && (!theirs.ok || t.images_per_s > theirs.images_per_s)) theirs = t;
+                  if (!theirs.ok && !t.ok) theirs = t;
+                }
+                char ratio[32] = "-", mem_ratio[32] = "-";
+                if (ours.ok && theirs.ok) {
+                  std::snprintf(ratio, sizeof ratio, "%.2fx", ours.images_per_s / theirs.images_per_s);
+                  if (theirs.peak_mem_mb > 0)
+                    std::snprintf(mem_ratio, sizeof mem_ratio, "%.2fx",
+                                  ours.peak_mem_mb / theirs.peak_mem_mb);
+                }
+                char om[32] = "-", tm[32] = "-";
+                if (ours.ok) std::snprintf(om, sizeof om, "%.0f", ours.peak_mem_mb);
+                if (theirs.ok) std::snprintf(tm, sizeof tm, "%.0f", theirs.peak_mem_mb);
+                std::printf("%-9s %5lld %5lld %-5s %-8s %-4s | %10s %9s | %10s %9s | %7s %7s\n", arch.c_str(),
+                            static_cast<long long>(c.batch), static_cast<long long>(c.size), m.c_str(),
+                            dt.c_str(), mf.c_str(), fmt(ours, "%.2f").c_str(), om,
+                            fmt(theirs, "%.2f").c_str(), tm, ratio, mem_ratio);
+                if (!ours.ok) std::printf("  ours: %s\n", ours.skip.c_str());
+                if (!theirs.ok && torch) std::printf("  torch: %s\n", theirs.skip.c_str());
+                std::fflush(stdout);
+                const bool tcl = torch_cl(c, torch_channels_last);
+                append_csv(csv, "ours", c, ours, mf);
+                append_csv(csv, tcl ? "torch-cl" : "torch", c, theirs, tcl ? "nhwc" : "nchw");
               }
-              char ratio[32] = "-", mem_ratio[32] = "-";
-              if (ours.ok && theirs.ok) {
-                std::snprintf(ratio, sizeof ratio, "%.2fx", ours.images_per_s / theirs.images_per_s);
-                if (theirs.peak_mem_mb > 0)
-                  std::snprintf(mem_ratio, sizeof mem_ratio, "%.2fx", ours.peak_mem_mb / theirs.peak_mem_mb);
-              }
-              char om[32] = "-", tm[32] = "-";
-              if (ours.ok) std::snprintf(om, sizeof om, "%.0f", ours.peak_mem_mb);
-              if (theirs.ok) std::snprintf(tm, sizeof tm, "%.0f", theirs.peak_mem_mb);
-              std::printf("%-9s %5lld %5lld %-5s %-8s | %10s %9s | %10s %9s | %7s %7s\n", arch.c_str(),
-                          static_cast<long long>(c.batch), static_cast<long long>(c.size), m.c_str(),
-                          dt.c_str(), fmt(ours, "%.2f").c_str(), om, fmt(theirs, "%.2f").c_str(), tm, ratio,
-                          mem_ratio);
-              if (!ours.ok) std::printf("  ours: %s\n", ours.skip.c_str());
-              if (!theirs.ok && torch) std::printf("  torch: %s\n", theirs.skip.c_str());
-              std::fflush(stdout);
-              append_csv(csv, "ours", c, ours);
-              append_csv(csv, torch_channels_last ? "torch-cl" : "torch", c, theirs);
-            }
     std::printf(
         "speed = ours/torch images per second (higher is better); memory = ours/torch peak (lower is "
         "better)\n");

@@ -132,7 +132,10 @@ template <typename T>
 class Args {
  public:
   using P = acc_t<T>;
-  Args(Device dev, bool accumulate, double sentinel) : acc(accumulate), dev_(dev), sentinel_(sentinel) {}
+  // `format`: the memory format of every rank-4 activation input and output (the [nhwc] runs).
+  Args(Device dev, bool accumulate, double sentinel,
+       resnet::MemoryFormat format = resnet::MemoryFormat::Contiguous)
+      : acc(accumulate), format(format), dev_(dev), sentinel_(sentinel) {}
 
   const Tensor<T>& x(size_t i) const { return xs_.at(i); }
   Tensor<P>& p(size_t i) { return ps_.at(i); }
@@ -144,7 +147,7 @@ class Args {
   Tensor<T> out(const std::string& name, const Shape& s) { return add_out<T>(name, s, outs_t_, 0); }
   Tensor<P> out_p(const std::string& name, const Shape& s) { return add_out<P>(name, s, outs_p_, 1); }
   Tensor<int32_t> out_i(const std::string& name, const Shape& s) {
-    outs_i_.emplace_back(name, Tensor<int32_t>::full(s, -7).to(dev_));
+    outs_i_.emplace_back(name, laid_out(Tensor<int32_t>::full(s, -7)).to(dev_));
     order_.push_back({2, outs_i_.size() - 1});
     return outs_i_.back().second;
   }
@@ -165,6 +168,12 @@ class Args {
   }
 
   const bool acc;  // accumulate into gradient outputs (entries whose ops take the flag)
+  const resnet::MemoryFormat format;
+  // A host tensor in the run's memory format (rank 4 only; others stay row-major).
+  template <typename U>
+  Tensor<U> laid_out(const Tensor<U>& t) const {
+    return t.rank() == 4 ? t.contiguous(format) : t;
+  }
 
   // ---- for the runner
   std::vector<Tensor<T>> xs_;
@@ -217,6 +226,7 @@ struct Entry {
 
   std::function<void(Cpu&, Args<double>&)> cpu_f64;
   std::function<void(Cpu&, Args<float>&)> cpu_f32;
+  std::function<void(Cpu&, Args<bf16_t>&)> cpu_bf16;
   std::function<void(Sim&, Args<double>&)> sim_f64;
   std::function<void(Sim&, Args<float>&)> sim_f32;
   std::function<void(Sim&, Args<half_t>&)> sim_f16;
@@ -287,7 +297,7 @@ Tensor<U>& Args<T>::add_out(const std::string& name, const Shape& s,
     d[i] = static_cast<U>(static_cast<float>(value));
     if constexpr (std::is_same<U, double>::value) d[i] = value;
   }
-  v.emplace_back(name, host.to(dev_));
+  v.emplace_back(name, (list == 0 ? laid_out(host) : host).to(dev_));
   order_.push_back({list, v.size() - 1});
   return v.back().second;
 }

@@ -542,9 +542,12 @@ inline void conv2d_backward_weight_bf16(const Tensor<bf16_t>& x, const Tensor<bf
   bf16::round_into(dwf, dw, accumulate);
 }
 
+// Every path takes row-major OIHW weights; a weight (or weight gradient) in another layout goes through a
+// row-major copy here, explicitly.
 template <typename T>
 void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y,
                     const ConvParams& p) {
+  if (w.defined() && !w.is_contiguous()) return conv2d_forward(x, w.contiguous(), bias, y, p);
   if constexpr (std::is_same<T, float>::value)
     conv2d_forward_float(x, w, bias, y, p);
   else if constexpr (std::is_same<T, bf16_t>::value)
@@ -555,6 +558,7 @@ void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bia
 template <typename T>
 void conv2d_backward_data(const Tensor<T>& dy, const Tensor<T>& w, Tensor<T>& dx, const ConvParams& p,
                           bool accumulate) {
+  if (w.defined() && !w.is_contiguous()) return conv2d_backward_data(dy, w.contiguous(), dx, p, accumulate);
   if constexpr (std::is_same<T, float>::value)
     conv2d_backward_data_float(dy, w, dx, p, accumulate);
   else if constexpr (std::is_same<T, bf16_t>::value)
@@ -565,6 +569,12 @@ void conv2d_backward_data(const Tensor<T>& dy, const Tensor<T>& w, Tensor<T>& dx
 template <typename T>
 void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& dw, const ConvParams& p,
                             bool accumulate) {
+  if (dw.defined() && !dw.is_contiguous() && dw.is_dense()) {
+    Tensor<T> rm = accumulate ? dw.contiguous() : Tensor<T>::empty(dw.shape());
+    conv2d_backward_weight(x, dy, rm, p, accumulate);
+    copy_into(dw, rm);
+    return;
+  }
   if constexpr (std::is_same<T, float>::value)
     conv2d_backward_weight_float(x, dy, dw, p, accumulate);
   else if constexpr (std::is_same<T, bf16_t>::value)
