@@ -37,6 +37,10 @@ enum class MemoryFormat { Contiguous, ChannelsLast };
 inline const char* memory_format_name(MemoryFormat f) {
   return f == MemoryFormat::ChannelsLast ? "channels_last" : "contiguous";
 }
+// The memory format CPU training uses unless told otherwise, chosen by measurement (benchmarks/RESULTS.md,
+// "Channels-last and bfloat16 on the CPU"): NCHW was faster on the 2-core AVX2 EPYC it was measured on
+// (oneDNN 2.6's AVX2 nhwc kernels are slower than its blocked ones). Re-measure on AVX-512/AMX CPUs.
+constexpr MemoryFormat kCpuTrainingMemoryFormat = MemoryFormat::Contiguous;
 
 // What the tape knows about a tensor. Leaves that require grad (parameters) keep their gradient here;
 // an op's output points at the node that made it.
