@@ -61,6 +61,7 @@ add_library(resnet_cuda STATIC
   src/cuda/loss.cu
   src/cuda/optim.cu
   src/cuda/batchnorm.cu
+  src/cuda/batchnorm_sync.cu
   src/cuda/conv_linear.cu)
 add_library(resnet::cuda ALIAS resnet_cuda)
 set_target_properties(resnet_cuda PROPERTIES

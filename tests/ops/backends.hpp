@@ -12,6 +12,7 @@
 #include "kernels/elementwise.cuh"
 #include "kernels/reduction.cuh"
 #include "kernels/batchnorm.cuh"
+#include "kernels/batchnorm_sync.cuh"
 #include "kernels/loss.cuh"
 #include "kernels/optim.cuh"
 #include "kernels/pool.cuh"
@@ -19,6 +20,10 @@
 
 #include "catch.hpp"
 #include "ops/registry.hpp"
+#include "resnet/backend/cpu/batchnorm_sync.hpp"
+#if RESNET_WITH_CUDA
+#include "resnet/backend/cuda/batchnorm_sync.hpp"
+#endif
 
 namespace opreg {
 
@@ -36,37 +41,41 @@ using resnet::SgdHyper;
   decltype(auto) fn(A&&... a) {           \
     return ns::fn(std::forward<A>(a)...); \
   }
-#define OPREG_FORWARD_ALL(ns)                    \
-  OPREG_FORWARD(ns, fill)                        \
-  OPREG_FORWARD(ns, add)                         \
-  OPREG_FORWARD(ns, add_inplace)                 \
-  OPREG_FORWARD(ns, scale)                       \
-  OPREG_FORWARD(ns, mul)                         \
-  OPREG_FORWARD(ns, relu_forward)                \
-  OPREG_FORWARD(ns, relu_backward)               \
-  OPREG_FORWARD(ns, sum_all)                     \
-  OPREG_FORWARD(ns, broadcast_scalar)            \
-  OPREG_FORWARD(ns, cast)                        \
-  OPREG_FORWARD(ns, conv2d_forward)              \
-  OPREG_FORWARD(ns, conv2d_backward_data)        \
-  OPREG_FORWARD(ns, conv2d_backward_weight)      \
-  OPREG_FORWARD(ns, conv2d_backward_bias)        \
-  OPREG_FORWARD(ns, batchnorm_forward_training)  \
-  OPREG_FORWARD(ns, batchnorm_forward_inference) \
-  OPREG_FORWARD(ns, batchnorm_backward)          \
-  OPREG_FORWARD(ns, maxpool2d_forward)           \
-  OPREG_FORWARD(ns, maxpool2d_backward)          \
-  OPREG_FORWARD(ns, avgpool2d_forward)           \
-  OPREG_FORWARD(ns, avgpool2d_backward)          \
-  OPREG_FORWARD(ns, global_avgpool_forward)      \
-  OPREG_FORWARD(ns, global_avgpool_backward)     \
-  OPREG_FORWARD(ns, linear_forward)              \
-  OPREG_FORWARD(ns, linear_backward)             \
-  OPREG_FORWARD(ns, softmax_forward)             \
-  OPREG_FORWARD(ns, softmax_backward)            \
-  OPREG_FORWARD(ns, cross_entropy_forward)       \
-  OPREG_FORWARD(ns, cross_entropy_backward)      \
-  OPREG_FORWARD(ns, sgd_step)                    \
+#define OPREG_FORWARD_ALL(ns)                       \
+  OPREG_FORWARD(ns, fill)                           \
+  OPREG_FORWARD(ns, add)                            \
+  OPREG_FORWARD(ns, add_inplace)                    \
+  OPREG_FORWARD(ns, scale)                          \
+  OPREG_FORWARD(ns, mul)                            \
+  OPREG_FORWARD(ns, relu_forward)                   \
+  OPREG_FORWARD(ns, relu_backward)                  \
+  OPREG_FORWARD(ns, sum_all)                        \
+  OPREG_FORWARD(ns, broadcast_scalar)               \
+  OPREG_FORWARD(ns, cast)                           \
+  OPREG_FORWARD(ns, conv2d_forward)                 \
+  OPREG_FORWARD(ns, conv2d_backward_data)           \
+  OPREG_FORWARD(ns, conv2d_backward_weight)         \
+  OPREG_FORWARD(ns, conv2d_backward_bias)           \
+  OPREG_FORWARD(ns, batchnorm_forward_training)     \
+  OPREG_FORWARD(ns, batchnorm_forward_inference)    \
+  OPREG_FORWARD(ns, batchnorm_backward)             \
+  OPREG_FORWARD(ns, batchnorm_sync_stats)           \
+  OPREG_FORWARD(ns, batchnorm_sync_combine)         \
+  OPREG_FORWARD(ns, batchnorm_sync_backward_reduce) \
+  OPREG_FORWARD(ns, batchnorm_sync_backward_apply)  \
+  OPREG_FORWARD(ns, maxpool2d_forward)              \
+  OPREG_FORWARD(ns, maxpool2d_backward)             \
+  OPREG_FORWARD(ns, avgpool2d_forward)              \
+  OPREG_FORWARD(ns, avgpool2d_backward)             \
+  OPREG_FORWARD(ns, global_avgpool_forward)         \
+  OPREG_FORWARD(ns, global_avgpool_backward)        \
+  OPREG_FORWARD(ns, linear_forward)                 \
+  OPREG_FORWARD(ns, linear_backward)                \
+  OPREG_FORWARD(ns, softmax_forward)                \
+  OPREG_FORWARD(ns, softmax_backward)               \
+  OPREG_FORWARD(ns, cross_entropy_forward)          \
+  OPREG_FORWARD(ns, cross_entropy_backward)         \
+  OPREG_FORWARD(ns, sgd_step)                       \
   OPREG_FORWARD(ns, adamw_step)
 
 struct Cpu {
@@ -285,6 +294,42 @@ struct Sim {
         dgamma ? dgamma->data() : static_cast<P*>(nullptr), dbeta ? dbeta->data() : static_cast<P*>(nullptr),
         param_acc, s, w, env(), bn_options());
     if (dx || dres || dgamma || dbeta) ran<T>(taken, s);
+  }
+
+  // ---- SyncBatchNorm's split pieces (kernels/batchnorm_sync.cuh)
+  template <typename T>
+  void batchnorm_sync_stats(const Tensor<T>& x, Tensor<double>& stats) {
+    k::bn_sync_stats(x.data(), stats.data(), x.dim(0), x.dim(1), x.dim(2) * x.dim(3), env());
+  }
+  template <typename P>
+  void batchnorm_sync_combine(const Tensor<double>& g, Tensor<P>& sm, Tensor<P>& si, Tensor<P>& var,
+                              Tensor<P>& rm, Tensor<P>& rv, Tensor<double>& count,
+                              const BatchNormParams& bp) {
+    k::bn_sync_combine(g.data(), g.dim(0), g.dim(2), sm.data(), si.data(), var.data(), rm.data(), rv.data(),
+                       count.data(), bp.eps, bp.momentum, env());
+  }
+  template <typename T, typename P>
+  void batchnorm_sync_backward_reduce(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                                      const Tensor<P>& mean, const Tensor<P>& invstd, Activation act,
+                                      Tensor<double>& sums, Tensor<P>* dgamma, Tensor<P>* dbeta, bool acc) {
+    const bool relu = act == Activation::ReLU;
+    k::bn_sync_backward_reduce(x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(),
+                               mean.data(), invstd.data(), relu, sums.data(),
+                               dgamma ? dgamma->data() : static_cast<P*>(nullptr),
+                               dbeta ? dbeta->data() : static_cast<P*>(nullptr), acc, x.dim(0), x.dim(1),
+                               x.dim(2) * x.dim(3), env());
+  }
+  template <typename T, typename P>
+  void batchnorm_sync_backward_apply(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy,
+                                     const Tensor<P>& gamma, const Tensor<P>& mean, const Tensor<P>& invstd,
+                                     const Tensor<double>& sums, const Tensor<double>& count, Activation act,
+                                     Tensor<T>* dx, bool dx_acc, Tensor<T>* dres, bool dres_acc) {
+    const bool relu = act == Activation::ReLU;
+    k::bn_sync_backward_apply(x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(),
+                              gamma.data(), mean.data(), invstd.data(), sums.data(), count.data(), relu,
+                              dx ? dx->data() : static_cast<T*>(nullptr), dx_acc,
+                              dres ? dres->data() : static_cast<T*>(nullptr), dres_acc, x.dim(0), x.dim(1),
+                              x.dim(2) * x.dim(3), env());
   }
 };
 
