@@ -6,6 +6,7 @@
 set -u
 mpiexec=$1 npflag=$2 worker=$3 mode=$4
 if [ ! -x "$mpiexec" ]; then echo "SKIPPED: no mpiexec ($mpiexec)"; exit 77; fi
+if [ ! -x "$worker" ]; then echo "FAIL: no worker program $worker"; exit 1; fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1
 [ "$mode" = hang ] && export RESNET_DIST_TIMEOUT_S=3
@@ -19,6 +20,7 @@ echo "test_dist_failure ($mode): exit code $rc after ${elapsed} s"
 fail=0
 if [ "$rc" -eq 0 ]; then echo "FAIL: the job exited 0 although rank 1 failed"; fail=1; fi
 if [ "$rc" -eq 124 ] || [ "$elapsed" -ge 60 ]; then echo "FAIL: the job did not end within 60 s"; fail=1; fi
+if ! grep -q "dist_failure_worker: rank 1 fails ($mode)" "$log"; then echo "FAIL: rank 1 never reached its failure"; fail=1; fi
 if grep -q "finished, which it must not" "$log"; then echo "FAIL: a rank ran to the end"; fail=1; fi
 if [ "$mode" = hang ] && ! grep -q "MPI_Iallreduce (all_reduce (average) of float32\[1023\] on cpu) on rank 0 of 2 has not completed after" "$log"; then
   echo "FAIL: no timeout message naming the call and rank 0"; fail=1

@@ -77,17 +77,17 @@ class DataLoader {
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  int64_t num_batches() const {
-    const int64_t n = dataset_->size(), b = opts_.batch_size;
-    return opts_.drop_last ? n / b : (n + b - 1) / b;
+  int64_t num_batches() const { return num_batches(dataset_->size()); }
+  // Batches in an epoch of `samples` samples (a DistributedSampler's share: dist/sampler.hpp).
+  int64_t num_batches(int64_t samples) const {
+    const int64_t b = opts_.batch_size;
+    return opts_.drop_last ? samples / b : (samples + b - 1) / b;
   }
   const Dataset& dataset() const { return *dataset_; }
   const LoaderOptions& options() const { return opts_; }
 
   // Begins epoch `epoch` at batch `first_batch` (a resumed run skips the batches it already trained on).
   void start_epoch(int64_t epoch, int64_t first_batch = 0) {
-    RESNET_CHECK(first_batch >= 0 && first_batch <= num_batches(), "DataLoader: first batch ", first_batch,
-                 " out of range [0, ", num_batches(), "]");
     std::vector<int64_t> order;
     if (opts_.shuffle) {
       order = epoch_permutation(dataset_->size(), opts_.seed, epoch);
@@ -95,6 +95,19 @@ class DataLoader {
       order.resize(static_cast<size_t>(dataset_->size()));
       for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
     }
+    start_epoch_over(epoch, std::move(order), first_batch);
+  }
+
+  // Begins epoch `epoch` over exactly `order` (dataset indices, repeats allowed), e.g. this rank's share
+  // DistributedSampler::indices() or dist::eval_shard(); `shuffle` does not apply. Augmentation stays
+  // seeded by (seed, epoch, index), so a sample looks the same whichever rank loads it.
+  void start_epoch_over(int64_t epoch, std::vector<int64_t> order, int64_t first_batch = 0) {
+    const int64_t n = dataset_->size(), batches = num_batches(static_cast<int64_t>(order.size()));
+    for (int64_t i : order)
+      RESNET_CHECK(i >= 0 && i < n, "DataLoader: index ", i,
+                   " of the epoch's order is out of range for a dataset of ", n);
+    RESNET_CHECK(first_batch >= 0 && first_batch <= batches, "DataLoader: first batch ", first_batch,
+                 " out of range [0, ", batches, "]");
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++generation_;
@@ -102,7 +115,7 @@ class DataLoader {
       order_ = std::move(order);
       epoch_ = epoch;
       next_claim_ = next_deliver_ = first_batch;
-      end_ = num_batches();
+      end_ = batches;
       started_ = true;
     }
     work_cv_.notify_all();
