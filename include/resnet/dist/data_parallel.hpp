@@ -24,6 +24,7 @@
 
 #include "resnet/core/abi.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -52,6 +53,11 @@ struct BucketLaunch {
   int64_t nodes_run = 0;
   int64_t nodes_total = 0;
   bool at_end = false;  // launched by the end-of-pass step (a parameter without gradient this pass)
+};
+
+struct DataParallelStats {
+  int64_t synchronised_passes = 0;  // backward passes that reduced gradients
+  double wait_seconds = 0.0;        // summed over those passes
 };
 
 namespace detail {
@@ -142,6 +148,10 @@ class DataParallel : public nn::Module<T> {
   // The flat gradient buffer of bucket b.
   Tensor<P> bucket_buffer(size_t b) const { return buckets_.at(b).flat; }
   const std::vector<BucketLaunch>& launch_log() const { return log_; }
+  // Communication the overlap did not hide: time backward() spent at its end waiting for the buckets'
+  // all-reduces (on GPU backends, until the compute stream is ordered after them: no host wait).
+  const DataParallelStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = DataParallelStats(); }
   void clear_launch_log() { log_.clear(); }
 
  private:
@@ -307,7 +317,10 @@ class DataParallel : public nn::Module<T> {
   void wait_all() {
     std::vector<std::shared_ptr<Work>> works;
     works.swap(works_);
+    const auto t0 = std::chrono::steady_clock::now();
     for (auto& w : works) w->wait();
+    stats_.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats_.synchronised_passes += 1;
   }
 
   std::shared_ptr<nn::Module<T>> model_;
@@ -321,6 +334,7 @@ class DataParallel : public nn::Module<T> {
   size_t next_launch_ = 0;
   uint64_t pass_id_ = 0;
   bool sync_enabled_ = true;
+  DataParallelStats stats_;
 };
 
 }  // namespace dist

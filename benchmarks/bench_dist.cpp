@@ -1,0 +1,124 @@
+// bench_dist: data-parallel training steps (forward, loss, backward with bucketed gradient all-reduce, SGD)
+// at one global batch, on one process or as one of N ranks under mpirun. Rank 0 prints images/s and where
+// the step's time went: the whole step, the part of backward() spent waiting for the last all-reduces
+// (communication the overlap did not hide), and the time the MPI communication thread was busy.
+//
+//   bench_dist --threads 2                                         # 1 rank x 2 threads
+//   mpirun --allow-run-as-root -np 2 bench_dist --threads 1         # 2 ranks x 1 thread, same global batch
+//
+// tools/bench_dist.sh runs both, alternating, in one invocation and prints their ratio.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "resnet/dist/data_parallel.hpp"
+#include "resnet/dist/init.hpp"
+#include "resnet/resnet.hpp"
+#include "resnet/tools/cli.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+int run(int argc, char** argv) {
+  resnet::tools::FlagSet f("bench_dist [flags]", "data-parallel training steps, one rank or many (mpirun)");
+  f.add("--arch", "NAME", "resnet18", "", "network")
+      .add("--batch", "N", "16", "", "global batch (split evenly over the ranks)")
+      .add("--size", "PX", "128", "", "input height = width")
+      .add("--classes", "N", "1000", "", "classifier outputs")
+      .add("--threads", "N", "1", "", "CPU threads per rank")
+      .add("--steps", "N", "10", "", "timed steps")
+      .add("--warmup", "N", "3", "", "untimed steps first")
+      .add("--bucket-mb", "MB", "25", "", "gradient bucket size")
+      .add("--sync-bn", "on|off", "off", "", "BatchNorm statistics over all ranks");
+  std::vector<std::string> args(argv + 1, argv + argc);
+  f.parse(args);
+  if (f.help_requested()) {
+    std::fputs(f.help_text().c_str(), stdout);
+    return 0;
+  }
+  const int threads = static_cast<int>(f.integer("--threads", 1, 1024));
+  resnet::set_num_threads(threads);
+  auto group = resnet::dist::init(resnet::Device::cpu());
+  const int64_t global = f.integer("--batch", 1, 1 << 20);
+  RESNET_CHECK(global % group->size() == 0, "--batch ", global, " does not divide by the world size ",
+               group->size());
+  const int64_t local = global / group->size();
+  const int64_t size = f.integer("--size", 8, 4096), classes = f.integer("--classes", 2, 100000);
+  const int64_t steps = f.integer("--steps", 1, 100000), warmup = f.integer("--warmup", 0, 100000);
+
+  resnet::models::ResNetOptions mo;
+  mo.num_classes = classes;
+  mo.seed = 1;
+  auto model = resnet::models::resnet<float>(f.str("--arch"), mo);
+  resnet::dist::DataParallelOptions dpo;
+  dpo.bucket_bytes = static_cast<size_t>(f.number("--bucket-mb", 0.001, 1e6) * (1 << 20));
+  dpo.sync_batchnorm = f.choice("--sync-bn", {"on", "off"}) == "on";
+  auto net = std::make_shared<resnet::dist::DataParallel<float>>(model, group, dpo);
+  net->train();
+  resnet::optim::SGDOptions so;
+  so.lr = 0.01;
+  so.momentum = 0.9;
+  so.weight_decay = 1e-4;
+  resnet::optim::SGD<float> opt(net->named_parameters(), so);
+
+  resnet::Generator gen(100 + static_cast<uint64_t>(group->rank()));
+  auto x = resnet::Tensor<float>::randn(resnet::Shape{local, 3, size, size}, gen);
+  std::vector<int32_t> labels_v(static_cast<size_t>(local));
+  for (int64_t i = 0; i < local; ++i)
+    labels_v[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + group->rank()) % classes);
+  auto labels = resnet::Tensor<int32_t>::from_vector(labels_v, resnet::Shape{local});
+
+  auto* mpi = dynamic_cast<resnet::dist::MpiProcessGroup*>(group.get());
+  double step_s = 0, wait_s = 0, busy_s = 0;
+  for (int64_t s = 0; s < warmup + steps; ++s) {
+    const bool timed = s >= warmup;
+    if (s == warmup) {
+      group->barrier();
+      net->reset_stats();
+    }
+    const double busy0 = mpi ? mpi->stats().busy_seconds : 0.0;
+    const auto t0 = Clock::now();
+    opt.zero_grad();
+    auto loss = resnet::cross_entropy(net->forward(x), labels);
+    loss.backward();
+    opt.step();
+    if (timed) {
+      step_s += seconds_since(t0);
+      busy_s += (mpi ? mpi->stats().busy_seconds : 0.0) - busy0;
+    }
+  }
+  wait_s = net->stats().wait_seconds;
+  // The slowest rank sets the pace.
+  std::vector<double> per_rank(static_cast<size_t>(group->size()), 0.0);
+  per_rank[static_cast<size_t>(group->rank())] = step_s;
+  per_rank = group->all_reduce_host(per_rank);
+  double worst = 0;
+  for (double v : per_rank) worst = std::max(worst, v);
+  if (group->is_main()) {
+    const double step = worst / static_cast<double>(steps);
+    std::printf(
+        "bench_dist %s batch %lld (%lld per rank) %lldpx: %d rank(s) x %d thread(s): %.2f img/s, "
+        "step %.1f ms, waiting for all-reduce %.2f ms/step (%.1f%%), MPI busy %.2f ms/step\n",
+        f.str("--arch").c_str(), static_cast<long long>(global), static_cast<long long>(local),
+        static_cast<long long>(size), group->size(), threads, static_cast<double>(global) / step, step * 1e3,
+        wait_s / steps * 1e3, 100.0 * wait_s / step_s, busy_s / steps * 1e3);
+  }
+  group->barrier();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const resnet::tools::UsageError& e) {
+    std::fprintf(stderr, "bench_dist: %s (see --help)\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    resnet::dist::abort_job(std::string("bench_dist: ") + e.what());
+  }
+}
