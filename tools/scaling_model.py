@@ -93,11 +93,13 @@ def simulate(params, macs, bucket_bytes, grad_bytes, step_s, machines, gpus, nic
     buckets = []  # (bytes, ready time)
     cur_bytes, cur_ready = 0, 0.0
     for name, numel, module in reversed(params):
-        cur_bytes += numel * grad_bytes
-        cur_ready = max(cur_ready, ready_at[module])
-        if cur_bytes >= bucket_bytes:
+        nb = numel * grad_bytes
+        # dist::DataParallel's rule: a parameter that would overflow a non-empty bucket starts the next one.
+        if cur_bytes > 0 and cur_bytes + nb > bucket_bytes:
             buckets.append((cur_bytes, cur_ready))
             cur_bytes, cur_ready = 0, 0.0
+        cur_bytes += nb
+        cur_ready = max(cur_ready, ready_at[module])
     if cur_bytes:
         buckets.append((cur_bytes, cur_ready))
     end = 0.0
@@ -130,7 +132,7 @@ def main():
             if act == "float32" and grad_name == "bfloat16":
                 continue
             for machines, nic in ((1, True), (2, True), (4, True), (16, True), (2, False), (16, False)):
-                r = simulate(params, macs, args.bucket_mb * 1e6, grad_bytes, step, machines, 8, nic)
+                r = simulate(params, macs, args.bucket_mb * 2**20, grad_bytes, step, machines, 8, nic)
                 link = "NVLink" if machines == 1 else ("8 NICs" if nic else "1 NIC")
                 print(f"| {act} | {grad_name} | {machines} x 8 | {link} | {step * 1e3:.1f} | {r['comm_ms']:.2f} | "
                       f"{r['exposed_ms']:.2f} | {r['eff'] * 100:.1f}% | {r['no_overlap_eff'] * 100:.1f}% |")
@@ -139,7 +141,7 @@ def main():
     print("| bucket MB | buckets | last bucket MB | exposed ms | efficiency |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for mb in (1, 5, 25, 100, 1000):
-        r = simulate(params, macs, mb * 1e6, 4, args.batch / rates["float32"], 16, 8, False)
+        r = simulate(params, macs, mb * 2**20, 4, args.batch / rates["float32"], 16, 8, False)
         print(f"| {mb} | {r['buckets']} | {r['last_mb']:.1f} | {r['exposed_ms']:.2f} | {r['eff'] * 100:.1f}% |")
 
 
