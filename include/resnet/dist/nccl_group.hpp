@@ -152,7 +152,10 @@ class NcclProcessGroup : public ProcessGroup {
       g_->cuda_call(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "cudaEventCreateWithFlags");
     }
     ~NcclWork() override {
-      if (!waited_) order_compute();
+      try {
+        if (!waited_) order_compute();  // never waited: later frees on the compute stream still follow it
+      } catch (...) {
+      }
       cudaEventDestroy(done_);
     }
     void wait() override {
