@@ -307,7 +307,14 @@ FlagSet train_flags() {
       .add("--sync-bn", "on|off", "off",
            "with several ranks (mpirun): BatchNorm statistics over the global batch (SyncBatchNorm) instead "
            "of "
-           "each rank's share; a resumed run keeps its setting");
+           "each rank's share; a resumed run keeps its setting")
+      .add("--dtype", "float32|bfloat16", "float32",
+           "activation type; bfloat16 keeps float32 master weights and BatchNorm statistics (checkpoints "
+           "are float32 either way, so a run may resume in the other dtype)")
+      .add("--memory-format", "nchw|nhwc", "",
+           "activation layout (nhwc = channels-last); the default is NCHW, the faster on the CPUs measured "
+           "(benchmarks/RESULTS.md)",
+           "nchw");
   f.epilog(
       "Exit status: 0 done, 1 error, 2 bad command line, 3 the loss became NaN or infinite (the last good "
       "checkpoint is kept), 130 interrupted by Ctrl-C after writing last.safetensors.\n");
@@ -621,7 +628,10 @@ int cmd_train(int argc, char** argv) {
       std::make_shared<resnet::data::ImageFolderDataset>(std::move(train_folder), recipe.train_transform());
   data.test = std::make_shared<resnet::data::ImageFolderDataset>(
       std::move(test_folder), eval_transform(recipe.eval_size, recipe.eval_crop));
-  return train_as<float>(flags, rt, plan, data);  // the activation type: one branch per --dtype
+  // The activation type: one branch per --dtype.
+  if (flags.choice("--dtype", {"float32", "bfloat16"}) == "bfloat16")
+    return train_as<resnet::bf16_t>(flags, rt, plan, data);
+  return train_as<float>(flags, rt, plan, data);
 }
 
 template <typename T>
@@ -643,6 +653,15 @@ int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, con
   }
   apply_freeze(*model, freeze_list(plan.freeze));
   model->to(rt.device);
+  const std::string layout =
+      flags.given("--memory-format")
+          ? flags.choice("--memory-format", {"nchw", "nhwc"})
+          : (resnet::kCpuTrainingMemoryFormat == resnet::MemoryFormat::ChannelsLast ? "nhwc" : "nchw");
+  // Channels-last on the GPU has no kernels of its own yet (every op would convert): refused, not slow.
+  check(layout == "nchw" || rt.device.is_cpu(),
+        "--memory-format nhwc: channels-last runs on the CPU only (the ", rt.device.to_string(),
+        " kernels are NCHW)");
+  if (layout == "nhwc") model->to(resnet::MemoryFormat::ChannelsLast);
   model->train();
   std::shared_ptr<resnet::optim::Optimizer<resnet::acc_t<T>>> optimizer = make_optimizer(recipe, *model);
 
@@ -678,16 +697,16 @@ int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, con
 
   // The first line names the world (every rank's device) and the data; describe_world is a collective.
   const std::string where = pg.size() == 1 ? rt.device.to_string() : resnet::dist::describe_world(pg);
-  trainer.log(std::string(kProgram) + ": " + recipe.arch + " (" + std::to_string(model->num_parameters()) +
-              " parameters) on " + where + ", " + std::to_string(resnet::get_num_threads()) + " threads, " +
-              std::to_string(rt.workers) + " loader workers" + (pg.size() > 1 ? " per rank" : "") +
-              "; data " + data.dir + ": " + std::to_string(data.n_train) + " train / " +
-              std::to_string(data.n_test) + " test images, classes " + classes.front() + ".." +
-              classes.back() + "; seed " + std::to_string(recipe.seed) +
-              (pg.size() > 1
-                   ? "; global batch " + std::to_string(recipe.batch) + " = " + std::to_string(pg.size()) +
-                         " x " + std::to_string(recipe.batch / pg.size())
-                   : ""));
+  trainer.log(
+      std::string(kProgram) + ": " + recipe.arch + " (" + std::to_string(model->num_parameters()) +
+      " parameters, " + resnet::dtype_name(resnet::dtype_of<T>::value) + " " + layout + ") on " + where +
+      ", " + std::to_string(resnet::get_num_threads()) + " threads, " + std::to_string(rt.workers) +
+      " loader workers" + (pg.size() > 1 ? " per rank" : "") + "; data " + data.dir + ": " +
+      std::to_string(data.n_train) + " train / " + std::to_string(data.n_test) + " test images, classes " +
+      classes.front() + ".." + classes.back() + "; seed " + std::to_string(recipe.seed) +
+      (pg.size() > 1 ? "; global batch " + std::to_string(recipe.batch) + " = " + std::to_string(pg.size()) +
+                           " x " + std::to_string(recipe.batch / pg.size())
+                     : ""));
   if (plan.epochs_before > 0) {
     const int64_t spe = trainer.steps_per_epoch(), step = plan.resumed_step;
     const int64_t old_total = plan.epochs_before * spe, new_total = recipe.epochs * spe;

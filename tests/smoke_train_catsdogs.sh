@@ -245,4 +245,18 @@ for f in --data --arch --epochs --batch --lr --optimizer --schedule --size --dev
   grep -qE -- "^  $f .*\(default: [^)]+\)$" "$WORK/help1.log" || fail "train --help does not document $f with its default"
 done
 ok "errors exit non-zero with clear messages; --help documents every flag"
+# ---- bfloat16 activations and channels-last on the CPU (issue 16): one epoch trains, resumes as float32 ----
+"$BIN" train "${COMMON[@]}" --epochs 1 --dtype bfloat16 --memory-format nhwc --out "$WORK/H" >"$WORK/H.log" 2>"$WORK/H.err" ||
+  { cat "$WORK/H.err" >&2; fail "bfloat16 nhwc run exited $?"; }
+expect_in "$WORK/H.log" "parameters, bfloat16 nhwc\) on cpu"
+expect_in "$WORK/H.log" "^epoch 1 av_"
+[ -f "$WORK/H/last.safetensors" ] || fail "bfloat16 run wrote no last.safetensors"
+"$BIN" train --resume "$WORK/H/last.safetensors" --data "$DATA" --epochs 2 --threads 2 >"$WORK/H2.log" 2>/dev/null ||
+  fail "resuming the bfloat16 run in float32 exited $?"
+expect_in "$WORK/H2.log" "parameters, float32 nchw\) on cpu"
+expect_in "$WORK/H2.log" "^epoch 2 av_"
+expect_rc 2 "$WORK/e10.err" -- "$BIN" train "${COMMON[@]}" --dtype float16
+expect_in "$WORK/e10.err" "--dtype"
+ok "bfloat16 + channels-last trains on the CPU; its checkpoint resumes in float32"
+
 echo "smoke_train_catsdogs: all checks passed in $((SECONDS - START)) s"
