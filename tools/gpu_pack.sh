@@ -4,7 +4,7 @@
 #
 #   tools/gpu_pack.sh [DATA_DIR]
 #
-# Writes .gpu/pack.tar.xz (test_cuda, test_ops, bench_block, bench_train, train_catsdogs and the shared libraries they
+# Writes .gpu/pack.tar.xz (test_cuda, test_ops, bench_block, bench_train, train_catsdogs, test_nccl_group and the shared libraries they
 # need that a CUDA image does not have) and, with DATA_DIR, copies the dataset to .gpu/data/<name>. On the GPU
 # machine: `PREBUILT=.gpu tools/gpu_check.sh` unpacks and runs it. Add `/.gpu/` to .git/info/exclude and name
 # `.gpu` in the device tool's carry list.
@@ -18,7 +18,13 @@ ARCHS=${CUDA_ARCHS:-90-real}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRESNET_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCHS" \
   -DRESNET_NATIVE=OFF -DRESNET_WITH_DNNL=OFF -DCMAKE_CXX_FLAGS="-march=x86-64-v3" >/dev/null
 programs=(tests/cuda/test_cuda tests/test_ops benchmarks/bench_block benchmarks/bench_train examples/train_catsdogs)
-cmake --build "$BUILD" -j "$(nproc)" --target test_cuda test_ops bench_block bench_train train_catsdogs
+targets=(test_cuda test_ops bench_block bench_train train_catsdogs)
+# The NCCL group's test (issue 13), a world of one on the GPU machine, when MPI is here (resnet::dist).
+if grep -q '^RESNET_DIST:BOOL=ON' "$BUILD/CMakeCache.txt"; then
+  programs+=(tests/dist/test_nccl_group)
+  targets+=(test_nccl_group)
+fi
+cmake --build "$BUILD" -j "$(nproc)" --target "${targets[@]}"
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -29,9 +35,17 @@ for p in "${programs[@]}"; do cp "$BUILD/$p" "$stage/bin/"; done
 for p in "${programs[@]}"; do ldd "$BUILD/$p"; done | awk '$2 == "=>" {print $1, $3}' | sort -u |
   while read -r name path; do
     case $name in
-      libopenblas* | libgfortran* | libquadmath* | libstb* | libgomp* | libz.*) cp -L "$path" "$stage/lib/$name" ;;
+      libopenblas* | libgfortran* | libquadmath* | libstb* | libgomp* | libz.* | libmpi* | libopen-pal* | libopen-rte* | \
+        libhwloc* | libevent* | libudev*) cp -L "$path" "$stage/lib/$name" ;;
     esac
   done
+# OpenMPI's plugins and help files, in Debian's layout under a prefix that gpu_check.sh names in OPAL_PREFIX
+# (OpenMPI relocates its install to it), for MPI's singleton start-up on a machine without OpenMPI.
+if [ -d /usr/lib/x86_64-linux-gnu/openmpi ] && [[ " ${targets[*]} " == *" test_nccl_group "* ]]; then
+  mkdir -p "$stage/ompi/lib/x86_64-linux-gnu" "$stage/ompi/share"
+  cp -r /usr/lib/x86_64-linux-gnu/openmpi "$stage/ompi/lib/x86_64-linux-gnu/"
+  [ -d /usr/share/openmpi ] && cp -r /usr/share/openmpi "$stage/ompi/share/"
+fi
 git rev-parse --short HEAD >"$stage/commit"
 git diff --quiet || echo "(with local changes)" >>"$stage/commit"
 mkdir -p .gpu
