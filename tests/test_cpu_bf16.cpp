@@ -68,21 +68,27 @@ TEST_CASE("cpu bf16: ResNet-18 training step against float32 with the GPU's bflo
   }
 }
 
-// ResNet-50 (untrained, 4 images of 64 px) in bfloat16 drifts beyond those bounds through its 16 bottlenecks
-// (measured here: logits 50% off, some gradient cosines near 0, in both formats, while every bfloat16 kernel
-// matches the double reference within its tolerance in test_ops [bf16]); the GPU's bounds were measured on
-// ResNet-18 only. Checked: the step runs, stays finite, and the loss is within 10% of float32's.
-TEST_CASE("cpu bf16: ResNet-50 training step runs and stays near float32", "[bf16]") {
-  const auto ref = run_net<float>("resnet50", MemoryFormat::Contiguous, 4, 64);
+// ResNet-50 as initialised is chaotic in rounding: its layer4 differs from its own double by 1e-4 in float32
+// (ResNet-18: < 5e-5), so bfloat16's 2^16 times coarser rounding leaves logits 50% off and gradient cosines
+// near 0, in both formats, while every bfloat16 kernel matches the double reference in test_ops [bf16] and
+// each convolution is within 0.3% (bfloat16's rounding of its inputs). With each block's last BatchNorm
+// weight at 0.25, as training leaves them, the activations drift ~1.5% through the stages and the loss
+// stays within 0.1%, but the logits (max-relative) are 7-11% off and four BatchNorm weights and biases of
+// layer1-2 (sums of many cancelling terms) have gradient cosines of 0.77-0.85 (measured here). Bounds for
+// this deeper net: logits 20%, cosine 0.7; a broken kernel gives logits ~50% off and cosines ~0.1.
+const netruns::NetBounds kDeepBf16Bounds{0.2, 0, 0.7};
+TEST_CASE(
+    "cpu bf16: ResNet-50 training step against float32 within deep-network bfloat16 bounds (residual gain "
+    "0.25)",
+    "[bf16]") {
+  const auto ref = run_net<float>("resnet50", MemoryFormat::Contiguous, 4, 64, Device::cpu(), 0.25);
   for (MemoryFormat f : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
     INFO(memory_format_name(f));
-    const auto got = run_net<bf16_t>("resnet50", f, 4, 64);
-    CHECK(std::abs(got.loss - ref.loss) < 0.1 * std::abs(ref.loss));
-    for (const auto& g : got.grads) {
-      INFO(g.first);
-      CHECK(std::all_of(g.second.begin(), g.second.end(), [](double v) { return std::isfinite(v); }));
-    }
-    std::printf("bfloat16 resnet50 %s: loss %.5f vs float32 %.5f\n", memory_format_name(f), got.loss,
-                ref.loss);
+    const auto got = run_net<bf16_t>("resnet50", f, 4, 64, Device::cpu(), 0.25);
+    const double least = compare_nets(got, ref, kDeepBf16Bounds);
+    std::printf(
+        "bfloat16 resnet50 (residual gain 0.25) %s: least gradient cosine vs float32 %.4f, loss %.5f vs "
+        "%.5f\n",
+        memory_format_name(f), least, got.loss, ref.loss);
   }
 }
