@@ -9,7 +9,7 @@ work=${MUTATION_DIR:-$(mktemp -d)}
 trap 'rm -rf "$work"' EXIT
 git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work"
 target="$work/include/resnet/backend/cpu/elementwise.hpp"
-before='py[i] = px[i] > T(0) ? px[i] : T(0);'
+before='py[i] = load(px[i]) > 0 ? px[i] : T(0);'
 after='py[i] = std::numeric_limits<T>::quiet_NaN();'
 grep -qF "$before" "$target" || { echo "mutation_check: the ReLU forward line to break is gone from $target" >&2; exit 1; }
 BEFORE=$before AFTER=$after perl -pi -e 's/\Q$ENV{BEFORE}\E/$ENV{AFTER}/; s/^#include <cmath>$/#include <cmath>\n#include <limits>/' "$target"
