@@ -46,6 +46,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--mode", default="train", choices=["train", "infer"])
     ap.add_argument("--channels-last", action="store_true", help="use torch.channels_last memory format")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the model (PyTorch 2.0 and newer; SKIP where it is missing)")
     a = ap.parse_args()
 
     try:
@@ -71,10 +73,17 @@ def main():
         print("SKIP float16 is measured on the GPU only (the CPU baseline is bfloat16 autocast)")
         return 0
 
+    if a.compile and not hasattr(torch, "compile"):
+        print(f"SKIP torch {torch.__version__} has no torch.compile (PyTorch 2.0 and newer)")
+        return 0
+
     base = rss_mb()
     model = getattr(torchvision.models, a.arch)(num_classes=a.classes).to(dev)
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
+    if a.compile:
+        # The default mode, as a user's first try would be; compilation happens in the warm-up steps.
+        model = torch.compile(model)
     x = torch.randn(a.batch, 3, a.size, a.size, device=dev).to(memory_format=fmt)
     labels = torch.randint(0, a.classes, (a.batch,), device=dev)
     if a.device == "cuda":

@@ -7,7 +7,9 @@
 #   PREBUILT=.gpu tools/gpu_check.sh       run the programs tools/gpu_pack.sh packed on another machine
 #
 # Settings (environment):
-#   PHASES=tests,sanitizer,bench,train     which phases run (default: tests,sanitizer,bench)
+#   PHASES=tests,sanitizer,bench,baselines,train   which phases run (default: tests,sanitizer,bench)
+#   BASELINE_ARCHS, BASELINE_BATCHES, BASELINE_SIZE, BASELINE_STEPS   the baselines phase's table
+#                                          (default resnet18,resnet50 x 128,256 at 224 px, 20 steps)
 #   BUDGET_S=N                             seconds for everything (default 3000); steps are cut to fit
 #   SAN_TOOLS="memcheck racecheck initcheck"   compute-sanitizer tools to run
 #   QUICK=1                                smaller benchmark runs
@@ -230,6 +232,63 @@ if [[ $PHASES == *,bench,* ]]; then
       <(grep -E '^resnet' "$LOGS/bench_train_bn_cluster.log" | awk '{print "clusters", $7}') |
       sed 's/^/      img\/s /' | tee -a "$SUMMARY"
   fi
+fi
+
+# ---------------------------------------------------------------- baselines (issue 17)
+# One table, same run: PyTorch eager NCHW, channels_last, autocast bfloat16 in channels_last and (where the
+# installed PyTorch has it) torch.compile of the last; ours NCHW and NHWC (RESNET_CUDA_NHWC=1), CUDA graphs
+# off and on, float32 and bfloat16. Rows go to baselines.csv (who,arch,batch,size,variant,dtype,images_per_s)
+# and the summary gets ours-best / PyTorch-best per dtype.
+if [[ $PHASES == *,baselines,* ]]; then
+  BL_ARCHS=${BASELINE_ARCHS:-resnet18,resnet50}
+  BL_BATCHES=${BASELINE_BATCHES:-128,256}
+  BL_SIZE=${BASELINE_SIZE:-224}
+  BL_STEPS=${BASELINE_STEPS:-20}
+  BL_CSV=$LOGS/baselines.csv
+  echo "who,arch,batch,size,variant,dtype,images_per_s" >"$BL_CSV"
+  for arch in ${BL_ARCHS//,/ }; do
+    for batch in ${BL_BATCHES//,/ }; do
+      if [ -n "$TORCH" ]; then
+        for variant in eager-nchw:float32: eager-cl:float32:--channels-last autocast-cl:bfloat16:--channels-last \
+          compile-autocast-cl:bfloat16:--channels-last+--compile; do
+          name=${variant%%:*} rest=${variant#*:}
+          dtype=${rest%%:*} flags=${rest#*:}
+          log=torch_${arch}_${batch}_${name}.log
+          step "torch $arch batch $batch $name" "$log" 300 "$PY" "$ROOT/benchmarks/torch_train.py" --device cuda \
+            --arch "$arch" --batch "$batch" --size "$BL_SIZE" --dtype "$dtype" --steps "$BL_STEPS" --warmup 5 ${flags//+/ }
+          r=$(sed -n 's/^RESULT images_per_s=\([0-9.]*\).*/\1/p' "$LOGS/$log")
+          [ -n "$r" ] && echo "torch,$arch,$batch,$BL_SIZE,$name,$dtype,$r" >>"$BL_CSV"
+          grep -m1 '^SKIP' "$LOGS/$log" | sed "s/^/      torch $name: /" | tee -a "$SUMMARY"
+        done
+      fi
+      for fmt in nchw nhwc; do
+        for graph in off on; do
+          log=ours_${arch}_${batch}_${fmt}_graph-${graph}.log
+          step "ours $arch batch $batch $fmt graphs $graph" "$log" 300 env RESNET_CUDA_NHWC=$([ $fmt = nhwc ] && echo 1 || echo 0) \
+            "$BENCH_TRAIN" --device cuda --no-torch --mode train --arch "$arch" --batch "$batch" --size "$BL_SIZE" \
+            --dtype float32,bfloat16 --memory-format "$fmt" --cuda-graph "$graph" --steps "$BL_STEPS" --warmup 5 \
+            --csv "$LOGS/ours_${arch}_${batch}_${fmt}_${graph}.csv"
+          [ -s "$LOGS/ours_${arch}_${batch}_${fmt}_${graph}.csv" ] &&
+            awk -F, -v g="$graph" -v f="$fmt" 'NR > 1 && $1 == "ours" { print "ours," $2 "," $3 "," $4 "," f "-graph-" g "," $6 "," $7 }' \
+              "$LOGS/ours_${arch}_${batch}_${fmt}_${graph}.csv" >>"$BL_CSV"
+        done
+      done
+    done
+  done
+  python3 - "$BL_CSV" <<'PY' | tee -a "$SUMMARY"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+keys = sorted({(r["arch"], int(r["batch"])) for r in rows})
+for arch, batch in keys:
+    mine = [r for r in rows if r["arch"] == arch and int(r["batch"]) == batch]
+    print(f"      {arch} batch {batch}: " + "  ".join(f'{r["who"]}:{r["variant"]}:{r["dtype"]}={float(r["images_per_s"]):.0f}' for r in mine))
+    for dtype in ("float32", "bfloat16"):
+        ours = [float(r["images_per_s"]) for r in mine if r["who"] == "ours" and r["dtype"] == dtype]
+        theirs = [float(r["images_per_s"]) for r in mine if r["who"] == "torch" and r["dtype"] == dtype]
+        if ours and theirs:
+            print(f"      {arch} batch {batch} {dtype}: ours best {max(ours):.0f} img/s, PyTorch best {max(theirs):.0f}: {max(ours) / max(theirs):.2f}x")
+PY
+  pack_logs
 fi
 
 # ---------------------------------------------------------------- train_catsdogs
