@@ -82,6 +82,7 @@ struct Result {
   bool ok = false;
   std::string skip;  // why there is no number
   double images_per_s = 0, peak_mem_mb = 0;
+  double host_syncs_per_step = -1;  // CUDA: cuda::host_sync_count() over the timed steps; -1: not measured
 };
 
 double status_mb(const char* key) {
@@ -133,7 +134,8 @@ Result measure_ours(const Config& c) {
   std::vector<int32_t> lv(static_cast<size_t>(c.batch));
   for (size_t i = 0; i < lv.size(); ++i)
     lv[i] = static_cast<int32_t>((i * 7919) % static_cast<size_t>(c.classes));
-  Tensor<int32_t> labels = Tensor<int32_t>::from_vector(lv, {c.batch}).to(dev);
+  const Tensor<int32_t> labels_host = Tensor<int32_t>::from_vector(lv, {c.batch});
+  Tensor<int32_t> labels = labels_host.to(dev);
 
   std::unique_ptr<optim::SGD<P>> opt;
   nn::CrossEntropyLoss<T> loss_fn;
@@ -150,6 +152,7 @@ Result measure_ours(const Config& c) {
   auto step = [&]() {
     if (opt) {
       opt->zero_grad();
+      labels = to_device_async(labels_host, dev);  // every step, as a training loop uploads its batch's
       Tensor<T> loss = loss_fn(net->forward(x), labels);
       loss.backward();
       opt->step();
@@ -164,14 +167,23 @@ Result measure_ours(const Config& c) {
 #endif
   for (int64_t i = 0; i < c.warmup; ++i) step();
   sync_device(dev);
+#if RESNET_WITH_CUDA
+  const uint64_t syncs0 = dev.is_cuda() ? cuda::host_sync_count() : 0;
+#endif
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < c.steps; ++i) step();
+#if RESNET_WITH_CUDA
+  const uint64_t syncs = dev.is_cuda() ? cuda::host_sync_count() - syncs0 : 0;
+#endif
   sync_device(dev);
   double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   Result r;
   r.ok = true;
   r.images_per_s = static_cast<double>(c.batch * c.steps) / dt;
   r.peak_mem_mb = status_mb("VmHWM:") - base;
+#if RESNET_WITH_CUDA
+  if (dev.is_cuda()) r.host_syncs_per_step = static_cast<double>(syncs) / static_cast<double>(c.steps);
+#endif
 #if RESNET_WITH_CUDA
   if (dev.is_cuda())
     r.peak_mem_mb =
@@ -228,6 +240,8 @@ Result run_and_parse(const std::string& cmd) {
     if (line.rfind("RESULT ", 0) == 0) {
       const char* ips = std::strstr(line.c_str(), "images_per_s=");
       const char* mem = std::strstr(line.c_str(), "peak_mem_mb=");
+      const char* syncs = std::strstr(line.c_str(), "host_syncs_per_step=");
+      if (syncs) r.host_syncs_per_step = std::atof(syncs + std::strlen("host_syncs_per_step="));
       if (ips && mem) {
         r.ok = true;
         r.images_per_s = std::atof(ips + std::strlen("images_per_s="));
@@ -269,13 +283,16 @@ void append_csv(const std::string& path, const std::string& impl, const Config& 
   }
   std::ofstream f(path, std::ios::app);
   if (!f) throw Error("--csv: cannot open '" + path + "' for appending");
-  // memory_format is the last column (issue 16): the columns before it keep their order.
-  if (fresh) f << "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format\n";
-  char line[256];
-  std::snprintf(line, sizeof line, "%s,%s,%lld,%lld,%s,%s,%.3f,%.1f,%s\n",
+  // memory_format (issue 16), then host_syncs_per_step (issue 17; empty where not measured: the CPU, PyTorch)
+  // are the last columns: the columns before them keep their order.
+  if (fresh) f << "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format,host_syncs_per_step\n";
+  char syncs[32] = "";
+  if (r.host_syncs_per_step >= 0) std::snprintf(syncs, sizeof syncs, "%.2f", r.host_syncs_per_step);
+  char line[300];
+  std::snprintf(line, sizeof line, "%s,%s,%lld,%lld,%s,%s,%.3f,%.1f,%s,%s\n",
                 (impl + (c.mode == "infer" ? "-infer" : "")).c_str(), c.arch.c_str(),
                 static_cast<long long>(c.batch), static_cast<long long>(c.size), c.device.c_str(),
-                c.dtype.c_str(), r.images_per_s, r.peak_mem_mb, memory_format.c_str());
+                c.dtype.c_str(), r.images_per_s, r.peak_mem_mb, memory_format.c_str(), syncs);
   f << line;
 }
 
@@ -363,7 +380,8 @@ int main(int argc, char** argv) {
         r.skip = e.what();  // e.g. no usable GPU: reported in the table, not as a crash
       }
       if (r.ok)
-        std::printf("RESULT images_per_s=%.3f peak_mem_mb=%.1f\n", r.images_per_s, r.peak_mem_mb);
+        std::printf("RESULT images_per_s=%.3f peak_mem_mb=%.1f host_syncs_per_step=%.3f\n", r.images_per_s,
+                    r.peak_mem_mb, r.host_syncs_per_step);
       else
         std::printf("SKIP %s\n", r.skip.c_str());
       return 0;
@@ -435,6 +453,8 @@ int main(int argc, char** argv) {
                             dt.c_str(), mf.c_str(), fmt(ours, "%.2f").c_str(), om,
                             fmt(theirs, "%.2f").c_str(), tm, ratio, mem_ratio);
                 if (!ours.ok) std::printf("  ours: %s\n", ours.skip.c_str());
+                if (ours.ok && ours.host_syncs_per_step >= 0)
+                  std::printf("  ours: %.2f host syncs per step (cuda::host_sync_count)\n", ours.host_syncs_per_step);
                 if (!theirs.ok && torch) std::printf("  torch: %s\n", theirs.skip.c_str());
                 std::fflush(stdout);
                 const bool tcl = torch_cl(c, torch_channels_last);

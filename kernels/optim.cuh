@@ -4,21 +4,20 @@
 //          d = nesterov ? d + momentum buf : buf;  p -= lr d        (buf unused when momentum == 0)
 //   AdamW: p *= 1 - lr wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //          p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
+// lr, the step number (first = step 1) and the skip flag come from the optimizer's step state.
 #pragma once
 
 #include "resnet/core/abi.hpp"
 #include "launch.cuh"
+#include "resnet/backend/optim_math.hpp"
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
 namespace kernels {
 
-template <typename P>
-struct SgdCoeffs {
-  P lr, wd, momentum, damp;  // damp = 1 - dampening
-  bool nesterov, first_step;
-};
+using optim_math::AdamCoeffs;
+using optim_math::SgdCoeffs;
 
 template <typename P>
 RESNET_HD inline void sgd_update(P& p, P g, P* buf, const SgdCoeffs<P>& h) {
@@ -31,11 +30,6 @@ RESNET_HD inline void sgd_update(P& p, P g, P* buf, const SgdCoeffs<P>& h) {
 }
 
 template <typename P>
-struct AdamCoeffs {
-  P decay, beta1, beta2, step_size, inv_sqrt_bc2, eps;
-};
-
-template <typename P>
 RESNET_HD inline void adamw_update(P& p, P g, P& m, P& v, const AdamCoeffs<P>& h) {
   p *= h.decay;
   m = h.beta1 * m + (P(1) - h.beta1) * g;
@@ -43,31 +37,15 @@ RESNET_HD inline void adamw_update(P& p, P g, P& m, P& v, const AdamCoeffs<P>& h
   p -= h.step_size * m / (k_sqrt(v) * h.inv_sqrt_bc2 + h.eps);
 }
 
-// The coefficients from the hyper-parameters, rounded to P as the CPU backend rounds them.
+// The per-step values (learning rate, step number, skip flag) are read from `state` in device memory, so
+// a captured graph replays what the host or a kernel last wrote there; each thread forms the coefficients
+// once, in double as the CPU does (backend/optim_math.hpp).
 template <typename P>
-SgdCoeffs<P> sgd_coeffs(const SgdHyper& h) {
-  return SgdCoeffs<P>{static_cast<P>(h.lr),
-                      static_cast<P>(h.weight_decay),
-                      static_cast<P>(h.momentum),
-                      static_cast<P>(1.0 - h.dampening),
-                      h.nesterov,
-                      h.first_step};
-}
-template <typename P>
-AdamCoeffs<P> adam_coeffs(const AdamHyper& h) {
-  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
-  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
-  return AdamCoeffs<P>{static_cast<P>(1.0 - h.lr * h.weight_decay),
-                       static_cast<P>(h.beta1),
-                       static_cast<P>(h.beta2),
-                       static_cast<P>(h.lr / bc1),
-                       static_cast<P>(1.0 / std::sqrt(bc2)),
-                       static_cast<P>(h.eps)};
-}
-
-template <typename P>
-__global__ void __launch_bounds__(kBlock) sgd_kernel(P* __restrict__ param, const P* __restrict__ grad,
-                                                     P* __restrict__ buf, int64_t n, SgdCoeffs<P> h) {
+__global__ void __launch_bounds__(kBlock)
+    sgd_kernel(P* __restrict__ param, const P* __restrict__ grad, P* __restrict__ buf, int64_t n,
+               const double* __restrict__ state, SgdHyper hyper) {
+  if (optim_state::skipped(state)) return;
+  const SgdCoeffs<P> h = optim_math::sgd_coeffs<P>(hyper, state);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     P p = param[i];
@@ -79,7 +57,9 @@ __global__ void __launch_bounds__(kBlock) sgd_kernel(P* __restrict__ param, cons
 template <typename P>
 __global__ void __launch_bounds__(kBlock)
     adamw_kernel(P* __restrict__ param, const P* __restrict__ grad, P* __restrict__ m, P* __restrict__ v,
-                 int64_t n, AdamCoeffs<P> h) {
+                 int64_t n, const double* __restrict__ state, AdamHyper hyper) {
+  if (optim_state::skipped(state)) return;
+  const AdamCoeffs<P> h = optim_math::adam_coeffs<P>(hyper, state);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     P p = param[i], mi = m[i], vi = v[i];
@@ -90,17 +70,30 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-template <typename P>
-void sgd_step(P* param, const P* grad, P* buf, int64_t n, const SgdCoeffs<P>& h, const LaunchEnv& env) {
-  if (n <= 0) return;
-  RESNET_LAUNCH((sgd_kernel<P>), grid_for(n, kBlock, env.sm_count), kBlock, env, param, grad, buf, n, h);
+// One thread: the step count advances unless the step is skipped.
+template <typename = void>
+__global__ void optim_begin_step_kernel(double* state) {
+  optim_state::begin_step(state);
 }
 
 template <typename P>
-void adamw_step(P* param, const P* grad, P* m, P* v, int64_t n, const AdamCoeffs<P>& h,
+void sgd_step(P* param, const P* grad, P* buf, int64_t n, const double* state, const SgdHyper& h,
+              const LaunchEnv& env) {
+  if (n <= 0) return;
+  RESNET_LAUNCH((sgd_kernel<P>), grid_for(n, kBlock, env.sm_count), kBlock, env, param, grad, buf, n, state,
+                h);
+}
+
+template <typename P>
+void adamw_step(P* param, const P* grad, P* m, P* v, int64_t n, const double* state, const AdamHyper& h,
                 const LaunchEnv& env) {
   if (n <= 0) return;
-  RESNET_LAUNCH((adamw_kernel<P>), grid_for(n, kBlock, env.sm_count), kBlock, env, param, grad, m, v, n, h);
+  RESNET_LAUNCH((adamw_kernel<P>), grid_for(n, kBlock, env.sm_count), kBlock, env, param, grad, m, v, n,
+                state, h);
+}
+
+inline void optim_begin_step(double* state, const LaunchEnv& env) {
+  RESNET_LAUNCH((optim_begin_step_kernel<>), 1, 1, env, state);
 }
 
 }  // namespace kernels

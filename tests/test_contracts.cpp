@@ -154,21 +154,24 @@ TEST_CASE("contracts: softmax and cross-entropy check rows, labels and smoothing
 TEST_CASE("contracts: optimizer updates check state shapes and hyper-parameters alike on both backends",
           "[contracts]") {
   auto p = t<float>({6}), g = t<float>({6}), g_bad = t<float>({5}), buf = t<float>({6});
+  // The step state (backend/optim_math.hpp): [lr, step, skip, -].
+  auto state = Tensor<double>::from_vector({0.1, 1, 0, 0}, {optim_state::kSize});
   SgdHyper sgd;
   sgd.momentum = 0.9;
-  BAD("sgd_step", "gradient shape [5] does not match [6]", sgd_step, p, g_bad, buf, sgd);
-  BAD("sgd_step", "momentum buffer shape [5]", sgd_step, p, g, g_bad, sgd);
-  SgdHyper neg = sgd;
-  neg.lr = -0.1;
-  BAD("sgd_step", "learning rate must be finite and >= 0", sgd_step, p, g, buf, neg);
+  BAD("sgd_step", "gradient shape [5] does not match [6]", sgd_step, p, g_bad, buf, state, sgd);
+  BAD("sgd_step", "momentum buffer shape [5]", sgd_step, p, g, g_bad, state, sgd);
+  auto neg = Tensor<double>::from_vector({-0.1, 1, 0, 0}, {optim_state::kSize});
+  BAD("sgd_step", "learning rate must be finite and >= 0", sgd_step, p, g, buf, neg, sgd);
+  auto short_state = Tensor<double>::from_vector({0.1, 1}, {2});
+  BAD("sgd_step", "the step state must be a contiguous float64 tensor of 4 values", sgd_step, p, g, buf,
+      short_state, sgd);
   AdamHyper adam;
-  BAD("adamw_step", "second moment shape [5]", adamw_step, p, g, buf, g_bad, adam);
+  BAD("adamw_step", "second moment shape [5]", adamw_step, p, g, buf, g_bad, state, adam);
   AdamHyper beta = adam;
   beta.beta2 = 1.0;
-  BAD("adamw_step", "betas must be in [0, 1)", adamw_step, p, g, buf, buf, beta);
-  AdamHyper step0 = adam;
-  step0.step = 0;
-  BAD("adamw_step", "step must count from 1", adamw_step, p, g, buf, buf, step0);
+  BAD("adamw_step", "betas must be in [0, 1)", adamw_step, p, g, buf, buf, state, beta);
+  auto step0 = Tensor<double>::from_vector({0.1, 0, 0, 0}, {optim_state::kSize});
+  BAD("adamw_step", "step must count from 1", adamw_step, p, g, buf, buf, step0, adam);
 }
 
 TEST_CASE("contracts: BatchNorm checks channels and statistics alike on both backends", "[contracts]") {

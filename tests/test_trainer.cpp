@@ -385,3 +385,61 @@ TEST_CASE("a non-finite loss stops every rank before the update, keeping the las
   CHECK(st.step == 5);
   fs::remove_all(d);
 }
+
+TEST_CASE("the loss stays on the device: a NaN is found at the next read and no update after it lands",
+          "[trainer]") {
+  // No per-step callback and no log line before the epoch's end: the loss is read once, at the end of
+  // epoch 2. Step 7's loss is NaN (the test hook); steps 8-10 have finite losses but must be skipped too, so
+  // the weights are exactly those after step 6.
+  set_num_threads(1);
+  const fs::path d = fresh_dir("nan_deferred"), e = fresh_dir("six_steps");
+  Run r(d, 2);
+  r.cb.on_step_end = nullptr;
+  r.o.log_every = 100;
+  ::setenv("RESNET_FAULT_NAN_AT_STEP", "7", 1);
+  train::FitResult res = r.fit();
+  ::unsetenv("RESNET_FAULT_NAN_AT_STEP");
+  CHECK(res.status == train::FitStatus::NonFinite);
+  CHECK(res.exit_code() == 3);
+  CHECK(res.steps == 6);
+  const io::TrainingState st = io::read_training_state((d / "last.safetensors").string());
+  CHECK(st.epoch == 1);
+  CHECK(st.step == 5);
+  CHECK(r.opt->step_state().data()[optim_state::kSkip] == 1);  // set on the device by the NaN step
+
+  Run six(e, 2);  // the same run stopped after step 6
+  six.o.log_every = 100;
+  six.cb.should_stop = [&six] { return six.steps.size() == 5; };  // true during step 6
+  REQUIRE(six.fit().status == train::FitStatus::Stopped);
+  auto pa = r.model->named_parameters(), pb = six.model->named_parameters();
+  REQUIRE(pa.size() == pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i].first);
+    CHECK(pa[i].second.to_vector() == pb[i].second.to_vector());  // bit for bit
+  }
+  fs::remove_all(d);
+  fs::remove_all(e);
+}
+
+TEST_CASE("the loss read at log lines gives the same lines and epoch losses as reading every step",
+          "[trainer]") {
+  set_num_threads(1);
+  const fs::path a = fresh_dir("every_step"), b = fresh_dir("log_lines");
+  Run every(a, 3);  // on_step_end set: the loss is read every step
+  REQUIRE(every.fit().status == train::FitStatus::Completed);
+  Run lines(b, 3);
+  lines.cb.on_step_end = nullptr;  // read only at log lines and epoch ends
+  REQUIRE(lines.fit().status == train::FitStatus::Completed);
+  REQUIRE(lines.lines.size() == every.lines.size());
+  REQUIRE(!lines.lines.empty());
+  // Every line but the last, which names the output folder.
+  for (size_t i = 0; i + 1 < lines.lines.size(); ++i) CHECK(lines.lines[i] == every.lines[i]);
+  REQUIRE(every.steps.size() == 10);
+  double epoch1 = 0;
+  for (int i = 0; i < 5; ++i) epoch1 += every.steps[static_cast<size_t>(i)].loss;
+  const auto rows = tools::read_metrics_csv((b / "metrics.csv").string());
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].train_loss == Approx(epoch1 / 5).epsilon(1e-6));
+  fs::remove_all(a);
+  fs::remove_all(b);
+}

@@ -3,6 +3,7 @@
 // of kernels/elementwise.cuh and kernels/reduction.cuh on the current stream.
 #include "resnet/core/abi.hpp"
 #include "context.cuh"
+#include "host_sync.cuh"
 #include "resnet/backend/contract/elementwise.hpp"
 #include "kernels/elementwise.cuh"
 #include "kernels/reduction.cuh"
@@ -120,6 +121,7 @@ bool all_finite(const Tensor<T>& x) {
   RESNET_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), s));
   kernels::find_non_finite(x.data(), x.numel(), flag, launch_env(dev));
   int host = 0;
+  detail::count_host_sync(HostSync::AllFinite);
   RESNET_CUDA_CHECK(cudaMemcpyAsync(&host, flag, sizeof(int), cudaMemcpyDeviceToHost, s));
   RESNET_CUDA_CHECK(cudaStreamSynchronize(s));
   return host == 0;

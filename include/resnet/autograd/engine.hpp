@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "resnet/autograd/hooks.hpp"
+#include "resnet/backend/async_copy.hpp"
 #include "resnet/autograd/node.hpp"
 
 namespace resnet {
@@ -150,9 +151,9 @@ inline void backward(TensorBase root, TensorBase seed = TensorBase(), bool retai
       default:
         RESNET_FAIL("backward: unsupported dtype ", dtype_name(root.dtype()));
     }
-    if (!root.device().is_cpu()) {
+    if (!root.device().is_cpu()) {  // without waiting for the device (a copy from pageable memory may)
       TensorBase d = TensorBase::empty(root.shape(), root.dtype(), root.device());
-      copy_into(d, seed);
+      write_bytes_async(d, seed.raw_data(), seed.nbytes());
       seed = d;
     }
   }

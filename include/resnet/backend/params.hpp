@@ -42,22 +42,19 @@ struct BatchNormParams {
   double momentum = 0.1;  // running = (1 - momentum) * running + momentum * batch, as in PyTorch
 };
 
+// The constant hyper-parameters of an update. The learning rate and the step number change every step and
+// are read from the optimizer's step-state tensor instead (backend/optim_math.hpp, optim_state::kLr, kStep).
 struct SgdHyper {
-  double lr = 0.1;
   double momentum = 0.0;
   double dampening = 0.0;
   double weight_decay = 0.0;
   bool nesterov = false;
-  // The first step copies the gradient into the momentum buffer (PyTorch's convention).
-  bool first_step = false;
 };
 
 struct AdamHyper {
-  double lr = 1e-3;
   double beta1 = 0.9, beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.01;  // decoupled (AdamW)
-  int64_t step = 1;            // 1-based step number, for bias correction
 };
 
 }  // namespace RESNET_ABI

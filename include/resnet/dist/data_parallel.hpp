@@ -202,12 +202,12 @@ class DataParallel : public nn::Module<T> {
       }
     }
   }
-  // Counters (num_batches_tracked): through double, exact below 2^53.
+  // Counters (num_batches_tracked): through double, exact below 2^53; through the host when the counter
+  // is on a device (once, when wrapping: the copies wait).
   void broadcast_integers(const std::string& name, TensorBase& t) {
-    RESNET_CHECK(t.dtype() == DType::I64 && t.device().is_cpu() && t.is_contiguous(),
-                 "DataParallel: buffer '", name, "' ", t.describe(),
-                 " has no broadcast rule (floating tensors, or int64 on the host)");
-    Tensor<int64_t> v(t);
+    RESNET_CHECK(t.dtype() == DType::I64 && t.is_contiguous(), "DataParallel: buffer '", name, "' ",
+                 t.describe(), " has no broadcast rule (floating tensors, or int64)");
+    Tensor<int64_t> v = Tensor<int64_t>(t).to(Device::cpu());
     std::vector<double> d(static_cast<size_t>(v.numel()));
     for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<double>(v.data()[i]);
     Tensor<double> h =
@@ -216,6 +216,7 @@ class DataParallel : public nn::Module<T> {
     group_->broadcast(hb, opts_.root);
     std::vector<double> back = Tensor<double>(hb).to_vector();
     for (size_t i = 0; i < back.size(); ++i) v.data()[i] = static_cast<int64_t>(back[i]);
+    if (!t.device().is_cpu()) copy_into(t, v);
   }
 
   void build_buckets() {

@@ -46,7 +46,7 @@ class SyncBatchNorm : public nn::BatchNorm2d<T> {
     const int64_t C = this->options().num_features_;
     RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == C, "SyncBatchNorm(", C, "): expected input [N, ",
                  C, ", H, W], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
-    this->num_batches_tracked.data()[0] += 1;
+    RESNET_DISPATCH(this->num_batches_tracked.device(), count_up, this->num_batches_tracked);
     return sync_batch_norm(x, residual, this->weight, this->bias, this->running_mean, this->running_var,
                            this->bn_params(), act, group_);
   }

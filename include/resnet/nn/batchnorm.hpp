@@ -3,6 +3,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/dispatch.hpp"
 #include "resnet/nn/module.hpp"
 
 namespace resnet {
@@ -40,7 +41,9 @@ class BatchNorm2d : public Module<T> {
     num_batches_tracked = Tensor<int64_t>::zeros(Shape{});
     this->register_buffer("running_mean", running_mean);
     this->register_buffer("running_var", running_var);
-    this->register_buffer("num_batches_tracked", num_batches_tracked, /*host_only=*/true);
+    // On the module's device like the statistics, counted there by a kernel (no host write a step, which a
+    // captured CUDA graph could not replay); checkpoints hold it as int64 under torchvision's name.
+    this->register_buffer("num_batches_tracked", num_batches_tracked);
   }
   explicit BatchNorm2d(int64_t num_features) : BatchNorm2d(BatchNorm2dOptions(num_features)) {}
 
@@ -54,7 +57,7 @@ class BatchNorm2d : public Module<T> {
                  x.defined() ? x.shape().to_string() : std::string("undefined"));
     RESNET_CHECK(!(folded_ && this->is_training()), "BatchNorm2d(", opts_.num_features_,
                  "): folded into its convolution for inference (fuse_for_inference); it cannot train");
-    if (this->is_training()) num_batches_tracked.data()[0] += 1;
+    if (this->is_training()) RESNET_DISPATCH(num_batches_tracked.device(), count_up, num_batches_tracked);
     return batch_norm(x, residual, weight, bias, running_mean, running_var, this->is_training(), bn_params(),
                       act);
   }

@@ -54,12 +54,11 @@ Tensor<T> batch_norm(const Tensor<T>& x_in, const Tensor<T>& residual_in, const 
                                    autograd::needs_grad(gamma) || autograd::needs_grad(beta));
   if (!recording) return y;
   if (!training) {
-    // Eval-mode backward uses the running statistics as they are now (copied: training may update them).
-    std::vector<P> rm = running_mean.to_vector(), rv = running_var.to_vector(), is(static_cast<size_t>(C));
-    for (size_t c = 0; c < is.size(); ++c)
-      is[c] = static_cast<P>(1.0 / std::sqrt(static_cast<double>(rv[c]) + bp.eps));
-    mean = Tensor<P>::from_vector(rm, {C}, x.device());
-    invstd = Tensor<P>::from_vector(is, {C}, x.device());
+    // Eval-mode backward uses the running statistics as they are now (copied: training may update them),
+    // computed on their device: nothing is read on the host.
+    mean = running_mean.clone();
+    invstd = Tensor<P>::empty({C}, running_var.device());
+    RESNET_DISPATCH(running_var.device(), bn_running_invstd, running_var, bp.eps, invstd);
   }
   Tensor<T> sx = x.detach();
   Tensor<T> sy = act == Activation::ReLU ? y.detach() : Tensor<T>();

@@ -57,7 +57,7 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<int32_t>& lab
   Tensor<int32_t> host = Tensor<int32_t>::from_vector(labels, {static_cast<int64_t>(labels.size())});
   if (logits.defined() && logits.rank() == 2)
     cpu::check_labels("cross_entropy", host, logits.dim(0), logits.dim(1));
-  return cross_entropy(logits, host.to(logits.device()), label_smoothing);
+  return cross_entropy(logits, to_device_async(host, logits.device()), label_smoothing);
 }
 
 }  // namespace RESNET_ABI

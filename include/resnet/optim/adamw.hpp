@@ -30,18 +30,17 @@ class AdamW : public Optimizer<P> {
   void step() override {
     NoGradGuard guard;
     ++this->steps_;
+    this->begin_step();  // the bias correction's step number, on the device
     for (size_t i = 0; i < this->params_.size(); ++i) {
       Tensor<P>& p = this->params_[i].second;
       Tensor<P> g = p.grad();
       if (!g.defined()) continue;
       AdamHyper h;
-      h.lr = this->lr_;
       h.beta1 = opts_.beta1;
       h.beta2 = opts_.beta2;
       h.eps = opts_.eps;
       h.weight_decay = decays(p, opts_.decay_1d) ? opts_.weight_decay : 0.0;
-      h.step = this->steps_;
-      RESNET_DISPATCH(p.device(), adamw_step, p, g, m_[i], v_[i], h);
+      RESNET_DISPATCH(p.device(), adamw_step, p, g, m_[i], v_[i], this->step_state_, h);
     }
   }
   std::string name() const override { return "adamw"; }

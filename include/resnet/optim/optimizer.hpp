@@ -5,10 +5,18 @@
 // Frozen parameters (requires_grad false, e.g. after Module::requires_grad_(false)) are skipped, with one
 // line on stderr saying how many; skipped() names them. optim::trainable() filters a list the same way.
 // Hyper-parameters (lr and the subclass's) are saved with the state and restored exactly by checkpoints.
+//
+// The learning rate and the step count the update kernels read live in step_state(), a tensor of
+// optim_state::kSize doubles on the parameters' device (backend/optim_math.hpp): set_lr() and
+// set_step_count() write it without waiting for the device, step() advances the count there with a
+// kernel, so a step never waits and a captured CUDA graph of step() replays with the current values. A
+// non-zero kSkip element (train::Trainer sets it on the device for a non-finite loss) makes step() change
+// nothing; step_count() is the host's count of step() calls and does not see skips.
 #pragma once
 
 #include "resnet/core/abi.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -16,6 +24,7 @@
 #include <vector>
 
 #include "resnet/autograd/grad_mode.hpp"
+#include "resnet/backend/async_copy.hpp"
 #include "resnet/backend/dispatch.hpp"
 
 namespace resnet {
@@ -55,6 +64,14 @@ class Optimizer {
     if (!skipped_.empty())
       std::fprintf(stderr, "optimizer: skipping %zu frozen parameters (requires_grad off), e.g. '%s'\n",
                    skipped_.size(), skipped_.front().first.c_str());
+    const Device d = params_.front().second.device();
+    for (auto& kv : params_)
+      RESNET_CHECK(kv.second.device() == d, "optimizer: parameter '", kv.first, "' is on ",
+                   kv.second.device().to_string(), " but '", params_.front().first, "' is on ", d.to_string(),
+                   "; one optimizer updates parameters of one device");
+    step_state_ = Tensor<double>::zeros({optim_state::kSize}, d);
+    const double init[2] = {lr_, 0.0};
+    write_async(step_state_, optim_state::kLr, init, 2);
   }
   virtual ~Optimizer() = default;
 
@@ -69,9 +86,25 @@ class Optimizer {
     }
   }
   double lr() const { return lr_; }
-  void set_lr(double lr) { lr_ = lr; }
+  // Takes effect at the next step(); writes the device's copy only when the value changes.
+  void set_lr(double lr) {
+    RESNET_CHECK(std::isfinite(lr) && lr >= 0, name(), ": learning rate must be finite and >= 0, got ", lr);
+    if (lr == lr_) return;
+    lr_ = lr;
+    write_async(step_state_, optim_state::kLr, &lr_, 1);
+  }
   int64_t step_count() const { return steps_; }
-  void set_step_count(int64_t s) { steps_ = s; }
+  void set_step_count(int64_t s) {
+    steps_ = s;
+    const double v = static_cast<double>(s);
+    write_async(step_state_, optim_state::kStep, &v, 1);
+  }
+  // The host's count after n steps that ran without step() being called (replays of a captured CUDA graph
+  // of step(): the captured kernel advanced the device's count itself), so nothing is written there.
+  void add_host_steps(int64_t n) { steps_ += n; }
+  // [lr, step, skip, -] on the parameters' device (backend/optim_math.hpp).
+  Tensor<double>& step_state() { return step_state_; }
+  const Tensor<double>& step_state() const { return step_state_; }
   const NamedParameters<P>& parameters() const { return params_; }
   const NamedParameters<P>& skipped() const { return skipped_; }
 
@@ -85,7 +118,7 @@ class Optimizer {
     for (auto& kv : h) RESNET_CHECK(kv.first == "lr", name(), ": unknown hyper-parameter '", kv.first, "'");
     if (h.count("lr")) {
       RESNET_CHECK(h.at("lr") >= 0, name(), ": learning rate must be non-negative, got ", h.at("lr"));
-      lr_ = h.at("lr");
+      set_lr(h.at("lr"));
     }
   }
 
@@ -100,11 +133,14 @@ class Optimizer {
     return h;
   }
   static bool flag(double v) { return v != 0; }
+  // The start of step(): the device's step count advances unless the step is skipped.
+  void begin_step() { RESNET_DISPATCH(step_state_.device(), optim_begin_step, step_state_); }
 
   NamedParameters<P> params_;
   NamedParameters<P> skipped_;
   double lr_;
   int64_t steps_ = 0;
+  Tensor<double> step_state_;
 };
 
 }  // namespace optim

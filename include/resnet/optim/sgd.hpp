@@ -29,19 +29,18 @@ class SGD : public Optimizer<P> {
 
   void step() override {
     NoGradGuard guard;
+    this->begin_step();  // step 1 (the first) copies the gradient into the momentum buffer
     for (size_t i = 0; i < this->params_.size(); ++i) {
       Tensor<P>& p = this->params_[i].second;
       Tensor<P> g = p.grad();
       if (!g.defined()) continue;
       SgdHyper h;
-      h.lr = this->lr_;
       h.momentum = opts_.momentum;
       h.dampening = opts_.dampening;
       h.weight_decay = decays(p, opts_.decay_1d) ? opts_.weight_decay : 0.0;
       h.nesterov = opts_.nesterov;
-      h.first_step = this->steps_ == 0;
       Tensor<P> buf = buffers_.empty() ? Tensor<P>() : buffers_[i];
-      RESNET_DISPATCH(p.device(), sgd_step, p, g, buf, h);
+      RESNET_DISPATCH(p.device(), sgd_step, p, g, buf, this->step_state_, h);
     }
     ++this->steps_;
   }

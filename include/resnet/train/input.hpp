@@ -28,9 +28,10 @@ Device model_device(const nn::Module<T>& model) {
   return d;
 }
 
+// Uploaded without waiting for the device (backend/async_copy.hpp): the host batch may be reused at once.
 template <typename T>
 Tensor<T> to_input(const Tensor<float>& images, const Device& device) {
-  Tensor<float> x = images.to(device);
+  Tensor<float> x = to_device_async(images, device);
   if constexpr (std::is_same<T, float>::value)
     return x;
   else

@@ -9,3 +9,4 @@
 #include "resnet/backend/cpu/loss.hpp"
 #include "resnet/backend/cpu/optim.hpp"
 #include "resnet/backend/cpu/pool.hpp"
+#include "resnet/backend/cpu/step_state.hpp"

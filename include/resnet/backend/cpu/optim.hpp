@@ -8,24 +8,35 @@
 #include <cmath>
 
 #include "resnet/backend/cpu/elementwise.hpp"
+#include "resnet/backend/optim_math.hpp"
 #include "resnet/backend/params.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
 namespace cpu {
 
+// The start of an optimizer step: the step count in `state` advances unless the step is skipped
+// (backend/optim_math.hpp).
+inline void optim_begin_step(Tensor<double>& state) {
+  contract::optim_begin_step("optim_begin_step", state);
+  optim_state::begin_step(state.data());
+}
+
 // SGD: g = grad + wd * p; buf = first ? g : momentum * buf + (1 - dampening) * g;
 // g = nesterov ? g + momentum * buf : buf; p -= lr * g. momentum_buf is unused when momentum == 0.
+// lr and first (step 1) come from `state`; a skipped step changes nothing.
 template <typename P>
-void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, const SgdHyper& h) {
-  contract::sgd_step("sgd_step", param, grad, momentum_buf, h);
+void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, const Tensor<double>& state,
+              const SgdHyper& h) {
+  contract::sgd_step("sgd_step", param, grad, momentum_buf, state, h);
+  if (optim_state::skipped(state.data())) return;
+  const optim_math::SgdCoeffs<P> c = optim_math::sgd_coeffs<P>(h, state.data());
   P* p = param.data();
   const P* g = grad.data();
   P* b = h.momentum != 0.0 ? momentum_buf.data() : nullptr;
-  const P lr = static_cast<P>(h.lr), wd = static_cast<P>(h.weight_decay), mom = static_cast<P>(h.momentum);
-  const P damp = static_cast<P>(1.0 - h.dampening);
+  const P lr = c.lr, wd = c.wd, mom = c.momentum, damp = c.damp;
   // The flags are hoisted out of the loops so that each loop is branch-free and vectorises.
-  const bool first = h.first_step, nesterov = h.nesterov;
+  const bool first = c.first_step, nesterov = c.nesterov;
   parallel_for(param.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
     if (!b) {
 #pragma omp simd
@@ -55,21 +66,19 @@ void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, 
   });
 }
 
-// AdamW with decoupled weight decay and bias correction.
+// AdamW with decoupled weight decay and bias correction (lr and the step number from `state`).
 template <typename P>
-void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v, const AdamHyper& h) {
-  contract::adamw_step("adamw_step", param, grad, m, v, h);
+void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v,
+                const Tensor<double>& state, const AdamHyper& h) {
+  contract::adamw_step("adamw_step", param, grad, m, v, state, h);
+  if (optim_state::skipped(state.data())) return;
+  const optim_math::AdamCoeffs<P> c = optim_math::adam_coeffs<P>(h, state.data());
   P* p = param.data();
   const P* g = grad.data();
   P* pm = m.data();
   P* pv = v.data();
-  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
-  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
-  const P decay = static_cast<P>(1.0 - h.lr * h.weight_decay);
-  const P b1 = static_cast<P>(h.beta1), b2 = static_cast<P>(h.beta2);
-  const P step_size = static_cast<P>(h.lr / bc1);
-  const P inv_sqrt_bc2 = static_cast<P>(1.0 / std::sqrt(bc2));
-  const P eps = static_cast<P>(h.eps);
+  const P decay = c.decay, b1 = c.beta1, b2 = c.beta2, step_size = c.step_size, inv_sqrt_bc2 = c.inv_sqrt_bc2;
+  const P eps = c.eps;
   parallel_for(param.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
     for (int64_t i = s; i < e; ++i) {
       p[i] *= decay;

@@ -107,11 +107,23 @@ template <typename T>
 void cross_entropy_backward(const Tensor<T>& probs, const Tensor<int32_t>& labels, double label_smoothing,
                             const Tensor<T>& dloss, Tensor<T>& dlogits, bool accumulate);
 
-// ---- optimizer updates (backend/cpu/optim.hpp), P = float or double
+// ---- optimizer updates (backend/cpu/optim.hpp), P = float or double; lr, step and skip flag are read
+// from `state` in device memory (backend/optim_math.hpp)
+void optim_begin_step(Tensor<double>& state);
 template <typename P>
-void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, const SgdHyper& h);
+void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& momentum_buf, const Tensor<double>& state,
+              const SgdHyper& h);
 template <typename P>
-void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v, const AdamHyper& h);
+void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v,
+                const Tensor<double>& state, const AdamHyper& h);
+
+// ---- per-step bookkeeping on the device (backend/cpu/step_state.hpp)
+void count_up(Tensor<int64_t>& counter);
+template <typename T>
+void record_step_loss(const Tensor<T>& loss, Tensor<double>& stats, Tensor<double>* optim_state, double n,
+                      double N, double fault_step);
+template <typename P>
+void bn_running_invstd(const Tensor<P>& running_var, double eps, Tensor<P>& invstd);
 
 }  // namespace cuda
 }  // namespace RESNET_ABI

@@ -4,7 +4,7 @@
 // Every op runs on its thread's *current stream* of the tensors' device: by default one stream per device
 // shared by the whole process (created on first use, non-blocking with respect to the legacy default
 // stream), or the stream a StreamGuard installed. Ops return without waiting; only copies to the host,
-// all_finite(), synchronize() and Stream::synchronize() wait.
+// all_finite(), synchronize() and Stream::synchronize() wait, each wait counted (host_sync_count()).
 //
 // Device memory comes from a caching allocator: a freed block goes back to a pool of its device and stream
 // and is reused by a later allocation of about the same size, so a training step does no cudaMalloc after
@@ -113,6 +113,68 @@ class StreamGuard {
 
 // This thread's current stream of `device` (a cudaStream_t).
 void* current_stream(int device = 0);
+
+// ---- host synchronisations
+// Every place resnet::cuda makes the host wait for a device goes through one counter, by reason, so a test
+// can assert that a steady-state training step waits nowhere (and bench_train prints waits per step).
+// Counted: synchronize() and Stream::synchronize(), copies to the host, copies from pinned host memory
+// through copy_bytes (which wait so the source may be reused), copies from pageable memory (the driver may
+// wait for the stream while it stages them), copies between devices, all_finite(), cudaFree of cached
+// blocks (empty_cache, out-of-memory retries), a staging slot still in flight (upload_async), a Stream's
+// destruction. Not counted: what cuDNN does inside an algorithm search (once per shape) and convolution
+// search buffers freed there (src/cuda/conv_linear.cu, once per shape).
+enum class HostSync : int {
+  Synchronize = 0,  // synchronize(), Stream::synchronize()
+  CopyToHost,       // a device-to-host copy (Tensor::to(cpu), item(), to_vector())
+  PinnedUpload,     // copy_bytes from pinned host memory (waits so the caller may reuse the source)
+  PageableUpload,   // copy_bytes from pageable host memory (the driver may wait while it stages it)
+  PeerCopy,         // a copy from another device (waits for the source's stream)
+  AllFinite,        // all_finite() reads its flag
+  FreeMemory,       // cudaFree / cudaFreeHost (the driver synchronises the device)
+  StagingWait,      // upload_async found its staging space still in use by an earlier copy
+  StreamDestroy,    // a Stream's destructor waits for its work
+  kCount
+};
+const char* host_sync_name(HostSync reason);
+// Host waits so far in this process (all threads), in all and by reason.
+uint64_t host_sync_count();
+uint64_t host_sync_count(HostSync reason);
+// "2 (copy to host 1, synchronize 1)" or "0".
+std::string describe_host_syncs(const uint64_t (&by_reason)[static_cast<int>(HostSync::kCount)]);
+
+// Counts the host waits from its construction on (tests: "this step waited nowhere").
+class SyncCounter {
+ public:
+  SyncCounter() { reset(); }
+  void reset() {
+    for (int r = 0; r < static_cast<int>(HostSync::kCount); ++r)
+      start_[r] = host_sync_count(static_cast<HostSync>(r));
+  }
+  uint64_t count() const {
+    uint64_t n = 0;
+    for (int r = 0; r < static_cast<int>(HostSync::kCount); ++r) n += count(static_cast<HostSync>(r));
+    return n;
+  }
+  uint64_t count(HostSync r) const { return host_sync_count(r) - start_[static_cast<int>(r)]; }
+  // The waits since construction by reason, e.g. "1 (copy to host 1)".
+  std::string describe() const {
+    uint64_t d[static_cast<int>(HostSync::kCount)];
+    for (int r = 0; r < static_cast<int>(HostSync::kCount); ++r) d[r] = count(static_cast<HostSync>(r));
+    return describe_host_syncs(d);
+  }
+
+ private:
+  uint64_t start_[static_cast<int>(HostSync::kCount)] = {};
+};
+
+// Copies nbytes from host memory `src` to device memory `dst` on this thread's current stream of `device`
+// without waiting for the device: the bytes go first into a pinned staging ring of the device (so `src` may
+// be reused as soon as this returns), then by an asynchronous copy. Each piece of the ring records an event
+// after its copy and is rewritten only once that event has completed: in a steady state it completed long
+// ago and nothing waits; otherwise the wait is counted (HostSync::StagingWait). The ring holds at least 4
+// times the largest upload (64 MiB at least) and grows, once, when a larger one comes.
+void upload_async(void* dst, const void* src, size_t nbytes, int device = 0);
+
 
 }  // namespace cuda
 }  // namespace RESNET_ABI
