@@ -55,8 +55,7 @@ add_library(resnet_cuda STATIC
   src/cuda/streams.cu
   src/cuda/allocator.cu
   src/cuda/errors.cu
-  src/cuda/host_sync.cu
-  src/cuda/step_state.cu
+  src/cuda/graph.cu
   src/cuda/elementwise.cu
   src/cuda/cast.cu
   src/cuda/pool.cu

@@ -308,6 +308,10 @@ FlagSet train_flags() {
            "with several ranks (mpirun): BatchNorm statistics over the global batch (SyncBatchNorm) instead "
            "of "
            "each rank's share; a resumed run keeps its setting")
+      .add("--cuda-graph", "on|off", "off",
+           "run each training step as a replayed CUDA graph (captured after 2 eager steps of each batch "
+           "shape); CUDA devices and one rank only; off by default until a GPU run shows it correct and "
+           "faster")
       .add("--dtype", "float32|bfloat16", "float32",
            "activation type; bfloat16 keeps float32 master weights and BatchNorm statistics (checkpoints "
            "are float32 either way, so a run may resume in the other dtype)")
@@ -598,6 +602,14 @@ int cmd_train(int argc, char** argv) {
                      " (the global batch) does not split evenly over " + std::to_string(pg.size()) +
                      " ranks; give a multiple of " + std::to_string(pg.size()));
   freeze_list(plan.freeze);  // a bad --freeze is a usage error before any work
+  if (flags.on_off("--cuda-graph")) {
+    if (!rt.device.is_cuda())
+      throw UsageError("--cuda-graph on: CUDA graphs need a CUDA device, but this run computes on " +
+                       rt.device.to_string() + " (use --device cuda, or --cuda-graph off)");
+    if (pg.size() > 1)
+      throw UsageError("--cuda-graph on: runs one rank, this run has " + std::to_string(pg.size()) +
+                       " (the gradient all-reduce is not captured)");
+  }
   resnet::manual_seed(recipe.seed);
 
   // Data.
@@ -685,6 +697,7 @@ int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, con
   o.metadata["log-every"] = std::to_string(plan.log_every);
   o.metadata["sync-bn"] = plan.sync_bn ? "on" : "off";
   o.sync_batchnorm = plan.sync_bn;
+  o.cuda_graph = flags.on_off("--cuda-graph");
   o.metadata["freeze"] = plan.freeze;
   if (!plan.init_from.empty()) o.metadata["init"] = plan.init_from;
   o.name = kProgram;

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "capture.cuh"
 #include "context.cuh"
 #include "resnet/backend/contract/conv.hpp"
 #include "resnet/backend/contract/linear.hpp"
@@ -216,6 +217,10 @@ template <typename T>
 ChosenAlgo choose(ConvPlan& plan, const ConvKey& key, int d, const void* a, const void* b) {
   std::lock_guard<std::mutex> lock(plan.mu);
   if (plan.algo[d].chosen) return plan.algo[d];
+  detail::refuse_during_capture("cuDNN algorithm search (conv2d)",
+                                "it times algorithms with cudaMalloc and waits for the device; run the step "
+                                "eagerly at this shape first (warm-up)",
+                                key.device);
   cudnnHandle_t h = detail::cudnn_handle(key.device);
   const cudnnMathType_t wanted = default_math<T>(key.tf32);
   cudnnConvolutionDescriptor_t conv = plan.conv[d];

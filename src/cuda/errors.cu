@@ -15,8 +15,17 @@ const char* current_op() { return tls.op ? tls.op : "(no op)"; }
 
 void throw_cuda(cudaError_t err, const char* call, const char* file, int line) {
   cudaGetLastError();  // clear a non-sticky error so the next call does not report it again
+  // A call that stream capture refused: say which op cannot be part of a CUDA graph (graph.hpp).
+  const bool capture = err == cudaErrorStreamCaptureUnsupported || err == cudaErrorStreamCaptureInvalidated ||
+                       err == cudaErrorStreamCaptureImplicit || err == cudaErrorStreamCaptureWrongThread ||
+                       err == cudaErrorStreamCaptureUnjoined || err == cudaErrorStreamCaptureIsolation ||
+                       err == cudaErrorStreamCaptureMerge || err == cudaErrorStreamCaptureUnmatched;
   resnet::detail::throw_error(file, line, "CUDA error in ", current_op(), ": ", call, " returned ",
-                              cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+                              cudaGetErrorName(err), " (", cudaGetErrorString(err), ")",
+                              capture ? "; this op cannot be part of a CUDA graph capture (it synchronises, "
+                                        "touches host memory or uses the legacy default stream): keep it out "
+                                        "of the captured work"
+                                      : "");
 }
 
 void throw_cudnn(cudnnStatus_t st, const char* call, const char* file, int line) {

@@ -58,6 +58,13 @@ struct TrainerOptions {
   // statistics are all-reduced too (SyncBatchNorm) instead of kept per rank.
   size_t bucket_bytes = size_t(25) << 20;
   bool sync_batchnorm = false;
+  // The whole step (zero_grad, forward, loss, backward, update) as a CUDA graph, captured after
+  // `cuda_graph_warmup` eager steps of each batch shape and replayed (train/graph_step.hpp). CUDA devices
+  // and one rank only (an error elsewhere). Off by default: it has never run on a GPU. In graph mode a
+  // non-finite loss is seen after that step's update (the checkpoint on disk is the last good one either
+  // way).
+  bool cuda_graph = false;
+  int cuda_graph_warmup = 2;
   bool save_best = true;         // a weights-only checkpoint each time the test accuracy improves
   int64_t stop_after_epoch = 0;  // end the session after this epoch as if stopped (0: never)
   // Metadata of every checkpoint.
