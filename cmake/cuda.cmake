@@ -56,6 +56,8 @@ add_library(resnet_cuda STATIC
   src/cuda/allocator.cu
   src/cuda/errors.cu
   src/cuda/graph.cu
+  src/cuda/host_sync.cu
+  src/cuda/step_state.cu
   src/cuda/elementwise.cu
   src/cuda/cast.cu
   src/cuda/pool.cu

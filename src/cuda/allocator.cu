@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "capture.cuh"
+#include "host_sync.cuh"
 #include "runtime_state.cuh"
 
 namespace resnet {
@@ -263,6 +264,7 @@ class Allocator {
         ++it;
         continue;
       }
+      if (!it->second.empty()) count_host_sync(HostSync::FreeMemory);
       for (auto& kv : it->second) cudaFree(kv.second);  // waits for the device: the blocks are idle after
       it = free_.erase(it);
     }

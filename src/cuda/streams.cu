@@ -5,6 +5,7 @@
 #include "resnet/core/abi.hpp"
 
 #include "capture.cuh"
+#include "host_sync.cuh"
 #include "runtime_state.cuh"
 
 namespace resnet {
@@ -87,6 +88,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
       // The source must be complete before another device's stream reads it.
       detail::refuse_during_capture("copy between devices", "it waits for the source device",
                                     src_device.index);
+      detail::count_host_sync(HostSync::PeerCopy);
       RESNET_CUDA_CHECK(cudaStreamSynchronize(detail::stream(src_device.index)));
       RESNET_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_device.index, src, src_device.index, nbytes,
                                             detail::stream(dst_device.index)));
@@ -97,6 +99,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
                                   "it waits for the device and reads the result on the host",
                                   src_device.index);
     cudaStream_t s = detail::stream(src_device.index);
+    detail::count_host_sync(HostSync::CopyToHost);
     RESNET_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToHost, s));
     RESNET_CUDA_CHECK(cudaStreamSynchronize(s));
     detail::check_kernel_errors(src_device.index);
@@ -106,12 +109,14 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
         "copy to device", "a replay would read the host memory again, not this data", dst_device.index);
     cudaStream_t s = detail::stream(dst_device.index);
     RESNET_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, s));
-    // From pageable memory the call returns once the source is staged; pinned memory is read later, so
-    // wait for it to keep the promise that the source may be reused on return.
+    // From pageable memory the call returns once the source is staged (the driver may wait for the stream
+    // to stage it: counted as a wait); pinned memory is read later, so wait for it to keep the promise that
+    // the source may be reused on return. upload_async (host_sync.cu) waits for neither.
     cudaPointerAttributes attr;
-    if (cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost)
-      RESNET_CUDA_CHECK(cudaStreamSynchronize(s));
+    const bool pinned = cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost;
     cudaGetLastError();
+    detail::count_host_sync(pinned ? HostSync::PinnedUpload : HostSync::PageableUpload);
+    if (pinned) RESNET_CUDA_CHECK(cudaStreamSynchronize(s));
   }
 }
 
@@ -126,6 +131,7 @@ void fill_zero_bytes(void* dst, int device, size_t nbytes) {
 void synchronize(int device) {
   detail::OpScope op("synchronize", device);
   detail::refuse_during_capture("synchronize", "it waits for the device", device);
+  detail::count_host_sync(HostSync::Synchronize);
   RESNET_CUDA_CHECK(cudaStreamSynchronize(detail::stream(device)));
   detail::check_kernel_errors(device);
 }
@@ -138,6 +144,7 @@ Stream::Stream(int device) : device_(device) {
 }
 Stream::~Stream() {
   cudaStream_t s = static_cast<cudaStream_t>(handle_);
+  detail::count_host_sync(HostSync::StreamDestroy);
   if (cudaStreamSynchronize(s) == cudaSuccess)
     detail::cached_retag_stream(device_, s, detail::device_state(device_).stream);
   cudaStreamDestroy(s);
@@ -146,6 +153,7 @@ Stream::~Stream() {
 void Stream::synchronize() const {
   detail::OpScope op("Stream::synchronize", device_);
   detail::refuse_during_capture("Stream::synchronize", "it waits for the device", device_);
+  detail::count_host_sync(HostSync::Synchronize);
   RESNET_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(handle_)));
   detail::check_kernel_errors(device_);
 }

@@ -13,6 +13,13 @@
 // prints and writes files. `last` holds the global step and the global samples consumed in the epoch, so a
 // run saved with N ranks resumes with M. Every decision that ends a loop (no batch left, a NaN, Ctrl-C, a
 // callback's stop) is taken from one all_reduce_host a step, so no rank waits in a collective its peers left.
+//
+// A step does not wait for the device: the batch goes up through the pinned staging ring, the learning rate
+// into the optimizer's step state (both backend/async_copy.hpp), and the loss stays on the device, where
+// record_step_loss adds it to sums (backend/step_math.hpp) that are read, and agreed over the ranks, only
+// at a log line, an epoch's end, a stop, or every step when Callbacks::on_step_end is set. A non-finite loss
+// sets the optimizer's skip flag on the device, so neither that step's update nor any later one reaches the
+// weights, and the Trainer stops (NonFinite, exit 3, the step named) at the next read, before any save.
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -31,6 +38,7 @@
 
 #include <unistd.h>
 
+#include "resnet/backend/async_copy.hpp"
 #include "resnet/data/loader.hpp"
 #include "resnet/dist/data_parallel.hpp"
 #include "resnet/dist/process_group.hpp"
@@ -190,6 +198,7 @@ class Trainer {
     const char* fault_env = std::getenv("RESNET_FAULT_NAN_AT_STEP");  // test hook: step K's loss is NaN
     fault_nan_step_ = fault_env ? std::atoll(fault_env) : -1;
     run_start_ = std::chrono::steady_clock::now();
+    stats_ = Tensor<double>::zeros({loss_stats::kSize}, device_);
     model_->train();
     int64_t last_good_epoch = o_.resume.empty() ? -1 : start_epoch_;  // the epoch `last` on disk holds
     epoch_now_ = start_epoch_;
@@ -366,6 +375,10 @@ class Trainer {
   void run_epoch(int64_t epoch) {
     const std::string tag = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs);
     position_ = first_batch_;
+    const double start[3] = {is_main() ? window_sum_ : 0.0, is_main() ? epoch_loss_sum_ : 0.0,
+                             static_cast<double>(step_)};
+    write_async(stats_, loss_stats::kWindowSum, start, 3);  // the device's sums go on from the host's
+    pending_.clear();
     auto loader = epoch_loader(epoch);
     progress_->reset_timer();
     const auto epoch_start = std::chrono::steady_clock::now();
@@ -380,14 +393,13 @@ class Trainer {
       if (v.has_batch) {
         const int64_t n = b.size();
         Tensor<T> x = to_input<T>(b.images, device_);
-        Tensor<int32_t> y = Tensor<int32_t>::from_vector(b.labels, {n}).to(device_);
+        Tensor<int32_t> y = to_device_async(Tensor<int32_t>::from_vector(b.labels, {n}), device_);
         optimizer_->set_lr(lr_at(step_));
         if (graphed_)
           loss = graphed_->run(x, y);  // the whole step, update included (cuda_graph)
         else
           loss = cross_entropy(net_->forward(x), y, o_.label_smoothing);
-        v.loss = static_cast<double>(loss.item());
-        if (step_ + 1 == fault_nan_step_) v.loss = std::nan("");
+        v.loss = 0;  // stays on the device (record_step_loss below)
         v.batch_index = b.index;
         v.samples = n;
       }
@@ -395,10 +407,12 @@ class Trainer {
       v.stop = cb_.should_stop && cb_.should_stop();
       const StepAgreement a = agree_step(*pg_, v);
       if (!a.any_batch) break;
-      if (!std::isfinite(a.loss))  // checked before the update: the weights stay finite, `last` stays good
-        throw detail::NonFinite{"the loss is " + std::string(std::isnan(a.loss) ? "NaN" : "infinite") +
-                                " at epoch " + std::to_string(epoch + 1) + ", batch " +
-                                std::to_string(b.index + 1) + " (step " + std::to_string(step_ + 1) + ")"};
+      // On the device: the loss into the sums, or (not finite) the optimizer's skip flag, so the weights
+      // stay finite and `last` stays good; the stop comes at the next read.
+      Tensor<double>& optim_state = optimizer_->step_state();
+      RESNET_DISPATCH(device_, record_step_loss, loss, stats_, &optim_state, static_cast<double>(v.samples),
+                      static_cast<double>(a.samples), static_cast<double>(fault_nan_step_));
+      pending_.push_back(PendingStep{step_ + 1, epoch, b.index});
       if (!graphed_) {
         optimizer_->zero_grad();
         loss.backward();  // DataParallel averages the gradients over the ranks during this pass
@@ -406,20 +420,22 @@ class Trainer {
       }
       ++step_;
       position_ = b.index + 1;
-      epoch_loss_sum_ += a.loss;
       ++epoch_batches_;
-      window_sum_ += a.loss;
       ++window_count_;
       images += a.samples;
       ++batches_here;
-      if ((b.index + 1) % o_.log_every == 0) {
+      const bool log_line = (b.index + 1) % o_.log_every == 0;
+      if (log_line || cb_.on_step_end || a.interrupt || a.stop) read_losses();
+      if (log_line) {
         log("[epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(b.index + 1) +
             "] loss: " + detail::fmt("%.3f", window_sum_ / static_cast<double>(window_count_)));
         window_sum_ = 0;
         window_count_ = 0;
+        const double zero = 0;
+        write_async(stats_, loss_stats::kWindowSum, &zero, 1);
       }
       if (cb_.on_step_end)
-        cb_.on_step_end(StepInfo{epoch, b.index, step_, a.loss, optimizer_->lr(), a.samples});
+        cb_.on_step_end(StepInfo{epoch, b.index, step_, last_loss_, optimizer_->lr(), a.samples});
       if (is_main()) {
         const double el =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
@@ -440,7 +456,53 @@ class Trainer {
       if (a.interrupt) throw detail::StopNow{FitStatus::Interrupted};
       if (a.stop) throw detail::StopNow{FitStatus::Stopped};
     }
+    read_losses();
     RESNET_CHECK(epoch_batches_ > 0, "epoch ", epoch + 1, ": no readable training images");
+  }
+
+  // Reads the device's loss statistics (one host wait) and agrees them over the ranks (a collective, at the
+  // same step on every rank): the sums since the last read become the host's, or the first non-finite step
+  // of any rank stops the run. The sums of W > 1 ranks are summed in another order than a per-step
+  // exchange would (last bits); with one rank they are the very same additions.
+  void read_losses() {
+    const std::vector<double> s = stats_.to_vector();
+    const int w = pg_->size(), r = pg_->rank();
+    std::vector<double> m(static_cast<size_t>(3 + 2 * w), 0.0);
+    m[0] = s[loss_stats::kWindowSum];
+    m[1] = s[loss_stats::kEpochSum];
+    m[2] = s[loss_stats::kLastLoss];
+    m[static_cast<size_t>(3 + 2 * r)] = s[loss_stats::kBadStep];
+    m[static_cast<size_t>(4 + 2 * r)] = s[loss_stats::kBadKind];
+    if (w > 1) m = pg_->all_reduce_host(m);
+    double bad = 0;
+    for (int k = 0; k < w; ++k) {
+      const double b = m[static_cast<size_t>(3 + 2 * k)];
+      if (b > 0 && (bad == 0 || b < bad)) bad = b;
+    }
+    if (bad > 0) {
+      // As the per-step exchange had it: infinite only where this rank's own loss was, else NaN.
+      const bool own = s[loss_stats::kBadStep] == bad;
+      const bool inf = own && s[loss_stats::kBadKind] >= 2;
+      const int64_t at = static_cast<int64_t>(bad);
+      int64_t e = epoch_now_, bi = -1;
+      for (const PendingStep& p : pending_)
+        if (p.step == at) {
+          e = p.epoch;
+          bi = p.batch;
+        }
+      step_ = at - 1;  // that step and every later one were skipped on the device
+      throw detail::NonFinite{"the loss is " + std::string(inf ? "infinite" : "NaN") + " at epoch " +
+                              std::to_string(e + 1) + ", batch " + std::to_string(bi + 1) + " (step " +
+                              std::to_string(at) + ")"};
+    }
+    window_sum_ = m[0];
+    epoch_loss_sum_ = m[1];
+    last_loss_ = m[2];
+    pending_.clear();
+    if (w > 1) {  // rank 0's device holds the global sums, the others' none, so the next read sums again
+      const double back[2] = {is_main() ? window_sum_ : 0.0, is_main() ? epoch_loss_sum_ : 0.0};
+      write_async(stats_, loss_stats::kWindowSum, back, 2);
+    }
   }
 
   void end_epoch(int64_t epoch, FitResult& res) {
@@ -570,6 +632,13 @@ class Trainer {
   std::vector<tools::EpochMetrics> history_;
   double last_eval_seconds_ = -1;
   int64_t fault_nan_step_ = -1;
+  // The device's loss statistics (backend/step_math.hpp) and the steps recorded since the last read.
+  Tensor<double> stats_;
+  struct PendingStep {
+    int64_t step, epoch, batch;
+  };
+  std::vector<PendingStep> pending_;
+  double last_loss_ = 0;
   std::chrono::steady_clock::time_point run_start_ = std::chrono::steady_clock::now();
 };
 
