@@ -19,6 +19,7 @@
 
 #include "resnet/dist/init.hpp"
 #include "resnet/dist/mpi_group.hpp"
+#include "dist/mpi_main.hpp"
 
 using namespace resnet;
 using dist::ReduceOp;
@@ -211,15 +212,5 @@ TEST_CASE("bad input is refused on every rank, naming the rank", "[mpi]") {
 }
 
 int main(int argc, char* argv[]) {
-  int rc = 1;
-  try {
-    g_pg = std::make_shared<dist::MpiProcessGroup>();
-    rc = Catch::Session().run(argc, argv);
-    g_pg->barrier();
-    g_pg.reset();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "test_collectives: %s\n", e.what());
-    return 1;
-  }
-  return rc;
+  return mpi_test::run_catch_under_mpi(g_pg, "test_collectives", argc, argv);
 }

@@ -8,6 +8,7 @@
 #define CATCH_CONFIG_RUNNER
 #include "dist/ddp_scenarios.hpp"
 #include "resnet/dist/mpi_group.hpp"
+#include "dist/mpi_main.hpp"
 #include "test_util.hpp"
 
 using namespace resnet;
@@ -52,16 +53,4 @@ TEST_CASE("construction broadcasts rank 0's parameters and buffers", "[ddp]") {
   testing::check_close("state", ddp_test::broadcast_state(g_pg), ddp_test::broadcast_reference(), 0.0);
 }
 
-int main(int argc, char* argv[]) {
-  int rc = 1;
-  try {
-    g_pg = std::make_shared<dist::MpiProcessGroup>();
-    rc = Catch::Session().run(argc, argv);
-    g_pg->barrier();
-    g_pg.reset();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "test_ddp: %s\n", e.what());
-    return 1;
-  }
-  return rc;
-}
+int main(int argc, char* argv[]) { return mpi_test::run_catch_under_mpi(g_pg, "test_ddp", argc, argv); }

@@ -29,8 +29,7 @@ const BatchNormParams kSyncBp{1e-5, 0.1};
 template <typename T>
 Tensor<T> rows(const Tensor<T>& t, int64_t begin, int64_t end) {
   const int64_t per = t.numel() / t.dim(0);
-  return Tensor<T>(
-      resnet::dist::detail::view_at(t, begin * per, Shape{end - begin, t.dim(1), t.dim(2), t.dim(3)}));
+  return Tensor<T>(t.view_at(begin * per, Shape{end - begin, t.dim(1), t.dim(2), t.dim(3)}));
 }
 
 Registrar batchnorm_sync([] {
@@ -70,8 +69,8 @@ Registrar batchnorm_sync([] {
             be.batchnorm_sync_stats(rows(x, 0, half), s0);
             be.batchnorm_sync_stats(rows(x, half, N), s1);
             Tensor<double> g = Tensor<double>::empty({2, 3, C}, dev);
-            resnet::TensorBase g0 = resnet::dist::detail::view_at(g, 0, {3, C});
-            resnet::TensorBase g1 = resnet::dist::detail::view_at(g, 3 * C, {3, C});
+            resnet::TensorBase g0 = g.view_at(0, {3, C});
+            resnet::TensorBase g1 = g.view_at(3 * C, {3, C});
             copy_into(g0, s0);
             copy_into(g1, s1);
             auto mean = a.out_p("saved mean", cs), invstd = a.out_p("saved invstd", cs);

@@ -207,6 +207,19 @@ class TensorBase {
     return TensorBase(std::move(impl));
   }
 
+  // A contiguous view of `shape` at element `offset` of this contiguous tensor's data (no autograd): how
+  // DataParallel lays each gradient into its flat bucket.
+  TensorBase view_at(int64_t offset, const Shape& shape) const {
+    RESNET_CHECK(is_contiguous() && offset >= 0 && offset + shape.numel() <= numel(), "view_at: ", shape,
+                 " at ", offset, " does not fit in ", describe());
+    auto impl = std::make_shared<TensorImpl>(*checked());
+    impl->autograd = nullptr;
+    impl->offset += offset;
+    impl->shape = shape;
+    impl->strides = shape.contiguous_strides();
+    return TensorBase(std::move(impl));
+  }
+
   // Makes this tensor's storage live on `device` (in place: every handle and view sees the move).
   // Used by Module::to so parameters keep their identity for optimizers.
   void move_storage_to(Device device) {

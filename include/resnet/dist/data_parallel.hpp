@@ -60,21 +60,6 @@ struct DataParallelStats {
   double wait_seconds = 0.0;        // summed over those passes
 };
 
-namespace detail {
-// A contiguous view of `shape` at element `offset` of `flat`'s storage (no autograd).
-inline TensorBase view_at(const TensorBase& flat, int64_t offset, const Shape& shape) {
-  RESNET_CHECK(flat.is_contiguous() && offset >= 0 && offset + shape.numel() <= flat.numel(),
-               "view_at: ", shape, " at ", offset, " does not fit in ", flat.describe());
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = flat.storage();
-  impl->offset = flat.offset() + offset;
-  impl->shape = shape;
-  impl->strides = shape.contiguous_strides();
-  impl->dtype = flat.dtype();
-  return TensorBase(std::move(impl));
-}
-}  // namespace detail
-
 template <typename T>
 class DataParallel : public nn::Module<T> {
  public:
@@ -250,7 +235,7 @@ class DataParallel : public nn::Module<T> {
         Entry& e = bk.entries[i];
         e.name = params[groups[b][i]].first;
         e.param = params[groups[b][i]].second;
-        e.view = detail::view_at(bk.flat, off, e.param.shape());
+        e.view = bk.flat.view_at(off, e.param.shape());
         if (e.param.has_grad()) copy_into(e.view, e.param.grad_base());  // keep a gradient already there
         e.param.set_grad_base(e.view);
         off += e.param.numel();
