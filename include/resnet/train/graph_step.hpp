@@ -21,9 +21,9 @@
 //    compared with the captured ones before every replay; a change captures the step again (said once on
 //    stderr). An optimizer whose step number is a kernel argument (AdamW without device-side step state) is
 //    refused.
-//  - host-side counters the step advances (BatchNorm's num_batches_tracked while it is a host buffer, the
+//  - host-side counters the step advances (a module's host-only int64 buffers, the host's copy of the
 //    optimizer's step count) move once during the capture and not at all on a replay: a replay advances
-//    them by what the capture did.
+//    them by what the capture did (Optimizer::add_host_steps: the device's count is the kernel's).
 //  - the gradients are zeroed inside the step (in place, so the captured memset hits the same buffers) and
 //    the tape holds nothing across steps (backward frees it; the loss kept is detached).
 #pragma once
@@ -246,7 +246,8 @@ class GraphedStep {
     load(e, x, y);
     e.graph.replay();
     for (size_t i = 0; i < counters_.size(); ++i) counters_[i].data()[0] += e.counter_steps[i];
-    if (optimizer_) optimizer_->set_step_count(optimizer_->step_count() + e.optimizer_steps);
+    // The captured update advanced the device's step count itself: only the host's copy moves here.
+    if (optimizer_) optimizer_->add_host_steps(e.optimizer_steps);
     ++replays_;
     return e.loss;
   }
