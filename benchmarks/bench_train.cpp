@@ -130,7 +130,15 @@ Result measure_ours(const Config& c) {
   Tensor<T> xh = Tensor<T>::empty(xf.shape());
   for (int64_t i = 0; i < xf.numel(); ++i) xh.data()[i] = static_cast<T>(xf.data()[i]);
   Tensor<T> x = xh.to(dev);
-  if (dev.is_cpu()) x = x.contiguous(fmt);  // converted once, as a loader's collate would
+  // Converted once, as a loader's collate would; CUDA tensors only where the NHWC kernels are on.
+  if (resnet::detail::takes_channels_last(dev)) x = x.contiguous(fmt);
+#if RESNET_WITH_CUDA
+  if (dev.is_cuda() && fmt == MemoryFormat::ChannelsLast)
+    std::fprintf(stderr, "bench_train: CUDA channels-last kernels %s\n",
+                 cuda::channels_last_enabled()
+                     ? "on"
+                     : "off (the ops convert to NCHW; RESNET_CUDA_NHWC=1 turns them on)");
+#endif
   std::vector<int32_t> lv(static_cast<size_t>(c.batch));
   for (size_t i = 0; i < lv.size(); ++i)
     lv[i] = static_cast<int32_t>((i * 7919) % static_cast<size_t>(c.classes));

@@ -116,6 +116,59 @@ TEST_CASE("cuda: float16 tensors on the CPU are refused with a message (they com
   CHECK(net->named_parameters().front().second.dtype() == DType::F32);
 }
 
+// Channels-last on CUDA devices (issue 17): opt-in. The decision is host logic (ops/elementwise.hpp), so
+// it is tested without a device; the GPU case below runs the kernels both ways.
+TEST_CASE("cuda: channels-last kernels are off by default; off, ops convert NHWC device tensors", "[cuda]") {
+  const bool saved = cuda::channels_last_enabled();
+  if (!std::getenv("RESNET_CUDA_NHWC")) CHECK_FALSE(saved);  // never run on a GPU: never the default
+  const Tensor<float> cl = Tensor<float>::randn({2, 3, 4, 5}).contiguous(MemoryFormat::ChannelsLast);
+  REQUIRE(cl.suggest_memory_format() == MemoryFormat::ChannelsLast);
+  cuda::set_channels_last(false);
+  CHECK_FALSE(detail::takes_channels_last(Device::cuda(0)));
+  CHECK(detail::takes_channels_last(Device::cpu()));  // the CPU takes both formats regardless
+  // What op_format decides for a channels-last tensor on a device that does not take it: row-major.
+  CHECK(detail::op_format_for(cl, detail::takes_channels_last(Device::cuda(0))) == MemoryFormat::Contiguous);
+  cuda::set_channels_last(true);
+  CHECK(cuda::channels_last_enabled());
+  CHECK(detail::takes_channels_last(Device::cuda(0)));
+  CHECK(detail::op_format_for(cl, detail::takes_channels_last(Device::cuda(0))) ==
+        MemoryFormat::ChannelsLast);
+  CHECK(detail::op_format_for(cl.contiguous(), true) == MemoryFormat::Contiguous);
+  CHECK(cuda::runtime_info().find("channels-last kernels on") != std::string::npos);
+  cuda::set_channels_last(saved);
+}
+
+TEST_CASE("cuda: with channels-last on, NHWC device tensors stay NHWC through a fused block",
+          "[cuda][.gpu]") {
+  const bool saved = cuda::channels_last_enabled();
+  Tf32Off tf32;
+  Generator g(3);
+  auto x = Tensor<double>::randn({2, 8, 6, 6}, g);
+  auto w = Tensor<double>::randn({8, 8, 3, 3}, g);
+  auto gamma = Tensor<double>::randn({8}, g), beta = Tensor<double>::randn({8}, g);
+  auto run = [&](Device dev, MemoryFormat f, MemoryFormat* out_format) {
+    Tensor<double> rm = Tensor<double>::zeros({8}, dev), rv = Tensor<double>::ones({8}, dev);
+    Tensor<double> xd = x.to(dev).contiguous(f);
+    Tensor<double> y = conv2d(xd, w.to(dev), ConvParams{1, 1, 1, 1});
+    y = batch_norm(y, xd, gamma.to(dev), beta.to(dev), rm, rv, true, BatchNormParams{1e-5, 0.1},
+                   Activation::ReLU);
+    y = max_pool2d(y, PoolParams{3, 3, 2, 2, 1, 1, true});
+    *out_format = y.suggest_memory_format();
+    return global_avg_pool(y).to(Device::cpu()).to_vector();
+  };
+  MemoryFormat f_cpu, f_off, f_on;
+  const auto want = run(Device::cpu(), MemoryFormat::Contiguous, &f_cpu);
+  cuda::set_channels_last(false);
+  const auto off = run(Device::cuda(0), MemoryFormat::ChannelsLast, &f_off);
+  cuda::set_channels_last(true);
+  const auto on = run(Device::cuda(0), MemoryFormat::ChannelsLast, &f_on);
+  cuda::set_channels_last(saved);
+  CHECK(f_off == MemoryFormat::Contiguous);   // converted at entry
+  CHECK(f_on == MemoryFormat::ChannelsLast);  // computed in NHWC
+  CHECK(relative_error(off, want) < 1e-9);
+  CHECK(relative_error(on, want) < 1e-9);
+}
+
 // ---------------------------------------------------------------- memory, copies, streams
 
 TEST_CASE("cuda: copies round-trip every dtype and zero_/fill_ work on the device", "[cuda][.gpu]") {

@@ -10,6 +10,7 @@
 // clang-format off
 #include "cuda/sim.hpp"
 #include "kernels/batchnorm.cuh"
+#include "kernels/layout.cuh"
 #include "kernels/loss.cuh"
 #include "kernels/optim.cuh"
 #include "kernels/pool.cuh"
@@ -298,6 +299,36 @@ TEST_CASE("kernels: casts between every pair of float types round exactly as the
   std::vector<double> x = randv<double>(100, 4), y = filled<double>(100);
   k::cast(x.data(), y.data(), 100, env_with<double>(1));
   CHECK(x == y);  // double to double copies
+}
+
+// The channels-last convolutions' filter transposition: OIHW -> OHWI is exactly the channels-last layout of
+// an [O, C, KH, KW] tensor, so the tensor's own strided copy is the reference; back again, accumulating.
+TEMPLATE_TEST_CASE("kernels: batched transpose makes OHWI filters and brings gradients back",
+                   "[cuda-kernels]", float, double, half_t, bf16_t) {
+  using T = TestType;
+  OrderGuard order(pick_order());
+  for (const Shape& s : {Shape{4, 3, 3, 3}, Shape{5, 7, 1, 1}, Shape{2, 3, 7, 7}, Shape{1, 1, 2, 3}}) {
+    INFO("weight " << s);
+    const size_t n = static_cast<size_t>(s.numel());
+    const std::vector<T> w = convert<T>(randv<double>(n, 11));
+    const Tensor<T> cl_ref = tensor(w, s).contiguous(MemoryFormat::ChannelsLast);
+    std::vector<T> ohwi = filled<T>(n);
+    k::batched_transpose(w.data(), ohwi.data(), s[0], s[1], s[2] * s[3], false, env_with<T>(2));
+    for (size_t i = 0; i < n; ++i) {
+      INFO("element " << i);
+      REQUIRE(static_cast<double>(k::to_cmp(ohwi[i])) == static_cast<double>(k::to_cmp(cl_ref.data()[i])));
+    }
+    // Back: OHWI [O, KH * KW, C] -> OIHW, added into what is there.
+    std::vector<T> back = convert<T>(randv<double>(n, 12));
+    const std::vector<T> before = back;
+    k::batched_transpose(ohwi.data(), back.data(), s[0], s[2] * s[3], s[1], true, env_with<T>(3));
+    std::vector<double> got(n), expect(n);
+    for (size_t i = 0; i < n; ++i) {
+      got[i] = static_cast<double>(k::to_cmp(back[i]));
+      expect[i] = static_cast<double>(k::to_cmp(k::from_cmp<T>(k::to_cmp(before[i]) + k::to_cmp(w[i]))));
+    }
+    CHECK(relative_error(got, expect) == 0.0);
+  }
 }
 
 TEST_CASE("kernels: sum_all and the non-finite flag", "[cuda-kernels]") {

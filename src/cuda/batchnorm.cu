@@ -1,12 +1,15 @@
 // resnet::cuda BatchNorm2d with the fused residual add and ReLU: the contract every backend checks
 // (backend/contract/batchnorm.hpp), the CUDA kernels' own index limit, then the launchers of
 // kernels/batchnorm.cuh with the process-wide kernel switches; each launch counts the path it took.
+// Channels-last input (the contract makes every activation share x's format) takes the NHWC kernels of
+// kernels/batchnorm_nhwc.cuh, which have one path (counted as multi-pass: statistics, finalize, apply).
 #include "resnet/core/abi.hpp"
 
 #include <atomic>
 
 #include "context.cuh"
 #include "kernels/batchnorm.cuh"
+#include "kernels/batchnorm_nhwc.cuh"
 #include "resnet/backend/contract/batchnorm.hpp"
 
 namespace resnet {
@@ -58,6 +61,15 @@ void batchnorm_forward_training(const Tensor<T>& x, const Tensor<T>* residual, c
   OpScope op(name, dev);
   check_index_range(name, x);
   const auto env = launch_env(dev);
+  if (detail::is_nhwc(x)) {
+    void* ws = detail::workspace(dev, kernels::bn_nhwc_forward_workspace_bytes<T>(s, env.sm_count));
+    kernels::bn_nhwc_forward_training(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
+                                      gamma.data(), beta.data(), running_mean.data(), running_var.data(),
+                                      save_mean.data(), save_invstd.data(), y.data(), s, bp.eps, bp.momentum,
+                                      act == Activation::ReLU, ws, env);
+    count(kernels::BnPath::MultiPass);
+    return;
+  }
   void* ws = detail::workspace(dev, kernels::bn_forward_workspace_bytes<T>(s, env.sm_count));
   count(kernels::bn_forward_training(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
                                      gamma.data(), beta.data(), running_mean.data(), running_var.data(),
@@ -79,6 +91,12 @@ void batchnorm_forward_inference(const Tensor<T>& x, const Tensor<T>* residual, 
   check_index_range(name, x);
   const auto env = launch_env(dev);
   void* ws = detail::workspace(dev, kernels::bn_inference_workspace_bytes<T>(s));
+  if (detail::is_nhwc(x)) {
+    kernels::bn_nhwc_forward_inference(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
+                                       gamma.data(), beta.data(), running_mean.data(), running_var.data(),
+                                       y.data(), s, bp.eps, act == Activation::ReLU, ws, env);
+    return;
+  }
   kernels::bn_forward_inference(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
                                 gamma.data(), beta.data(), running_mean.data(), running_var.data(), y.data(),
                                 s, bp.eps, act == Activation::ReLU, ws, env);
@@ -97,6 +115,17 @@ void batchnorm_backward(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>&
   OpScope op(name, dev);
   check_index_range(name, x);
   const auto env = launch_env(dev);
+  if (detail::is_nhwc(x)) {
+    void* ws = detail::workspace(dev, kernels::bn_nhwc_backward_workspace_bytes<T>(s, env.sm_count));
+    kernels::bn_nhwc_backward(x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(),
+                              gamma.data(), mean.data(), invstd.data(), training, relu,
+                              dx ? dx->data() : static_cast<T*>(nullptr), dx_accumulate,
+                              dresidual ? dresidual->data() : static_cast<T*>(nullptr), dresidual_accumulate,
+                              dgamma ? dgamma->data() : static_cast<P*>(nullptr),
+                              dbeta ? dbeta->data() : static_cast<P*>(nullptr), param_accumulate, s, ws, env);
+    count(kernels::BnPath::MultiPass);
+    return;
+  }
   void* ws = detail::workspace(dev, kernels::bn_backward_workspace_bytes<T>(s, env.sm_count));
   count(kernels::bn_backward(
       x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(), gamma.data(), mean.data(),

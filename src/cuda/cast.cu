@@ -9,7 +9,7 @@ namespace resnet {
 inline namespace RESNET_ABI {
 namespace cuda {
 
-using detail::check_cuda_tensor;
+using detail::check_cuda_dense;
 using detail::cuda_device;
 using detail::launch_env;
 using detail::OpScope;
@@ -19,8 +19,8 @@ void cast(const Tensor<S>& x, Tensor<D>& y) {
   contract::elementwise("cast", x, nullptr, y);
   const int dev = cuda_device("cast", x, "input");
   OpScope op("cast", dev);
-  check_cuda_tensor("cast", x, dev, "input");
-  check_cuda_tensor("cast", y, dev, "output");
+  check_cuda_dense("cast", x, dev, "input");
+  check_cuda_dense("cast", y, dev, "output");
   kernels::cast(x.data(), y.data(), x.numel(), launch_env(dev));
 }
 

@@ -85,6 +85,20 @@ inline void check_cuda_tensor(const char* op, const TensorBase& t, int device, c
                " is not on cuda:", device, " with the other tensors; move it with .to(device) first");
   RESNET_CHECK(t.is_contiguous(), op, ": ", what, " ", t.describe(), " must be contiguous");
 }
+// The same for ops that take either dense format (elementwise ops on whole tensors, and the ops with NHWC
+// kernels): row-major or channels-last; the contracts make an op's tensors share one format.
+inline void check_cuda_dense(const char* op, const TensorBase& t, int device, const char* what) {
+  RESNET_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");
+  RESNET_CHECK(t.device().is_cuda() && t.device().index == device, op, ": ", what, " ", t.describe(),
+               " is not on cuda:", device, " with the other tensors; move it with .to(device) first");
+  RESNET_CHECK(t.is_dense(), op, ": ", what, " ", t.describe(),
+               " must be contiguous (row-major or channels-last)");
+}
+// Whether an op's first activation is channels-last (its kernels index NHWC); a tensor dense in both
+// formats ([N, C, 1, 1], C = 1) is read as row-major, which is the same memory.
+inline bool is_nhwc(const TensorBase& t) {
+  return t.rank() == 4 && t.suggest_memory_format() == MemoryFormat::ChannelsLast;
+}
 inline void check_index_range(const char* op, const TensorBase& t) {
   RESNET_CHECK(t.numel() < (int64_t(1) << 32), op, ": ", t.describe(), " has ", t.numel(),
                " elements; the CUDA kernels index up to 2^32 - 1");

@@ -6,6 +6,17 @@
 // taken from cuDNN's heuristics (see runtime.hpp ConvSearch). Float32 uses FMA-only math unless TF32 is on;
 // 16-bit types use tensor cores with float accumulation. Biases use our per-channel kernels.
 //
+// Channels-last activations (x, y, dx, dy with NHWC strides; off by default, cuda::set_channels_last) get
+// NHWC tensor descriptors and an NHWC (KRSC, i.e. OHWI) filter. The model's weights stay OIHW (torchvision's
+// layout: checkpoints and optimizers never see another), so each call transposes the weight into an OHWI
+// copy on the device first, and the filter gradient is computed into an OHWI scratch tensor and
+// transposed back (added into dw when accumulating). A weight that is itself channels-last (OHWI in
+// memory) goes to NHWC plans as it is, and through the transposition the other way to NCHW plans. Why not
+// hand cuDNN the OIHW filter with NHWC tensors: the legacy API supports that mix for only some algorithms and
+// data types, and its fast NHWC (tensor core) kernels want KRSC filters, so a mixed plan could find no
+// algorithm or only a slow one; a weight is small next to the activations (the copy is ~1% of a ResNet-50
+// layer's bytes).
+//
 // Linear: row-major y = x W^T through cublasGemmEx with float (or double) accumulation.
 #include "resnet/core/abi.hpp"
 
@@ -22,14 +33,17 @@
 #include "resnet/backend/contract/linear.hpp"
 #include "kernels/channel.cuh"
 #include "kernels/elementwise.cuh"
+#include "kernels/layout.cuh"
 
 namespace resnet {
 inline namespace RESNET_ABI {
 namespace cuda {
 
+using detail::check_cuda_dense;
 using detail::check_cuda_tensor;
 using detail::check_index_range;
 using detail::cuda_device;
+using detail::is_nhwc;
 using detail::launch_env;
 using detail::OpScope;
 
@@ -73,16 +87,17 @@ struct ConvKey {
   int device;
   int dtype;
   bool tf32;
+  bool nhwc;  // channels-last activations, OHWI filter
   int64_t n, c, h, w, k, kh, kw, sh, sw, ph, pw;
   bool operator==(const ConvKey& o) const {
-    return device == o.device && dtype == o.dtype && tf32 == o.tf32 && n == o.n && c == o.c && h == o.h &&
-           w == o.w && k == o.k && kh == o.kh && kw == o.kw && sh == o.sh && sw == o.sw && ph == o.ph &&
-           pw == o.pw;
+    return device == o.device && dtype == o.dtype && tf32 == o.tf32 && nhwc == o.nhwc && n == o.n &&
+           c == o.c && h == o.h && w == o.w && k == o.k && kh == o.kh && kw == o.kw && sh == o.sh &&
+           sw == o.sw && ph == o.ph && pw == o.pw;
   }
 };
 struct ConvKeyHash {
   size_t operator()(const ConvKey& k) const {
-    size_t h = std::hash<int64_t>()(k.device * 131 + k.dtype * 7 + (k.tf32 ? 1 : 0));
+    size_t h = std::hash<int64_t>()(k.device * 131 + k.dtype * 7 + (k.tf32 ? 1 : 0) + (k.nhwc ? 2 : 0));
     for (int64_t v : {k.n, k.c, k.h, k.w, k.k, k.kh, k.kw, k.sh, k.sw, k.ph, k.pw})
       h ^= std::hash<int64_t>()(v) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
     return h;
@@ -108,7 +123,7 @@ struct ConvPlan {
 std::string shape_text(const ConvKey& k) {
   return ::resnet::detail::concat("input [", k.n, ", ", k.c, ", ", k.h, ", ", k.w, "], weight [", k.k, ", ",
                                   k.c, ", ", k.kh, ", ", k.kw, "], stride ", k.sh, "x", k.sw, ", padding ",
-                                  k.ph, "x", k.pw);
+                                  k.ph, "x", k.pw, k.nhwc ? ", channels-last" : "");
 }
 
 template <typename T>
@@ -134,15 +149,14 @@ ConvPlan& conv_plan(const ConvKey& key) {
   const int64_t oh = (key.h + 2 * key.ph - key.kh) / key.sh + 1,
                 ow = (key.w + 2 * key.pw - key.kw) / key.sw + 1;
   auto i = [](int64_t v) { return static_cast<int>(v); };
+  // Dimensions are given as N, C, H, W (K, C, KH, KW) in both formats; the format sets the strides.
+  const cudnnTensorFormat_t fmt = key.nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
   RESNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x));
-  RESNET_CUDNN_CHECK(
-      cudnnSetTensor4dDescriptor(plan->x, CUDNN_TENSOR_NCHW, dt, i(key.n), i(key.c), i(key.h), i(key.w)));
+  RESNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->x, fmt, dt, i(key.n), i(key.c), i(key.h), i(key.w)));
   RESNET_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y));
-  RESNET_CUDNN_CHECK(
-      cudnnSetTensor4dDescriptor(plan->y, CUDNN_TENSOR_NCHW, dt, i(key.n), i(key.k), i(oh), i(ow)));
+  RESNET_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->y, fmt, dt, i(key.n), i(key.k), i(oh), i(ow)));
   RESNET_CUDNN_CHECK(cudnnCreateFilterDescriptor(&plan->w));
-  RESNET_CUDNN_CHECK(
-      cudnnSetFilter4dDescriptor(plan->w, dt, CUDNN_TENSOR_NCHW, i(key.k), i(key.c), i(key.kh), i(key.kw)));
+  RESNET_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, dt, fmt, i(key.k), i(key.c), i(key.kh), i(key.kw)));
   for (auto& conv : plan->conv) {
     RESNET_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
     RESNET_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv, i(key.ph), i(key.pw), i(key.sh), i(key.sw), 1, 1,
@@ -297,6 +311,7 @@ ConvKey conv_key(int dev, const TensorBase& x, const TensorBase& w, const ConvPa
   return ConvKey{dev,
                  static_cast<int>(dtype_of<T>::value),
                  tf32_enabled(),
+                 is_nhwc(x),
                  x.dim(0),
                  x.dim(1),
                  x.dim(2),
@@ -310,6 +325,29 @@ ConvKey conv_key(int dev, const TensorBase& x, const TensorBase& w, const ConvPa
                  p.pad_w};
 }
 
+// The filter cuDNN reads, in the plan's layout: OHWI (KRSC) for NHWC plans, OIHW otherwise; w itself when
+// it is laid out so (a channels-last weight is OHWI in memory), else a transposed copy (see the top).
+template <typename T>
+Tensor<T> filter_for(const ConvKey& key, const Tensor<T>& w, int dev) {
+  const bool ohwi = !w.is_contiguous();  // dense: checked before
+  if (ohwi == key.nhwc) return w;
+  Tensor<T> t = Tensor<T>::empty(w.shape(), w.device(),
+                                 key.nhwc ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous);
+  const int64_t O = w.dim(0), C = w.dim(1), K = w.dim(2) * w.dim(3);
+  if (key.nhwc)
+    kernels::batched_transpose(w.data(), t.data(), O, C, K, false, launch_env(dev));  // OIHW -> OHWI
+  else
+    kernels::batched_transpose(w.data(), t.data(), O, K, C, false, launch_env(dev));  // OHWI -> OIHW
+  return t;
+}
+
+// y[.., c] += bias[c] over y's channels, in y's format.
+template <typename T>
+void add_bias(Tensor<T>& y, const Tensor<T>& bias, bool nhwc, int dev) {
+  kernels::channel_bias_add(y.data(), bias.data(), y.numel(), y.dim(1), nhwc ? 1 : y.dim(2) * y.dim(3),
+                            launch_env(dev));
+}
+
 }  // namespace
 
 template <typename T>
@@ -319,9 +357,9 @@ void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bia
   contract::conv2d("conv2d", x, w, y, p, bias);
   const int dev = cuda_device(name, x, "input");
   OpScope op(name, dev);
-  check_cuda_tensor(name, x, dev, "input");
-  check_cuda_tensor(name, w, dev, "weight");
-  check_cuda_tensor(name, y, dev, "output");
+  check_cuda_dense(name, x, dev, "input");
+  check_cuda_dense(name, w, dev, "weight");
+  check_cuda_dense(name, y, dev, "output");
   if (bias) {
     check_cuda_tensor(name, *bias, dev, "bias");
     check_index_range(name, y);
@@ -329,15 +367,14 @@ void conv2d_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bia
   if (y.numel() == 0) return;
   const ConvKey key = conv_key<T>(dev, x, w, p);
   ConvPlan& plan = conv_plan<T>(key);
-  const ChosenAlgo a = choose<T>(plan, key, kForward, x.data(), w.data());
+  const Tensor<T> f = filter_for(key, w, dev);
+  const ChosenAlgo a = choose<T>(plan, key, kForward, x.data(), f.data());
   void* ws = a.workspace ? detail::workspace(dev, a.workspace) : nullptr;
   const scale_t<T> one = 1, zero = 0;
   RESNET_CUDNN_CHECK(cudnnConvolutionForward(
-      detail::cudnn_handle(dev), &one, plan.x, x.data(), plan.w, w.data(), plan.conv[kForward],
+      detail::cudnn_handle(dev), &one, plan.x, x.data(), plan.w, f.data(), plan.conv[kForward],
       static_cast<cudnnConvolutionFwdAlgo_t>(a.algo), ws, a.workspace, &zero, plan.y, y.data()));
-  if (bias)
-    kernels::channel_bias_add(y.data(), bias->data(), y.numel(), y.dim(1), y.dim(2) * y.dim(3),
-                              launch_env(dev));
+  if (bias) add_bias(y, *bias, key.nhwc, dev);
 }
 
 template <typename T>
@@ -347,17 +384,18 @@ void conv2d_backward_data(const Tensor<T>& dy, const Tensor<T>& w, Tensor<T>& dx
   contract::conv2d("conv2d_backward_data", dx, w, dy, p);
   const int dev = cuda_device(name, dy, "output gradient");
   OpScope op(name, dev);
-  check_cuda_tensor(name, dy, dev, "output gradient");
-  check_cuda_tensor(name, w, dev, "weight");
-  check_cuda_tensor(name, dx, dev, "input gradient");
+  check_cuda_dense(name, dy, dev, "output gradient");
+  check_cuda_dense(name, w, dev, "weight");
+  check_cuda_dense(name, dx, dev, "input gradient");
   if (dx.numel() == 0) return;
   const ConvKey key = conv_key<T>(dev, dx, w, p);
   ConvPlan& plan = conv_plan<T>(key);
-  const ChosenAlgo a = choose<T>(plan, key, kBackwardData, w.data(), dy.data());
+  const Tensor<T> f = filter_for(key, w, dev);
+  const ChosenAlgo a = choose<T>(plan, key, kBackwardData, f.data(), dy.data());
   void* ws = a.workspace ? detail::workspace(dev, a.workspace) : nullptr;
   const scale_t<T> one = 1, beta = accumulate ? 1 : 0;
   RESNET_CUDNN_CHECK(cudnnConvolutionBackwardData(
-      detail::cudnn_handle(dev), &one, plan.w, w.data(), plan.y, dy.data(), plan.conv[kBackwardData],
+      detail::cudnn_handle(dev), &one, plan.w, f.data(), plan.y, dy.data(), plan.conv[kBackwardData],
       static_cast<cudnnConvolutionBwdDataAlgo_t>(a.algo), ws, a.workspace, &beta, plan.x, dx.data()));
 }
 
@@ -368,18 +406,29 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>& 
   contract::conv2d("conv2d_backward_weight", x, dw, dy, p);
   const int dev = cuda_device(name, x, "input");
   OpScope op(name, dev);
-  check_cuda_tensor(name, x, dev, "input");
-  check_cuda_tensor(name, dy, dev, "output gradient");
-  check_cuda_tensor(name, dw, dev, "weight gradient");
+  check_cuda_dense(name, x, dev, "input");
+  check_cuda_dense(name, dy, dev, "output gradient");
+  check_cuda_dense(name, dw, dev, "weight gradient");
   if (dw.numel() == 0) return;
   const ConvKey key = conv_key<T>(dev, x, dw, p);
   ConvPlan& plan = conv_plan<T>(key);
   const ChosenAlgo a = choose<T>(plan, key, kBackwardFilter, x.data(), dy.data());
   void* ws = a.workspace ? detail::workspace(dev, a.workspace) : nullptr;
-  const scale_t<T> one = 1, beta = accumulate ? 1 : 0;
+  // cuDNN writes the plan's filter layout; when dw is laid out otherwise, into a scratch filter that is
+  // transposed into dw afterwards (added when accumulating).
+  const bool dw_ohwi = !dw.is_contiguous(), direct = dw_ohwi == key.nhwc;
+  Tensor<T> out = direct ? dw
+                         : Tensor<T>::empty(dw.shape(), dw.device(),
+                                            key.nhwc ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous);
+  const scale_t<T> one = 1, beta = accumulate && direct ? 1 : 0;
   RESNET_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
       detail::cudnn_handle(dev), &one, plan.x, x.data(), plan.y, dy.data(), plan.conv[kBackwardFilter],
-      static_cast<cudnnConvolutionBwdFilterAlgo_t>(a.algo), ws, a.workspace, &beta, plan.w, dw.data()));
+      static_cast<cudnnConvolutionBwdFilterAlgo_t>(a.algo), ws, a.workspace, &beta, plan.w, out.data()));
+  const int64_t O = dw.dim(0), C = dw.dim(1), K = dw.dim(2) * dw.dim(3);
+  if (!direct && key.nhwc)
+    kernels::batched_transpose(out.data(), dw.data(), O, K, C, accumulate, launch_env(dev));  // OHWI -> OIHW
+  else if (!direct)
+    kernels::batched_transpose(out.data(), dw.data(), O, C, K, accumulate, launch_env(dev));  // OIHW -> OHWI
 }
 
 template <typename T>
@@ -388,11 +437,14 @@ void conv2d_backward_bias(const Tensor<T>& dy, Tensor<T>& db, bool accumulate) {
   contract::conv2d_bias_grad("conv2d_backward_bias", dy, db);
   const int dev = cuda_device(name, dy, "output gradient");
   OpScope op(name, dev);
-  check_cuda_tensor(name, dy, dev, "output gradient");
+  check_cuda_dense(name, dy, dev, "output gradient");
   check_cuda_tensor(name, db, dev, "bias gradient");
   check_index_range(name, dy);
   const auto env = launch_env(dev);
-  const int64_t N = dy.dim(0), C = dy.dim(1), HW = dy.dim(2) * dy.dim(3);
+  // Channels-last: N * H * W rows of C values, i.e. the per-channel sum with H * W = 1 (as linear's bias).
+  const bool nhwc = is_nhwc(dy);
+  const int64_t N = nhwc ? dy.dim(0) * dy.dim(2) * dy.dim(3) : dy.dim(0), C = dy.dim(1),
+                HW = nhwc ? 1 : dy.dim(2) * dy.dim(3);
   void* ws = detail::workspace(dev, kernels::channel_sum_workspace_bytes<T>(N, C, HW, env.sm_count));
   kernels::channel_sum(dy.data(), N, C, HW, db.data(), accumulate, ws, env);
 }

@@ -59,6 +59,7 @@ Global& global() {
     if (env_is("RESNET_BN_SINGLE_PASS", "0", "off")) s->bn_single_pass = false;
     if (env_is("RESNET_BN_CLUSTERS", "1", "on")) s->bn_clusters = true;
     if (env_is("RESNET_BN_CLUSTERS", "0", "off")) s->bn_clusters = false;
+    if (env_is("RESNET_CUDA_NHWC", "1", "on")) s->channels_last = true;
     const char* search = std::getenv("RESNET_CUDNN_SEARCH");
     if (search && std::strcmp(search, "heuristic") == 0) s->search = static_cast<int>(ConvSearch::Heuristic);
     cudaRuntimeGetVersion(&s->runtime);
@@ -195,7 +196,7 @@ std::string runtime_info() {
   os << "  TF32 " << (tf32_enabled() ? "on" : "off") << ", cuDNN algorithm search "
      << (conv_search() == ConvSearch::Benchmark ? "benchmark" : "heuristic") << ", BatchNorm single pass "
      << (batchnorm_single_pass() ? "on" : "off") << " (clusters " << (batchnorm_clusters() ? "on" : "off")
-     << ")\n";
+     << "), channels-last kernels " << (channels_last_enabled() ? "on" : "off") << "\n";
   if (g.count == 0) os << "  no device: " << g.reason << "\n";
   for (int d = 0; d < g.count; ++d) {
     cudaDeviceProp prop;
@@ -214,6 +215,8 @@ void set_batchnorm_single_pass(bool enabled) { detail::global().bn_single_pass =
 bool batchnorm_single_pass() { return detail::global().bn_single_pass; }
 void set_batchnorm_clusters(bool enabled) { detail::global().bn_clusters = enabled; }
 bool batchnorm_clusters() { return detail::global().bn_clusters; }
+void set_channels_last(bool enabled) { detail::global().channels_last = enabled; }
+bool channels_last_enabled() { return detail::global().channels_last; }
 void set_conv_search(ConvSearch search) { detail::global().search = static_cast<int>(search); }
 ConvSearch conv_search() { return static_cast<ConvSearch>(detail::global().search.load()); }
 

@@ -12,7 +12,7 @@ namespace resnet {
 inline namespace RESNET_ABI {
 namespace cuda {
 
-using detail::check_cuda_tensor;
+using detail::check_cuda_dense;
 using detail::cuda_device;
 using detail::launch_env;
 using detail::OpScope;
@@ -22,7 +22,7 @@ void fill(Tensor<T>& y, double value) {
   contract::fill("fill", y);
   const int dev = cuda_device("fill", y, "output");
   OpScope op("fill", dev);
-  check_cuda_tensor("fill", y, dev, "output");
+  check_cuda_dense("fill", y, dev, "output");
   kernels::fill(y.data(), y.numel(), value, launch_env(dev));
 }
 
@@ -31,9 +31,9 @@ void add(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y) {
   contract::elementwise("add", a, &b, y);
   const int dev = cuda_device("add", a, "input");
   OpScope op("add", dev);
-  check_cuda_tensor("add", a, dev, "first input");
-  check_cuda_tensor("add", b, dev, "second input");
-  check_cuda_tensor("add", y, dev, "output");
+  check_cuda_dense("add", a, dev, "first input");
+  check_cuda_dense("add", b, dev, "second input");
+  check_cuda_dense("add", y, dev, "output");
   kernels::add(a.data(), b.data(), y.data(), y.numel(), launch_env(dev));
 }
 
@@ -42,8 +42,8 @@ void add_inplace(Tensor<T>& y, const Tensor<T>& x, double alpha) {
   contract::elementwise("add_inplace", x, nullptr, y);
   const int dev = cuda_device("add_inplace", y, "output");
   OpScope op("add_inplace", dev);
-  check_cuda_tensor("add_inplace", y, dev, "output");
-  check_cuda_tensor("add_inplace", x, dev, "input");
+  check_cuda_dense("add_inplace", y, dev, "output");
+  check_cuda_dense("add_inplace", x, dev, "input");
   kernels::add_inplace(y.data(), x.data(), y.numel(), alpha, launch_env(dev));
 }
 
@@ -52,8 +52,8 @@ void scale(const Tensor<T>& x, double alpha, Tensor<T>& y) {
   contract::elementwise("scale", x, nullptr, y);
   const int dev = cuda_device("scale", x, "input");
   OpScope op("scale", dev);
-  check_cuda_tensor("scale", x, dev, "input");
-  check_cuda_tensor("scale", y, dev, "output");
+  check_cuda_dense("scale", x, dev, "input");
+  check_cuda_dense("scale", y, dev, "output");
   kernels::scale(x.data(), alpha, y.data(), y.numel(), launch_env(dev));
 }
 
@@ -62,9 +62,9 @@ void mul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y, bool accumulate) 
   contract::elementwise("mul", a, &b, y);
   const int dev = cuda_device("mul", a, "input");
   OpScope op("mul", dev);
-  check_cuda_tensor("mul", a, dev, "first input");
-  check_cuda_tensor("mul", b, dev, "second input");
-  check_cuda_tensor("mul", y, dev, "output");
+  check_cuda_dense("mul", a, dev, "first input");
+  check_cuda_dense("mul", b, dev, "second input");
+  check_cuda_dense("mul", y, dev, "output");
   kernels::mul(a.data(), b.data(), y.data(), y.numel(), accumulate, launch_env(dev));
 }
 
@@ -73,8 +73,8 @@ void relu_forward(const Tensor<T>& x, Tensor<T>& y) {
   contract::elementwise("relu", x, nullptr, y);
   const int dev = cuda_device("relu", x, "input");
   OpScope op("relu", dev);
-  check_cuda_tensor("relu", x, dev, "input");
-  check_cuda_tensor("relu", y, dev, "output");
+  check_cuda_dense("relu", x, dev, "input");
+  check_cuda_dense("relu", y, dev, "output");
   kernels::relu_forward(x.data(), y.data(), y.numel(), launch_env(dev));
 }
 
@@ -83,9 +83,9 @@ void relu_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bool 
   contract::elementwise("relu_backward", y, &dy, dx);
   const int dev = cuda_device("relu_backward", y, "output");
   OpScope op("relu_backward", dev);
-  check_cuda_tensor("relu_backward", y, dev, "saved output");
-  check_cuda_tensor("relu_backward", dy, dev, "output gradient");
-  check_cuda_tensor("relu_backward", dx, dev, "input gradient");
+  check_cuda_dense("relu_backward", y, dev, "saved output");
+  check_cuda_dense("relu_backward", dy, dev, "output gradient");
+  check_cuda_dense("relu_backward", dx, dev, "input gradient");
   kernels::relu_backward(y.data(), dy.data(), dx.data(), y.numel(), accumulate, launch_env(dev));
 }
 
@@ -94,8 +94,8 @@ void sum_all(const Tensor<T>& x, Tensor<T>& y) {
   contract::sum_all("sum_all", x, y);
   const int dev = cuda_device("sum_all", x, "input");
   OpScope op("sum_all", dev);
-  check_cuda_tensor("sum_all", x, dev, "input");
-  check_cuda_tensor("sum_all", y, dev, "output");
+  check_cuda_dense("sum_all", x, dev, "input");
+  check_cuda_dense("sum_all", y, dev, "output");
   kernels::sum_all(x.data(), x.numel(), y.data(), detail::workspace(dev, kernels::sum_all_workspace_bytes()),
                    launch_env(dev));
 }
@@ -105,8 +105,8 @@ void broadcast_scalar(const Tensor<T>& dy, double alpha, Tensor<T>& dx, bool acc
   contract::broadcast_scalar("broadcast_scalar", dy, dx);
   const int dev = cuda_device("broadcast_scalar", dy, "gradient");
   OpScope op("broadcast_scalar", dev);
-  check_cuda_tensor("broadcast_scalar", dy, dev, "gradient");
-  check_cuda_tensor("broadcast_scalar", dx, dev, "input gradient");
+  check_cuda_dense("broadcast_scalar", dy, dev, "gradient");
+  check_cuda_dense("broadcast_scalar", dx, dev, "input gradient");
   kernels::broadcast_scalar(dy.data(), alpha, dx.data(), dx.numel(), accumulate, launch_env(dev));
 }
 
@@ -114,7 +114,7 @@ template <typename T>
 bool all_finite(const Tensor<T>& x) {
   const int dev = cuda_device("all_finite", x, "input");
   OpScope op("all_finite", dev);
-  check_cuda_tensor("all_finite", x, dev, "input");
+  check_cuda_dense("all_finite", x, dev, "input");
   if (x.numel() == 0) return true;
   auto* flag = static_cast<int*>(detail::workspace(dev, sizeof(int)));
   cudaStream_t s = detail::stream(dev);

@@ -52,6 +52,7 @@ struct Global {
   std::atomic<bool> bn_single_pass{kernels::bn_default_on(kernels::BnPath::SinglePass)};
   std::atomic<bool> bn_clusters{kernels::bn_default_on(kernels::BnPath::Cluster)};
   std::atomic<int> search{static_cast<int>(ConvSearch::Benchmark)};
+  std::atomic<bool> channels_last{false};  // NHWC kernels: never run on a GPU, so off by default
 };
 
 // Discovers the devices and checks the library versions on first use; never destroyed.

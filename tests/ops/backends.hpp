@@ -4,7 +4,8 @@
 //         device (multiprocessors, compute capability) the way src/cuda plans them for a real one;
 //   Cuda  resnet::cuda on a GPU (only when the program links resnet::cuda).
 // Sim is the one written out: each function does what its src/cuda twin does between the checks and the
-// launch (geometry, workspace, launch environment).
+// launch (geometry, workspace, launch environment), including its choice of the NHWC kernels for
+// channels-last tensors (src/cuda's detail::is_nhwc: the same rule, here as Sim::nhwc).
 #pragma once
 
 // clang-format off
@@ -12,10 +13,12 @@
 #include "kernels/elementwise.cuh"
 #include "kernels/reduction.cuh"
 #include "kernels/batchnorm.cuh"
+#include "kernels/batchnorm_nhwc.cuh"
 #include "kernels/batchnorm_sync.cuh"
 #include "kernels/loss.cuh"
 #include "kernels/optim.cuh"
 #include "kernels/pool.cuh"
+#include "kernels/pool_nhwc.cuh"
 // clang-format on
 
 #include "catch.hpp"
@@ -115,6 +118,12 @@ struct Sim {
     ws.assign(bytes + 64, 0);
     return ws.data();
   }
+  // src/cuda/context.cuh's is_nhwc: a tensor dense in both formats is read as row-major (the same memory).
+  static bool nhwc(const TensorBase& t) {
+    return t.rank() == 4 && t.suggest_memory_format() == resnet::MemoryFormat::ChannelsLast;
+  }
+  // NHWC kernel launches (BatchNorm, pooling, bias gradient): the sim nhwc mode asserts they ran.
+  static inline int nhwc_ran = 0;
 
   // ---- elementwise
   template <typename T>
@@ -159,7 +168,10 @@ struct Sim {
   }
   template <typename T>
   void conv2d_backward_bias(const Tensor<T>& dy, Tensor<T>& db, bool acc) {
-    const int64_t N = dy.dim(0), C = dy.dim(1), HW = dy.dim(2) * dy.dim(3);
+    const bool cl = nhwc(dy);
+    nhwc_ran += cl;
+    const int64_t N = cl ? dy.dim(0) * dy.dim(2) * dy.dim(3) : dy.dim(0), C = dy.dim(1),
+                  HW = cl ? 1 : dy.dim(2) * dy.dim(3);
     void* w = workspace(k::channel_sum_workspace_bytes<T>(N, C, HW, dev.sm));
     k::channel_sum(dy.data(), N, C, HW, db.data(), acc, w, env());
   }
@@ -179,31 +191,58 @@ struct Sim {
                        static_cast<int>(p.pad_w),
                        p.count_include_pad};
   }
+  static k::PoolGeomNhwc geom_nhwc(const TensorBase& x, const TensorBase& y, const PoolParams& p) {
+    k::PoolGeomNhwc q;
+    q.g = geom(x, y, p);
+    q.N = x.dim(0);
+    q.C = x.dim(1);
+    return q;
+  }
   template <typename T>
   void maxpool2d_forward(const Tensor<T>& x, Tensor<T>& y, Tensor<int32_t>& idx, const PoolParams& p) {
-    k::maxpool_forward(x.data(), y.data(), idx.data(), geom(x, y, p), env());
+    if (nhwc(x) && ++nhwc_ran)
+      k::maxpool_nhwc_forward(x.data(), y.data(), idx.data(), geom_nhwc(x, y, p), env());
+    else
+      k::maxpool_forward(x.data(), y.data(), idx.data(), geom(x, y, p), env());
   }
   template <typename T>
   void maxpool2d_backward(const Tensor<T>& dy, const Tensor<int32_t>& idx, Tensor<T>& dx, bool acc) {
-    k::maxpool_backward(dy.data(), idx.data(), dx.data(), dx.dim(0) * dx.dim(1), dx.dim(2) * dx.dim(3),
-                        dy.dim(2) * dy.dim(3), acc, env());
+    if (nhwc(dx) && ++nhwc_ran)
+      k::maxpool_nhwc_backward(dy.data(), idx.data(), dx.data(), dx.dim(0), dx.dim(1), dx.dim(2) * dx.dim(3),
+                               dy.dim(2) * dy.dim(3), acc, env());
+    else
+      k::maxpool_backward(dy.data(), idx.data(), dx.data(), dx.dim(0) * dx.dim(1), dx.dim(2) * dx.dim(3),
+                          dy.dim(2) * dy.dim(3), acc, env());
   }
   template <typename T>
   void avgpool2d_forward(const Tensor<T>& x, Tensor<T>& y, const PoolParams& p) {
-    k::avgpool_forward(x.data(), y.data(), geom(x, y, p), env());
+    if (nhwc(x) && ++nhwc_ran)
+      k::avgpool_nhwc_forward(x.data(), y.data(), geom_nhwc(x, y, p), env());
+    else
+      k::avgpool_forward(x.data(), y.data(), geom(x, y, p), env());
   }
   template <typename T>
   void avgpool2d_backward(const Tensor<T>& dy, Tensor<T>& dx, const PoolParams& p, bool acc) {
-    k::avgpool_backward(dy.data(), dx.data(), geom(dx, dy, p), acc, env());
+    if (nhwc(dx) && ++nhwc_ran)
+      k::avgpool_nhwc_backward(dy.data(), dx.data(), geom_nhwc(dx, dy, p), acc, env());
+    else
+      k::avgpool_backward(dy.data(), dx.data(), geom(dx, dy, p), acc, env());
   }
   template <typename T>
   void global_avgpool_forward(const Tensor<T>& x, Tensor<T>& y) {
-    k::global_avgpool_forward(x.data(), y.data(), x.dim(0) * x.dim(1), x.dim(2) * x.dim(3), env());
+    if (nhwc(x) && ++nhwc_ran)
+      k::global_avgpool_nhwc_forward(x.data(), y.data(), x.dim(0), x.dim(1), x.dim(2) * x.dim(3), env());
+    else
+      k::global_avgpool_forward(x.data(), y.data(), x.dim(0) * x.dim(1), x.dim(2) * x.dim(3), env());
   }
   template <typename T>
   void global_avgpool_backward(const Tensor<T>& dy, Tensor<T>& dx, bool acc) {
-    k::global_avgpool_backward(dy.data(), dx.data(), dx.dim(0) * dx.dim(1), dx.dim(2) * dx.dim(3), acc,
-                               env());
+    if (nhwc(dx) && ++nhwc_ran)
+      k::global_avgpool_nhwc_backward(dy.data(), dx.data(), dx.dim(0), dx.dim(1), dx.dim(2) * dx.dim(3), acc,
+                                      env());
+    else
+      k::global_avgpool_backward(dy.data(), dx.data(), dx.dim(0) * dx.dim(1), dx.dim(2) * dx.dim(3), acc,
+                                 env());
   }
 
   // ---- softmax and cross-entropy
@@ -266,6 +305,14 @@ struct Sim {
                                   const Tensor<P>& beta, Tensor<P>& rm, Tensor<P>& rv, Tensor<P>& sm,
                                   Tensor<P>& si, Tensor<T>& y, const BatchNormParams& bp, Activation act) {
     const k::BatchNormShape s{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)};
+    if (nhwc(x)) {
+      ++nhwc_ran;
+      void* w = workspace(k::bn_nhwc_forward_workspace_bytes<T>(s, dev.sm));
+      k::bn_nhwc_forward_training(x.data(), r ? r->data() : static_cast<const T*>(nullptr), gamma.data(),
+                                  beta.data(), rm.data(), rv.data(), sm.data(), si.data(), y.data(), s,
+                                  bp.eps, bp.momentum, act == Activation::ReLU, w, env());
+      return;
+    }
     void* w = workspace(k::bn_forward_workspace_bytes<T>(s, dev.sm));
     k::bn_forward_training(x.data(), r ? r->data() : static_cast<const T*>(nullptr), gamma.data(),
                            beta.data(), rm.data(), rv.data(), sm.data(), si.data(), y.data(), s, bp.eps,
@@ -277,6 +324,13 @@ struct Sim {
                                    Tensor<T>& y, const BatchNormParams& bp, Activation act) {
     const k::BatchNormShape s{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)};
     void* w = workspace(k::bn_inference_workspace_bytes<T>(s));
+    if (nhwc(x)) {
+      ++nhwc_ran;
+      k::bn_nhwc_forward_inference(x.data(), r ? r->data() : static_cast<const T*>(nullptr), gamma.data(),
+                                   beta.data(), rm.data(), rv.data(), y.data(), s, bp.eps,
+                                   act == Activation::ReLU, w, env());
+      return;
+    }
     k::bn_forward_inference(x.data(), r ? r->data() : static_cast<const T*>(nullptr), gamma.data(),
                             beta.data(), rm.data(), rv.data(), y.data(), s, bp.eps, act == Activation::ReLU,
                             w, env());
@@ -288,6 +342,17 @@ struct Sim {
                           Tensor<P>* dbeta, bool param_acc) {
     const k::BatchNormShape s{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)};
     const bool relu = act == Activation::ReLU;
+    if (nhwc(x)) {
+      ++nhwc_ran;
+      void* w = workspace(k::bn_nhwc_backward_workspace_bytes<T>(s, dev.sm));
+      k::bn_nhwc_backward(x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(), gamma.data(),
+                          mean.data(), invstd.data(), training, relu,
+                          dx ? dx->data() : static_cast<T*>(nullptr), dx_acc,
+                          dres ? dres->data() : static_cast<T*>(nullptr), dres_acc,
+                          dgamma ? dgamma->data() : static_cast<P*>(nullptr),
+                          dbeta ? dbeta->data() : static_cast<P*>(nullptr), param_acc, s, w, env());
+      return;
+    }
     void* w = workspace(k::bn_backward_workspace_bytes<T>(s, dev.sm));
     const k::BnPath taken = k::bn_backward(
         x.data(), relu ? y.data() : static_cast<const T*>(nullptr), dy.data(), gamma.data(), mean.data(),

@@ -55,6 +55,42 @@ Registrar elementwise([] {
                 be.broadcast_scalar(a.x(0), 3.0, dx, a.acc);
               });
   }
+  // Rank-4 activations: the [nhwc] and sim nhwc modes run these on channels-last tensors, which the
+  // elementwise kernels (and the CUDA contracts) take as they are.
+  {
+    const Shape s{2, 3, 4, 5};
+    add<kAll>(op("add", "x=" + s.to_string(), {act("a", s), act("b", s)}).grad([](auto& x, auto&, auto&) {
+      return resnet::add(x[0], x[1]);
+    }),
+              [](auto& be, auto& a) {
+                auto y = a.out("y", a.x(0).shape());
+                be.add(a.x(0), a.x(1), y);
+              });
+    add<kAll>(op("relu", "x=" + s.to_string(), {act("x", s), grad_in("dy", s)})
+                  .accumulating()
+                  .grad([](auto& x, auto&, auto&) { return resnet::relu(x[0]); }),
+              [](auto& be, auto& a) {
+                auto y = a.out("y", a.x(0).shape());
+                be.relu_forward(a.x(0), y);
+                auto dx = a.out("dx", a.x(0).shape());
+                be.relu_backward(y, a.x(1), dx, a.acc);
+                be.add_inplace(dx, a.x(0), -0.5);
+              });
+    add<kAll>(op("scale", "x=" + s.to_string(), {act("x", s)}), [](auto& be, auto& a) {
+      auto y = a.out("y", a.x(0).shape());
+      be.scale(a.x(0), 0.25, y);
+      auto z = a.out("z", a.x(0).shape());
+      be.fill(z, 0.5);
+    });
+    add<kAll>(op("cast", "x=" + s.to_string(), {act("x", s, 50.0)}), [](auto& be, auto& a) {
+      using T = typename std::decay_t<decltype(a.x(0))>::value_type;
+      using F = std::conditional_t<std::is_same<T, double>::value, double, float>;
+      Tensor<F> wide = a.laid_out(Tensor<F>::empty(a.x(0).shape())).to(a.device());
+      be.cast(a.x(0), wide);
+      auto y = a.out("y", a.x(0).shape());
+      be.cast(wide, y);
+    });
+  }
   // Sums: one block, several blocks, and more than the reduction's block limit (100000 values).
   for (int64_t n : {1, 100, 100000}) {
     const Shape s{n};

@@ -300,6 +300,44 @@ TEST_CASE("ops: the CUDA kernels on the simulator match the CPU backend", "[ops]
   CHECK(ran >= 20);
 }
 
+// Channels-last on the simulator (issue 17): every op with rank-4 tensors, inputs and outputs in NHWC,
+// through the Sim backend's NHWC kernels (BatchNorm, pooling, the bias gradient; elementwise kernels take
+// either layout) against the CPU reference in NCHW. The entry's first two simulated devices, forward thread
+// order on the first and reverse on the second; the 16-bit types once, on the second. (BatchNorm's devices
+// differ in the NCHW kernel choice, which NHWC does not have: two of them suffice.)
+TEST_CASE("ops: the NHWC CUDA kernels on the simulator match the CPU backend", "[ops][sim][nhwc]") {
+  int ran = 0;
+  const int kernels_before = Sim::nhwc_ran;
+  for (const Entry& e : registry()) {
+    bool four_d = false;
+    for (const Input& in : e.inputs) four_d = four_d || in.shape.rank() == 4;
+    if (!(e.modes & kSim) || !four_d || row_major_only(e)) continue;
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t devices = std::min<size_t>(2, e.sim_devices.size());
+    for (size_t i = 0; i < devices; ++i) {
+      const SimDevice& dev = e.sim_devices[i];
+      const sim::Order order = i % 2 == 0 ? sim::Order::Forward : sim::Order::Reverse;
+      sim::set_order(order);
+      const std::string where =
+          "sim nhwc (" + dev.name + ", " + (order == sim::Order::Forward ? "forward" : "reverse") + " order)";
+      Sim s(dev);
+      const auto cl = resnet::MemoryFormat::ChannelsLast;
+      compare<double>(e, e.sim_f64, s, Device::cpu(), false, where, cl);
+      compare<float>(e, e.sim_f32, s, Device::cpu(), false, where, cl);
+      if (i + 1 == devices) {
+        compare<half_t>(e, e.sim_f16, s, Device::cpu(), false, where, cl);
+        compare<bf16_t>(e, e.sim_bf16, s, Device::cpu(), false, where, cl);
+      }
+    }
+    sim::set_order(sim::Order::Forward);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (secs > 1.0) std::printf("sim nhwc: %s took %.1f s\n", e.title().c_str(), secs);
+    ++ran;
+  }
+  CHECK(Sim::nhwc_ran > kernels_before);  // the NHWC kernels did the work, not the NCHW ones
+  CHECK(ran >= 20);
+}
+
 #if RESNET_WITH_CUDA
 TEST_CASE("ops: the GPU matches the CPU backend", "[ops][.gpu]") {
   REQUIRE(resnet::cuda::device_count() > 0);  // main() skips this program without a device
@@ -314,6 +352,17 @@ TEST_CASE("ops: the GPU matches the CPU backend", "[ops][.gpu]") {
     compare<float>(e, e.gpu_f32, g, dev, true, "gpu");
     compare<half_t>(e, e.gpu_f16, g, dev, true, "gpu");
     compare<bf16_t>(e, e.gpu_bf16, g, dev, true, "gpu");
+    // Channels-last (issue 17): the backend takes NHWC tensors whatever cuda::set_channels_last says (the
+    // switch is the ops layer's): cuDNN's NHWC convolutions and our NHWC kernels, every dtype.
+    bool four_d = false;
+    for (const Input& in : e.inputs) four_d = four_d || in.shape.rank() == 4;
+    if (four_d && !row_major_only(e)) {
+      const auto cl = resnet::MemoryFormat::ChannelsLast;
+      compare<double>(e, e.gpu_f64, g, dev, true, "gpu nhwc", cl);
+      compare<float>(e, e.gpu_f32, g, dev, true, "gpu nhwc", cl);
+      compare<half_t>(e, e.gpu_f16, g, dev, true, "gpu nhwc", cl);
+      compare<bf16_t>(e, e.gpu_bf16, g, dev, true, "gpu nhwc", cl);
+    }
     resnet::cuda::synchronize();
     ++ran;
   }

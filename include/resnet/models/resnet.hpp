@@ -77,7 +77,9 @@ class ResNet : public nn::Module<T> {
     RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == in, spec_.name, ": expected images [N, ", in,
                  ", H, W], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
     // The input is converted once to the model's memory format (a no-op when the loader made it so).
-    const MemoryFormat f = x.device().is_cpu() ? this->memory_format() : MemoryFormat::Contiguous;
+    // (On a CUDA device with the NHWC kernels off, the ops would convert it back: it stays row-major.)
+    const MemoryFormat f =
+        detail::takes_channels_last(x.device()) ? this->memory_format() : MemoryFormat::Contiguous;
     Tensor<T> h = bn1->forward_fused(conv1->forward(to_memory_format(x, f)), Tensor<T>(), Activation::ReLU);
     h = maxpool->forward(h);
     for (auto& l : layers) h = l->forward(h);

@@ -200,7 +200,8 @@ class Module {
   // PyTorch's model.to(memory_format=torch.channels_last)). A model converts its input once (ResNet's
   // forward); every op then keeps its input's format. Parameters stay row-major (OIHW convolution weights,
   // torchvision's layout: oneDNN reorders weights into its own blocked layout from either), so state_dict
-  // and checkpoints are the same in both formats. CUDA devices compute in NCHW whatever this says.
+  // and checkpoints are the same in both formats. CUDA devices compute in NHWC only with
+  // cuda::set_channels_last(true) (off by default); off, they compute in NCHW whatever this says.
   void to(MemoryFormat format) {
     memory_format_ = format;
     for (auto& c : children_) c.second->to(format);

@@ -10,10 +10,23 @@ namespace resnet {
 inline namespace RESNET_ABI {
 
 namespace detail {
-// The memory format an op computes in: its input's on the CPU (which takes both), row-major on CUDA devices
-// (no NHWC kernels yet: channels-last device tensors are converted at entry).
+// Whether the backend of `device` computes in channels-last: the CPU always; CUDA devices only with
+// cuda::set_channels_last(true) (or RESNET_CUDA_NHWC=1): their NHWC kernels have never run on a GPU, so
+// they are off by default and channels-last device tensors are converted to row-major at entry.
+inline bool takes_channels_last(Device device) {
+#if RESNET_WITH_CUDA
+  return device.is_cpu() || cuda::channels_last_enabled();
+#else
+  return device.is_cpu();
+#endif
+}
+// The memory format an op computes in, given whether its device takes channels-last: the input's when it
+// does (and the input is dense), else row-major. Host-only logic, tested without a GPU.
+inline MemoryFormat op_format_for(const TensorBase& x, bool device_takes_channels_last) {
+  return device_takes_channels_last && x.is_dense() ? x.suggest_memory_format() : MemoryFormat::Contiguous;
+}
 inline MemoryFormat op_format(const TensorBase& x) {
-  return x.device().is_cpu() && x.is_dense() ? x.suggest_memory_format() : MemoryFormat::Contiguous;
+  return op_format_for(x, takes_channels_last(x.device()));
 }
 // x in the given format (a no-op handle copy when it already is).
 template <typename T>

@@ -30,9 +30,9 @@ inline void conv2d(const char* op, const TensorBase& x, const TensorBase& w, con
   placed(op, x, x, "input");
   placed(op, x, w, "weight");
   placed(op, x, y, "output");
-  // Activations share one memory format; the weight is row-major OIHW (torchvision's layout) in either.
+  // Activations share one memory format. The weight is OIHW (torchvision's layout) in either, dense in
+  // either layout: both backends take a channels-last (OHWI in memory) weight through a reordered copy.
   same_format(op, x, y, "output");
-  RESNET_CHECK(w.is_contiguous(), op, ": weight ", w.describe(), " must be contiguous (row-major OIHW)");
   RESNET_CHECK(x.dim(1) == w.dim(1), op, ": input has ", x.dim(1), " channels but the weight expects ",
                w.dim(1), " (input ", x.shape(), ", weight ", w.shape(), ")");
   RESNET_CHECK(x.dim(2) + 2 * p.pad_h >= w.dim(2) && x.dim(3) + 2 * p.pad_w >= w.dim(3), op, ": input ",

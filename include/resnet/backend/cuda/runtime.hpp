@@ -57,6 +57,14 @@ bool batchnorm_single_pass();
 void set_batchnorm_clusters(bool enabled);
 bool batchnorm_clusters();
 
+// Channels-last (NHWC) kernels: cuDNN convolutions with NHWC descriptors, NHWC BatchNorm and pooling
+// (docs/CUDA.md). Off by default: they have never run on a GPU. Off, the ops convert channels-last CUDA
+// tensors to row-major before calling the backend (as before); on, CUDA tensors keep their format, as on
+// the CPU, so Module::to(MemoryFormat::ChannelsLast) runs the network in NHWC. On with
+// set_channels_last(true) or RESNET_CUDA_NHWC=1. Host-side only: safe to call without a GPU.
+void set_channels_last(bool enabled);
+bool channels_last_enabled();
+
 // How many BatchNorm launches (training forwards and backwards) each kernel path has run in this process,
 // counted on the host as they are queued: tests assert with it that the path they meant to test ran.
 struct BatchNormPathCounts {
