@@ -2,6 +2,7 @@
 // parameter before, about lr in size), not the parameter: a parameter of size 1 would hide an error of
 // 1% in an update of 1e-3 below float's rounding of the parameter itself.
 #include "ops/entry.hpp"
+#include "resnet/backend/optim_math.hpp"
 
 namespace opreg {
 namespace {
@@ -28,7 +29,8 @@ Registrar optimizers([] {
         op("sgd_step", names[variant], {act("param", s), act("grad", s), act("momentum", s)}).tolerance(t),
         [h, lr, step, skip](auto& be, auto& a) {
           auto p = a.x(0), buf = a.x(2);
-          auto state = Tensor<double>::from_vector({lr, step, skip, 0.0}, {optim_state::kSize}, a.device());
+          auto state =
+              Tensor<double>::from_vector({lr, step, skip, 0.0}, {resnet::optim_state::kSize}, a.device());
           a.keep_delta("update", p);
           be.sgd_step(p, a.x(1), buf, state, h);
           if (h.momentum != 0.0) a.result("momentum", buf);
@@ -45,7 +47,7 @@ Registrar optimizers([] {
         [h, lr, step, skipped](auto& be, auto& a) {
           auto p = a.x(0), m = a.x(2), v = a.x(3);
           auto state = Tensor<double>::from_vector({lr, static_cast<double>(step), skipped ? 1.0 : 0.0, 0.0},
-                                                   {optim_state::kSize}, a.device());
+                                                   {resnet::optim_state::kSize}, a.device());
           a.keep_delta("update", p);
           be.adamw_step(p, a.x(1), m, v, state, h);
           a.result("m", m);
