@@ -60,6 +60,7 @@ add_library(resnet_cuda STATIC
   src/cuda/step_state.cu
   src/cuda/elementwise.cu
   src/cuda/cast.cu
+  src/cuda/layout.cu
   src/cuda/pool.cu
   src/cuda/loss.cu
   src/cuda/optim.cu

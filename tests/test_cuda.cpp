@@ -169,6 +169,43 @@ TEST_CASE("cuda: with channels-last on, NHWC device tensors stay NHWC through a 
   CHECK(relative_error(on, want) < 1e-9);
 }
 
+TEST_CASE("cuda: memory-format copies reorder on the device, bit for bit, every element size",
+          "[cuda][.gpu]") {
+  REQUIRE_GPU();
+  Generator g(5);
+  auto check_dtype = [&](auto tag) {
+    using T = decltype(tag);
+    const Tensor<float> xf = Tensor<float>::randn({3, 5, 4, 7}, g);
+    Tensor<T> x = Tensor<T>::empty(xf.shape());
+    for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<T>(xf.data()[i]);
+    const Tensor<T> host_cl = x.contiguous(MemoryFormat::ChannelsLast);  // the CPU's strided copy
+    auto bits = [](const Tensor<T>& t) {                                 // raw memory order, as bytes
+      const auto* p = reinterpret_cast<const unsigned char*>(t.data());
+      return std::vector<unsigned char>(p, p + t.nbytes());
+    };
+    // NCHW -> NHWC on the device, and back.
+    const Tensor<T> dev_cl = x.to(Device::cuda(0)).contiguous(MemoryFormat::ChannelsLast);
+    REQUIRE(dev_cl.device().is_cuda());
+    CHECK(dev_cl.suggest_memory_format() == MemoryFormat::ChannelsLast);
+    Tensor<T> raw = Tensor<T>::empty(x.shape(), Device::cpu(), MemoryFormat::ChannelsLast);
+    copy_bytes(raw.raw_data(), Device::cpu(), dev_cl.raw_data(), dev_cl.device(), dev_cl.nbytes());
+    CHECK(bits(raw) == bits(host_cl));
+    const Tensor<T> back = dev_cl.contiguous().to(Device::cpu());
+    CHECK(bits(back) == bits(x));
+    // Across devices with a format change: host NHWC -> device NCHW, device NCHW -> host NHWC.
+    Tensor<T> dev_nchw = Tensor<T>::empty(x.shape(), Device::cuda(0));
+    copy_into(dev_nchw, host_cl);
+    CHECK(bits(dev_nchw.to(Device::cpu())) == bits(x));
+    Tensor<T> host_out = Tensor<T>::empty(x.shape(), Device::cpu(), MemoryFormat::ChannelsLast);
+    copy_into(host_out, dev_nchw);
+    CHECK(bits(host_out) == bits(host_cl));
+  };
+  check_dtype(float());
+  check_dtype(double());
+  check_dtype(half_t());
+  check_dtype(bf16_t());
+}
+
 // ---------------------------------------------------------------- memory, copies, streams
 
 TEST_CASE("cuda: copies round-trip every dtype and zero_/fill_ work on the device", "[cuda][.gpu]") {

@@ -31,6 +31,11 @@ void device_free(void* ptr, int device);
 // Copies nbytes between any two of host and device memory; synchronous with respect to the host.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes);
 void fill_zero_bytes(void* dst, int device, size_t nbytes);
+// On one device: dst[b, j, i] = src[b, i, j] for B matrices [I, J] of elements of `elem_size` bytes (2, 4
+// or 8), queued on the device's current stream. How a dense tensor changes memory format there (NCHW ->
+// NHWC is B = N, I = C, J = H * W) without a round trip through the host.
+void transpose_bytes(void* dst, const void* src, size_t elem_size, int64_t B, int64_t I, int64_t J,
+                     int device);
 }  // namespace cuda
 #endif
 

@@ -432,19 +432,27 @@ inline void copy_into(TensorBase& dst, const TensorBase& src) {
     return;
   }
   if (!dst.device().is_cpu() || !src.device().is_cpu()) {
-    // A device tensor in another dense format (channels-last): reorder on the host. Slow, but the CUDA
-    // backend only meets it when a user converts a device tensor (there are no NHWC kernels yet).
+    // Another dense format off the host (channels-last on a GPU): the bytes cross devices in the source's
+    // order, then a batched transpose reorders them on whichever side the destination is.
     RESNET_CHECK(dst.is_dense() && src.is_dense(),
                  "copy: strided copies of non-dense tensors are supported on ", "the CPU only (",
                  src.describe(), " -> ", dst.describe(), ")");
-    auto host_like = [](const TensorBase& t) {
-      return TensorBase::empty(t.shape(), t.dtype(), Device::cpu(), t.suggest_memory_format());
-    };
-    TensorBase hs = host_like(src), hd = host_like(dst);
-    copy_bytes(hs.raw_data(), Device::cpu(), src.raw_data(), src.device(), src.nbytes());
-    copy_into(hd, hs);
-    copy_bytes(dst.raw_data(), dst.device(), hd.raw_data(), Device::cpu(), dst.nbytes());
+    if (dst.device() != src.device()) {
+      TensorBase staged =
+          TensorBase::empty(src.shape(), src.dtype(), dst.device(), src.suggest_memory_format());
+      copy_bytes(staged.raw_data(), dst.device(), src.raw_data(), src.device(), src.nbytes());
+      copy_into(dst, staged);
+      return;
+    }
+#if RESNET_WITH_CUDA
+    const int64_t n = src.dim(0), c = src.dim(1), hw = src.dim(2) * src.dim(3);
+    const bool to_nhwc = src.suggest_memory_format() == MemoryFormat::Contiguous;  // else NHWC -> NCHW
+    cuda::transpose_bytes(dst.raw_data(), src.raw_data(), dtype_size(src.dtype()), n, to_nhwc ? c : hw,
+                          to_nhwc ? hw : c, dst.device().index);
     return;
+#else
+    RESNET_FAIL("copy: ", dst.describe(), " is not on the host, and this build has no CUDA support");
+#endif
   }
   size_t es = dtype_size(src.dtype());
   const auto& sh = src.shape().dims();
