@@ -130,6 +130,7 @@ if [ -n "${PREBUILT:-}" ]; then
     ldconfig -p | grep -q "$(basename "$f") " || ln -s "$f" "$BIN/needed/"
   done
   export LD_LIBRARY_PATH=$BIN/needed:$LD_LIBRARY_PATH
+  TEST_SYNC=$BIN/bin/test_cuda_sync TEST_GRAPH=$BIN/bin/test_cuda_graph
   TEST_CUDA=$BIN/bin/test_cuda TEST_OPS=$BIN/bin/test_ops BENCH_BLOCK=$BIN/bin/bench_block BENCH_TRAIN=$BIN/bin/bench_train
   TRAIN=$BIN/bin/train_catsdogs
   TEST_NCCL=$BIN/bin/test_nccl_group
@@ -154,6 +155,7 @@ else
     -DCMAKE_CUDA_COMPILER="$NVCC" "-DCMAKE_CUDA_ARCHITECTURES=$ARCHS" ${CUDNN_HINT:+-DCUDNN_ROOT="$CUDNN_HINT"} ||
     { cat "$SUMMARY"; exit 2; }
   step "build" build.log 3000 cmake --build "$BUILD" -j "${JOBS:-$(nproc)}" || { cat "$SUMMARY"; exit 2; }
+  TEST_SYNC=$BUILD/tests/cuda/test_cuda_sync TEST_GRAPH=$BUILD/tests/test_cuda_graph
   TEST_CUDA=$BUILD/tests/cuda/test_cuda TEST_OPS=$BUILD/tests/test_ops BENCH_BLOCK=$BUILD/benchmarks/bench_block
   BENCH_TRAIN=$BUILD/benchmarks/bench_train TRAIN=$BUILD/examples/train_catsdogs
   TEST_NCCL=$BUILD/tests/dist/test_nccl_group
@@ -175,6 +177,14 @@ if [[ $PHASES == *,tests,* ]]; then
   # The suite's BatchNorm cases switch every path on themselves; the whole networks run the library's
   # default (multi-pass), so run them once more with the single pass and the clusters on.
   step "whole networks, BN single pass + clusters on" test_cuda_bn_on.log 300 env RESNET_TF32=0 RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=1 "$TEST_CUDA" --gpu "[net]"
+  # Issue 17: no host synchronisation inside a steady training step; CUDA graphs replay what eager runs do
+  # (bit for bit in double). The NHWC kernels' GPU cases are in test_ops --gpu and test_cuda --gpu above.
+  for t in "host syncs per steady step (test_cuda_sync --gpu):$TEST_SYNC:test_cuda_sync.log" \
+    "CUDA graphs (test_cuda_graph --gpu):$TEST_GRAPH:test_cuda_graph.log"; do
+    IFS=: read -r tname tbin tlog <<<"$t"
+    step "$tname" "$tlog" 300 env RESNET_TF32=0 "$tbin" --gpu -d yes
+    if grep -q "SKIPPED" "$LOGS/$tlog"; then note "WARNING: $tname SKIPPED"; failed=1; fi
+  done
   # NCCL (issue 13): every collective, float to bfloat16, on a world of one (MPI's singleton start-up).
   if [ -x "${TEST_NCCL:-}" ]; then
     step "NCCL process group, world of one (test_nccl_group)" test_nccl.log 120 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$TEST_NCCL"

@@ -4,7 +4,8 @@
 #
 #   tools/gpu_pack.sh [DATA_DIR]
 #
-# Writes .gpu/pack.tar.xz (test_cuda, test_ops, bench_block, bench_train, train_catsdogs, test_nccl_group and the shared libraries they
+# Writes .gpu/pack.tar.xz (test_cuda, test_ops, test_cuda_sync, test_cuda_graph, bench_block, bench_train,
+# train_catsdogs, test_nccl_group and the shared libraries they
 # need that a CUDA image does not have) and, with DATA_DIR, copies the dataset to .gpu/data/<name>. On the GPU
 # machine: `PREBUILT=.gpu tools/gpu_check.sh` unpacks and runs it. Add `/.gpu/` to .git/info/exclude and name
 # `.gpu` in the device tool's carry list.
@@ -17,8 +18,9 @@ BUILD=${BUILD_DIR:-build-gpu}
 ARCHS=${CUDA_ARCHS:-90-real}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRESNET_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCHS" \
   -DRESNET_NATIVE=OFF -DRESNET_WITH_DNNL=OFF -DCMAKE_CXX_FLAGS="-march=x86-64-v3" >/dev/null
-programs=(tests/cuda/test_cuda tests/test_ops benchmarks/bench_block benchmarks/bench_train examples/train_catsdogs)
-targets=(test_cuda test_ops bench_block bench_train train_catsdogs)
+programs=(tests/cuda/test_cuda tests/test_ops tests/cuda/test_cuda_sync tests/test_cuda_graph benchmarks/bench_block
+  benchmarks/bench_train examples/train_catsdogs)
+targets=(test_cuda test_ops test_cuda_sync test_cuda_graph bench_block bench_train train_catsdogs)
 # The NCCL group's test (issue 13), a world of one on the GPU machine, when MPI is here (resnet::dist).
 if grep -q '^RESNET_DIST:BOOL=ON' "$BUILD/CMakeCache.txt"; then
   programs+=(tests/dist/test_nccl_group)
