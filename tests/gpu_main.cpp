@@ -1,6 +1,8 @@
 // The entry point of the test programs that have GPU cases (test_ops, test_cuda). `PROGRAM --gpu` runs the
 // hidden [.gpu] cases and exits 77 (ctest: skipped) with the reason when there is nothing to run them on:
 // a build without resnet::cuda, or no CUDA device. A plain run never counts a GPU case as passed.
+// Compiled once (the object library resnet_gpu_main: Catch2's implementation is most of its cost) and
+// linked into every such program.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -12,7 +14,10 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 #endif
-#include "resnet/resnet.hpp"
+#include "resnet/core/abi.hpp"
+#if RESNET_WITH_CUDA
+#include "resnet/backend/cuda/runtime.hpp"
+#endif
 
 int main(int argc, char* argv[]) {
   std::vector<char*> args(argv, argv + argc);

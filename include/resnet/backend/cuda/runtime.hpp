@@ -183,7 +183,6 @@ class SyncCounter {
 // times the largest upload (64 MiB at least) and grows, once, when a larger one comes.
 void upload_async(void* dst, const void* src, size_t nbytes, int device = 0);
 
-
 }  // namespace cuda
 }  // namespace RESNET_ABI
 }  // namespace resnet
