@@ -4,7 +4,12 @@
 // with the graph, operations refused by name during capture) and the training step: N replayed steps give
 // the same parameters as N eager steps, bit for bit in double, within tolerance in float32, across a change
 // of batch shape that captures again.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -276,5 +281,68 @@ TEST_CASE("cuda graph: replayed training steps match eager ones in float32", "[.
   INFO("worst difference " << worst << " of values up to " << scale);
   CHECK(worst <= 1e-4 * scale);  // the same kernels in the same order: only atomics' order may differ
   for (size_t k = 0; k < eager.losses.size(); ++k) CHECK(std::abs(graph.losses[k] - eager.losses[k]) <= 1e-4);
+}
+#endif
+
+#if RESNET_WITH_CUDA
+namespace {
+
+// A Trainer run on the GPU (conv + global pool over Ones, batch 2: 2 steps an epoch, 3 epochs), graphs on
+// or off, optionally with step `nan_step`'s loss made NaN (the Trainer's test hook) or stopped after
+// `stop_after` steps. Returns the final parameters.
+std::vector<double> trainer_run(bool graph, int64_t nan_step, int64_t stop_after, train::FitStatus* status) {
+  auto model = std::make_shared<nn::Sequential<float>>();
+  Generator gen(7);
+  model->push_back(std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions(1, 2, 3).padding(1), gen));
+  model->push_back(std::make_shared<nn::GlobalAvgPool2d<float>>());
+  model->to(kGpu);
+  optim::SGDOptions so;
+  so.lr = 0.1;
+  so.momentum = 0.9;
+  auto opt = std::make_shared<optim::SGD<float>>(model->named_parameters(), so);
+  train::TrainerOptions o;
+  o.cuda_graph = graph;
+  o.epochs = 3;
+  o.batch = 2;
+  o.log_every = 100;
+  o.workers = 0;
+  o.progress = false;
+  o.handle_signals = false;
+  o.out_dir = (std::filesystem::temp_directory_path() /
+               ("resnet_graph_trainer_" + std::to_string(::getpid()) + (graph ? "_g" : "_e")))
+                  .string();
+  std::filesystem::remove_all(o.out_dir);
+  train::Callbacks cb;
+  int64_t steps = 0;
+  if (stop_after > 0) {
+    cb.on_step_end = [&steps](const train::StepInfo&) { ++steps; };
+    cb.should_stop = [&steps, stop_after] { return steps == stop_after - 1; };  // true during that step
+  }
+  if (nan_step > 0) ::setenv("RESNET_FAULT_NAN_AT_STEP", std::to_string(nan_step).c_str(), 1);
+  train::Trainer<float> t(model, opt, std::make_shared<Ones>(), nullptr, o, cb);
+  *status = t.fit().status;
+  ::unsetenv("RESNET_FAULT_NAN_AT_STEP");
+  std::filesystem::remove_all(o.out_dir);
+  std::vector<double> out;
+  for (auto& kv : model->named_parameters())
+    for (float v : kv.second.to_vector()) out.push_back(static_cast<double>(v));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cuda graph: in the Trainer a NaN loss skips its own update and every later one", "[.gpu]") {
+  // Steps 1-2 eager (warm-up), 3 captured, 4-6 replayed; step 5's loss is NaN, so the weights must be those
+  // of a run stopped after step 4, in both modes.
+  train::FitStatus s_nan, s_stop, s_eager;
+  const std::vector<double> nan_graph = trainer_run(true, 5, 0, &s_nan);
+  const std::vector<double> four_graph = trainer_run(true, 0, 4, &s_stop);
+  const std::vector<double> four_eager = trainer_run(false, 0, 4, &s_eager);
+  CHECK(s_nan == train::FitStatus::NonFinite);
+  CHECK(s_stop == train::FitStatus::Stopped);
+  CHECK(s_eager == train::FitStatus::Stopped);
+  for (double v : nan_graph) REQUIRE(std::isfinite(v));
+  CHECK(nan_graph == four_graph);
+  CHECK(testing::relative_error(four_graph, four_eager) < 1e-5);
 }
 #endif

@@ -198,7 +198,10 @@ class Trainer {
     const char* fault_env = std::getenv("RESNET_FAULT_NAN_AT_STEP");  // test hook: step K's loss is NaN
     fault_nan_step_ = fault_env ? std::atoll(fault_env) : -1;
     run_start_ = std::chrono::steady_clock::now();
-    stats_ = Tensor<double>::zeros({loss_stats::kSize}, device_);
+    if (stats_.defined())
+      stats_.zero_();  // in place: a captured step (cuda_graph) holds its address
+    else
+      stats_ = Tensor<double>::zeros({loss_stats::kSize}, device_);
     model_->train();
     int64_t last_good_epoch = o_.resume.empty() ? -1 : start_epoch_;  // the epoch `last` on disk holds
     epoch_now_ = start_epoch_;
@@ -336,8 +339,24 @@ class Trainer {
       if (o_.cuda_graph) {
         GraphedStepOptions go;
         go.warmup = o_.cuda_graph_warmup;
+        // The standard step with the loss recorded between forward and backward, as the eager loop does
+        // (one rank: this rank's samples are the global batch), so a non-finite loss sets the optimizer's
+        // skip flag before the captured update reads it. stats_ is allocated once per Trainer, so the
+        // pointer a graph captured stays valid.
         graphed_ = std::make_unique<GraphedStep<T>>(
-            device_, standard_step<T>(*net_, *optimizer_, o_.label_smoothing), go);
+            device_,
+            [this](const Tensor<T>& x, const Tensor<int32_t>& y) {
+              optimizer_->zero_grad();
+              Tensor<T> loss = cross_entropy(net_->forward(x), y, o_.label_smoothing);
+              const double n = static_cast<double>(x.dim(0));
+              Tensor<double>& optim_state = optimizer_->step_state();
+              RESNET_DISPATCH(device_, record_step_loss, loss, stats_, &optim_state, n, n,
+                              static_cast<double>(fault_nan_step_));
+              loss.backward();
+              optimizer_->step();
+              return loss;
+            },
+            go);
         graphed_->watch(*model_);
         graphed_->watch(*optimizer_);
       }
@@ -409,9 +428,12 @@ class Trainer {
       if (!a.any_batch) break;
       // On the device: the loss into the sums, or (not finite) the optimizer's skip flag, so the weights
       // stay finite and `last` stays good; the stop comes at the next read.
-      Tensor<double>& optim_state = optimizer_->step_state();
-      RESNET_DISPATCH(device_, record_step_loss, loss, stats_, &optim_state, static_cast<double>(v.samples),
-                      static_cast<double>(a.samples), static_cast<double>(fault_nan_step_));
+      // (A graphed step recorded its loss itself, before its update.)
+      if (!graphed_) {
+        Tensor<double>& optim_state = optimizer_->step_state();
+        RESNET_DISPATCH(device_, record_step_loss, loss, stats_, &optim_state, static_cast<double>(v.samples),
+                        static_cast<double>(a.samples), static_cast<double>(fault_nan_step_));
+      }
       pending_.push_back(PendingStep{step_ + 1, epoch, b.index});
       if (!graphed_) {
         optimizer_->zero_grad();
