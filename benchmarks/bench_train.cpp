@@ -50,12 +50,15 @@ void usage(FILE* f) {
       "  --dtype LIST     float32,float16,bfloat16 (default float32; float16 on the GPU only)\n"
       "  --memory-format LIST  nchw,nhwc (default nchw): activations row-major or channels-last; the\n"
       "                   PyTorch run uses the same (channels_last for bfloat16 autocast always)\n"
+      "  --cuda-graph on|off  ours: capture the whole training step in a CUDA graph after the warm-up and\n"
+      "                   replay it (train::GraphedStep; default off; GPU training rows only)\n"
       "  --threads N      CPU threads for us and for PyTorch (default 2)\n"
       "  --steps N        timed steps (default 10)\n"
       "  --warmup N       untimed steps first (default 3)\n"
       "  --classes N      classifier outputs (default 1000)\n"
       "  --csv FILE       append rows "
-      "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format\n"
+      "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format,\n"
+      "                   host_syncs_per_step,cuda_graph\n"
       "                   (mode 'infer' rows carry impl ours-infer / torch-infer)\n"
       "  --no-torch       skip the PyTorch baseline\n"
       "  --torch-channels-last\n"
@@ -76,6 +79,7 @@ struct Config {
   int64_t batch = 16, size = 128, classes = 1000, threads = 2, steps = 10, warmup = 3;
   std::string device = "cpu", dtype = "float32", mode = "train";
   std::string memory_format = "nchw";  // nchw or nhwc (channels-last)
+  bool cuda_graph = false;             // ours: the training step captured and replayed (GPU only)
 };
 
 struct Result {
@@ -157,8 +161,21 @@ Result measure_ours(const Config& c) {
   } else {
     net->eval();
   }
+  // --cuda-graph on: the same step (zero_grad, forward, loss, backward, update) captured after the
+  // GraphedStep's own warm-up and replayed; the labels still go up every step, into its static tensor.
+  std::unique_ptr<train::GraphedStep<T>> graphed;
+  if (c.cuda_graph) {
+    RESNET_CHECK(dev.is_cuda() && opt, "--cuda-graph on: needs --device cuda and training, got ",
+                 dev.to_string(), " ", c.mode);
+    graphed = std::make_unique<train::GraphedStep<T>>(dev, train::standard_step<T>(*net, *opt));
+    graphed->watch(*net);
+    graphed->watch(*opt);
+  }
   auto step = [&]() {
-    if (opt) {
+    if (graphed) {
+      labels = to_device_async(labels_host, dev);
+      graphed->run(x, labels);
+    } else if (opt) {
       opt->zero_grad();
       labels = to_device_async(labels_host, dev);  // every step, as a training loop uploads its batch's
       Tensor<T> loss = loss_fn(net->forward(x), labels);
@@ -279,10 +296,12 @@ std::string child_args(const Config& c) {
 bool torch_cl(const Config& c, bool force) {
   return force || c.memory_format == "nhwc" || c.dtype == "bfloat16";
 }
-std::string our_args(const Config& c) { return child_args(c) + " --memory-format " + c.memory_format; }
+std::string our_args(const Config& c) {
+  return child_args(c) + " --memory-format " + c.memory_format + (c.cuda_graph ? " --cuda-graph on" : "");
+}
 
 void append_csv(const std::string& path, const std::string& impl, const Config& c, const Result& r,
-                const std::string& memory_format) {
+                const std::string& memory_format, const std::string& cuda_graph) {
   if (path.empty() || !r.ok) return;
   bool fresh = false;
   {
@@ -293,14 +312,18 @@ void append_csv(const std::string& path, const std::string& impl, const Config& 
   if (!f) throw Error("--csv: cannot open '" + path + "' for appending");
   // memory_format (issue 16), then host_syncs_per_step (issue 17; empty where not measured: the CPU, PyTorch)
   // are the last columns: the columns before them keep their order.
-  if (fresh) f << "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format,host_syncs_per_step\n";
+  // cuda_graph (issue 17) last of all: on/off for our rows, empty for PyTorch's.
+  if (fresh)
+    f << "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format,host_syncs_per_step,"
+         "cuda_graph\n";
   char syncs[32] = "";
   if (r.host_syncs_per_step >= 0) std::snprintf(syncs, sizeof syncs, "%.2f", r.host_syncs_per_step);
   char line[300];
-  std::snprintf(line, sizeof line, "%s,%s,%lld,%lld,%s,%s,%.3f,%.1f,%s,%s\n",
+  std::snprintf(line, sizeof line, "%s,%s,%lld,%lld,%s,%s,%.3f,%.1f,%s,%s,%s\n",
                 (impl + (c.mode == "infer" ? "-infer" : "")).c_str(), c.arch.c_str(),
                 static_cast<long long>(c.batch), static_cast<long long>(c.size), c.device.c_str(),
-                c.dtype.c_str(), r.images_per_s, r.peak_mem_mb, memory_format.c_str(), syncs);
+                c.dtype.c_str(), r.images_per_s, r.peak_mem_mb, memory_format.c_str(), syncs,
+                cuda_graph.c_str());
   f << line;
 }
 
@@ -360,6 +383,10 @@ int main(int argc, char** argv) {
         csv = value();
       } else if (a == "--no-torch") {
         torch = false;
+      } else if (a == "--cuda-graph") {
+        const std::string v = value();
+        if (v != "on" && v != "off") throw Error("--cuda-graph: expected on or off, got '" + v + "'");
+        base.cuda_graph = v == "on";
       } else if (a == "--torch-channels-last") {
         torch_channels_last = true;
       } else if (a == "--python") {
@@ -374,6 +401,8 @@ int main(int argc, char** argv) {
       }
     }
     for (auto& arch : split(archs)) resnet::models::resnet_spec(arch);  // fail early on a bad name
+    if (base.cuda_graph && base.device.rfind("cuda", 0) != 0)
+      throw Error("--cuda-graph on: CUDA graphs need --device cuda, got --device " + base.device);
     if (child) {
       base.arch = archs;
       base.batch = parse_positive("--batch", batches);
@@ -462,12 +491,13 @@ int main(int argc, char** argv) {
                             fmt(theirs, "%.2f").c_str(), tm, ratio, mem_ratio);
                 if (!ours.ok) std::printf("  ours: %s\n", ours.skip.c_str());
                 if (ours.ok && ours.host_syncs_per_step >= 0)
-                  std::printf("  ours: %.2f host syncs per step (cuda::host_sync_count)\n", ours.host_syncs_per_step);
+                  std::printf("  ours: %.2f host syncs per step (cuda::host_sync_count)\n",
+                              ours.host_syncs_per_step);
                 if (!theirs.ok && torch) std::printf("  torch: %s\n", theirs.skip.c_str());
                 std::fflush(stdout);
                 const bool tcl = torch_cl(c, torch_channels_last);
-                append_csv(csv, "ours", c, ours, mf);
-                append_csv(csv, tcl ? "torch-cl" : "torch", c, theirs, tcl ? "nhwc" : "nchw");
+                append_csv(csv, "ours", c, ours, mf, c.cuda_graph ? "on" : "off");
+                append_csv(csv, tcl ? "torch-cl" : "torch", c, theirs, tcl ? "nhwc" : "nchw", "");
               }
     std::printf(
         "speed = ours/torch images per second (higher is better); memory = ours/torch peak (lower is "
