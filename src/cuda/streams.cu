@@ -113,7 +113,8 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
     // to stage it: counted as a wait); pinned memory is read later, so wait for it to keep the promise that
     // the source may be reused on return. upload_async (host_sync.cu) waits for neither.
     cudaPointerAttributes attr;
-    const bool pinned = cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost;
+    const bool pinned =
+        cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost;
     cudaGetLastError();
     detail::count_host_sync(pinned ? HostSync::PinnedUpload : HostSync::PageableUpload);
     if (pinned) RESNET_CUDA_CHECK(cudaStreamSynchronize(s));

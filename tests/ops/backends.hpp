@@ -273,12 +273,12 @@ struct Sim {
   template <typename P>
   void sgd_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& buf, const Tensor<double>& state,
                 const SgdHyper& h) {
-    k::sgd_step(param.data(), grad.data(), h.momentum != 0.0 ? buf.data() : nullptr, param.numel(), state.data(),
-                h, env());
+    k::sgd_step(param.data(), grad.data(), h.momentum != 0.0 ? buf.data() : nullptr, param.numel(),
+                state.data(), h, env());
   }
   template <typename P>
-  void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v, const Tensor<double>& state,
-                  const AdamHyper& h) {
+  void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>& v,
+                  const Tensor<double>& state, const AdamHyper& h) {
     k::adamw_step(param.data(), grad.data(), m.data(), v.data(), param.numel(), state.data(), h, env());
   }
 
