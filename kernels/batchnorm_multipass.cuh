@@ -290,16 +290,27 @@ size_t bn_inference_workspace_bytes(const BatchNormShape& s) {
   return static_cast<size_t>(3 * s.C) * sizeof(cmp_t<T>);
 }
 
-// Inference forward (running statistics): a per-channel prep and the apply pass, for every shape.
+// The per-channel scale, shift and invstd of the running statistics into workspace (3 C values), for the
+// inference apply pass of either memory format.
 template <typename T, typename P>
-void bn_forward_inference(const T* x, const T* r, const P* gamma, const P* beta, const P* running_mean,
-                          const P* running_var, T* y, const BatchNormShape& s, double eps, bool relu_on,
-                          void* workspace, const LaunchEnv& env) {
+cmp_t<T>* launch_bn_inference_prep(const P* gamma, const P* beta, const P* running_mean, const P* running_var,
+                                   const BatchNormShape& s, double eps, void* workspace,
+                                   const LaunchEnv& env) {
   using C = cmp_t<T>;
   C* per_channel = static_cast<C*>(workspace);
   RESNET_LAUNCH((bn_inference_prep_kernel<P, C>), dim3(static_cast<unsigned>((s.C + kBlock - 1) / kBlock)),
                 kBlock, env, s.C, gamma, beta, running_mean, running_var, eps, per_channel, per_channel + s.C,
                 per_channel + 2 * s.C);
+  return per_channel;
+}
+
+// Inference forward (running statistics): a per-channel prep and the apply pass, for every shape.
+template <typename T, typename P>
+void bn_forward_inference(const T* x, const T* r, const P* gamma, const P* beta, const P* running_mean,
+                          const P* running_var, T* y, const BatchNormShape& s, double eps, bool relu_on,
+                          void* workspace, const LaunchEnv& env) {
+  auto* per_channel =
+      launch_bn_inference_prep<T>(gamma, beta, running_mean, running_var, s, eps, workspace, env);
   launch_bn_apply(x, r, y, s, per_channel, relu_on, env);
 }
 

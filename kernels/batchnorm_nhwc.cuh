@@ -281,11 +281,8 @@ template <typename T, typename P>
 void bn_nhwc_forward_inference(const T* x, const T* r, const P* gamma, const P* beta, const P* running_mean,
                                const P* running_var, T* y, const BatchNormShape& s, double eps, bool relu_on,
                                void* workspace, const LaunchEnv& env) {
-  using C = cmp_t<T>;
-  C* per_channel = static_cast<C*>(workspace);
-  RESNET_LAUNCH((bn_inference_prep_kernel<P, C>), dim3(static_cast<unsigned>((s.C + kBlock - 1) / kBlock)),
-                kBlock, env, s.C, gamma, beta, running_mean, running_var, eps, per_channel, per_channel + s.C,
-                per_channel + 2 * s.C);
+  auto* per_channel =
+      launch_bn_inference_prep<T>(gamma, beta, running_mean, running_var, s, eps, workspace, env);
   launch_bn_nhwc_apply(x, r, y, s, per_channel, relu_on, env);
 }
 
