@@ -9,6 +9,9 @@ void* device_allocate(size_t, int) { RESNET_FAIL("fake_cuda: no device"); }
 void device_free(void*, int) {}
 void copy_bytes(void*, Device, const void*, Device, size_t) { RESNET_FAIL("fake_cuda: no device"); }
 void fill_zero_bytes(void*, int, size_t) { RESNET_FAIL("fake_cuda: no device"); }
+void transpose_bytes(void*, const void*, size_t, int64_t, int64_t, int64_t, int) {
+  RESNET_FAIL("fake_cuda: no device");
+}
 }  // namespace cuda
 }  // namespace RESNET_ABI
 }  // namespace resnet
