@@ -41,7 +41,9 @@ cmake -S . -B "$SAN_BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=
   -DCMAKE_CXX_FLAGS="$SAN_FLAGS" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
   -DRESNET_BUILD_EXAMPLES=OFF -DRESNET_BUILD_BENCHMARKS=OFF -DRESNET_CUDA=OFF -DRESNET_DIST=OFF >/dev/null
 read -r -a san_targets <<<"$(echo $SAN_TESTS)"
-cmake --build "$SAN_BUILD" -j "$JOBS" --target "${san_targets[@]}"
+# One target over the set (RESNET_BUILD_TEST_SET), so make builds the programs in parallel.
+cmake "$SAN_BUILD" -DRESNET_BUILD_TEST_SET="$(echo $SAN_TESTS | tr ' ' ';')" >/dev/null
+cmake --build "$SAN_BUILD" -j "$JOBS" --target resnet_test_set
 phase "sanitizer build done (${#san_targets[@]} programs)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
