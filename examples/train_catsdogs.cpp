@@ -316,9 +316,9 @@ FlagSet train_flags() {
            "activation type; bfloat16 keeps float32 master weights and BatchNorm statistics (checkpoints "
            "are float32 either way, so a run may resume in the other dtype)")
       .add("--memory-format", "nchw|nhwc", "",
-           "activation layout (nhwc = channels-last); the default is NCHW, the faster on the CPUs measured "
-           "(benchmarks/RESULTS.md)",
-           "nchw");
+           "activation layout (nhwc = channels-last); the default is the faster one measured "
+           "(benchmarks/RESULTS.md): NCHW for float32 and on the GPU, NHWC for bfloat16 on the CPU",
+           "nchw (float32), nhwc (bfloat16, CPU)");
   f.epilog(
       "Exit status: 0 done, 1 error, 2 bad command line, 3 the loss became NaN or infinite (the last good "
       "checkpoint is kept), 130 interrupted by Ctrl-C after writing last.safetensors.\n");
@@ -467,6 +467,16 @@ std::vector<std::string> freeze_list(const std::string& what) {
   }
   if (out.size() == parts.size()) throw UsageError("--freeze: that freezes everything; nothing would train");
   return out;
+}
+
+// The layout a run uses without --memory-format: the measured faster one on the CPU
+// (resnet::cpu_training_memory_format: NHWC for bfloat16, NCHW for float32), NCHW on the GPU.
+template <typename T>
+std::string default_layout(const resnet::Device& device) {
+  const bool bfloat16 = std::is_same<T, resnet::bf16_t>::value;
+  return device.is_cpu() && resnet::cpu_training_memory_format(bfloat16) == resnet::MemoryFormat::ChannelsLast
+             ? "nhwc"
+             : "nchw";
 }
 
 // Frozen parts stop requiring grad (the optimizer skips them) and their BatchNorms stay in eval mode.
@@ -665,10 +675,9 @@ int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, con
   }
   apply_freeze(*model, freeze_list(plan.freeze));
   model->to(rt.device);
-  const std::string layout =
-      flags.given("--memory-format")
-          ? flags.choice("--memory-format", {"nchw", "nhwc"})
-          : (resnet::kCpuTrainingMemoryFormat == resnet::MemoryFormat::ChannelsLast ? "nhwc" : "nchw");
+  const std::string layout = flags.given("--memory-format")
+                                 ? flags.choice("--memory-format", {"nchw", "nhwc"})
+                                 : default_layout<T>(rt.device);
   // Channels-last on the GPU has no kernels of its own yet (every op would convert): refused, not slow.
   check(layout == "nchw" || rt.device.is_cpu(),
         "--memory-format nhwc: channels-last runs on the CPU only (the ", rt.device.to_string(),

@@ -38,9 +38,14 @@ inline const char* memory_format_name(MemoryFormat f) {
   return f == MemoryFormat::ChannelsLast ? "channels_last" : "contiguous";
 }
 // The memory format CPU training uses unless told otherwise, chosen by measurement (benchmarks/RESULTS.md,
-// "Channels-last and bfloat16 on the CPU"): NCHW was faster on the 2-core AVX2 EPYC it was measured on
-// (oneDNN 2.6's AVX2 nhwc kernels are slower than its blocked ones). Re-measure on AVX-512/AMX CPUs.
+// "Channels-last and bfloat16 on the CPU"). float32: NCHW, faster on the AVX2 EPYC and level with NHWC on
+// the AVX-512-BF16 Xeon (oneDNN 2.6's blocked kernels are as fast as its nhwc ones there, slower on AVX2).
+// bfloat16: NHWC, 1.07-1.32x NCHW on that Xeon, because BatchNorm, pooling and the loss read channels-last
+// bfloat16 natively and NCHW bfloat16 through float copies.
 constexpr MemoryFormat kCpuTrainingMemoryFormat = MemoryFormat::Contiguous;
+constexpr MemoryFormat cpu_training_memory_format(bool bfloat16) {
+  return bfloat16 ? MemoryFormat::ChannelsLast : kCpuTrainingMemoryFormat;
+}
 
 // What the tape knows about a tensor. Leaves that require grad (parameters) keep their gradient here;
 // an op's output points at the node that made it.

@@ -429,38 +429,61 @@ inline void set_float_conv_impl(ConvImpl impl) {
   float_conv_impl() = impl;
 }
 
-// How bfloat16 convolutions run: oneDNN's bfloat16 kernels where the CPU has them (avx512_core / AMX), else
-// float32 convolutions on float copies, rounded back. RESNET_CPU_CONV_BF16=float forces the fallback.
+// How bfloat16 convolutions run: oneDNN's bfloat16 kernels (Native), or float32 convolutions on float
+// copies, each output rounded back once (ViaFloat). Chosen by measurement (benchmarks/RESULTS.md, "On an
+// AVX-512-BF16 Xeon without AMX"): without AMX, oneDNN 2.6's avx512_core_bf16 kernels made a ResNet-18 step
+// 1.3x slower than ViaFloat (that CPU's bfloat16 dot product multiplies at half float32's rate), so Native is
+// the default only where oneDNN dispatches to AMX. RESNET_CPU_CONV_BF16=native or =float overrides
+// (native needs oneDNN bfloat16 kernels on the CPU); a bad value is an error naming it.
 enum class Bf16Conv { Native, ViaFloat };
+inline bool bf16_native_available() {
+#if defined(RESNET_HAVE_DNNL)
+  return onednn_available() && onednn::bf16_native();
+#else
+  return false;
+#endif
+}
+inline bool bf16_native_preferred() {
+#if defined(RESNET_HAVE_DNNL)
+  return float_conv_impl() == ConvImpl::OneDnn && onednn::bf16_native() && onednn::has_amx();
+#else
+  return false;
+#endif
+}
 inline Bf16Conv& bf16_conv_impl() {
   static Bf16Conv impl = [] {
     const char* env = std::getenv("RESNET_CPU_CONV_BF16");
-    if (env && std::string(env) == "float") return Bf16Conv::ViaFloat;
-#if defined(RESNET_HAVE_DNNL)
-    if (float_conv_impl() == ConvImpl::OneDnn && onednn::bf16_native()) return Bf16Conv::Native;
-#endif
-    return Bf16Conv::ViaFloat;
+    const std::string v = env ? env : "";
+    RESNET_CHECK(v.empty() || v == "float" || v == "native", "RESNET_CPU_CONV_BF16='", v,
+                 "': expected 'native' (oneDNN's bfloat16 kernels) or 'float' (float32 convolutions)");
+    if (v == "float") return Bf16Conv::ViaFloat;
+    if (v == "native") {
+      RESNET_CHECK(bf16_native_available(),
+                   "RESNET_CPU_CONV_BF16=native: this CPU has no oneDNN bfloat16 convolutions (they need "
+                   "avx512_core)");
+      return Bf16Conv::Native;
+    }
+    return bf16_native_preferred() ? Bf16Conv::Native : Bf16Conv::ViaFloat;
   }();
   return impl;
 }
 inline void set_bf16_conv_impl(Bf16Conv impl) {
-  RESNET_CHECK(impl == Bf16Conv::ViaFloat || (onednn_available() &&
-                                              [] {
-#if defined(RESNET_HAVE_DNNL)
-                                                return onednn::bf16_native();
-#else
-                 return false;
-#endif
-                                              }()),
+  RESNET_CHECK(impl == Bf16Conv::ViaFloat || bf16_native_available(),
                "conv: this CPU has no oneDNN bfloat16 convolutions (they need avx512_core)");
   bf16_conv_impl() = impl;
 }
-// Said once per process, on the first bfloat16 convolution that takes the fallback.
+// Said once per process, on the first bfloat16 convolution that takes the float path, with the reason.
 inline void note_bf16_fallback() {
   static const bool once = [] {
-    std::fprintf(stderr,
-                 "resnet: no oneDNN bfloat16 convolutions on this CPU (they need avx512_core or AMX); "
-                 "bfloat16 convolutions run in float32 and are rounded to bfloat16\n");
+    const char* env = std::getenv("RESNET_CPU_CONV_BF16");
+    const char* why =
+        env && std::string(env) == "float" ? "RESNET_CPU_CONV_BF16=float"
+        : !bf16_native_available()
+            ? "no oneDNN bfloat16 convolutions on this CPU (they need avx512_core)"
+            : "this CPU has no AMX, and without it oneDNN's bfloat16 convolutions are slower than "
+              "float32 ones (benchmarks/RESULTS.md; RESNET_CPU_CONV_BF16=native uses them)";
+    std::fprintf(stderr, "resnet: %s: bfloat16 convolutions run in float32 and are rounded to bfloat16\n",
+                 why);
     return true;
   }();
   (void)once;

@@ -464,6 +464,14 @@ void conv2d_backward_weight(const Tensor<S>& x, const Tensor<S>& dy, Tensor<S>& 
   e.strm.wait();
 }
 
+// Whether oneDNN dispatches to AMX on this CPU (its effective ISA includes avx512_core_amx's bits: AMX tiles
+// for bfloat16 matrix products, where its bfloat16 convolutions beat float32 ones).
+inline bool has_amx() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto amx = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
+  return (isa & amx) == amx;
+}
+
 // Whether oneDNN has bfloat16 convolutions other than its scalar reference on this CPU (forward and both
 // backwards), probed once on a small shape: oneDNN 2.x refuses to create them without avx512_core.
 inline bool bf16_native() {
