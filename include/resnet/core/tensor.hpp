@@ -40,7 +40,7 @@ inline const char* memory_format_name(MemoryFormat f) {
 // The memory format CPU training uses unless told otherwise, chosen by measurement (benchmarks/RESULTS.md,
 // "Channels-last and bfloat16 on the CPU"). float32: NCHW, faster on the AVX2 EPYC and level with NHWC on
 // the AVX-512-BF16 Xeon (oneDNN 2.6's blocked kernels are as fast as its nhwc ones there, slower on AVX2).
-// bfloat16: NHWC, 1.07-1.32x NCHW on that Xeon, because BatchNorm, pooling and the loss read channels-last
+// bfloat16: NHWC, 1.01-1.46x NCHW on that Xeon, because BatchNorm, pooling and the loss read channels-last
 // bfloat16 natively and NCHW bfloat16 through float copies.
 constexpr MemoryFormat kCpuTrainingMemoryFormat = MemoryFormat::Contiguous;
 constexpr MemoryFormat cpu_training_memory_format(bool bfloat16) {

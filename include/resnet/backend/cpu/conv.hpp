@@ -445,7 +445,7 @@ inline bool bf16_native_available() {
 }
 inline bool bf16_native_preferred() {
 #if defined(RESNET_HAVE_DNNL)
-  return float_conv_impl() == ConvImpl::OneDnn && onednn::bf16_native() && onednn::has_amx();
+  return float_conv_impl() == ConvImpl::OneDnn && bf16_native_available() && onednn::has_amx();
 #else
   return false;
 #endif
