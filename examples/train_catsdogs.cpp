@@ -592,6 +592,13 @@ struct TrainData {
   std::shared_ptr<const resnet::data::Dataset> train, test;
 };
 
+// bfloat16 on the CPU: which convolution path this process measured its way to, and why.
+template <typename T>
+std::string bf16_conv_note(const resnet::Device& device) {
+  if (!std::is_same<T, resnet::bf16_t>::value || device.is_cuda()) return "";
+  return "; bfloat16 convolutions: " + resnet::cpu::describe_bf16_conv();
+}
+
 template <typename T>
 int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, const TrainData& data);
 
@@ -728,7 +735,8 @@ int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, con
       classes.front() + ".." + classes.back() + "; seed " + std::to_string(recipe.seed) +
       (pg.size() > 1 ? "; global batch " + std::to_string(recipe.batch) + " = " + std::to_string(pg.size()) +
                            " x " + std::to_string(recipe.batch / pg.size())
-                     : ""));
+                     : "") +
+      bf16_conv_note<T>(rt.device));
   if (plan.epochs_before > 0) {
     const int64_t spe = trainer.steps_per_epoch(), step = plan.resumed_step;
     const int64_t old_total = plan.epochs_before * spe, new_total = recipe.epochs * spe;

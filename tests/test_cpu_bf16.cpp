@@ -3,6 +3,8 @@
 // (test_cuda.cpp: forward error 5e-2, each gradient's cosine > 0.85), in NCHW and NHWC. Each bfloat16
 // kernel against the double reference is the op registry's job (test_ops "[bf16]").
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "net_runs.hpp"
 #include "test_util.hpp"
@@ -57,9 +59,151 @@ TEST_CASE("cpu bf16: master weights and statistics stay float32", "[bf16]") {
 
 // The bfloat16 convolution implementation the process started with, put back at scope exit.
 struct Bf16ConvGuard {
-  cpu::Bf16Conv saved = cpu::bf16_conv_impl();
-  ~Bf16ConvGuard() { cpu::bf16_conv_impl() = saved; }
+  cpu::Bf16ConvChoice saved = cpu::bf16_conv_choice();
+  ~Bf16ConvGuard() { cpu::bf16_conv_choice() = saved; }
 };
+
+// The environment variable RESNET_CPU_CONV_BF16 set for one scope, then restored.
+struct ConvBf16Env {
+  std::string saved;
+  bool had = false;
+  explicit ConvBf16Env(const char* value) {
+    if (const char* v = std::getenv("RESNET_CPU_CONV_BF16")) had = true, saved = v;
+    if (value)
+      setenv("RESNET_CPU_CONV_BF16", value, 1);
+    else
+      unsetenv("RESNET_CPU_CONV_BF16");
+  }
+  ~ConvBf16Env() {
+    if (had)
+      setenv("RESNET_CPU_CONV_BF16", saved.c_str(), 1);
+    else
+      unsetenv("RESNET_CPU_CONV_BF16");
+  }
+};
+
+// The automatic choice follows its rule (AMX, or a bfloat16 dot product at least as fast as float32 FMAs),
+// the reason it gives names the measured rate, and the variable overrides it or is refused by name.
+TEST_CASE("cpu bf16: the convolution path follows the measured bfloat16 / float32 multiply rate", "[bf16]") {
+  const cpu::peak::Rates r = cpu::peak::measure(100000, 3);
+  const double ratio = cpu::peak::bf16_over_fp32();
+  if (cpu::peak::has_avx512_bf16()) {
+    CHECK(r.fma_gmacs > 1.0);  // any AVX-512 core issues more than a billion multiply-adds a second
+    CHECK(r.bf16_gmacs > 1.0);
+    // Two short measurements of the same core agree to within a factor of 2 (the rule's two CPUs are 4x
+    // apart).
+    CHECK(ratio > 0.5 * r.bf16_over_fp32());
+    CHECK(ratio < 2.0 * r.bf16_over_fp32());
+  } else {
+    CHECK(ratio == 0.0);
+  }
+  std::printf("bfloat16 / float32 multiply-add rate of this core: %.2fx (fma %.1f, bf16 %.1f GMAC/s)\n",
+              ratio, r.fma_gmacs, r.bf16_gmacs);
+  {
+    ConvBf16Env env(nullptr);
+    const cpu::Bf16ConvChoice c = cpu::choose_bf16_conv();
+    INFO(c.why);
+    if (!cpu::bf16_native_available()) {
+      CHECK(c.impl == cpu::Bf16Conv::ViaFloat);
+    } else {
+#if defined(RESNET_HAVE_DNNL)
+      const bool amx = cpu::onednn::has_amx();
+#else
+      const bool amx = false;
+#endif
+      const bool gemm = cpu::float_conv_impl() != cpu::ConvImpl::OneDnn;
+      const bool native = !gemm && (amx || ratio >= cpu::kBf16NativeMinSpeedup);
+      CHECK((c.impl == cpu::Bf16Conv::Native) == native);
+      if (!gemm && !amx) CHECK(c.why.find("as fast as its float32 FMAs") != std::string::npos);
+    }
+  }
+  {
+    ConvBf16Env env("float");
+    const cpu::Bf16ConvChoice c = cpu::choose_bf16_conv();
+    CHECK(c.impl == cpu::Bf16Conv::ViaFloat);
+    CHECK(c.why == "RESNET_CPU_CONV_BF16=float");
+  }
+  if (cpu::bf16_native_available()) {
+    ConvBf16Env env("native");
+    CHECK(cpu::choose_bf16_conv().impl == cpu::Bf16Conv::Native);
+  }
+  {
+    ConvBf16Env env("fastest");
+    CHECK_THROWS_WITH(cpu::choose_bf16_conv(), Catch::Matchers::Contains("RESNET_CPU_CONV_BF16='fastest'"));
+  }
+}
+
+// Whichever path the measurement picks, a convolution's result moves by no more than the two paths' own
+// rounding: each accumulates in float32 and rounds each output to bfloat16 once, so against the float32
+// convolution of the same bfloat16 inputs each is within half a bfloat16 step (2^-8 relative) plus float32
+// summation-order noise, and the two are within twice that of each other. A path that read a layout wrong
+// or dropped a term would be off by whole units.
+TEST_CASE("cpu bf16: the two convolution paths agree to bfloat16 rounding, forward and both gradients",
+          "[bf16]") {
+  if (!cpu::bf16_native_available()) {
+    std::printf("no oneDNN bfloat16 convolutions on this CPU: only one path exists here\n");
+    return;
+  }
+  Bf16ConvGuard guard;
+  struct Shape {
+    int64_t n, c, h, k, r, stride, pad;
+  };
+  // The stem, a 3x3 block convolution and a strided 1x1 downsample.
+  for (const Shape& sh :
+       {Shape{2, 3, 32, 16, 7, 2, 3}, Shape{2, 16, 8, 16, 3, 1, 1}, Shape{2, 16, 8, 32, 1, 2, 0}}) {
+    INFO("conv " << sh.c << "->" << sh.k << " " << sh.r << "x" << sh.r << " stride " << sh.stride);
+    ConvParams p;
+    p.stride_h = p.stride_w = sh.stride;
+    p.pad_h = p.pad_w = sh.pad;
+    const int64_t oh = p.out_h(sh.h, sh.r);
+    Generator g(11);
+    const auto x = cast<bf16_t>(Tensor<float>::randn({sh.n, sh.c, sh.h, sh.h}, g));
+    const auto w = cast<bf16_t>(Tensor<float>::randn({sh.k, sh.c, sh.r, sh.r}, g));
+    const auto dy = cast<bf16_t>(Tensor<float>::randn({sh.n, sh.k, oh, oh}, g));
+    // float32 on the same bfloat16 inputs, unrounded: what both paths approximate.
+    auto y_ref = Tensor<float>::empty({sh.n, sh.k, oh, oh});
+    auto dx_ref = Tensor<float>::empty(x.shape());
+    auto dw_ref = Tensor<float>::empty(w.shape());
+    cpu::conv2d_forward_float(cast<float>(x), cast<float>(w), nullptr, y_ref, p);
+    cpu::conv2d_backward_data_float(cast<float>(dy), cast<float>(w), dx_ref, p, false);
+    cpu::conv2d_backward_weight_float(cast<float>(x), cast<float>(dy), dw_ref, p, false);
+    std::vector<std::vector<float>> by_path[2];
+    for (cpu::Bf16Conv impl : {cpu::Bf16Conv::ViaFloat, cpu::Bf16Conv::Native}) {
+      cpu::set_bf16_conv_impl(impl);
+      auto y = Tensor<bf16_t>::empty(y_ref.shape());
+      auto dx = Tensor<bf16_t>::empty(x.shape());
+      auto dw = Tensor<bf16_t>::empty(w.shape());
+      cpu::conv2d_forward(x, w, static_cast<const Tensor<bf16_t>*>(nullptr), y, p);
+      cpu::conv2d_backward_data(dy, w, dx, p, false);
+      cpu::conv2d_backward_weight(x, dy, dw, p, false);
+      by_path[impl == cpu::Bf16Conv::Native] = {cast<float>(y).to_vector(), cast<float>(dx).to_vector(),
+                                                cast<float>(dw).to_vector()};
+    }
+    const std::vector<float> refs[3] = {y_ref.to_vector(), dx_ref.to_vector(), dw_ref.to_vector()};
+    const char* names[3] = {"forward", "input gradient", "weight gradient"};
+    for (int t = 0; t < 3; ++t) {
+      INFO(names[t]);
+      double scale = 0;
+      for (float v : refs[t]) scale = std::max(scale, std::abs(double(v)));
+      REQUIRE(scale > 0);
+      double worst_path = 0, worst_between = 0;  // in units of the allowed error
+      for (size_t i = 0; i < refs[t].size(); ++i) {
+        const double ref = refs[t][i], a = by_path[0][t][i], b = by_path[1][t][i];
+        REQUIRE(std::isfinite(a));
+        REQUIRE(std::isfinite(b));
+        const double tol = std::ldexp(std::abs(ref), -8) + 1e-5 * scale;
+        worst_path = std::max({worst_path, std::abs(a - ref) / tol, std::abs(b - ref) / tol});
+        worst_between = std::max(worst_between, std::abs(a - b) / (2 * tol));
+      }
+      CHECK(worst_path <= 1.0);
+      CHECK(worst_between <= 1.0);
+      std::printf(
+          "bf16 conv %lld->%lld %lldx%lld %s: worst error %.2f of the rounding bound, paths apart %.2f\n",
+          (long long)sh.c, (long long)sh.k, (long long)sh.r, (long long)sh.r, names[t], worst_path,
+          worst_between);
+    }
+  }
+}
 
 // Both convolution paths where the CPU has both: the default picks one by measurement (conv.hpp), so the
 // other is checked here rather than left untested on the machines that do not default to it.

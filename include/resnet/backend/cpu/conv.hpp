@@ -18,6 +18,7 @@
 
 #include "resnet/backend/cpu/blas.hpp"
 #include "resnet/backend/cpu/bf16.hpp"
+#include "resnet/backend/cpu/cpu_peak.hpp"
 #include "resnet/backend/cpu/elementwise.hpp"
 #include "resnet/backend/cpu/layout.hpp"
 #include "resnet/backend/cpu/onednn_conv.hpp"
@@ -430,12 +431,16 @@ inline void set_float_conv_impl(ConvImpl impl) {
 }
 
 // How bfloat16 convolutions run: oneDNN's bfloat16 kernels (Native), or float32 convolutions on float
-// copies, each output rounded back once (ViaFloat). Chosen by measurement (benchmarks/RESULTS.md, "On an
-// AVX-512-BF16 Xeon without AMX"): without AMX, oneDNN 2.6's avx512_core_bf16 kernels made a ResNet-18 step
-// 1.3x slower than ViaFloat (that CPU's bfloat16 dot product multiplies at half float32's rate), so Native is
-// the default only where oneDNN dispatches to AMX. RESNET_CPU_CONV_BF16=native or =float overrides
-// (native needs oneDNN bfloat16 kernels on the CPU); a bad value is an error naming it.
+// copies, each output rounded back once (ViaFloat). Chosen by measurement (benchmarks/RESULTS.md, the two
+// AVX-512-BF16 CPUs): where the CPU's bfloat16 dot product multiplies at half float32's rate (a Xeon without
+// AMX: 0.47-0.49x), oneDNN 2.6's avx512_core_bf16 kernels made a ResNet-18 step 1.3x slower than ViaFloat;
+// where it multiplies at twice the rate (an AMD EPYC Zen 4: 1.98x), they made it faster than ViaFloat. So
+// Native is the default where oneDNN dispatches to AMX, or where cpu::peak::bf16_over_fp32() (measured once,
+// about 10 ms) is at least kBf16NativeMinSpeedup. RESNET_CPU_CONV_BF16=native or =float overrides (native
+// needs oneDNN bfloat16 kernels on the CPU); a bad value is an error naming it.
 enum class Bf16Conv { Native, ViaFloat };
+// At equal multiply rates Native still moves half the bytes and skips the float copies, so the bar is 1x.
+constexpr double kBf16NativeMinSpeedup = 1.0;
 inline bool bf16_native_available() {
 #if defined(RESNET_HAVE_DNNL)
   return onednn_available() && onednn::bf16_native();
@@ -443,52 +448,65 @@ inline bool bf16_native_available() {
   return false;
 #endif
 }
-inline bool bf16_native_preferred() {
+// The path and, for the note said when it is ViaFloat, why it was chosen.
+struct Bf16ConvChoice {
+  Bf16Conv impl = Bf16Conv::ViaFloat;
+  std::string why;
+};
+inline Bf16ConvChoice choose_bf16_conv() {
+  const char* env = std::getenv("RESNET_CPU_CONV_BF16");
+  const std::string v = env ? env : "";
+  RESNET_CHECK(v.empty() || v == "float" || v == "native", "RESNET_CPU_CONV_BF16='", v,
+               "': expected 'native' (oneDNN's bfloat16 kernels) or 'float' (float32 convolutions)");
+  if (v == "float") return {Bf16Conv::ViaFloat, "RESNET_CPU_CONV_BF16=float"};
+  if (v == "native") {
+    RESNET_CHECK(bf16_native_available(),
+                 "RESNET_CPU_CONV_BF16=native: this CPU has no oneDNN bfloat16 convolutions (they need "
+                 "avx512_core)");
+    return {Bf16Conv::Native, "RESNET_CPU_CONV_BF16=native"};
+  }
+  if (!bf16_native_available())
+    return {Bf16Conv::ViaFloat, "no oneDNN bfloat16 convolutions on this CPU (they need avx512_core)"};
 #if defined(RESNET_HAVE_DNNL)
-  return float_conv_impl() == ConvImpl::OneDnn && bf16_native_available() && onednn::has_amx();
-#else
-  return false;
+  if (float_conv_impl() != ConvImpl::OneDnn)
+    return {Bf16Conv::ViaFloat, "float32 convolutions are set to the GEMM path (RESNET_CPU_CONV)"};
+  if (onednn::has_amx()) return {Bf16Conv::Native, "oneDNN runs bfloat16 convolutions on AMX"};
 #endif
+  const double ratio = peak::bf16_over_fp32();
+  char rate[160];
+  std::snprintf(rate, sizeof rate,
+                "this CPU's bfloat16 dot product multiplies %.2fx as fast as its float32 FMAs", ratio);
+  if (ratio >= kBf16NativeMinSpeedup) return {Bf16Conv::Native, rate};
+  return {Bf16Conv::ViaFloat,
+          std::string(rate) +
+              " and it has no AMX, so oneDNN's bfloat16 convolutions would be slower than float32 ones "
+              "(benchmarks/RESULTS.md; RESNET_CPU_CONV_BF16=native uses them)"};
 }
-inline Bf16Conv& bf16_conv_impl() {
-  static Bf16Conv impl = [] {
-    const char* env = std::getenv("RESNET_CPU_CONV_BF16");
-    const std::string v = env ? env : "";
-    RESNET_CHECK(v.empty() || v == "float" || v == "native", "RESNET_CPU_CONV_BF16='", v,
-                 "': expected 'native' (oneDNN's bfloat16 kernels) or 'float' (float32 convolutions)");
-    if (v == "float") return Bf16Conv::ViaFloat;
-    if (v == "native") {
-      RESNET_CHECK(bf16_native_available(),
-                   "RESNET_CPU_CONV_BF16=native: this CPU has no oneDNN bfloat16 convolutions (they need "
-                   "avx512_core)");
-      return Bf16Conv::Native;
-    }
-    return bf16_native_preferred() ? Bf16Conv::Native : Bf16Conv::ViaFloat;
-  }();
-  return impl;
+inline Bf16ConvChoice& bf16_conv_choice() {
+  static Bf16ConvChoice choice = choose_bf16_conv();
+  return choice;
 }
+inline Bf16Conv& bf16_conv_impl() { return bf16_conv_choice().impl; }
 inline void set_bf16_conv_impl(Bf16Conv impl) {
   RESNET_CHECK(impl == Bf16Conv::ViaFloat || bf16_native_available(),
                "conv: this CPU has no oneDNN bfloat16 convolutions (they need avx512_core)");
-  bf16_conv_impl() = impl;
+  bf16_conv_choice() = {impl, "set by cpu::set_bf16_conv_impl"};
 }
-// Said once per process, on the first bfloat16 convolution that takes the float path, with the reason.
-inline void note_bf16_fallback() {
+// The path in words, with its reason: the first bfloat16 convolution says it once on stderr, and
+// train_catsdogs puts it in its first log line.
+inline std::string describe_bf16_conv() {
+  const Bf16ConvChoice& c = bf16_conv_choice();
+  return std::string(c.impl == Bf16Conv::Native ? "oneDNN's bfloat16 kernels"
+                                                : "float32 kernels, rounded to bfloat16") +
+         " (" + c.why + ")";
+}
+inline void note_bf16_conv_choice() {
   static const bool once = [] {
-    const char* env = std::getenv("RESNET_CPU_CONV_BF16");
-    const char* why =
-        env && std::string(env) == "float" ? "RESNET_CPU_CONV_BF16=float"
-        : !bf16_native_available()
-            ? "no oneDNN bfloat16 convolutions on this CPU (they need avx512_core)"
-            : "this CPU has no AMX, and without it oneDNN's bfloat16 convolutions are slower than "
-              "float32 ones (benchmarks/RESULTS.md; RESNET_CPU_CONV_BF16=native uses them)";
-    std::fprintf(stderr, "resnet: %s: bfloat16 convolutions run in float32 and are rounded to bfloat16\n",
-                 why);
+    std::fprintf(stderr, "resnet: bfloat16 convolutions run on %s\n", describe_bf16_conv().c_str());
     return true;
   }();
   (void)once;
 }
-
 namespace detail {
 // The GEMM path is NCHW only: channels-last tensors go through row-major copies (explicitly, never by
 // reading NHWC memory as NCHW).
@@ -533,10 +551,10 @@ inline void conv2d_backward_weight_float(const Tensor<float>& x, const Tensor<fl
 inline void conv2d_forward_bf16(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>* bias,
                                 Tensor<bf16_t>& y, const ConvParams& p) {
   check_conv_shapes("conv2d", x, w, y, p, bias);
+  note_bf16_conv_choice();
 #if defined(RESNET_HAVE_DNNL)
   if (bf16_conv_impl() == Bf16Conv::Native) return onednn::conv2d_forward(x, w, bias, y, p);
 #endif
-  note_bf16_fallback();
   Tensor<float> bf = bias ? bf16::to_float(*bias) : Tensor<float>();
   Tensor<float> yf = bf16::float_like(y);
   conv2d_forward_float(bf16::to_float(x), bf16::to_float(w), bias ? &bf : nullptr, yf, p);
@@ -545,10 +563,10 @@ inline void conv2d_forward_bf16(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w
 inline void conv2d_backward_data_bf16(const Tensor<bf16_t>& dy, const Tensor<bf16_t>& w, Tensor<bf16_t>& dx,
                                       const ConvParams& p, bool accumulate) {
   check_conv_shapes("conv2d_backward_data", dx, w, dy, p);
+  note_bf16_conv_choice();
 #if defined(RESNET_HAVE_DNNL)
   if (bf16_conv_impl() == Bf16Conv::Native) return onednn::conv2d_backward_data(dy, w, dx, p, accumulate);
 #endif
-  note_bf16_fallback();
   Tensor<float> dxf = bf16::float_like(dx);
   conv2d_backward_data_float(bf16::to_float(dy), bf16::to_float(w), dxf, p, false);
   bf16::round_into(dxf, dx, accumulate);
@@ -556,10 +574,10 @@ inline void conv2d_backward_data_bf16(const Tensor<bf16_t>& dy, const Tensor<bf1
 inline void conv2d_backward_weight_bf16(const Tensor<bf16_t>& x, const Tensor<bf16_t>& dy, Tensor<bf16_t>& dw,
                                         const ConvParams& p, bool accumulate) {
   check_conv_shapes("conv2d_backward_weight", x, dw, dy, p);
+  note_bf16_conv_choice();
 #if defined(RESNET_HAVE_DNNL)
   if (bf16_conv_impl() == Bf16Conv::Native) return onednn::conv2d_backward_weight(x, dy, dw, p, accumulate);
 #endif
-  note_bf16_fallback();
   Tensor<float> dwf = bf16::float_like(dw);
   conv2d_backward_weight_float(bf16::to_float(x), bf16::to_float(dy), dwf, p, false);
   bf16::round_into(dwf, dw, accumulate);
