@@ -43,8 +43,8 @@ BnPath bn_forward_training(const T* x, const T* r, const P* gamma, const P* beta
                                   eps, momentum, relu_on, p, workspace, env))
     return BnPath::Cluster;
   bn_forward_training_multipass(x, r, gamma, beta, running_mean, running_var, save_mean, save_invstd, y, s,
-                                eps, momentum, relu_on, workspace, env);
-  return BnPath::MultiPass;
+                                eps, momentum, relu_on, workspace, env, opt.half_packs);
+  return opt.half_packs && bn_wants_half_packs<T>(s.HW) ? BnPath::HalfPacks : BnPath::MultiPass;
 }
 
 // Backward; any of dx, dres, dgamma, dbeta may be null. y is read only when relu_on. workspace:
@@ -66,8 +66,8 @@ BnPath bn_backward(const T* x, const T* y, const T* dy, const P* gamma, const P*
                           dgamma, dbeta, param_acc, s, p, workspace, env))
     return BnPath::Cluster;
   bn_backward_multipass(x, y, dy, gamma, mean, invstd, training, relu_on, dx, dx_acc, dres, dres_acc, dgamma,
-                        dbeta, param_acc, s, workspace, env);
-  return BnPath::MultiPass;
+                        dbeta, param_acc, s, workspace, env, opt.half_packs);
+  return opt.half_packs && bn_wants_half_packs<T>(s.HW) ? BnPath::HalfPacks : BnPath::MultiPass;
 }
 
 }  // namespace kernels

@@ -235,9 +235,10 @@ inline int bn_vmax(int width, std::initializer_list<const void*> ptrs) {
   return width;
 }
 // Pack width of the elementwise passes over T: a pack never straddles two channels, so it divides HW.
+// half_packs: BnOptions::half_packs (pack_width_for).
 template <typename T>
-int bn_pack_width(int64_t HW, std::initializer_list<const void*> ptrs) {
-  return pack_width_for(HW, bn_vmax(vec_width<T>(), ptrs));
+int bn_pack_width(int64_t HW, std::initializer_list<const void*> ptrs, bool half_packs) {
+  return pack_width_for(HW, bn_vmax(vec_width<T>(), ptrs), half_packs);
 }
 
 // Workspace of the multi-pass kernels, in bytes: the partials, then the per-channel values.
@@ -255,10 +256,10 @@ size_t bn_multipass_backward_workspace_bytes(const BatchNormShape& s, int sm_cou
 
 template <typename T>
 void launch_bn_apply(const T* x, const T* r, T* y, const BatchNormShape& s, const cmp_t<T>* per_channel,
-                     bool relu_on, const LaunchEnv& env) {
+                     bool relu_on, const LaunchEnv& env, bool half_packs) {
   const int64_t n = s.numel();
   const FastDiv hw(static_cast<uint32_t>(s.HW)), ch(static_cast<uint32_t>(s.C));
-  with_pack_width<T>(bn_pack_width<T>(s.HW, {x, r, y}), [&](auto v) {
+  with_pack_width<T>(bn_pack_width<T>(s.HW, {x, r, y}, half_packs), [&](auto v) {
     constexpr int V = decltype(v)::value;
     RESNET_LAUNCH((bn_apply_kernel<T, V>), grid_for(n / V, kBlock, env.sm_count), kBlock, env, x, r, y, n, hw,
                   ch, per_channel, relu_on);
@@ -266,13 +267,14 @@ void launch_bn_apply(const T* x, const T* r, T* y, const BatchNormShape& s, cons
 }
 
 // Training forward, multi-pass. workspace: bn_multipass_forward_workspace_bytes<T>(s, env.sm_count).
+// half_packs: BnOptions::half_packs.
 template <typename T, typename P>
 void bn_forward_training_multipass(const T* x, const T* r, const P* gamma, const P* beta, P* running_mean,
                                    P* running_var, P* save_mean, P* save_invstd, T* y,
                                    const BatchNormShape& s, double eps, double momentum, bool relu_on,
-                                   void* workspace, const LaunchEnv& env) {
+                                   void* workspace, const LaunchEnv& env, bool half_packs = false) {
   using C = cmp_t<T>;
-  const ChannelPlan g = plan_channels(s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x}), env.sm_count);
+  const ChannelPlan g = plan_channels(s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x}), env.sm_count, half_packs);
   C* partial = static_cast<C*>(workspace);
   C* per_channel = partial + s.C * g.splits * 3;  // pivot, scale, shift
   const dim3 grid(static_cast<unsigned>(s.C), static_cast<unsigned>(g.splits));
@@ -282,7 +284,7 @@ void bn_forward_training_multipass(const T* x, const T* r, const P* gamma, const
   RESNET_LAUNCH((bn_finalize_kernel<T, P, C>), dim3(static_cast<unsigned>((s.C + kBlock - 1) / kBlock)),
                 kBlock, env, partial, x, s.HW, s.C, g.splits, gamma, beta, running_mean, running_var,
                 save_mean, save_invstd, per_channel, per_channel + s.C, per_channel + 2 * s.C, eps, momentum);
-  launch_bn_apply(x, r, y, s, per_channel, relu_on, env);
+  launch_bn_apply(x, r, y, s, per_channel, relu_on, env, half_packs);
 }
 
 template <typename T>
@@ -305,26 +307,28 @@ cmp_t<T>* launch_bn_inference_prep(const P* gamma, const P* beta, const P* runni
 }
 
 // Inference forward (running statistics): a per-channel prep and the apply pass, for every shape.
+// half_packs: BnOptions::half_packs.
 template <typename T, typename P>
 void bn_forward_inference(const T* x, const T* r, const P* gamma, const P* beta, const P* running_mean,
                           const P* running_var, T* y, const BatchNormShape& s, double eps, bool relu_on,
-                          void* workspace, const LaunchEnv& env) {
+                          void* workspace, const LaunchEnv& env, bool half_packs = false) {
   auto* per_channel =
       launch_bn_inference_prep<T>(gamma, beta, running_mean, running_var, s, eps, workspace, env);
-  launch_bn_apply(x, r, y, s, per_channel, relu_on, env);
+  launch_bn_apply(x, r, y, s, per_channel, relu_on, env, half_packs);
 }
 
 // Backward, multi-pass; any of dx, dres, dgamma, dbeta may be null. y is read only when relu_on.
-// workspace: bn_multipass_backward_workspace_bytes<T>(s, env.sm_count).
+// workspace: bn_multipass_backward_workspace_bytes<T>(s, env.sm_count). half_packs: BnOptions::half_packs.
 template <typename T, typename P>
 void bn_backward_multipass(const T* x, const T* y, const T* dy, const P* gamma, const P* mean,
                            const P* invstd, bool training, bool relu_on, T* dx, bool dx_acc, T* dres,
                            bool dres_acc, P* dgamma, P* dbeta, bool param_acc, const BatchNormShape& s,
-                           void* workspace, const LaunchEnv& env) {
+                           void* workspace, const LaunchEnv& env, bool half_packs = false) {
   using C = cmp_t<T>;
   const bool reduce = training || dgamma || dbeta || dres;
-  const ChannelPlan g = plan_channels(
-      s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x, relu_on ? y : nullptr, dy, dres}), env.sm_count);
+  const ChannelPlan g =
+      plan_channels(s.N, s.C, s.HW, bn_vmax(vec_width<T>(), {x, relu_on ? y : nullptr, dy, dres}),
+                    env.sm_count, half_packs);
   C* partial = static_cast<C*>(workspace);
   auto* coef = reinterpret_cast<bn::Coefficients<C>*>(partial + s.C * g.splits * 2);
   if (reduce) {
@@ -341,11 +345,12 @@ void bn_backward_multipass(const T* x, const T* y, const T* dy, const P* gamma, 
   const T* dz_buf = (dres && !dres_acc) ? dres : nullptr;
   const int64_t n = s.numel();
   const FastDiv hw(static_cast<uint32_t>(s.HW)), ch(static_cast<uint32_t>(s.C));
-  with_pack_width<T>(bn_pack_width<T>(s.HW, {x, relu_on ? y : nullptr, dy, dz_buf, dx}), [&](auto v) {
-    constexpr int V = decltype(v)::value;
-    RESNET_LAUNCH((bn_backward_apply_kernel<T, V>), grid_for(n / V, kBlock, env.sm_count), kBlock, env, x, y,
-                  dy, dz_buf, dx, dx_acc, n, hw, ch, coef, relu_on, training);
-  });
+  with_pack_width<T>(
+      bn_pack_width<T>(s.HW, {x, relu_on ? y : nullptr, dy, dz_buf, dx}, half_packs), [&](auto v) {
+        constexpr int V = decltype(v)::value;
+        RESNET_LAUNCH((bn_backward_apply_kernel<T, V>), grid_for(n / V, kBlock, env.sm_count), kBlock, env, x,
+                      y, dy, dz_buf, dx, dx_acc, n, hw, ch, coef, relu_on, training);
+      });
 }
 
 }  // namespace kernels

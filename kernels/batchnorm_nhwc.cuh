@@ -249,7 +249,8 @@ void launch_bn_nhwc_apply(const T* x, const T* r, T* y, const BatchNormShape& s,
                           bool relu_on, const LaunchEnv& env) {
   const int64_t n = s.numel();
   const FastDiv ch(static_cast<uint32_t>(s.C));
-  with_pack_width<T>(bn_pack_width<T>(s.C, {x, r, y}), [&](auto v) {
+  // Half packs always: the NHWC kernels are behind their own switch (cuda::set_channels_last, off).
+  with_pack_width<T>(bn_pack_width<T>(s.C, {x, r, y}, true), [&](auto v) {
     constexpr int V = decltype(v)::value;
     RESNET_LAUNCH((bn_nhwc_apply_kernel<T, V>), grid_for(n / V, kBlock, env.sm_count), kBlock, env, x, r, y,
                   n, ch, per_channel, relu_on);
@@ -309,7 +310,7 @@ void bn_nhwc_backward(const T* x, const T* y, const T* dy, const P* gamma, const
   const T* dz_buf = (dres && !dres_acc) ? dres : nullptr;
   const int64_t n = s.numel();
   const FastDiv ch(static_cast<uint32_t>(s.C));
-  with_pack_width<T>(bn_pack_width<T>(s.C, {x, relu_on ? y : nullptr, dy, dz_buf, dx}), [&](auto v) {
+  with_pack_width<T>(bn_pack_width<T>(s.C, {x, relu_on ? y : nullptr, dy, dz_buf, dx}, true), [&](auto v) {
     constexpr int V = decltype(v)::value;
     RESNET_LAUNCH((bn_nhwc_backward_apply_kernel<T, V>), grid_for(n / V, kBlock, env.sm_count), kBlock, env,
                   x, y, dy, dz_buf, dx, dx_acc, n, ch, coef, relu_on, training);

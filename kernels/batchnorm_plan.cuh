@@ -9,6 +9,8 @@
 //                kSingleBlock * 32 values (8 for double).
 //   clusters     the single pass over a thread-block cluster of up to kMaxCluster blocks
 //                (batchnorm_cluster.cuh, experimental): compute capability 9 and newer.
+//   half packs   the multi-pass kernels with 8-byte packs where 16-byte ones do not divide H * W (16-bit
+//                types at 14x14: 196 = 4 * 49); without it those shapes load single values.
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -32,9 +34,12 @@ constexpr int kSingleBlock = 512;
 // Most blocks a channel is spread over (a thread-block cluster: the portable maximum).
 constexpr int kMaxCluster = 8;
 
-enum class BnPath { MultiPass, SinglePass, Cluster };
+enum class BnPath { MultiPass, SinglePass, Cluster, HalfPacks };
 inline const char* bn_path_name(BnPath p) {
-  return p == BnPath::SinglePass ? "single pass" : p == BnPath::Cluster ? "clusters" : "multi-pass";
+  return p == BnPath::SinglePass  ? "single pass"
+         : p == BnPath::Cluster   ? "clusters"
+         : p == BnPath::HalfPacks ? "multi-pass, half packs"
+                                  : "multi-pass";
 }
 
 // The policy: rows tried in order, the first whose switch is on, whose device is new enough and whose
@@ -48,6 +53,7 @@ struct BnPolicyRow {
 constexpr BnPolicyRow kBnPolicy[] = {
     {BnPath::SinglePass, 0, 1, false},  // never run on a GPU
     {BnPath::Cluster, 9, 2, false},     // never run on a GPU
+    {BnPath::HalfPacks, 0, 0, false},   // never run on a GPU
     {BnPath::MultiPass, 0, 0, true},    // timed on an H200 (session 1, RESULTS.md)
 };
 
@@ -60,13 +66,23 @@ constexpr bool bn_default_on(BnPath path) {
 }
 
 // The switches a plan obeys. The defaults are the library's (kBnPolicy): today the multi-pass kernels
-// everywhere, because neither the single pass nor the clusters have run on a GPU yet.
+// everywhere with whole packs or single values, because neither the single pass, the clusters nor the
+// half packs have run on a GPU yet.
 struct BnOptions {
   bool single_pass = bn_default_on(BnPath::SinglePass);  // the single pass where a channel fits one block
   // > 1 (2, 4 or 8), with single_pass: clusters of up to this many blocks (sm_90+)
   int max_cluster = bn_default_on(BnPath::Cluster) ? kMaxCluster : 1;
   int block_threads = kSingleBlock;  // most threads in a single-pass block (tests use fewer)
+  bool half_packs = bn_default_on(BnPath::HalfPacks);  // 8-byte packs in the multi-pass kernels
 };
+
+// Whether the multi-pass kernels over T take half packs for this H * W when allowed: whole 16-byte packs do
+// not divide it, half ones do.
+template <typename T>
+constexpr bool bn_wants_half_packs(int64_t HW) {
+  constexpr int W = vec_width<T>();
+  return W > 2 && HW % W != 0 && HW % (W / 2) == 0;
+}
 
 inline bool bn_switched_on(BnPath path, const BnOptions& o) {
   switch (path) {
@@ -74,6 +90,8 @@ inline bool bn_switched_on(BnPath path, const BnOptions& o) {
       return o.single_pass;
     case BnPath::Cluster:
       return o.single_pass && o.max_cluster > 1;
+    case BnPath::HalfPacks:
+      return o.half_packs;
     default:
       return true;
   }
@@ -100,6 +118,10 @@ BnPlan bn_plan(const BatchNormShape& s, const BnOptions& o, const LaunchEnv& env
   for (const BnPolicyRow& row : kBnPolicy) {
     if (!bn_switched_on(row.path, o) || env.cc_major < row.min_cc_major) continue;
     if (row.path == BnPath::MultiPass) break;
+    if (row.path == BnPath::HalfPacks) {
+      if (bn_wants_half_packs<T>(s.HW)) return BnPlan{BnPath::HalfPacks};
+      continue;
+    }
     const int most =
         row.path == BnPath::Cluster ? (o.max_cluster < kMaxCluster ? o.max_cluster : kMaxCluster) : 1;
     for (int g = row.min_blocks; g <= most; g *= 2) {

@@ -3,9 +3,9 @@
 //
 // Channel c of an [N, C, HW] tensor is N runs of HW contiguous values. A reduction runs on a grid of
 // (C, splits) blocks; block (c, s) walks its share of the channel's packs (V values that never straddle
-// two runs, so V divides HW: a full 16-byte vector, else half of one, else a single value), and writes one
-// partial result per block. A small finalize kernel combines the `splits` partials of each channel in
-// double, in a fixed order: results are deterministic.
+// two runs, so V divides HW: a full 16-byte vector, else (where asked for) half of one, else a single value),
+// and writes one partial result per block. A small finalize kernel combines the `splits` partials of each
+// channel in double, in a fixed order: results are deterministic.
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -28,11 +28,13 @@ struct ChannelPlan {
   FastDiv hw_packs;  // divides a pack index by HW / V
 };
 
-// The widest pack of at most vmax values that divides HW: vmax, vmax / 2 or 1. Half a vector matters for
-// 16-bit types at 14x14 (196 = 8 * 24.5 = 4 * 49), where whole vectors do not fit a run.
-inline int pack_width_for(int64_t HW, int vmax) {
+// The widest pack of at most vmax values that divides HW: vmax, then (with half_packs) vmax / 2, else 1.
+// Half a vector matters for 16-bit types at 14x14 (196 = 8 * 24.5 = 4 * 49), where whole vectors do not fit
+// a run. half_packs is the library's switch (cuda::set_half_packs, off by default): the half-vector kernels
+// have never run on a GPU, and without them those shapes take single values, as the GPU ran them.
+inline int pack_width_for(int64_t HW, int vmax, bool half_packs = false) {
   if (vmax > 1 && HW % vmax == 0) return vmax;
-  if (vmax > 2 && HW % (vmax / 2) == 0) return vmax / 2;
+  if (half_packs && vmax > 2 && HW % (vmax / 2) == 0) return vmax / 2;
   return 1;
 }
 
@@ -47,13 +49,14 @@ void with_pack_width(int v, F&& f) {
   f(std::integral_constant<int, 1>{});
 }
 
-// vmax: the widest pack the pointers allow (1 when any is not 16-byte aligned).
-inline ChannelPlan plan_channels(int64_t N, int64_t C, int64_t HW, int vmax, int sm_count) {
+// vmax: the widest pack the pointers allow (1 when any is not 16-byte aligned); half_packs: pack_width_for.
+inline ChannelPlan plan_channels(int64_t N, int64_t C, int64_t HW, int vmax, int sm_count,
+                                 bool half_packs = false) {
   ChannelPlan p;
   p.N = N;
   p.C = C;
   p.HW = HW;
-  p.V = pack_width_for(HW, vmax);
+  p.V = pack_width_for(HW, vmax, half_packs);
   p.packs = N * HW / p.V;
   // The split depends on the element count only (not on V), so workspace sizes do not depend on alignment.
   const int64_t target_blocks = static_cast<int64_t>(sm_count > 0 ? sm_count : 1) * 8;
@@ -118,12 +121,12 @@ size_t channel_sum_workspace_bytes(const ChannelPlan& g) {
   return static_cast<size_t>(g.C * g.splits) * sizeof(cmp_t<T>);
 }
 
-// out[c] = [out[c] +] sum over n and i of x[n, c, i], for x of shape [N, C, HW].
+// out[c] = [out[c] +] sum over n and i of x[n, c, i], for x of shape [N, C, HW]. half_packs: pack_width_for.
 template <typename T>
 void channel_sum(const T* x, int64_t N, int64_t C, int64_t HW, T* out, bool acc, void* workspace,
-                 const LaunchEnv& env) {
+                 const LaunchEnv& env, bool half_packs = false) {
   const int vmax = aligned_to(x, 16) ? vec_width<T>() : 1;
-  const ChannelPlan g = plan_channels(N, C, HW, vmax, env.sm_count);
+  const ChannelPlan g = plan_channels(N, C, HW, vmax, env.sm_count, half_packs);
   auto* partial = static_cast<cmp_t<T>*>(workspace);
   const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(g.splits));
   with_pack_width<T>(g.V, [&](auto v) {

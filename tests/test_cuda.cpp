@@ -397,7 +397,8 @@ struct BnCase {
 };
 // With the single pass on, the first four take it (a channel fits one block); {100, 6, 7, 7} takes its
 // widest form (32 values a thread) in float and the 16-bit types, the multi-pass kernels in double; the last
-// two the multi-pass kernels, with whole 16-byte packs (56x56) and, for the 16-bit types, half packs (14x14).
+// two the multi-pass kernels, with whole 16-byte packs (56x56) and, for the 16-bit types, half packs (14x14)
+// where those are switched on (cuda::set_half_packs), else single values.
 const std::vector<BnCase> kBnCases{{4, 8, 8, 8},   {3, 5, 7, 7},   {8, 16, 14, 14}, {2, 3, 1, 1},
                                    {100, 6, 7, 7}, {6, 4, 56, 56}, {90, 2, 14, 14}};
 
@@ -471,27 +472,32 @@ void check_bn(const BnCase& c) {
 }
 
 // Which BatchNorm kernels ran during f() (cuda::batchnorm_path_counts): `want`, at least once, and no other.
-enum class BnRan { MultiPass, SinglePass, Clusters };
+enum class BnRan { MultiPass, SinglePass, Clusters, HalfPacks };
 template <typename F>
 void check_path(BnRan want, F&& f) {
   const cuda::BatchNormPathCounts a = cuda::batchnorm_path_counts();
   f();
   const cuda::BatchNormPathCounts b = cuda::batchnorm_path_counts();
   const uint64_t m = b.multi_pass - a.multi_pass, s = b.single_pass - a.single_pass,
-                 c = b.clusters - a.clusters;
-  INFO("BatchNorm launches: multi-pass " << m << ", single pass " << s << ", clusters " << c);
-  CHECK((want == BnRan::MultiPass ? m : want == BnRan::SinglePass ? s : c) > 0);
-  CHECK((want == BnRan::MultiPass ? s + c : want == BnRan::SinglePass ? m + c : m + s) == 0);
+                 c = b.clusters - a.clusters, h = b.half_packs - a.half_packs;
+  INFO("BatchNorm launches: multi-pass " << m << ", single pass " << s << ", clusters " << c
+                                         << ", half packs " << h);
+  const uint64_t ran[] = {m, s, c, h};
+  CHECK(ran[static_cast<int>(want)] > 0);
+  CHECK(m + s + c + h == ran[static_cast<int>(want)]);
 }
 struct BnSwitches {  // sets the BatchNorm kernel switches for a scope
-  bool single = cuda::batchnorm_single_pass(), clusters = cuda::batchnorm_clusters();
-  BnSwitches(bool single_pass, bool use_clusters) {
+  bool single = cuda::batchnorm_single_pass(), clusters = cuda::batchnorm_clusters(),
+       half = cuda::half_packs_enabled();
+  BnSwitches(bool single_pass, bool use_clusters, bool half_packs = false) {
     cuda::set_batchnorm_single_pass(single_pass);
     cuda::set_batchnorm_clusters(use_clusters);
+    cuda::set_half_packs(half_packs);
   }
   ~BnSwitches() {
     cuda::set_batchnorm_single_pass(single);
     cuda::set_batchnorm_clusters(clusters);
+    cuda::set_half_packs(half);
   }
 };
 
@@ -515,15 +521,26 @@ TEST_CASE("cuda: fused BatchNorm (+ residual + ReLU) forward and backward match 
       });
     }
   }
-  // The library's default, the multi-pass kernels, on the same small shapes and a large one.
-  BnSwitches off(false, false);
-  for (size_t i : {0, 1, 4, 6}) {
-    INFO("case " << i);
-    check_path(BnRan::MultiPass, [&] {
-      check_bn<float>(kBnCases[i]);
-      check_bn<half_t>(kBnCases[i]);
-    });
+  {
+    // The library's default, the multi-pass kernels with whole packs or single values, on the same small
+    // shapes and a large one.
+    BnSwitches off(false, false);
+    for (size_t i : {0, 1, 4, 6}) {
+      INFO("case " << i);
+      check_path(BnRan::MultiPass, [&] {
+        check_bn<float>(kBnCases[i]);
+        check_bn<half_t>(kBnCases[i]);
+      });
+    }
   }
+  // Half packs, asked for: the 16-bit types at 14x14 take them, float (whole packs divide 196) does not.
+  BnSwitches half(false, false, true);
+  INFO("case 6, half packs on");
+  check_path(BnRan::HalfPacks, [&] {
+    check_bn<half_t>(kBnCases[6]);
+    check_bn<bf16_t>(kBnCases[6]);
+  });
+  check_path(BnRan::MultiPass, [&] { check_bn<float>(kBnCases[6]); });
 }
 
 TEST_CASE("cuda: BatchNorm in thread-block clusters (experimental) matches the CPU backend", "[cuda][.gpu]") {

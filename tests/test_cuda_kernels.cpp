@@ -378,7 +378,8 @@ struct BnMode {
 };
 const BnMode kBnModes[] = {{"multi-pass (default)", k::BnOptions{}, 0},
                            {"single pass", k::BnOptions{true, 1, k::kSingleBlock}, 0},
-                           {"clusters", k::BnOptions{true, 8, 32}, 9}};
+                           {"clusters", k::BnOptions{true, 8, 32}, 9},
+                           {"multi-pass, half packs", k::BnOptions{false, 1, k::kSingleBlock, true}, 0}};
 
 // The plan of a case in a mode; REQUIREs what each mode promises.
 template <typename T>
@@ -387,7 +388,9 @@ k::BnPlan checked_plan(const k::BatchNormShape& shape, const BnMode& mode, const
   INFO("plan: " << k::bn_path_name(p.path) << " K=" << p.K << " threads=" << p.threads
                 << " blocks=" << p.blocks);
   const bool fits_one = std::is_same<T, double>::value ? shape.N * shape.HW <= 4096 : true;
-  if (!mode.opt.single_pass) REQUIRE(p.path == k::BnPath::MultiPass);
+  if (!mode.opt.single_pass)
+    REQUIRE(p.path == (mode.opt.half_packs && k::bn_wants_half_packs<T>(shape.HW) ? k::BnPath::HalfPacks
+                                                                                  : k::BnPath::MultiPass));
   if (mode.cc_major == 0) REQUIRE(p.blocks == 1);
   if (mode.opt.single_pass && mode.cc_major == 0) REQUIRE((p.path == k::BnPath::SinglePass) == fits_one);
   // Clusters: more than one block exactly when one block of block_threads cannot hold the channel.
@@ -413,6 +416,7 @@ TEST_CASE("kernels: BatchNorm takes the single pass exactly where a channel fits
   // every shape, and the policy table has exactly one row on by default.
   CHECK_FALSE(dflt.single_pass);
   CHECK(dflt.max_cluster == 1);
+  CHECK_FALSE(dflt.half_packs);
   for (const k::BatchNormShape& sh : {b256_7, b256_14, b1_56, b128_28})
     CHECK(k::bn_plan<float>(sh, dflt, hopper).path == k::BnPath::MultiPass);
   int defaults_on = 0;
@@ -445,12 +449,27 @@ TEST_CASE("kernels: BatchNorm takes the single pass exactly where a channel fits
   const k::BnPlan p7c = k::bn_plan<float>(b256_7, clusters, hopper);  // one block when one will do
   CHECK(p7c.path == k::BnPath::SinglePass);
   CHECK(p7c.blocks == 1);
-  // Pack widths of the multi-pass kernels: whole vectors, half vectors, single values.
-  CHECK(k::pack_width_for(196, 8) == 4);
+  // Pack widths of the multi-pass kernels: whole vectors, half vectors where asked for, single values.
+  CHECK(k::pack_width_for(196, 8, true) == 4);
+  CHECK(k::pack_width_for(196, 8) == 1);  // the default: what ran on the GPU
   CHECK(k::pack_width_for(784, 8) == 8);
-  CHECK(k::pack_width_for(49, 4) == 1);
-  CHECK(k::pack_width_for(10, 4) == 2);
-  CHECK(k::pack_width_for(196, 1) == 1);
+  CHECK(k::pack_width_for(49, 4, true) == 1);
+  CHECK(k::pack_width_for(10, 4, true) == 2);
+  CHECK(k::pack_width_for(10, 4) == 1);
+  CHECK(k::pack_width_for(196, 1, true) == 1);
+  CHECK(k::plan_channels(256, 256, 196, 8, 132).V == 1);
+  CHECK(k::plan_channels(256, 256, 196, 8, 132, true).V == 4);
+  // The half-pack row of the policy: 16-bit types at 14x14 when switched on; float takes whole packs there.
+  k::BnOptions half;
+  half.half_packs = true;
+  CHECK(k::bn_plan<half_t>(b256_14, half, hopper).path == k::BnPath::HalfPacks);
+  CHECK(k::bn_plan<bf16_t>(b256_14, dflt, hopper).path == k::BnPath::MultiPass);
+  CHECK(k::bn_plan<float>(b256_14, half, hopper).path == k::BnPath::MultiPass);
+  CHECK(k::bn_plan<half_t>(b128_28, half, hopper).path == k::BnPath::MultiPass);  // 784 = 8 * 98
+  CHECK(k::bn_plan<half_t>(b256_7, half, hopper).path == k::BnPath::MultiPass);   // 49: single values
+  // The single pass still comes first where it is on and fits.
+  half.single_pass = true;
+  CHECK(k::bn_plan<half_t>(b256_7, half, hopper).path == k::BnPath::SinglePass);
 }
 
 TEST_CASE("kernels: BatchNorm statistics keep the variance of data with a large mean", "[cuda-kernels][bn]") {
@@ -460,7 +479,7 @@ TEST_CASE("kernels: BatchNorm statistics keep the variance of data with a large 
   std::vector<float> x = randv<float>(static_cast<size_t>(N * C * HW), 5, 1e4, 1e-2), y(x.size());
   std::vector<float> gamma(3, 1.f), beta(3, 0.f), rm(3, 0.f), rv(3, 1.f), sm(3), si(3);
   k::BatchNormShape shape{N, C, HW};
-  const BnMode& mode = kBnModes[GENERATE(0, 1, 2)];
+  const BnMode& mode = kBnModes[GENERATE(0, 1, 2, 3)];
   INFO(mode.name);
   k::LaunchEnv env = env_with<float>(8);
   env.cc_major = mode.cc_major;
@@ -496,7 +515,7 @@ TEST_CASE("kernels: BatchNorm statistics, running statistics and output equal cl
   for (int64_t c = 0; c < C; ++c)
     for (int64_t e = 0; e < M; ++e)
       x[static_cast<size_t>(((e / HW) * C + c) * HW + e % HW)] = a[c] * e + b[c];
-  const BnMode& mode = kBnModes[GENERATE(0, 1, 2)];
+  const BnMode& mode = kBnModes[GENERATE(0, 1, 2, 3)];
   INFO(mode.name);
   k::LaunchEnv env = env_with<double>(4);
   env.cc_major = mode.cc_major;
@@ -533,7 +552,7 @@ TEST_CASE("kernels: BatchNorm backward equals central differences of the forward
           "[cuda-kernels][bn]") {
   const int64_t N = 3, C = 2, HW = 100;
   const size_t n = static_cast<size_t>(N * C * HW), uc = static_cast<size_t>(C);
-  const BnMode& mode = kBnModes[GENERATE(0, 1, 2)];
+  const BnMode& mode = kBnModes[GENERATE(0, 1, 2, 3)];
   const bool relu = GENERATE(false, true);
   INFO(mode.name << " relu=" << relu);
   k::LaunchEnv env = env_with<double>(4);

@@ -23,7 +23,7 @@ using detail::OpScope;
 
 namespace {
 
-std::atomic<uint64_t> path_counts[3];
+std::atomic<uint64_t> path_counts[4];
 
 void count(kernels::BnPath p) { path_counts[static_cast<int>(p)].fetch_add(1, std::memory_order_relaxed); }
 
@@ -31,6 +31,7 @@ kernels::BnOptions bn_options() {
   kernels::BnOptions o;
   o.single_pass = batchnorm_single_pass();
   o.max_cluster = batchnorm_clusters() ? kernels::kMaxCluster : 1;
+  o.half_packs = half_packs_enabled();
   return o;
 }
 
@@ -45,6 +46,7 @@ BatchNormPathCounts batchnorm_path_counts() {
   c.multi_pass = path_counts[static_cast<int>(kernels::BnPath::MultiPass)].load();
   c.single_pass = path_counts[static_cast<int>(kernels::BnPath::SinglePass)].load();
   c.clusters = path_counts[static_cast<int>(kernels::BnPath::Cluster)].load();
+  c.half_packs = path_counts[static_cast<int>(kernels::BnPath::HalfPacks)].load();
   return c;
 }
 
@@ -99,7 +101,7 @@ void batchnorm_forward_inference(const Tensor<T>& x, const Tensor<T>* residual, 
   }
   kernels::bn_forward_inference(x.data(), residual ? residual->data() : static_cast<const T*>(nullptr),
                                 gamma.data(), beta.data(), running_mean.data(), running_var.data(), y.data(),
-                                s, bp.eps, act == Activation::ReLU, ws, env);
+                                s, bp.eps, act == Activation::ReLU, ws, env, half_packs_enabled());
 }
 
 template <typename T, typename P>

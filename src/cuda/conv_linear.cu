@@ -446,7 +446,7 @@ void conv2d_backward_bias(const Tensor<T>& dy, Tensor<T>& db, bool accumulate) {
   const int64_t N = nhwc ? dy.dim(0) * dy.dim(2) * dy.dim(3) : dy.dim(0), C = dy.dim(1),
                 HW = nhwc ? 1 : dy.dim(2) * dy.dim(3);
   void* ws = detail::workspace(dev, kernels::channel_sum_workspace_bytes<T>(N, C, HW, env.sm_count));
-  kernels::channel_sum(dy.data(), N, C, HW, db.data(), accumulate, ws, env);
+  kernels::channel_sum(dy.data(), N, C, HW, db.data(), accumulate, ws, env, half_packs_enabled());
 }
 
 // ---------------------------------------------------------------- linear through cuBLAS

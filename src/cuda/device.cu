@@ -60,6 +60,9 @@ Global& global() {
     if (env_is("RESNET_BN_CLUSTERS", "1", "on")) s->bn_clusters = true;
     if (env_is("RESNET_BN_CLUSTERS", "0", "off")) s->bn_clusters = false;
     if (env_is("RESNET_CUDA_NHWC", "1", "on")) s->channels_last = true;
+    if (env_is("RESNET_CUDA_STAGING", "1", "on")) s->staging_ring = true;
+    if (env_is("RESNET_CUDA_HALF_PACKS", "1", "on")) s->half_packs = true;
+    if (env_is("RESNET_CUDA_HALF_PACKS", "0", "off")) s->half_packs = false;
     const char* search = std::getenv("RESNET_CUDNN_SEARCH");
     if (search && std::strcmp(search, "heuristic") == 0) s->search = static_cast<int>(ConvSearch::Heuristic);
     cudaRuntimeGetVersion(&s->runtime);
@@ -196,7 +199,9 @@ std::string runtime_info() {
   os << "  TF32 " << (tf32_enabled() ? "on" : "off") << ", cuDNN algorithm search "
      << (conv_search() == ConvSearch::Benchmark ? "benchmark" : "heuristic") << ", BatchNorm single pass "
      << (batchnorm_single_pass() ? "on" : "off") << " (clusters " << (batchnorm_clusters() ? "on" : "off")
-     << "), channels-last kernels " << (channels_last_enabled() ? "on" : "off") << "\n";
+     << "), half packs " << (half_packs_enabled() ? "on" : "off") << ", channels-last kernels "
+     << (channels_last_enabled() ? "on" : "off") << ", staging ring "
+     << (staging_ring_enabled() ? "on" : "off") << "\n";
   if (g.count == 0) os << "  no device: " << g.reason << "\n";
   for (int d = 0; d < g.count; ++d) {
     cudaDeviceProp prop;
@@ -217,6 +222,10 @@ void set_batchnorm_clusters(bool enabled) { detail::global().bn_clusters = enabl
 bool batchnorm_clusters() { return detail::global().bn_clusters; }
 void set_channels_last(bool enabled) { detail::global().channels_last = enabled; }
 bool channels_last_enabled() { return detail::global().channels_last; }
+void set_half_packs(bool enabled) { detail::global().half_packs = enabled; }
+bool half_packs_enabled() { return detail::global().half_packs; }
+void set_staging_ring(bool enabled) { detail::global().staging_ring = enabled; }
+bool staging_ring_enabled() { return detail::global().staging_ring; }
 void set_conv_search(ConvSearch search) { detail::global().search = static_cast<int>(search); }
 ConvSearch conv_search() { return static_cast<ConvSearch>(detail::global().search.load()); }
 

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "host_sync.cuh"
+#include "resnet/backend/cuda/staging_ring.hpp"
 #include "runtime_state.cuh"
 
 namespace resnet {
@@ -18,89 +19,55 @@ namespace {
 
 std::atomic<uint64_t> g_syncs[static_cast<int>(HostSync::kCount)];
 
-// One device's staging ring: a pinned block carved front to back, each piece guarded by an event recorded
-// after its copy. Pieces are retired in the order they were made (a FIFO), waiting only for a piece that is
-// still in flight when the ring comes round to it.
-class StagingRing {
- public:
-  void upload(void* dst, const void* src, size_t nbytes, int device, cudaStream_t s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    const size_t n = (nbytes + 255) / 256 * 256;
-    if (n * 4 > cap_) grow(n * 4);
-    size_t start = head_;
-    if (start + n > cap_) {
-      // Wrap: the pieces between head and the end are the oldest; retire them before reusing the front.
-      while (!live_.empty() && live_.front().off >= head_) retire_front();
-      start = 0;
-    }
-    while (!live_.empty() && live_.front().off >= start && live_.front().off < start + n) retire_front();
-    std::memcpy(base_ + start, src, nbytes);
-    RESNET_CUDA_CHECK(cudaMemcpyAsync(dst, base_ + start, nbytes, cudaMemcpyHostToDevice, s));
-    cudaEvent_t ev = take_event();
-    RESNET_CUDA_CHECK(cudaEventRecord(ev, s));
-    live_.push_back(Piece{start, n, ev});
-    head_ = start + n;
-    (void)device;
+// The staging ring's device side (the bookkeeping is StagingRing, staging_ring.hpp): a pinned block, copies
+// and events on the device's stream; every wait is counted.
+struct PinnedDevice {
+  using Event = cudaEvent_t;
+  using Stream = cudaStream_t;
+  char* alloc(size_t bytes) {
+    void* p = nullptr;
+    RESNET_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
+    return static_cast<char*>(p);
   }
-
- private:
-  struct Piece {
-    size_t off, len;
-    cudaEvent_t ev;
-  };
-  void retire_front() {
-    Piece p = live_.front();
-    live_.pop_front();
-    wait_event(p.ev);
-    spare_.push_back(p.ev);
+  void free(char* p, size_t) {
+    count_host_sync(HostSync::FreeMemory);
+    cudaFreeHost(p);
   }
-  static void wait_event(cudaEvent_t ev) {
-    cudaError_t q = cudaEventQuery(ev);
-    if (q == cudaSuccess) return;
-    if (q != cudaErrorNotReady) throw_cuda(q, "cudaEventQuery(staging piece)", __FILE__, __LINE__);
-    count_host_sync(HostSync::StagingWait);
-    RESNET_CUDA_CHECK(cudaEventSynchronize(ev));
-  }
-  cudaEvent_t take_event() {
-    if (!spare_.empty()) {
-      cudaEvent_t ev = spare_.back();
-      spare_.pop_back();
-      return ev;
-    }
+  Event make_event() {
     cudaEvent_t ev = nullptr;
     RESNET_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
     return ev;
   }
-  void grow(size_t want) {
-    size_t cap = size_t(64) << 20;
-    while (cap < want) cap *= 2;
-    while (!live_.empty()) retire_front();  // every piece of the old block has been copied
-    if (base_) {
-      count_host_sync(HostSync::FreeMemory);
-      cudaFreeHost(base_);
-      base_ = nullptr;
-      cap_ = 0;
-    }
-    void* p = nullptr;
-    RESNET_CUDA_CHECK(cudaHostAlloc(&p, cap, cudaHostAllocDefault));
-    base_ = static_cast<char*>(p);
-    cap_ = cap;
-    head_ = 0;
+  void destroy_event(Event ev) { cudaEventDestroy(ev); }
+  void copy(void* dst, const char* staged, size_t bytes, Stream s) {
+    RESNET_CUDA_CHECK(cudaMemcpyAsync(dst, staged, bytes, cudaMemcpyHostToDevice, s));
   }
-
-  std::mutex mu_;
-  char* base_ = nullptr;
-  size_t cap_ = 0, head_ = 0;
-  std::deque<Piece> live_;
-  std::vector<cudaEvent_t> spare_;
+  void record(Event ev, Stream s) { RESNET_CUDA_CHECK(cudaEventRecord(ev, s)); }
+  bool done(Event ev) {
+    const cudaError_t q = cudaEventQuery(ev);
+    if (q == cudaSuccess) return true;
+    if (q != cudaErrorNotReady) throw_cuda(q, "cudaEventQuery(staging piece)", __FILE__, __LINE__);
+    return false;
+  }
+  void wait(Event ev) {
+    count_host_sync(HostSync::StagingWait);
+    RESNET_CUDA_CHECK(cudaEventSynchronize(ev));
+  }
 };
 
-StagingRing& ring(int device) {
+// One device's ring, its calls serialised (threads of one device share it).
+struct LockedRing {
+  std::mutex mu;
+  StagingRing<PinnedDevice> ring;
+};
+
+// Never destroyed: at process exit the driver may already be gone.
+LockedRing& ring(int device) {
   static std::mutex mu;
-  static std::map<int, StagingRing*>* rings = new std::map<int, StagingRing*>();  // never destroyed
+  static std::map<int, LockedRing*>* rings = new std::map<int, LockedRing*>();
   std::lock_guard<std::mutex> lock(mu);
-  StagingRing*& r = (*rings)[device];
-  if (!r) r = new StagingRing();
+  LockedRing*& r = (*rings)[device];
+  if (!r) r = new LockedRing();
   return *r;
 }
 
@@ -171,7 +138,21 @@ void upload_async(void* dst, const void* src, size_t nbytes, int device) {
       capturing == cudaStreamCaptureStatusNone,
       "upload_async during a CUDA graph capture: a replay would copy the staging slot again, which by "
       "then holds other data; upload into the graph's input tensors before each replay instead");
-  detail::ring(device).upload(dst, src, nbytes, device, detail::stream(device));
+  if (!staging_ring_enabled()) {
+    // The copy every upload made when the backend last ran on a GPU: from the caller's pageable memory,
+    // which the driver stages before the call returns (counted as a possible wait).
+    cuda::copy_bytes(dst, Device::cuda(device), src, Device::cpu(), nbytes);
+    return;
+  }
+  detail::LockedRing& r = detail::ring(device);
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.ring.upload(dst, src, nbytes, detail::stream(device));
+}
+
+size_t staging_ring_bytes(int device) {
+  detail::LockedRing& r = detail::ring(device);
+  std::lock_guard<std::mutex> lock(r.mu);
+  return r.ring.capacity();
 }
 
 }  // namespace cuda

@@ -53,6 +53,8 @@ struct Global {
   std::atomic<bool> bn_clusters{kernels::bn_default_on(kernels::BnPath::Cluster)};
   std::atomic<int> search{static_cast<int>(ConvSearch::Benchmark)};
   std::atomic<bool> channels_last{false};  // NHWC kernels: never run on a GPU, so off by default
+  std::atomic<bool> half_packs{kernels::bn_default_on(kernels::BnPath::HalfPacks)};
+  std::atomic<bool> staging_ring{false};  // upload_async's pinned ring: never run on a GPU, so off
 };
 
 // Discovers the devices and checks the library versions on first use; never destroyed.

@@ -65,10 +65,19 @@ bool batchnorm_clusters();
 void set_channels_last(bool enabled);
 bool channels_last_enabled();
 
+// Packs of half a 16-byte vector in the multi-pass BatchNorm kernels and the per-channel sums (bias
+// gradients) where whole vectors do not divide H * W (16-bit types at 14x14: 196 = 4 * 49). Off by default:
+// they have never run on a GPU; off, those shapes load single values, as on the GPU run. A row of the
+// BatchNorm policy (kernels/batchnorm_plan.cuh, kBnPolicy). On with set_half_packs(true) or
+// RESNET_CUDA_HALF_PACKS=1. Host-side only: safe to call without a GPU.
+void set_half_packs(bool enabled);
+bool half_packs_enabled();
+
 // How many BatchNorm launches (training forwards and backwards) each kernel path has run in this process,
 // counted on the host as they are queued: tests assert with it that the path they meant to test ran.
+// half_packs: multi-pass launches that took half packs (counted there, not in multi_pass).
 struct BatchNormPathCounts {
-  uint64_t multi_pass = 0, single_pass = 0, clusters = 0;
+  uint64_t multi_pass = 0, single_pass = 0, clusters = 0, half_packs = 0;
 };
 BatchNormPathCounts batchnorm_path_counts();
 
@@ -175,13 +184,24 @@ class SyncCounter {
   uint64_t start_[static_cast<int>(HostSync::kCount)] = {};
 };
 
-// Copies nbytes from host memory `src` to device memory `dst` on this thread's current stream of `device`
-// without waiting for the device: the bytes go first into a pinned staging ring of the device (so `src` may
-// be reused as soon as this returns), then by an asynchronous copy. Each piece of the ring records an event
-// after its copy and is rewritten only once that event has completed: in a steady state it completed long
-// ago and nothing waits; otherwise the wait is counted (HostSync::StagingWait). The ring holds at least 4
-// times the largest upload (64 MiB at least) and grows, once, when a larger one comes.
+// Copies nbytes from host memory `src` to device memory `dst` on this thread's current stream of `device`;
+// `src` may be reused as soon as this returns. Refused during a CUDA graph capture. How it copies depends on
+// set_staging_ring:
+//  - off (the default, what ran on a GPU): a copy from the caller's pageable memory, which the driver stages
+//    before returning (counted as HostSync::PageableUpload: it may wait for the device);
+//  - on: the bytes go first into a pinned staging ring of the device, then by an asynchronous copy, so
+//    nothing waits in a steady state. Each piece of the ring records an event after its copy and is
+//    rewritten only once that event has completed (otherwise the wait is counted, HostSync::StagingWait).
+//    The ring holds at least 4 times the largest upload (64 MiB at least) and grows when a larger one comes
+//    (its bookkeeping: staging_ring.hpp).
 void upload_async(void* dst, const void* src, size_t nbytes, int device = 0);
+// The pinned staging ring behind upload_async (above). Off by default: it has never run on a GPU. On with
+// set_staging_ring(true) or RESNET_CUDA_STAGING=1 (the training step then waits for the device nowhere;
+// test_cuda_sync). Host-side only: safe to call without a GPU.
+void set_staging_ring(bool enabled);
+bool staging_ring_enabled();
+// Bytes of `device`'s staging ring (0 until the ring's first upload).
+size_t staging_ring_bytes(int device = 0);
 
 }  // namespace cuda
 }  // namespace RESNET_ABI
