@@ -1,75 +1,123 @@
 #!/usr/bin/env bash
-# The GPU proof: on a machine with an NVIDIA GPU, run the GPU test suite, the tests under compute-sanitizer,
-# the benchmarks (bench_block, bench_train beside PyTorch) and, when asked, a train_catsdogs run. Every step
-# has a time limit, and the whole run a budget, so a hang cannot eat a scarce GPU lease.
+# The GPU proof, in one call of at most BUDGET_S seconds (560 by default: a 600 s device call less start-up).
+# Every step has a time cap and the whole run the budget, so a hang cannot eat a scarce GPU lease. The
+# phases run in this order, most important first:
 #
+#   default    what a user gets on one GPU with no switch set that has changed since the last GPU run:
+#              test_cuda_sync --gpu (the step's device-side state, upload_async with and without the ring,
+#              the ring past 64 MiB, eval-mode BatchNorm's backward), then train_catsdogs on ResNet-18 with
+#              BatchNorm (the Trainer): two short epochs with evaluation stopped after the first (a
+#              checkpoint with device-side counters), a resume into device state, eval, predict with folded
+#              BatchNorm against unfolded, and the NaN stop in eager mode
+#   sanitizer  compute-sanitizer memcheck on test_cuda_sync's GPU cases, racecheck on the reduction kernels
+#              (BatchNorm on every path, the per-channel sums)
+#   suite      the rest of the GPU suite: test_cuda --gpu, test_ops --gpu, test_cuda_graph --gpu, NCCL
+#   timings    a short bench_train
+# and, only when named in PHASES: bench (bench_block and the full bench_train), baselines (against PyTorch),
+# train (a long train_catsdogs run on TRAIN_DATA), extra (op timings, whole networks with every BatchNorm
+# switch on).
+#
+#   tools/gpu_check.sh --plan              print the phases, each step's cap and their sum; runs nothing, needs
+#                                          no GPU; exits 1 when the sum exceeds BUDGET_S
 #   tools/gpu_check.sh                     build here (cmake, nvcc, cuDNN, Catch2, OpenBLAS, stb needed), then run
 #   PREBUILT=.gpu tools/gpu_check.sh       run the programs tools/gpu_pack.sh packed on another machine
 #
 # Settings (environment):
-#   PHASES=tests,sanitizer,bench,baselines,train   which phases run (default: tests,sanitizer,bench)
+#   PHASES=default,sanitizer,suite,timings     which phases run (the default; `tests` is an old name of suite)
+#   BUDGET_S=N                             seconds for everything (default 560); steps are cut to fit
+#   SMOKE_DATA=DIR                         the default phase's small image folder (default .gpu/data/smoke, made
+#                                          by gpu_pack.sh; built here: made by smoke_make_images)
 #   BASELINE_ARCHS, BASELINE_BATCHES, BASELINE_SIZE, BASELINE_STEPS   the baselines phase's table
 #                                          (default resnet18,resnet50 x 128,256 at 224 px, 20 steps)
-#   BUDGET_S=N                             seconds for everything (default 3000); steps are cut to fit
-#   SAN_TOOLS="memcheck racecheck initcheck"   compute-sanitizer tools to run
-#   QUICK=1                                smaller benchmark runs
+#   QUICK=1                                smaller runs in the bench phase
 #   BENCH_BLOCK_ARGS="..."                 bench_block's flags (default: every ResNet-50 shape, batch 32-256)
-#   BENCH_TRAIN_ARGS="..."                 bench_train's shapes (default: ResNet-18/34/50, batch 64/128, 224 px,
-#                                          float32/float16/bfloat16); add --torch-channels-last for that baseline
+#   BENCH_TRAIN_ARGS="..."                 bench_train's shapes in the bench phase (default: ResNet-18/34/50,
+#                                          batch 64/128, 224 px, float32/float16/bfloat16)
 #   TRAIN_ARGS="..."                       train_catsdogs flags for the train phase (--data, --out are added)
 #   TRAIN_DATA=DIR                         dataset for the train phase (default .gpu/data/catsdogs-128)
 #   BUILD_DIR, JOBS, CUDA_ARCHS, CUDNN_ROOT, PYTHON    override what it finds
 #
 # Output: $OUT (else build-gpu/logs) gets summary.txt and logs.tar.gz (every log and CSV, refreshed after
 # each step, so a run cut short still returns what it did). Exit status: 0 when every step passed, 1 when
-# one failed (the others still run), 2 when nothing can run.
+# one failed or was skipped (the others still run), 2 when nothing can run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 T0=$SECONDS
-BUDGET=${BUDGET_S:-3000}
-PHASES=",${PHASES:-tests,sanitizer,bench},"
-OUTDIR=${OUT:-${BUILD_DIR:-$ROOT/build-gpu}/logs}
-LOGS=$(mktemp -d)
-mkdir -p "$OUTDIR"
-SUMMARY=$OUTDIR/summary.txt
-: >"$SUMMARY"
-note() { echo "$*" | tee -a "$SUMMARY"; }
-pack_logs() { tar -C "$LOGS" -czf "$OUTDIR/logs.tar.gz" . 2>/dev/null; }
+BUDGET=${BUDGET_S:-560}
+PLAN=""
+[ "${1:-}" = "--plan" ] && PLAN=1
+PHASES=",${PHASES:-default,sanitizer,suite,timings},"
+PHASES=${PHASES//,tests,/,suite,}
 failed=0
+PHASE=""
 left() { echo $((BUDGET - (SECONDS - T0))); }
-# step NAME LOG CAP COMMAND...: runs COMMAND for at most min(CAP, budget left - 10 s), logs it, records
-# PASS/FAIL/TIMEOUT with the seconds taken.
-step() {
-  local name=$1 log=$LOGS/$2 cap=$3
-  shift 3
-  local limit rc t0=$SECONDS
-  limit=$(($(left) - 10))
-  [ "$limit" -gt "$cap" ] && limit=$cap
-  if [ "$limit" -lt 5 ]; then
-    note "SKIP  $name (budget spent)"
-    failed=1
-    return 1
-  fi
-  echo "== $name (limit ${limit} s, log: $(basename "$log"))"
-  timeout -k 5 "$limit" "$@" >"$log" 2>&1
-  rc=$?
-  if [ $rc -eq 0 ]; then
-    note "PASS  $name ($((SECONDS - t0)) s)"
-  elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-    note "TIMEOUT $name (cut at $limit s, see $(basename "$log"))"
-    failed=1
-    tail -n 20 "$log"
-  else
-    note "FAIL  $name (exit $rc, $((SECONDS - t0)) s, see $(basename "$log"))"
-    failed=1
-    tail -n 40 "$log"
-  fi
-  pack_logs
-  return $rc
-}
 
+if [ -n "$PLAN" ]; then
+  # The plan: every step below is listed with its cap instead of run (steps that depend on what a run finds,
+  # such as PyTorch or a checkpoint, are listed as if found), in the order a run takes them.
+  PLANNED=0
+  SUMMARY=/dev/null
+  LOGS=$(mktemp -d)
+  trap 'rm -rf "$LOGS"' EXIT
+  note() { :; }
+  pack_logs() { :; }
+  step() {
+    printf '  %-10s %4d s  %s\n' "$PHASE" "$3" "$1"
+    PLANNED=$((PLANNED + $3))
+    return 0
+  }
+  p=${PHASES#,}
+  echo "gpu_check plan: phases ${p%,} in this order, each step's cap in seconds"
+  TEST_SYNC=test_cuda_sync TEST_GRAPH=test_cuda_graph TEST_CUDA=test_cuda TEST_OPS=test_ops TRAIN=train_catsdogs
+  BENCH_BLOCK=bench_block BENCH_TRAIN=bench_train TEST_NCCL=test_nccl_group MAKE_IMAGES=smoke_make_images
+  TORCH=plan PY=python3 OUTDIR=$LOGS
+else
+  OUTDIR=${OUT:-${BUILD_DIR:-$ROOT/build-gpu}/logs}
+  LOGS=$(mktemp -d)
+  mkdir -p "$OUTDIR"
+  SUMMARY=$OUTDIR/summary.txt
+  : >"$SUMMARY"
+  note() { echo "$*" | tee -a "$SUMMARY"; }
+  pack_logs() { tar -C "$LOGS" -czf "$OUTDIR/logs.tar.gz" . 2>/dev/null; }
+  # step NAME LOG CAP COMMAND...: runs COMMAND for at most min(CAP, budget left - 10 s), logs it, records
+  # PASS/FAIL/TIMEOUT with the seconds taken.
+  step() {
+    local name=$1 log=$LOGS/$2 cap=$3
+    shift 3
+    local limit rc t0=$SECONDS
+    limit=$(($(left) - 10))
+    [ "$limit" -gt "$cap" ] && limit=$cap
+    if [ "$limit" -lt 5 ]; then
+      note "SKIP  $name (budget spent)"
+      failed=1
+      return 1
+    fi
+    echo "== [$PHASE] $name (limit ${limit} s, log: $(basename "$log"))"
+    timeout -k 5 "$limit" "$@" >"$log" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ]; then
+      note "PASS  $name ($((SECONDS - t0)) s)"
+    elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+      note "TIMEOUT $name (cut at $limit s, see $(basename "$log"))"
+      failed=1
+      tail -n 20 "$log"
+    else
+      note "FAIL  $name (exit $rc, $((SECONDS - t0)) s, see $(basename "$log"))"
+      failed=1
+      tail -n 40 "$log"
+    fi
+    pack_logs
+    return $rc
+  }
+fi
+# A GPU program run with --gpu exits 77 (skipped) without a device; here a skip is a failure.
+skipped() {  # skipped LOG NAME
+  [ -z "$PLAN" ] && grep -q "SKIPPED" "$LOGS/$1" 2>/dev/null && { note "WARNING: $2 SKIPPED: $(grep -m1 SKIPPED "$LOGS/$1")"; failed=1; }
+  return 0
+}
 # ---------------------------------------------------------------- what this run relies on
+if [ -z "$PLAN" ]; then
 note "gpu_check: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), budget ${BUDGET} s, phases ${PHASES//,/ }"
 if command -v nvidia-smi >/dev/null; then
   note "nvidia-smi: $(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.max.sm --format=csv,noheader 2>&1 | head -n 4 | tr '\n' ';')"
@@ -159,67 +207,170 @@ else
   TEST_CUDA=$BUILD/tests/cuda/test_cuda TEST_OPS=$BUILD/tests/test_ops BENCH_BLOCK=$BUILD/benchmarks/bench_block
   BENCH_TRAIN=$BUILD/benchmarks/bench_train TRAIN=$BUILD/examples/train_catsdogs
   TEST_NCCL=$BUILD/tests/dist/test_nccl_group
+  MAKE_IMAGES=$BUILD/tests/smoke_make_images
 fi
+fi  # not --plan
 
-# ---------------------------------------------------------------- tests
-if [[ $PHASES == *,tests,* ]]; then
-  step "runtime report" runtime.log 60 "$TEST_CUDA" "cuda: runtime report*" -s
-  grep -A12 "resnet::cuda" "$LOGS/runtime.log" | head -n 14
-  # The GPU cases are hidden behind --gpu, which exits 77 (skipped) without a device: a skip is a failure here.
-  step "GPU test suite (test_cuda --gpu, TF32 off)" test_cuda.log 300 env RESNET_TF32=0 "$TEST_CUDA" --gpu -d yes
-  if grep -q "SKIPPED" "$LOGS/test_cuda.log"; then note "WARNING: GPU tests SKIPPED: $(grep -m1 SKIPPED "$LOGS/test_cuda.log")"; failed=1; fi
-  grep -E "^test cases|^All tests" "$LOGS/test_cuda.log" | tail -n 1 | sed 's/^/      /' | tee -a "$SUMMARY"
-  # Every op of the registry on the GPU against the CPU backend, every dtype (tests/ops), then its timings.
-  step "op registry on the GPU (test_ops --gpu, TF32 off)" test_ops.log 300 env RESNET_TF32=0 "$TEST_OPS" --gpu
-  if grep -q "SKIPPED" "$LOGS/test_ops.log"; then note "WARNING: op registry SKIPPED"; failed=1; fi
-  grep -E "^test cases|^All tests" "$LOGS/test_ops.log" | tail -n 1 | sed 's/^/      /' | tee -a "$SUMMARY"
-  step "op registry timings" test_ops_time.log 120 "$TEST_OPS" "[.time]"
-  # The suite's BatchNorm cases switch every path on themselves; the whole networks run the library's
-  # default (multi-pass), so run them once more with the single pass and the clusters on.
-  step "whole networks, BN single pass + clusters on" test_cuda_bn_on.log 300 env RESNET_TF32=0 RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=1 "$TEST_CUDA" --gpu "[net]"
-  # Issue 17: no host synchronisation inside a steady training step; CUDA graphs replay what eager runs do
-  # (bit for bit in double). The NHWC kernels' GPU cases are in test_ops --gpu and test_cuda --gpu above.
-  for t in "host syncs per steady step (test_cuda_sync --gpu):$TEST_SYNC:test_cuda_sync.log" \
-    "CUDA graphs (test_cuda_graph --gpu):$TEST_GRAPH:test_cuda_graph.log"; do
-    IFS=: read -r tname tbin tlog <<<"$t"
-    step "$tname" "$tlog" 300 env RESNET_TF32=0 "$tbin" --gpu -d yes
-    if grep -q "SKIPPED" "$LOGS/$tlog"; then note "WARNING: $tname SKIPPED"; failed=1; fi
-  done
-  # NCCL (issue 13): every collective, float to bfloat16, on a world of one (MPI's singleton start-up).
-  if [ -x "${TEST_NCCL:-}" ]; then
-    step "NCCL process group, world of one (test_nccl_group)" test_nccl.log 120 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$TEST_NCCL"
-    if grep -q "SKIPPED" "$LOGS/test_nccl.log"; then note "WARNING: NCCL test SKIPPED"; failed=1; fi
-  else
-    note "WARNING: no test_nccl_group (build without MPI?): the NCCL group is untested"
+# ---------------------------------------------------------------- default: what a user gets, first
+# Everything here is on by default on one GPU and has changed since the last GPU run (NOTES.md, "The default
+# GPU path"): the optimizer's step state on the device, BatchNorm's batch counter and eval-mode invstd on the
+# device, the Trainer's device-side loss sums and skip flag. Each of these steps fails loudly.
+train_smoke() {  # train_smoke TRAIN DATA RUN: two epochs, stopped after the first (a checkpoint)
+  "$1" train --data "$2" --arch resnet18 --size 112 --batch 8 --epochs 2 --seed 7 --log-every 5 --workers 2 \
+    --device cuda --out "$3" --stop-after-epoch 1 || return 1
+  test -s "$3/last.safetensors" || { echo "no last.safetensors after epoch 1"; return 1; }
+}
+resume_smoke() {  # resume_smoke TRAIN DATA RUN: resume into the device state, finish epoch 2, check counters
+  "$1" train --resume "$3/last.safetensors" --data "$2" --device cuda | tee "$3/resume.out" || return 1
+  [ "$(grep -c . "$3/metrics.csv")" = 3 ] || { echo "metrics.csv should hold a header and 2 epochs:"; cat "$3/metrics.csv"; return 1; }
+  grep -qE '^epoch 2 av_test_acc: [0-9.]+$' "$3/resume.out" || { echo "no epoch 2 evaluation line"; return 1; }
+  # Every BatchNorm counted its batches on the device, across the checkpoint and the resume: 2 epochs of
+  # 120 images in batches of 8.
+  python3 - "$3/last.safetensors" 30 <<'PY'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+counts = {k: struct.unpack("<q", data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][0] + 8])[0]
+          for k, v in header.items() if k.endswith("num_batches_tracked")}
+print(f"{len(counts)} num_batches_tracked: {sorted(set(counts.values()))}")
+sys.exit(0 if len(counts) == 20 and set(counts.values()) == {int(sys.argv[2])} else 1)
+PY
+}
+eval_smoke() {  # eval_smoke TRAIN DATA RUN: the checkpoint on the GPU reproduces the run's last accuracy
+  local acc
+  acc=$(sed -n 's/^epoch 2 av_test_acc: \([0-9.]*\)$/\1/p' "$3/resume.out")
+  "$1" eval --weights "$3/last.safetensors" --data "$2" --device cuda | tee "$3/eval.out" || return 1
+  grep -qE "^test images: 40 av_test_loss: [0-9]+\.[0-9]{3} av_test_acc: $acc\$" "$3/eval.out" ||
+    { echo "eval differs from the run's epoch 2 accuracy ($acc)"; return 1; }
+}
+predict_smoke() {  # predict_smoke TRAIN DATA RUN: folded BatchNorm (the default) answers as unfolded
+  local imgs
+  imgs=$(find "$2/test" -type f | LC_ALL=C sort | sed -n '1p;$p')
+  "$1" predict --weights "$3/last.safetensors" --device cuda --fuse on $imgs | tee "$3/fused.out" || return 1
+  "$1" predict --weights "$3/last.safetensors" --device cuda --fuse off $imgs | tee "$3/unfused.out" || return 1
+  [ "$(grep -c '^this picture might be: ' "$3/fused.out")" = 2 ] || { echo "predict should answer twice"; return 1; }
+  diff <(grep '^this picture' "$3/fused.out") <(grep '^this picture' "$3/unfused.out") ||
+    { echo "folded BatchNorm answers differently"; return 1; }
+}
+nan_smoke() {  # nan_smoke TRAIN DATA RUN: a NaN at step 17 (epoch 2) stops eagerly with exit 3
+  local rc=0
+  env RESNET_FAULT_NAN_AT_STEP=17 "$1" train --data "$2" --arch resnet18 --size 112 --batch 8 --epochs 2 \
+    --seed 7 --workers 2 --device cuda --out "$3" >"$3.out" 2>&1 || rc=$?
+  cat "$3.out"
+  [ $rc = 3 ] || { echo "exit $rc, expected 3"; return 1; }
+  grep -qE 'the loss is NaN at epoch 2, batch 2 \(step 17\)' "$3.out" || return 1
+  grep -qE "last good checkpoint is .*last.safetensors \(epoch 1\)" "$3.out" || return 1
+  [ "$(grep -c . "$3/metrics.csv")" = 2 ] || { echo "metrics.csv should hold epoch 1 only"; return 1; }
+}
+# A step's command is a program (timeout runs programs, not functions): bash with the functions above.
+SMOKE_FNS="set -uo pipefail; $(declare -f train_smoke resume_smoke eval_smoke predict_smoke nan_smoke)"
+if [[ $PHASES == *,default,* ]]; then
+  PHASE=default
+  step "runtime report" runtime.log 10 "$TEST_CUDA" "cuda: runtime report*" -s
+  [ -z "$PLAN" ] && grep -A12 "resnet::cuda" "$LOGS/runtime.log" | head -n 14
+  step "default step state, uploads, ring past 64 MiB, eval-mode BN (test_cuda_sync --gpu)" test_cuda_sync.log 60 \
+    env RESNET_TF32=0 "$TEST_SYNC" --gpu -d yes
+  skipped test_cuda_sync.log test_cuda_sync
+  SMOKE=${SMOKE_DATA:-${PREBUILT:+$PREBUILT/data/smoke}}
+  if [ -z "$PLAN" ] && [ -z "$SMOKE" ]; then
+    SMOKE=$(mktemp -d)/smoke
+    "$MAKE_IMAGES" "$SMOKE" 60 20 >/dev/null
   fi
-  if [ -z "${PREBUILT:-}" ]; then step "every test (ctest)" ctest.log 1800 ctest --test-dir "$BUILD" --output-on-failure -j 4; fi
+  if [ -z "$PLAN" ] && [ ! -d "$SMOKE/train" ]; then
+    note "FAIL  no image folder for the Trainer steps at '$SMOKE' (tools/gpu_pack.sh makes .gpu/data/smoke)"
+    failed=1
+  fi
+  RUN=plan
+  [ -z "$PLAN" ] && RUN=$(mktemp -d)/run  # outside $LOGS: checkpoints stay out of logs.tar.gz
+  export RESNET_CUDNN_SEARCH=heuristic  # the same algorithms in every process: eval reproduces training
+  step "Trainer: ResNet-18 + BN, epoch 1 of 2 with evaluation, checkpoint" train_stop.log 45 \
+    bash -c "$SMOKE_FNS; train_smoke \"\$@\"" train_smoke "$TRAIN" "$SMOKE" "$RUN"
+  step "Trainer: resume into device state, epoch 2, BN counters" train_resume.log 35 bash -c "$SMOKE_FNS; resume_smoke \"\$@\"" resume_smoke "$TRAIN" "$SMOKE" "$RUN"
+  step "eval of the checkpoint (GPU)" eval.log 20 bash -c "$SMOKE_FNS; eval_smoke \"\$@\"" eval_smoke "$TRAIN" "$SMOKE" "$RUN"
+  step "predict, folded BatchNorm vs unfolded (GPU)" predict.log 25 bash -c "$SMOKE_FNS; predict_smoke \"\$@\"" predict_smoke "$TRAIN" "$SMOKE" "$RUN"
+  step "NaN stop in eager mode (exit 3, last good checkpoint)" train_nan.log 35 bash -c "$SMOKE_FNS; nan_smoke \"\$@\"" nan_smoke "$TRAIN" "$SMOKE" "$RUN-nan"
+  unset RESNET_CUDNN_SEARCH
+  [ -z "$PLAN" ] && cp "$RUN"/metrics.csv "$LOGS/smoke_metrics.csv" 2>/dev/null
 fi
 
-# ---------------------------------------------------------------- compute-sanitizer
+# ---------------------------------------------------------------- compute-sanitizer, on those first
 if [[ $PHASES == *,sanitizer,* ]]; then
-  SAN=""
-  for c in "$(command -v compute-sanitizer 2>/dev/null)" /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
-    [ -n "$c" ] && [ -x "$c" ] && { SAN=$c; break; }
-  done
-  if [ -n "$SAN" ]; then
-    # The op tests under memcheck, racecheck and initcheck (the whole networks are too slow there; the
-    # out-of-memory test fails a cudaMalloc on purpose, which memcheck would report).
-    for tool in ${SAN_TOOLS:-memcheck racecheck initcheck}; do
-      step "compute-sanitizer $tool" sanitizer_$tool.log 240 "$SAN" --tool $tool --error-exitcode 9 \
-        env RESNET_TF32=0 RESNET_CUDNN_SEARCH=heuristic "$TEST_CUDA" --gpu "~[net]~[oom]"
+  PHASE=sanitizer
+  SAN=compute-sanitizer
+  if [ -z "$PLAN" ]; then
+    SAN=""
+    for c in "$(command -v compute-sanitizer 2>/dev/null)" /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+      [ -n "$c" ] && [ -x "$c" ] && { SAN=$c; break; }
     done
+  fi
+  if [ -n "$SAN" ]; then
+    # The default path's new kernels and copies (step state, counters, loss sums, invstd, the ring): every GPU
+    # case of test_cuda_sync under memcheck. Run by tag without --gpu: a hidden case named explicitly runs,
+    # and without a device it fails, never passes.
+    step "memcheck: test_cuda_sync's GPU cases" sanitizer_memcheck.log 100 "$SAN" --tool memcheck --error-exitcode 9 \
+      env RESNET_TF32=0 RESNET_CUDNN_SEARCH=heuristic "$TEST_SYNC" "[gpu]"
+    # The reduction kernels: BatchNorm on every path (multi-pass, half packs, single pass, clusters) and the
+    # per-channel sums, where a missing barrier would race.
+    step "racecheck: BatchNorm reductions (test_cuda)" sanitizer_racecheck.log 70 "$SAN" --tool racecheck --error-exitcode 9 \
+      env RESNET_TF32=0 "$TEST_CUDA" "cuda: fused BatchNorm*"
   else
     note "compute-sanitizer: NOT FOUND: sanitizer runs skipped"
     failed=1
   fi
 fi
 
-# ---------------------------------------------------------------- benchmarks
+# ---------------------------------------------------------------- the rest of the suite
+if [[ $PHASES == *,suite,* ]]; then
+  PHASE=suite
+  # The GPU cases are hidden behind --gpu, which exits 77 (skipped) without a device: a skip is a failure here.
+  step "GPU test suite (test_cuda --gpu, TF32 off)" test_cuda.log 50 env RESNET_TF32=0 "$TEST_CUDA" --gpu -d yes
+  skipped test_cuda.log test_cuda
+  [ -z "$PLAN" ] && grep -E "^test cases|^All tests" "$LOGS/test_cuda.log" | tail -n 1 | sed 's/^/      /' | tee -a "$SUMMARY"
+  # Every op of the registry on the GPU against the CPU backend, every dtype (tests/ops).
+  step "op registry on the GPU (test_ops --gpu, TF32 off)" test_ops.log 35 env RESNET_TF32=0 "$TEST_OPS" --gpu
+  skipped test_ops.log test_ops
+  # CUDA graphs replay what eager runs do (bit for bit in double); off by default.
+  step "CUDA graphs (test_cuda_graph --gpu)" test_cuda_graph.log 20 env RESNET_TF32=0 "$TEST_GRAPH" --gpu -d yes
+  skipped test_cuda_graph.log test_cuda_graph
+  # NCCL: every collective, float to bfloat16, on a world of one (MPI's singleton start-up).
+  if [ -n "$PLAN" ] || [ -x "${TEST_NCCL:-}" ]; then
+    step "NCCL process group, world of one (test_nccl_group)" test_nccl.log 15 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$TEST_NCCL"
+    skipped test_nccl.log test_nccl_group
+  else
+    note "WARNING: no test_nccl_group (build without MPI?): the NCCL group is untested"
+  fi
+  if [ -z "$PLAN" ] && [ -z "${PREBUILT:-}" ]; then step "every test (ctest)" ctest.log 1800 ctest --test-dir "$BUILD" --output-on-failure -j 4; fi
+fi
+
+# ---------------------------------------------------------------- timings
+if [[ $PHASES == *,timings,* ]]; then
+  PHASE=timings
+  step "bench_train ResNet-50 batch 128 224 px float32/bfloat16 (defaults)" bench_train_quick.log 30 \
+    "$BENCH_TRAIN" --device cuda --arch resnet50 --batch 128 --size 224 --dtype float32,bfloat16 --mode train \
+    --no-torch --steps 10 --warmup 3 --csv "$LOGS/bench_train_quick.csv"
+  [ -z "$PLAN" ] && grep -E '^resnet' "$LOGS/bench_train_quick.log" | sed 's/^/      /' | tee -a "$SUMMARY"
+fi
+
+# ---------------------------------------------------------------- extra (only when asked)
+if [[ $PHASES == *,extra,* ]]; then
+  PHASE=extra
+  step "op registry timings" test_ops_time.log 120 "$TEST_OPS" "[.time]"
+  # The suite's BatchNorm cases switch every path on themselves; the whole networks run the library's
+  # default, so run them once more with every BatchNorm switch on.
+  step "whole networks, BN single pass + clusters + half packs on" test_cuda_bn_on.log 300 env RESNET_TF32=0 \
+    RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=1 RESNET_CUDA_HALF_PACKS=1 "$TEST_CUDA" --gpu "[net]"
+  step "test_cuda_sync with the staging ring on everywhere" test_cuda_sync_ring.log 120 env RESNET_TF32=0 \
+    RESNET_CUDA_STAGING=1 "$TEST_SYNC" --gpu -d yes
+fi
+
+# ---------------------------------------------------------------- benchmarks (only when asked)
 if [[ $PHASES == *,bench,* ]]; then
+  PHASE=bench
   if [ -n "${BENCH_BLOCK_ARGS:-}" ]; then read -r -a BB <<<"$BENCH_BLOCK_ARGS"; elif [ -n "${QUICK:-}" ]; then BB=(--quick); else BB=(); fi
   step "bench_block" bench_block.log 600 "$BENCH_BLOCK" --device cuda "${BB[@]}" --csv "$LOGS/bench_block.csv"
   # Least / median / largest per dtype and pass, into the summary (the per-row table is in the logs).
-  [ -s "$LOGS/bench_block.csv" ] && python3 "$ROOT/tools/bench_block_summary.py" "$LOGS/bench_block.csv" | tee -a "$SUMMARY"
+  [ -z "$PLAN" ] && [ -s "$LOGS/bench_block.csv" ] && python3 "$ROOT/tools/bench_block_summary.py" "$LOGS/bench_block.csv" | tee -a "$SUMMARY"
   if [ -n "$TORCH" ]; then BASE=(--python "$PY" --torch-script "$ROOT/benchmarks/torch_train.py"); else BASE=(--no-torch); fi
   if [ -n "${BENCH_TRAIN_ARGS:-}" ]; then
     read -r -a BT <<<"$BENCH_TRAIN_ARGS"
@@ -237,7 +388,7 @@ if [[ $PHASES == *,bench,* ]]; then
     step "bench_train, BN single pass on" bench_train_bn_on.log 300 env RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=0 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_on.csv"
     step "bench_train, BN single pass off" bench_train_bn_off.log 300 env RESNET_BN_SINGLE_PASS=0 RESNET_BN_CLUSTERS=0 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_off.csv"
     step "bench_train, BN clusters on" bench_train_bn_cluster.log 300 env RESNET_BN_SINGLE_PASS=1 RESNET_BN_CLUSTERS=1 "$BENCH_TRAIN" "${AB[@]}" --csv "$LOGS/bench_train_bn_cluster.csv"
-    paste -d' ' <(grep -E '^resnet' "$LOGS/bench_train_bn_on.log" | awk '{print $1, $2, $3, $5, "single-pass", $7}') \
+    [ -z "$PLAN" ] && paste -d' ' <(grep -E '^resnet' "$LOGS/bench_train_bn_on.log" | awk '{print $1, $2, $3, $5, "single-pass", $7}') \
       <(grep -E '^resnet' "$LOGS/bench_train_bn_off.log" | awk '{print "multi-pass", $7}') \
       <(grep -E '^resnet' "$LOGS/bench_train_bn_cluster.log" | awk '{print "clusters", $7}') |
       sed 's/^/      img\/s /' | tee -a "$SUMMARY"
@@ -250,6 +401,7 @@ fi
 # off and on, float32 and bfloat16. Rows go to baselines.csv (who,arch,batch,size,variant,dtype,images_per_s)
 # and the summary gets ours-best / PyTorch-best per dtype.
 if [[ $PHASES == *,baselines,* ]]; then
+  PHASE=baselines
   BL_ARCHS=${BASELINE_ARCHS:-resnet18,resnet50}
   BL_BATCHES=${BASELINE_BATCHES:-128,256}
   BL_SIZE=${BASELINE_SIZE:-224}
@@ -303,6 +455,7 @@ fi
 
 # ---------------------------------------------------------------- train_catsdogs
 if [[ $PHASES == *,train,* ]]; then
+  PHASE=train
   DATA=${TRAIN_DATA:-$ROOT/.gpu/data/catsdogs-128}
   read -r -a TA <<<"${TRAIN_ARGS:---arch resnet18 --size 112 --eval-size 128 --eval-crop 1.0 --epochs 30 --batch 128 --seed 1}"
   RUN=$(mktemp -d)/run
@@ -323,6 +476,11 @@ if [[ $PHASES == *,train,* ]]; then
   pack_logs
 fi
 
+if [ -n "$PLAN" ]; then
+  echo "sum of caps: $PLANNED s, budget $BUDGET s: $([ "$PLANNED" -le "$BUDGET" ] && echo fits || echo "DOES NOT FIT")"
+  [ "$PLANNED" -le "$BUDGET" ]
+  exit $?
+fi
 pack_logs
 echo
 echo "======== summary ($SUMMARY; every log in $OUTDIR/logs.tar.gz) after $((SECONDS - T0)) s"

@@ -5,9 +5,10 @@
 #   tools/gpu_pack.sh [DATA_DIR]
 #
 # Writes .gpu/pack.tar.xz (test_cuda, test_ops, test_cuda_sync, test_cuda_graph, bench_block, bench_train,
-# train_catsdogs, test_nccl_group and the shared libraries they
-# need that a CUDA image does not have) and, with DATA_DIR, copies the dataset to .gpu/data/<name>. On the GPU
-# machine: `PREBUILT=.gpu tools/gpu_check.sh` unpacks and runs it. Add `/.gpu/` to .git/info/exclude and name
+# train_catsdogs, test_nccl_group and the shared libraries they need that a CUDA image does not have),
+# .gpu/data/smoke (120 + 40 synthetic images, 1 MB: gpu_check.sh's default phase trains on them) and, with
+# DATA_DIR, copies that dataset to .gpu/data/<name> (the long train phase). On the GPU machine:
+# `PREBUILT=.gpu tools/gpu_check.sh` unpacks and runs it (`tools/gpu_check.sh --plan` lists the steps). Add `/.gpu/` to .git/info/exclude and name
 # `.gpu` in the device tool's carry list.
 #
 # The build is portable: x86-64-v3 (AVX2) rather than -march=native, sm_90 machine code, and no oneDNN
@@ -20,7 +21,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRESNET_CUDA=ON "-DCMAKE_CUDA
   -DRESNET_NATIVE=OFF -DRESNET_WITH_DNNL=OFF -DCMAKE_CXX_FLAGS="-march=x86-64-v3" >/dev/null
 programs=(tests/cuda/test_cuda tests/test_ops tests/cuda/test_cuda_sync tests/test_cuda_graph benchmarks/bench_block
   benchmarks/bench_train examples/train_catsdogs)
-targets=(test_cuda test_ops test_cuda_sync test_cuda_graph bench_block bench_train train_catsdogs)
+targets=(test_cuda test_ops test_cuda_sync test_cuda_graph bench_block bench_train train_catsdogs smoke_make_images)
 # The NCCL group's test (issue 13), a world of one on the GPU machine, when MPI is here (resnet::dist).
 if grep -q '^RESNET_DIST:BOOL=ON' "$BUILD/CMakeCache.txt"; then
   programs+=(tests/dist/test_nccl_group)
@@ -53,6 +54,12 @@ git diff --quiet || echo "(with local changes)" >>"$stage/commit"
 mkdir -p .gpu
 tar -C "$stage" -cJf .gpu/pack.tar.xz .
 echo "packed: $(du -h .gpu/pack.tar.xz | cut -f1) .gpu/pack.tar.xz ($(ls "$stage/bin" | tr '\n' ' '); libs: $(ls "$stage/lib" | tr '\n' ' '))"
+
+# The default phase's small image folder, made here (the GPU machine lacks stb).
+rm -rf .gpu/data/smoke
+mkdir -p .gpu/data
+"$BUILD/tests/smoke_make_images" .gpu/data/smoke 60 20 >/dev/null
+echo "data: $(du -sh .gpu/data/smoke | cut -f1) .gpu/data/smoke ($(find .gpu/data/smoke -type f | wc -l) images)"
 
 if [ $# -ge 1 ]; then
   mkdir -p .gpu/data
