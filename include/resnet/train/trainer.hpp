@@ -14,12 +14,14 @@
 // run saved with N ranks resumes with M. Every decision that ends a loop (no batch left, a NaN, Ctrl-C, a
 // callback's stop) is taken from one all_reduce_host a step, so no rank waits in a collective its peers left.
 //
-// A step does not wait for the device: the batch goes up through the pinned staging ring, the learning rate
-// into the optimizer's step state (both backend/async_copy.hpp), and the loss stays on the device, where
-// record_step_loss adds it to sums (backend/step_math.hpp) that are read, and agreed over the ranks, only
-// at a log line, an epoch's end, a stop, or every step when Callbacks::on_step_end is set. A non-finite loss
-// sets the optimizer's skip flag on the device, so neither that step's update nor any later one reaches the
-// weights, and the Trainer stops (NonFinite, exit 3, the step named) at the next read, before any save.
+// A step does not wait for the device for its loss: the batch and the learning rate go up through
+// backend/async_copy.hpp (the pinned staging ring with cuda::set_staging_ring on; off by default, a pageable
+// copy the driver stages), the learning rate into the optimizer's step state, and the loss stays on the
+// device, where record_step_loss adds it to sums (backend/step_math.hpp) that are read, and agreed over the
+// ranks, only at a log line, an epoch's end, a stop, or every step when Callbacks::on_step_end is set. A
+// non-finite loss sets the optimizer's skip flag on the device, so neither that step's update nor any later
+// one reaches the weights, and the Trainer stops (NonFinite, exit 3, the step named) at the next read, before
+// any save.
 #pragma once
 
 #include "resnet/core/abi.hpp"
