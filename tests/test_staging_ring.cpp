@@ -183,6 +183,7 @@ TEST_CASE("staging ring: an upload over a quarter of the block grows it after re
   u.add(ring, 1025);  // 1280 > 4096 / 4: the block becomes the next power of two times 4096 >= 4 * 1280
   CHECK(ring.capacity() == 8192);
   CHECK(dev.st->allocs == std::vector<size_t>{4096, 8192});
+  CHECK(ring.blocks() == 2);
   // The old block was freed only after both its pieces were copied: each was waited on.
   CHECK(dev.st->frees == 1);
   CHECK(dev.st->freed_bytes == 4096);

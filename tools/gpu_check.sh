@@ -10,7 +10,7 @@
 #              checkpoint with device-side counters), a resume into device state, eval, predict with folded
 #              BatchNorm against unfolded, and the NaN stop in eager mode
 #   sanitizer  compute-sanitizer memcheck on test_cuda_sync's GPU cases, racecheck on the reduction kernels
-#              (BatchNorm on every path, the per-channel sums)
+#              (BatchNorm on every path)
 #   suite      the rest of the GPU suite: test_cuda --gpu, test_ops --gpu, test_cuda_graph --gpu, NCCL
 #   timings    a short bench_train
 # and, only when named in PHASES: bench (bench_block and the full bench_train), baselines (against PyTorch),
@@ -238,11 +238,15 @@ sys.exit(0 if len(counts) == 20 and set(counts.values()) == {int(sys.argv[2])} e
 PY
 }
 eval_smoke() {  # eval_smoke TRAIN DATA RUN: the checkpoint on the GPU reproduces the run's last accuracy
+  # Within one image of 40: eval batches differently from the run's evaluation, and cuDNN may pick another
+  # algorithm for another batch size, which can flip a near tie; a broken checkpoint is off by far more.
   local acc
   acc=$(sed -n 's/^epoch 2 av_test_acc: \([0-9.]*\)$/\1/p' "$3/resume.out")
   "$1" eval --weights "$3/last.safetensors" --data "$2" --device cuda | tee "$3/eval.out" || return 1
-  grep -qE "^test images: 40 av_test_loss: [0-9]+\.[0-9]{3} av_test_acc: $acc\$" "$3/eval.out" ||
-    { echo "eval differs from the run's epoch 2 accuracy ($acc)"; return 1; }
+  got=$(sed -n 's/^test images: 40 av_test_loss: [0-9.]* av_test_acc: \([0-9.]*\)$/\1/p' "$3/eval.out")
+  [ -n "$got" ] && [ -n "$acc" ] || { echo "no accuracy to compare (run: '$acc', eval: '$got')"; return 1; }
+  awk -v a="$acc" -v b="$got" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.026) }' ||
+    { echo "eval's accuracy $got differs from the run's epoch 2 accuracy $acc by more than one image"; return 1; }
 }
 predict_smoke() {  # predict_smoke TRAIN DATA RUN: folded BatchNorm (the default) answers as unfolded
   local imgs
@@ -250,8 +254,10 @@ predict_smoke() {  # predict_smoke TRAIN DATA RUN: folded BatchNorm (the default
   "$1" predict --weights "$3/last.safetensors" --device cuda --fuse on $imgs | tee "$3/fused.out" || return 1
   "$1" predict --weights "$3/last.safetensors" --device cuda --fuse off $imgs | tee "$3/unfused.out" || return 1
   [ "$(grep -c '^this picture might be: ' "$3/fused.out")" = 2 ] || { echo "predict should answer twice"; return 1; }
-  diff <(grep '^this picture' "$3/fused.out") <(grep '^this picture' "$3/unfused.out") ||
-    { echo "folded BatchNorm answers differently"; return 1; }
+  # The same class, and the same score to the printed rounding (one unit of 0.001 for a value on the edge).
+  paste -d' ' <(grep '^this picture' "$3/fused.out") <(grep '^this picture' "$3/unfused.out") |
+    awk '{ d = $8 - $16; if (d < 0) d = -d; if ($5 != $13 || d > 0.0011) bad = 1 } END { exit bad }' ||
+    { echo "folded BatchNorm answers differently from unfolded"; return 1; }
 }
 nan_smoke() {  # nan_smoke TRAIN DATA RUN: a NaN at step 17 (epoch 2) stops eagerly with exit 3
   local rc=0
@@ -310,8 +316,8 @@ if [[ $PHASES == *,sanitizer,* ]]; then
     # and without a device it fails, never passes.
     step "memcheck: test_cuda_sync's GPU cases" sanitizer_memcheck.log 100 "$SAN" --tool memcheck --error-exitcode 9 \
       env RESNET_TF32=0 RESNET_CUDNN_SEARCH=heuristic "$TEST_SYNC" "[gpu]"
-    # The reduction kernels: BatchNorm on every path (multi-pass, half packs, single pass, clusters) and the
-    # per-channel sums, where a missing barrier would race.
+    # The reduction kernels: BatchNorm on every path (multi-pass, half packs, single pass, clusters), where a
+    # missing barrier would race.
     step "racecheck: BatchNorm reductions (test_cuda)" sanitizer_racecheck.log 70 "$SAN" --tool racecheck --error-exitcode 9 \
       env RESNET_TF32=0 "$TEST_CUDA" "cuda: fused BatchNorm*"
   else

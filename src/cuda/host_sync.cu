@@ -3,8 +3,6 @@
 #include "resnet/core/abi.hpp"
 
 #include <atomic>
-#include <cstring>
-#include <deque>
 #include <sstream>
 
 #include "host_sync.cuh"

@@ -85,8 +85,8 @@ class StagingRing {
   size_t capacity() const { return cap_; }
   size_t head() const { return head_; }
   size_t in_flight() const { return live_.size(); }
-  size_t waits() const { return waits_; }  // retirements that had to wait for their event
-  size_t growths() const { return growths_; }
+  size_t waits() const { return waits_; }    // retirements that had to wait for their event
+  size_t blocks() const { return blocks_; }  // blocks allocated so far (the first one counts)
   size_t events() const { return events_; }  // events made so far (reused once retired)
   // Offsets of the pieces not yet retired, oldest first.
   std::vector<size_t> live_offsets() const {
@@ -133,14 +133,14 @@ class StagingRing {
     base_ = dev_.alloc(cap);
     cap_ = cap;
     head_ = 0;
-    ++growths_;
+    ++blocks_;
   }
 
   Dev dev_;
   size_t min_;
   char* base_ = nullptr;
   size_t cap_ = 0, head_ = 0;
-  size_t waits_ = 0, growths_ = 0, events_ = 0;
+  size_t waits_ = 0, blocks_ = 0, events_ = 0;
   std::deque<Piece> live_;
   std::vector<Event> spare_;
 };
