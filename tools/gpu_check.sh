@@ -68,7 +68,7 @@ if [ -n "$PLAN" ]; then
     return 0
   }
   p=${PHASES#,}
-  echo "gpu_check plan: phases ${p%,} in this order, each step's cap in seconds"
+  echo "gpu_check plan: phases ${p%,}; each step's cap in seconds, in the order the steps run"
   TEST_SYNC=test_cuda_sync TEST_GRAPH=test_cuda_graph TEST_CUDA=test_cuda TEST_OPS=test_ops TRAIN=train_catsdogs
   BENCH_BLOCK=bench_block BENCH_TRAIN=bench_train TEST_NCCL=test_nccl_group MAKE_IMAGES=smoke_make_images
   TORCH=plan PY=python3 OUTDIR=$LOGS
@@ -424,9 +424,9 @@ if [[ $PHASES == *,baselines,* ]]; then
           log=torch_${arch}_${batch}_${name}.log
           step "torch $arch batch $batch $name" "$log" 300 "$PY" "$ROOT/benchmarks/torch_train.py" --device cuda \
             --arch "$arch" --batch "$batch" --size "$BL_SIZE" --dtype "$dtype" --steps "$BL_STEPS" --warmup 5 ${flags//+/ }
-          r=$(sed -n 's/^RESULT images_per_s=\([0-9.]*\).*/\1/p' "$LOGS/$log")
+          r=$(sed -n 's/^RESULT images_per_s=\([0-9.]*\).*/\1/p' "$LOGS/$log" 2>/dev/null)
           [ -n "$r" ] && echo "torch,$arch,$batch,$BL_SIZE,$name,$dtype,$r" >>"$BL_CSV"
-          grep -m1 '^SKIP' "$LOGS/$log" | sed "s/^/      torch $name: /" | tee -a "$SUMMARY"
+          grep -m1 '^SKIP' "$LOGS/$log" 2>/dev/null | sed "s/^/      torch $name: /" | tee -a "$SUMMARY"
         done
       fi
       for fmt in nchw nhwc; do
@@ -464,20 +464,24 @@ if [[ $PHASES == *,train,* ]]; then
   PHASE=train
   DATA=${TRAIN_DATA:-$ROOT/.gpu/data/catsdogs-128}
   read -r -a TA <<<"${TRAIN_ARGS:---arch resnet18 --size 112 --eval-size 128 --eval-crop 1.0 --epochs 30 --batch 128 --seed 1}"
-  RUN=$(mktemp -d)/run
+  RUN=plan
+  [ -z "$PLAN" ] && RUN=$(mktemp -d)/run
   note "train_catsdogs train --data $DATA ${TA[*]} --device cuda"
   step "train_catsdogs" train.log 3000 "$TRAIN" train --data "$DATA" "${TA[@]}" --device cuda --out "$RUN"
-  cp "$RUN"/metrics.csv "$RUN"/curves.svg "$LOGS/" 2>/dev/null
-  grep -E "av_test_acc|images/s" "$LOGS/train.log" | tail -n 4
-  best=$(ls -t "$RUN" | grep '^epoch' | head -n 1)
-  note "      best checkpoint: ${best:-none}"
+  best=plan
+  if [ -z "$PLAN" ]; then
+    cp "$RUN"/metrics.csv "$RUN"/curves.svg "$LOGS/" 2>/dev/null
+    grep -E "av_test_acc|images/s" "$LOGS/train.log" | tail -n 4
+    best=$(ls -t "$RUN" 2>/dev/null | grep '^epoch' | head -n 1)
+    note "      best checkpoint: ${best:-none}"
+  fi
   if [ -n "$best" ]; then
     # The checkpoint loads back onto the GPU: eval must reproduce the logged accuracy; predict two images.
-    step "train_catsdogs eval (GPU)" eval.log 120 "$TRAIN" eval --data "$DATA" --weights "$RUN/$best" --device cuda
-    tail -n 2 "$LOGS/eval.log" | sed 's/^/      /' | tee -a "$SUMMARY"
-    imgs=$(find "$DATA/test" -name '*.jpg' | sort | sed -n '1p;$p')
-    step "train_catsdogs predict (GPU)" predict.log 60 "$TRAIN" predict --weights "$RUN/$best" --device cuda $imgs
-    sed 's/^/      /' "$LOGS/predict.log" | tail -n 3 | tee -a "$SUMMARY"
+    step "train_catsdogs eval (GPU)" train_eval.log 120 "$TRAIN" eval --data "$DATA" --weights "$RUN/$best" --device cuda
+    [ -z "$PLAN" ] && tail -n 2 "$LOGS/train_eval.log" | sed 's/^/      /' | tee -a "$SUMMARY"
+    imgs=$(find "$DATA/test" -name '*.jpg' 2>/dev/null | sort | sed -n '1p;$p')
+    step "train_catsdogs predict (GPU)" train_predict.log 60 "$TRAIN" predict --weights "$RUN/$best" --device cuda $imgs
+    [ -z "$PLAN" ] && sed 's/^/      /' "$LOGS/train_predict.log" | tail -n 3 | tee -a "$SUMMARY"
   fi
   pack_logs
 fi
