@@ -30,9 +30,9 @@ ALPHA_NVLINK = 15e-6
 ALPHA_IB = 30e-6
 
 
-def layer_table():
+def layer_table(arch="resnet50", size=224):
     """[(param numel, layer MACs share key)] in registration order, and MACs per module."""
-    model = torchvision.models.resnet50()
+    model = getattr(torchvision.models, arch)()
     macs = {}
 
     def hook(name):
@@ -49,7 +49,7 @@ def layer_table():
         if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
             mod.register_forward_hook(hook(name))
     with torch.no_grad():
-        model(torch.zeros(1, 3, 224, 224))
+        model(torch.zeros(1, 3, size, size))
     params = []
     for name, p in model.named_parameters():
         module = name.rsplit(".", 1)[0]
@@ -74,10 +74,10 @@ def allreduce_time(nbytes, machines, gpus, nic_per_gpu):
     return intra + inter
 
 
-def simulate(params, macs, bucket_bytes, grad_bytes, step_s, machines, gpus, nic_per_gpu):
-    backward_s = step_s * 2 / 3
+def ready_from_macs(params, macs, backward_s):
+    """[(name, numel, ready s)] in registration order: backward visits modules in reverse, each taking its
+    share of the MACs of backward_s; a module's parameters are ready when its backward is done."""
     total_macs = sum(macs.values())
-    # Backward visits modules in reverse; a module's parameters are ready when its backward is done.
     order = []
     seen = set()
     for name, numel, module in reversed(params):
@@ -90,35 +90,204 @@ def simulate(params, macs, bucket_bytes, grad_bytes, step_s, machines, gpus, nic
         # BN modules have no MACs here: ready when the convolution before them (in backward: after) runs.
         t += backward_s * macs.get(module, 0) / total_macs
         ready_at[module] = t
-    buckets = []  # (bytes, ready time)
+    return [(name, numel, ready_at[module]) for name, numel, module in params]
+
+
+def make_buckets(ready, bucket_bytes, grad_bytes):
+    """[(bytes, ready s)] in launch order from [(name, numel, ready s)] in registration order."""
+    buckets = []
     cur_bytes, cur_ready = 0, 0.0
-    for name, numel, module in reversed(params):
+    for name, numel, t in reversed(ready):
         nb = numel * grad_bytes
         # dist::DataParallel's rule: a parameter that would overflow a non-empty bucket starts the next one.
         if cur_bytes > 0 and cur_bytes + nb > bucket_bytes:
             buckets.append((cur_bytes, cur_ready))
             cur_bytes, cur_ready = 0, 0.0
         cur_bytes += nb
-        cur_ready = max(cur_ready, ready_at[module])
+        cur_ready = max(cur_ready, t)
     if cur_bytes:
         buckets.append((cur_bytes, cur_ready))
+    return buckets
+
+
+def overlap(buckets, backward_s, allreduce_s):
+    """One collective at a time, each launched when its bucket is ready: (comm s, exposed s), exposed being
+    what is left after backward ends."""
     end = 0.0
     comm = 0.0
     for nbytes, ready in buckets:
-        d = allreduce_time(nbytes, machines, gpus, nic_per_gpu)
+        d = allreduce_s(nbytes)
         comm += d
         end = max(end, ready) + d
-    exposed = max(0.0, end - backward_s)
+    return comm, max(0.0, end - backward_s)
+
+
+def overlap_shared(buckets, backward_s, alpha, wire, link_bps, mpi_bps, share, dt=1e-4):
+    """overlap() for ranks with no core to spare: communication and the backward pass share the cores.
+    While a collective is in flight during the backward, the backward runs at (1 - share) of its speed and
+    the collective gets `share` of the CPU it needs, so it moves at most share * mpi_bps (MPI's rate when
+    the CPU is the limit) besides the link's link_bps; once the backward is done it has the CPU to itself.
+    A collective of n bytes costs alpha, then wire(n) bytes to send at that rate. Bucket ready times and
+    backward_s are in backward-alone seconds. Returns (exposed s, stretch s): what is left after the
+    backward ends, and how much longer the backward took."""
+    t = work = 0.0
+    i = 0
+    queue = []  # [alpha left, bytes left] of launched collectives, the first in flight
+    end_backward = None
+    while True:
+        computing = work < backward_s
+        if not computing and end_backward is None:
+            end_backward = t
+        while i < len(buckets) and (not computing or buckets[i][1] <= work):
+            queue.append([alpha, wire(buckets[i][0])])
+            i += 1
+        if not computing and not queue:
+            return t - end_backward, end_backward - backward_s
+        if computing:
+            work += dt * ((1 - share) if queue else 1.0)
+        if queue:
+            c = queue[0]
+            if c[0] > 0:
+                c[0] -= dt
+            else:
+                c[1] -= dt * min(link_bps, mpi_bps * (share if computing else 1.0)) / 8
+            if c[0] <= 0 and c[1] <= 0:
+                queue.pop(0)
+        t += dt
+
+
+def simulate(params, macs, bucket_bytes, grad_bytes, step_s, machines, gpus, nic_per_gpu):
+    backward_s = step_s * 2 / 3
+    buckets = make_buckets(ready_from_macs(params, macs, backward_s), bucket_bytes, grad_bytes)
+    comm, exposed = overlap(buckets, backward_s, lambda nb: allreduce_time(nb, machines, gpus, nic_per_gpu))
     return dict(buckets=len(buckets), last_mb=buckets[-1][0] / 1e6, comm_ms=comm * 1e3,
                 exposed_ms=exposed * 1e3, eff=step_s / (step_s + exposed),
                 no_overlap_eff=step_s / (step_s + comm))
+
+
+# ---- Measured against: 2 hosts over one TCP link (tools/bench_multinode.sh on tools/netns_cluster.sh) ----
+
+# TCP payload per byte on the wire: 1448 of each 1514-byte Ethernet frame (MTU 1500, IPv4 and TCP headers
+# with timestamps); tbf meters whole frames, so a link shaped to R carries R * 1448/1514 of payload.
+FRAME_PAYLOAD = 1448 / 1514
+RATES = {"1gbit": 1.0, "2500mbit": 2.5, "10gbit": 10.0}
+
+
+def read_timeline(path):
+    """dp_timeline's CSV: ({forward_ms, backward_ms, optimizer_ms, step_ms}, [(name, numel, ready s)])."""
+    with open(path) as f:
+        head = f.readline().split()
+        if head[:2] != ["#", "forward_ms"]:
+            raise SystemExit(f"{path}: not dp_timeline output (first line {' '.join(head)!r})")
+        times = {head[i]: float(head[i + 1]) for i in range(1, 9, 2)}
+        rows = [line.strip().split(",") for line in f][1:]
+    return times, [(n, int(c), float(t) / 1e3) for n, c, t in rows]
+
+
+def compare(directory, hosts, bucket_mb):
+    import csv
+    import statistics
+
+    times, timeline = read_timeline(f"{directory}/timeline.csv")
+    with open(f"{directory}/measured.csv") as f:
+        rows = list(csv.DictReader(f))
+    grad_bytes = 4
+    total = sum(n for _, n, _ in timeline) * grad_bytes
+
+    def med(link, key):
+        v = [float(r[key]) for r in rows if r["link"] == link and float(r["bucket_mb"]) == bucket_mb]
+        if not v:
+            raise SystemExit(f"{directory}/measured.csv: no {link} run with {bucket_mb:g} MiB buckets")
+        return statistics.median(v)
+
+    # Two constants of this machine's MPI over TCP, from the all-reduce alone (32 px: compute ~5% of it):
+    # alpha, each collective's fixed cost, from the slowest link (all but alpha is the link's time); and the
+    # rate MPI's TCP transport reaches where the link is not the limit (unshaped), its CPU cost.
+    nb = len(make_buckets(timeline, bucket_mb * 2**20, grad_bytes))
+    slow = min(RATES, key=RATES.get)
+    alpha = (med(slow, "comm_busy_ms") / 1e3 - total * 8 / (RATES[slow] * 1e9 * FRAME_PAYLOAD)) / nb
+    mpi_gbit = total * 8 / (med("none", "comm_busy_ms") / 1e3 - nb * alpha) / 1e9
+    params, macs = layer_table("resnet18", 128)
+
+    def predict(r, slowdown):
+        """For one measured run, from that run's own compute time (measured around it): the buckets, the
+        last bucket's all-reduce alone, and (step, exposed) in s as the model was and as mended."""
+        link, bb = r["link"], float(r["bucket_mb"]) * 2**20
+        compute = float(r["compute_ms"]) / 1e3
+        nominal = RATES.get(link, float(r["stream_gbit"]))
+        # As the model was: backward 2/3 of the step, MAC shares, a ring at 90% of the line rate.
+        bw1 = compute * 2 / 3
+        b1 = make_buckets(ready_from_macs(params, macs, bw1), bb, grad_bytes)
+        _, e1 = overlap(b1, bw1, lambda n: ring(n, hosts, nominal * 1e9 / 8 * 0.9, ALPHA_IB))
+        # Mended: measured gradient-ready times (scaled to this run's compute), TCP's payload share of the
+        # link, each collective's alpha, MPI's own ceiling, and the backward slowed while communicating.
+        scale = compute / (times["step_ms"] / 1e3)
+        bw2 = times["backward_ms"] / 1e3 * scale
+        b2 = make_buckets([(n, c, t * scale) for n, c, t in timeline], bb, grad_bytes)
+        link_bps = nominal * 1e9 * (FRAME_PAYLOAD if link in RATES else 1.0)
+        wire = lambda n: 2 * (hosts - 1) / hosts * n  # noqa: E731  (a ring's bytes per rank)
+        e2, stretch = overlap_shared(b2, bw2, alpha, wire, link_bps, mpi_gbit * 1e9, slowdown)
+        last = alpha + wire(b2[-1][0]) * 8 / min(link_bps, mpi_gbit * 1e9)
+        return dict(buckets=b2, last=last, was=(compute + e1, e1), mended=(compute + stretch + e2, e2))
+
+    def step_miss(r, slowdown):
+        return predict(r, slowdown)["mended"][0] / (float(r["step_ms"]) / 1e3) - 1
+
+    def misfit(r, slowdown):
+        """Squared misses of the step and of the exposed time, both as fractions of the measured step."""
+        step, exposed = predict(r, slowdown)["mended"]
+        ms, mw = float(r["step_ms"]) / 1e3, float(r["wait_ms"]) / 1e3
+        return ((step - ms) / ms) ** 2 + ((exposed - mw) / ms) ** 2
+
+    # The one constant fitted: the share of the CPU a collective in flight takes from the backward pass (and is
+    # all it gets while the backward runs), fitted on the first round's runs (least squares on step and
+    # exposed time) and then used for every round.
+    first = [r for r in rows if r["round"] == rows[0]["round"]]
+    slowdown = min((k / 50 for k in range(46)), key=lambda f: sum(misfit(r, f) for r in first))
+    print(f"Timeline (dp_timeline, one rank alone): forward {times['forward_ms']:.0f} ms, backward "
+          f"{times['backward_ms']:.0f} ms ({times['backward_ms'] / times['step_ms'] * 100:.0f}% of the step), "
+          f"optimizer {times['optimizer_ms']:.0f} ms; {total / 1e6:.2f} MB of float32 gradients")
+    print(f"From the all-reduce alone: alpha {alpha * 1e3:.1f} ms a collective, MPI over TCP at most "
+          f"{mpi_gbit:.1f} Gbit/s. Fitted on round {rows[0]['round']}: a collective in flight takes "
+          f"{slowdown * 100:.0f}% of the CPU from the backward pass (and gets only that while it runs)")
+    print()
+    print("| link | buckets (MiB) | compute ms | step ms | exposed ms (share of step) | MPI busy ms | last bucket MB "
+          "(alone ms) | model as was: step / exposed ms (miss) | mended: step / exposed ms (miss) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    keys = []
+    for r in rows:
+        if (r["link"], r["bucket_mb"]) not in keys:
+            keys.append((r["link"], r["bucket_mb"]))
+    worst = 0.0
+    for link, bmb in keys:
+        sel = [r for r in rows if r["link"] == link and r["bucket_mb"] == bmb]
+        preds = [predict(r, slowdown) for r in sel]
+        m = lambda k: statistics.median(float(r[k]) for r in sel)  # noqa: E731
+        pm = lambda f: statistics.median(f(p) for p in preds) * 1e3  # noqa: E731
+        step, wait, busy, compute = m("step_ms"), m("wait_ms"), m("busy_ms"), m("compute_ms")
+        s1, e1 = pm(lambda p: p["was"][0]), pm(lambda p: p["was"][1])
+        s2, e2 = pm(lambda p: p["mended"][0]), pm(lambda p: p["mended"][1])
+        worst = max([worst] + [abs(step_miss(r, slowdown)) for r in sel])
+        b2 = preds[0]["buckets"]
+        print(f"| {link} | {len(b2)} ({bmb}) | {compute:.0f} | {step:.0f} | {wait:.0f} ({wait / step * 100:.0f}%) | "
+              f"{busy:.0f} | {b2[-1][0] / 1e6:.1f} ({pm(lambda p: p['last']):.0f}) | "
+              f"{s1:.0f} / {e1:.0f} ({(s1 / step - 1) * 100:+.0f}%, {(e1 / wait - 1) * 100:+.0f}%) | "
+              f"{s2:.0f} / {e2:.0f} ({(s2 / step - 1) * 100:+.0f}%, {(e2 / wait - 1) * 100:+.0f}%) |")
+    rounds = sorted({r["round"] for r in rows})
+    print(f"\n{len(rows)} runs in {len(rounds)} rounds, medians; each prediction from its own run's compute. "
+          f"Largest step miss of the mended model over all {len(rows)} runs: {worst * 100:.0f}%")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bucket-mb", type=float, default=25)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--compare", metavar="DIR", help="measured 2-host runs (tools/bench_multinode.sh BUILD DIR)")
+    ap.add_argument("--hosts", type=int, default=2)
     args = ap.parse_args()
+    if args.compare:
+        compare(args.compare, args.hosts, args.bucket_mb)
+        return
     params, macs = layer_table()
     n = sum(p[1] for p in params)
     print(f"ResNet-50: {n:,} parameters; float32 gradients {n * 4 / 1e6:.1f} MB, bfloat16 {n * 2 / 1e6:.1f} MB")

@@ -1,0 +1,114 @@
+// dp_timeline: when, in one rank's training step, each parameter's gradient becomes final, measured on one
+// process without communication. tools/scaling_model.py --timeline reads it in place of its assumption
+// (backward = 2/3 of the step, each layer's share of it = its share of the multiply-accumulates), since on
+// a CPU small late layers run far below the early layers' rate per MAC.
+//
+//   dp_timeline [--arch resnet18] [--batch 8] [--size 128] [--threads 1] [--steps 5] [--warmup 2] > t.csv
+//
+// CSV on stdout: "# forward_ms F backward_ms B optimizer_ms O step_ms S", then "name,numel,ready_ms" per
+// parameter (ready_ms from the start of backward, the median over the steps), in registration order.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "resnet/autograd/hooks.hpp"
+#include "resnet/resnet.hpp"
+#include "resnet/tools/cli.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+int run(int argc, char** argv) {
+  resnet::tools::FlagSet f("dp_timeline [flags]", "per-parameter gradient-ready times of one training step");
+  f.add("--arch", "NAME", "resnet18", "", "network")
+      .add("--batch", "N", "8", "", "batch (one rank's share)")
+      .add("--size", "PX", "128", "", "input height = width")
+      .add("--classes", "N", "1000", "", "classifier outputs")
+      .add("--threads", "N", "1", "", "CPU threads")
+      .add("--steps", "N", "5", "", "timed steps")
+      .add("--warmup", "N", "2", "", "untimed steps first");
+  std::vector<std::string> args(argv + 1, argv + argc);
+  f.parse(args);
+  if (f.help_requested()) {
+    std::fputs(f.help_text().c_str(), stdout);
+    return 0;
+  }
+  resnet::set_num_threads(static_cast<int>(f.integer("--threads", 1, 1024)));
+  const int64_t batch = f.integer("--batch", 2, 1 << 20), size = f.integer("--size", 8, 4096);
+  const int64_t classes = f.integer("--classes", 2, 100000);
+  const int64_t steps = f.integer("--steps", 1, 100000), warmup = f.integer("--warmup", 0, 100000);
+  resnet::models::ResNetOptions mo;
+  mo.num_classes = classes;
+  mo.seed = 1;
+  auto model = resnet::models::resnet<float>(f.str("--arch"), mo);
+  model->train();
+  resnet::optim::SGDOptions so;
+  so.lr = 0.01;
+  so.momentum = 0.9;
+  so.weight_decay = 1e-4;
+  resnet::optim::SGD<float> opt(model->named_parameters(), so);
+  resnet::Generator gen(100);
+  auto x = resnet::Tensor<float>::randn(resnet::Shape{batch, 3, size, size}, gen);
+  std::vector<int32_t> labels_v(static_cast<size_t>(batch));
+  for (int64_t i = 0; i < batch; ++i) labels_v[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7) % classes);
+  auto labels = resnet::Tensor<int32_t>::from_vector(labels_v, resnet::Shape{batch});
+
+  auto params = model->named_parameters();
+  std::vector<std::vector<double>> ready(params.size());
+  Clock::time_point backward_start;
+  bool timed = false;
+  std::vector<resnet::autograd::GradHookHandle> hooks;
+  for (size_t i = 0; i < params.size(); ++i)
+    hooks.push_back(resnet::autograd::add_grad_ready_hook(params[i].second, [&, i](resnet::TensorBase&) {
+      if (timed) ready[i].push_back(ms_between(backward_start, Clock::now()));
+    }));
+  std::vector<double> fwd, bwd, upd;
+  for (int64_t s = 0; s < warmup + steps; ++s) {
+    timed = s >= warmup;
+    opt.zero_grad();
+    const auto t0 = Clock::now();
+    auto loss = resnet::cross_entropy(model->forward(x), labels);
+    backward_start = Clock::now();
+    loss.backward();
+    const auto t2 = Clock::now();
+    opt.step();
+    const auto t3 = Clock::now();
+    if (timed) {
+      fwd.push_back(ms_between(t0, backward_start));
+      bwd.push_back(ms_between(backward_start, t2));
+      upd.push_back(ms_between(t2, t3));
+    }
+  }
+  std::printf("# forward_ms %.2f backward_ms %.2f optimizer_ms %.2f step_ms %.2f (%s batch %lld %lldpx, median of %lld)\n",
+              median(fwd), median(bwd), median(upd), median(fwd) + median(bwd) + median(upd), f.str("--arch").c_str(),
+              static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(steps));
+  std::printf("name,numel,ready_ms\n");
+  for (size_t i = 0; i < params.size(); ++i)
+    std::printf("%s,%lld,%.3f\n", params[i].first.c_str(), static_cast<long long>(params[i].second.numel()),
+                median(ready[i]));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const resnet::tools::UsageError& e) {
+    std::fprintf(stderr, "dp_timeline: %s (see --help)\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dp_timeline: %s\n", e.what());
+    return 1;
+  }
+}
