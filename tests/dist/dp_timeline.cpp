@@ -60,7 +60,8 @@ int run(int argc, char** argv) {
   resnet::Generator gen(100);
   auto x = resnet::Tensor<float>::randn(resnet::Shape{batch, 3, size, size}, gen);
   std::vector<int32_t> labels_v(static_cast<size_t>(batch));
-  for (int64_t i = 0; i < batch; ++i) labels_v[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7) % classes);
+  for (int64_t i = 0; i < batch; ++i)
+    labels_v[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7) % classes);
   auto labels = resnet::Tensor<int32_t>::from_vector(labels_v, resnet::Shape{batch});
 
   auto params = model->named_parameters();
@@ -89,9 +90,11 @@ int run(int argc, char** argv) {
       upd.push_back(ms_between(t2, t3));
     }
   }
-  std::printf("# forward_ms %.2f backward_ms %.2f optimizer_ms %.2f step_ms %.2f (%s batch %lld %lldpx, median of %lld)\n",
-              median(fwd), median(bwd), median(upd), median(fwd) + median(bwd) + median(upd), f.str("--arch").c_str(),
-              static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(steps));
+  std::printf(
+      "# forward_ms %.2f backward_ms %.2f optimizer_ms %.2f step_ms %.2f (%s batch %lld %lldpx, median of "
+      "%lld)\n",
+      median(fwd), median(bwd), median(upd), median(fwd) + median(bwd) + median(upd), f.str("--arch").c_str(),
+      static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(steps));
   std::printf("name,numel,ready_ms\n");
   for (size_t i = 0; i < params.size(); ++i)
     std::printf("%s,%lld,%.3f\n", params[i].first.c_str(), static_cast<long long>(params[i].second.numel()),
