@@ -310,9 +310,9 @@ void append_csv(const std::string& path, const std::string& impl, const Config& 
   }
   std::ofstream f(path, std::ios::app);
   if (!f) throw Error("--csv: cannot open '" + path + "' for appending");
-  // memory_format (issue 16), then host_syncs_per_step (issue 17; empty where not measured: the CPU, PyTorch)
+  // memory_format, then host_syncs_per_step (empty where not measured: the CPU, PyTorch)
   // are the last columns: the columns before them keep their order.
-  // cuda_graph (issue 17) last of all: on/off for our rows, empty for PyTorch's.
+  // cuda_graph last of all: on/off for our rows, empty for PyTorch's.
   if (fresh)
     f << "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format,host_syncs_per_step,"
          "cuda_graph\n";

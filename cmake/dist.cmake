@@ -1,4 +1,4 @@
-# Distributed training (issue 13): the INTERFACE target resnet::dist = resnet::resnet + MPI (CPU tensors,
+# Distributed training: the INTERFACE target resnet::dist = resnet::resnet + MPI (CPU tensors,
 # start-up) + NCCL and resnet::cuda (GPU tensors) when the CUDA backend is built. Code compiled against it
 # sees RESNET_HAVE_MPI=1 (and RESNET_HAVE_NCCL=1) and may include resnet/dist/{mpi_group,nccl_group}.hpp;
 # dist::init (resnet/dist/init.hpp) works in either build. resnet::resnet itself never changes: a

@@ -1,4 +1,4 @@
-# The optional ONNX exporter (include/resnet/io/onnx.hpp, issue 15): an INTERFACE target resnet::onnx that
+# The optional ONNX exporter (include/resnet/io/onnx.hpp): an INTERFACE target resnet::onnx that
 # adds Debian's generated ONNX protobuf classes (libonnx-dev: onnx/onnx-ml.pb.h, libonnx_proto.so) and the
 # protobuf runtime (libprotobuf-dev) to resnet::resnet. Without those packages everything else still builds;
 # resnet_export is then not built and test_onnx reports skipped.

@@ -245,7 +245,7 @@ for f in --data --arch --epochs --batch --lr --optimizer --schedule --size --dev
   grep -qE -- "^  $f .*\(default: [^)]+\)$" "$WORK/help1.log" || fail "train --help does not document $f with its default"
 done
 ok "errors exit non-zero with clear messages; --help documents every flag"
-# ---- bfloat16 activations and channels-last on the CPU (issue 16): one epoch trains, resumes as float32 ----
+# ---- bfloat16 activations and channels-last on the CPU: one epoch trains, resumes as float32 ----
 # No --memory-format: bfloat16 on the CPU defaults to nhwc, float32 to nchw (the measured faster ones).
 "$BIN" train "${COMMON[@]}" --epochs 1 --dtype bfloat16 --out "$WORK/H" >"$WORK/H.log" 2>"$WORK/H.err" ||
   { cat "$WORK/H.err" >&2; fail "bfloat16 nhwc run exited $?"; }

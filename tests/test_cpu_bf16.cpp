@@ -1,4 +1,4 @@
-// bfloat16 training on the CPU (issue 16): ResNet<bf16_t> with float32 master weights and float32
+// bfloat16 training on the CPU: ResNet<bf16_t> with float32 master weights and float32
 // BatchNorm statistics, against the float32 network with the bounds the GPU's bfloat16 is held to
 // (test_cuda.cpp: forward error 5e-2, each gradient's cosine > 0.85), in NCHW and NHWC. Each bfloat16
 // kernel against the double reference is the op registry's job (test_ops "[bf16]").

@@ -101,7 +101,7 @@ TEST_CASE("cuda: without a device, allocating on cuda is a clear error", "[cuda]
 TEST_CASE("cuda: float16 tensors on the CPU are refused with a message (they compute on the GPU)", "[cuda]") {
   auto h = Tensor<half_t>::randn({2, 3});
   testing::require_error_mentions([&] { relu(h); }, {"relu_forward", "CUDA devices only"});
-  // bfloat16 computes on the CPU too (issue 16): float arithmetic, rounded once.
+  // bfloat16 computes on the CPU too: float arithmetic, rounded once.
   auto b = Tensor<bf16_t>::randn({2, 3});
   auto bb = add(b, b).to_vector();
   for (size_t i = 0; i < 6; ++i) CHECK(static_cast<float>(bb[i]) == 2 * static_cast<float>(b.to_vector()[i]));
@@ -116,7 +116,7 @@ TEST_CASE("cuda: float16 tensors on the CPU are refused with a message (they com
   CHECK(net->named_parameters().front().second.dtype() == DType::F32);
 }
 
-// Channels-last on CUDA devices (issue 17): opt-in. The decision is host logic (ops/elementwise.hpp), so
+// Channels-last on CUDA devices: opt-in. The decision is host logic (ops/elementwise.hpp), so
 // it is tested without a device; the GPU case below runs the kernels both ways.
 TEST_CASE("cuda: channels-last kernels are off by default; off, ops convert NHWC device tensors", "[cuda]") {
   const bool saved = cuda::channels_last_enabled();

@@ -1,4 +1,4 @@
-// CUDA graphs (issue 17): the host-only logic everywhere (GraphPolicy's per-shape warm-up, capture, replay
+// CUDA graphs: the host-only logic everywhere (GraphPolicy's per-shape warm-up, capture, replay
 // and eviction; the refusals on a CPU device, in the API and in the Trainer), and with `--gpu` (hidden [.gpu]
 // cases, test_cuda_graph_gpu, skipped without a device) the runtime (capture, replay, the private pool freed
 // with the graph, operations refused by name during capture) and the training step: N replayed steps give

@@ -1,4 +1,4 @@
-// ONNX export (issue 15), checked by code that is not ours.
+// ONNX export, checked by code that is not ours.
 //
 // [onnx]: the exporter's own contract: torchvision's names on the initialisers, unknown layers named in the
 // error, a training-mode model exported as eval mode with a warning, unwritable paths leaving no file.

@@ -1,4 +1,4 @@
-// Per-step values kept where the kernels read them (issue 17, "no host waits in a steady-state step"): the
+// Per-step values kept where the kernels read them: the
 // optimizers' learning rate, step number and skip flag in their step-state tensor, the Trainer's loss
 // statistics, BatchNorm's counter as a device-side buffer, eval-mode BatchNorm's statistics without a host
 // read. On the CPU these run the same functions the CUDA kernels run; the results must be bit-identical to

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench_dist.sh BENCH_DIST [bench_dist flags...]
 #
-# The CPU data-parallel comparison of issue 13, in one invocation: the same global batch trained as
+# The CPU data-parallel comparison, in one invocation: the same global batch trained as
 # 1 rank x 2 threads and as 2 ranks x 1 thread (mpirun), alternating ROUNDS times (default 2) so a change in
 # the machine's load hits both, then the ratio of their best rates. Run it on an otherwise idle machine
 # (chrt -f 10 where permitted).

@@ -401,7 +401,7 @@ if [[ $PHASES == *,bench,* ]]; then
   fi
 fi
 
-# ---------------------------------------------------------------- baselines (issue 17)
+# ---------------------------------------------------------------- baselines
 # One table, same run: PyTorch eager NCHW, channels_last, autocast bfloat16 in channels_last and (where the
 # installed PyTorch has it) torch.compile of the last; ours NCHW and NHWC (RESNET_CUDA_NHWC=1), CUDA graphs
 # off and on, float32 and bfloat16. Rows go to baselines.csv (who,arch,batch,size,variant,dtype,images_per_s)

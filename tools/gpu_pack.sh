@@ -22,7 +22,7 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRESNET_CUDA=ON "-DCMAKE_CUDA
 programs=(tests/cuda/test_cuda tests/test_ops tests/cuda/test_cuda_sync tests/test_cuda_graph benchmarks/bench_block
   benchmarks/bench_train examples/train_catsdogs)
 targets=(test_cuda test_ops test_cuda_sync test_cuda_graph bench_block bench_train train_catsdogs smoke_make_images)
-# The NCCL group's test (issue 13), a world of one on the GPU machine, when MPI is here (resnet::dist).
+# The NCCL group's test, a world of one on the GPU machine, when MPI is here (resnet::dist).
 if grep -q '^RESNET_DIST:BOOL=ON' "$BUILD/CMakeCache.txt"; then
   programs+=(tests/dist/test_nccl_group)
   targets+=(test_nccl_group)

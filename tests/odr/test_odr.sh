@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Units built with and without CUDA in one program (issue 12, "no silent ODR trap"):
+# Units built with and without CUDA in one program:
 #  1. two units that only use the library link, and each runs its own build's inline code;
 #  2. a library type passed from a unit of one build to a unit of the other fails at link time, and the
 #     linker's message names both ABI namespaces' types.

@@ -19,7 +19,7 @@ void add(Entry e, F f) {
   e.sim_16bit = (Modes & k16) != 0;
   e.cpu_f64 = [f](Cpu& b, Args<double>& a) { f(b, a); };
   if constexpr ((Modes & kFast) != 0) e.cpu_f32 = [f](Cpu& b, Args<float>& a) { f(b, a); };
-  // The CPU computes bfloat16 too (issue 16): every op that takes 16-bit storage.
+  // The CPU computes bfloat16 too: every op that takes 16-bit storage.
   if constexpr ((Modes & kFast) != 0 && (Modes & k16) != 0)
     e.cpu_bf16 = [f](Cpu& b, Args<bf16_t>& a) { f(b, a); };
   if constexpr ((Modes & kSim) != 0) {

@@ -225,7 +225,7 @@ TEST_CASE("ops: the CPU fast paths in float match the reference in double", "[op
 // channels-last form yet.
 bool row_major_only(const Entry& e) { return e.op.rfind("sync_", 0) == 0; }
 
-// Channels-last (issue 16): every op with rank-4 tensors, its inputs and outputs in NHWC, against the
+// Channels-last: every op with rank-4 tensors, its inputs and outputs in NHWC, against the
 // reference in NCHW: in double (the same arithmetic, so to rounding) and through the float fast paths.
 TEST_CASE("ops: every CPU op in channels-last matches NCHW", "[ops][nhwc]") {
   int ran = 0;
@@ -242,7 +242,7 @@ TEST_CASE("ops: every CPU op in channels-last matches NCHW", "[ops][nhwc]") {
   CHECK(ran >= 20);
 }
 
-// bfloat16 on the CPU (issue 16): every op that takes 16-bit storage, NCHW and NHWC, against the reference
+// bfloat16 on the CPU: every op that takes 16-bit storage, NCHW and NHWC, against the reference
 // in double on the same (rounded) inputs, with the entry's bfloat16 tolerance.
 TEST_CASE("ops: the CPU in bfloat16 matches the reference in double", "[ops][bf16]") {
   int ran = 0;
@@ -300,7 +300,7 @@ TEST_CASE("ops: the CUDA kernels on the simulator match the CPU backend", "[ops]
   CHECK(ran >= 20);
 }
 
-// Channels-last on the simulator (issue 17): every op with rank-4 tensors, inputs and outputs in NHWC,
+// Channels-last on the simulator: every op with rank-4 tensors, inputs and outputs in NHWC,
 // through the Sim backend's NHWC kernels (BatchNorm, pooling, the bias gradient; elementwise kernels take
 // either layout) against the CPU reference in NCHW. The entry's first two simulated devices, forward thread
 // order on the first and reverse on the second; the 16-bit types once, on the second. (BatchNorm's devices
@@ -352,7 +352,7 @@ TEST_CASE("ops: the GPU matches the CPU backend", "[ops][.gpu]") {
     compare<float>(e, e.gpu_f32, g, dev, true, "gpu");
     compare<half_t>(e, e.gpu_f16, g, dev, true, "gpu");
     compare<bf16_t>(e, e.gpu_bf16, g, dev, true, "gpu");
-    // Channels-last (issue 17): the backend takes NHWC tensors whatever cuda::set_channels_last says (the
+    // Channels-last: the backend takes NHWC tensors whatever cuda::set_channels_last says (the
     // switch is the ops layer's): cuDNN's NHWC convolutions and our NHWC kernels, every dtype.
     bool four_d = false;
     for (const Input& in : e.inputs) four_d = four_d || in.shape.rank() == 4;

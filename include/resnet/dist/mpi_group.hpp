@@ -14,7 +14,7 @@
 //   MPI_Iallgather, MPI_Ibarrier) polled with MPI_Test: spinning for the first millisecond, then every
 //   ~50 us, so a pending collective does not take a core from the computation it overlaps.
 // - Average = the MPI sum, then divided by size() in the tensor's type.
-// - Failure (issue 13, requirement 7): a rank that dies makes mpirun kill the others (OpenMPI aborts the
+// - Failure: a rank that dies makes mpirun kill the others (OpenMPI aborts the
 //   job when a process exits without MPI_Finalize or on a signal). A rank that hangs leaves its peers
 //   waiting in a collective: when one stays pending longer than RESNET_DIST_TIMEOUT_S (default 300 s),
 //   the waiting rank prints the call, its rank and the time waited to stderr and calls MPI_Abort, which

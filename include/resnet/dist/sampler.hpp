@@ -1,4 +1,4 @@
-// Sharded data for data-parallel training (issue 13, requirement 4). No MPI needed.
+// Sharded data for data-parallel training. No MPI needed.
 //
 // DistributedSampler: every rank draws the same seeded permutation of the dataset each epoch
 // (data::epoch_permutation(n, seed, epoch), the single-process DataLoader's own shuffle, so a world of one

@@ -4,7 +4,7 @@
 //   #include <resnet/io/onnx.hpp>        // not part of resnet/resnet.hpp: it needs protobuf
 //   target_link_libraries(app PRIVATE resnet::onnx)
 //
-// What it writes (opset 13, IR version 7; see NOTES.md "ONNX export (issue 15)" for why 13):
+// What it writes (opset 13, IR version 7; see NOTES.md "ONNX export" for why 13):
 // - one float32 input [N, C, H, W] named "input" with a symbolic batch dimension N, and one output
 //   "logits" [N, K] (or "probabilities" with options.softmax);
 // - initialisers under torchvision's state_dict names ("layer1.0.conv1.weight", "bn1.running_mean", ...);

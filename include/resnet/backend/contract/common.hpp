@@ -18,7 +18,7 @@ inline void placed(const char* op, const TensorBase& first, const TensorBase& t,
   RESNET_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");
   RESNET_CHECK(t.device() == first.device(), op, ": ", what, " ", t.describe(), " is not on ",
                first.device().to_string(), " with the input; move it with .to(device) first");
-  // Both backends take channels-last tensors (the CUDA one since its NHWC kernels, issue 17; the ops hand
+  // Both backends take channels-last tensors (the CUDA one since its NHWC kernels; the ops hand
   // it channels-last only with cuda::set_channels_last on). Ops without an NHWC form (SyncBatchNorm's
   // pieces) require row-major in their own contracts.
   RESNET_CHECK(t.is_dense(), op, ": ", what, " ", t.describe(),
