@@ -29,6 +29,12 @@ TEST_CASE("one include declares the whole public API", "[api]") {
   CHECK(w.grad().defined());
   CHECK_THROWS_AS(reshape(x, Shape{5}), Error);
 
+  // cuda::is_available() and device_count() in every build: false and 0 without the CUDA backend, with a
+  // reason either way when there is no device.
+  CHECK(cuda::is_available() == (cuda::device_count() > 0));
+  if (!RESNET_WITH_CUDA) CHECK(cuda::device_count() == 0);
+  if (!cuda::is_available()) CHECK_FALSE(cuda::unavailable_reason().empty());
+
   // nn, models (+ summary, fuse)
   nn::Sequential<float> seq;
   seq.push_back(std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions(3, 4, 3).padding(1)));
