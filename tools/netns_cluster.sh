@@ -192,7 +192,8 @@ case ${1:-} in
     echo "netns_cluster.sh: killed $(echo $pids | wc -w) process(es) on $2"
     ;;
   link)
-    [ $# -eq 3 ] && { [ "$3" = up ] || [ "$3" = down ]; } || usage
+    [ $# -eq 3 ] || usage
+    [ "$3" = up ] || [ "$3" = down ] || die "link: '$3' is neither up nor down"
     need_host "$2"
     # The switch's port: the host keeps its address and sockets, as when a cable or a switch fails.
     ip -n "$SWITCH" link set "port${2#"$PREFIX"}" "$3"

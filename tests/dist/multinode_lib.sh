@@ -4,7 +4,7 @@
 #   source multinode_lib.sh; cluster_up N [--rate R]; MPI=(...) run as "${MPI[@]}" -H ... -np ... PROGRAM
 #
 # Exit 77 (skipped) where this machine cannot make namespaces (not root, no CAP_SYS_ADMIN) or lacks mpirun.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # H2, START, MPI, ... are for the scripts that source this
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CLUSTER=$ROOT/tools/netns_cluster.sh
 # The tests' own prefix (never a cluster someone made by hand with the default one); ctest runs them one at
@@ -48,8 +48,7 @@ expect_in() { grep -qE -- "$2" "$1" || { cat "$1" >&2; fail "$1 lacks /$2/"; }; 
 
 # wait_for FILE REGEX SECONDS: until a line matches (0) or the time is up (1).
 wait_for() {
-  local i
-  for i in $(seq 1 $(($3 * 10))); do
+  for _ in $(seq 1 $(($3 * 10))); do
     grep -qE -- "$2" "$1" 2>/dev/null && return 0
     sleep 0.1
   done
