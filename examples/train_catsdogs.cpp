@@ -771,7 +771,7 @@ LoadedModel load_for_inference(const std::string& path, const Device& device) {
   const int64_t eval_size = static_cast<int64_t>(extra_number(m.state, "eval-size", 96));
   m.transform = eval_transform(eval_size, extra_number(m.state, "eval-crop", 1.0));
   m.model = build_model(m.state.arch, static_cast<int64_t>(m.state.class_names.size()), 1, false);
-  resnet::io::load_checkpoint(path, *m.model, static_cast<resnet::optim::Optimizer<float>*>(nullptr));
+  resnet::io::load(*m.model, path);
   m.model->to(device);
   m.model->eval();
   return m;

@@ -11,6 +11,7 @@
 #include <locale>
 
 #include "resnet/io/checkpoint.hpp"
+#include "resnet/io/save_load.hpp"
 #include "test_util.hpp"
 
 using namespace resnet;
@@ -388,6 +389,57 @@ TEST_CASE("checkpoint: model, SGD state and training state round-trip, and train
     INFO(kv.first);
     CHECK(bytes_of(kv.second) == bytes_of(file.read(kv.first)));
   }
+}
+
+// io::save / io::load: one line each, no optimizer pointer to cast; the same files as save_checkpoint.
+TEST_CASE("io::save and io::load: weights alone, with the optimizer, and the non-strict load", "[io]") {
+  TempDir dir;
+  models::ResNetOptions o;
+  o.num_classes = 4;
+  o.seed = 5;
+  auto a = models::resnet18<float>(o);
+  optim::SGDOptions so;
+  so.lr = 0.05;
+  so.momentum = 0.9;
+  optim::SGD<float> opt_a(a->named_parameters(), so);
+  train_steps(*a, opt_a, 2, 300);
+
+  // Weights only: no optimizer tensors in the file, and a fresh model loads them bit for bit.
+  const std::string weights = dir.file("weights.safetensors");
+  io::save(*a, weights);
+  auto r = io::SafetensorsReader::open(weights);
+  for (const auto& t : r.tensors()) CHECK(t.name.rfind("optimizer.", 0) != 0);
+  o.seed = 77;
+  auto b = models::resnet18<float>(o);
+  io::load(*b, weights);
+  require_same_state(a->state_dict(), b->state_dict());
+
+  // With the optimizer: its momentum and step count come back, so two more steps agree bit for bit.
+  const std::string run = dir.file("run.safetensors");
+  io::TrainingState st;
+  st.arch = "resnet18";
+  st.epoch = 4;
+  io::save(*a, opt_a, run, st);
+  auto c = models::resnet18<float>(o);
+  optim::SGD<float> opt_c(c->named_parameters(), so);
+  const io::TrainingState got = io::load(*c, opt_c, run);
+  CHECK(got.epoch == 4);
+  CHECK(opt_c.step_count() == 2);
+  require_same_state(opt_a.state(), opt_c.state());
+  train_steps(*a, opt_a, 2, 400);
+  train_steps(*c, opt_c, 2, 400);
+  require_same_state(a->state_dict(), c->state_dict());
+
+  // Strict refuses another head; load_matching takes what fits and names the rest.
+  o.num_classes = 6;
+  auto d = models::resnet18<float>(o);
+  const auto fc_before = bytes_of(d->fc->weight);
+  CHECK_THROWS_AS(io::load(*d, weights), Error);
+  const io::LoadReport rep = io::load_matching(*d, weights);
+  CHECK_FALSE(rep.complete());
+  CHECK(rep.loaded.size() == d->state_dict().size() - 2);
+  CHECK(bytes_of(d->fc->weight) == fc_before);
+  CHECK(bytes_of(d->conv1->weight) == bytes_of(b->conv1->weight));
 }
 
 TEST_CASE("checkpoint: AdamW state and a double-precision model round-trip", "[io]") {

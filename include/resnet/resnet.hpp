@@ -20,6 +20,7 @@
 #include "resnet/io/atomic_file.hpp"
 #include "resnet/io/checkpoint.hpp"
 #include "resnet/io/safetensors.hpp"
+#include "resnet/io/save_load.hpp"
 #include "resnet/models/fuse.hpp"
 #include "resnet/models/residual_block.hpp"
 #include "resnet/models/resnet.hpp"

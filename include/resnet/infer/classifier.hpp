@@ -26,7 +26,7 @@
 #include "resnet/data/eval_transform.hpp"
 #include "resnet/data/image_decode.hpp"
 #include "resnet/data/sample_rng.hpp"
-#include "resnet/io/checkpoint.hpp"
+#include "resnet/io/save_load.hpp"
 #include "resnet/models/fuse.hpp"
 #include "resnet/models/resnet.hpp"
 
@@ -107,7 +107,7 @@ class Classifier {
     mo.num_classes = static_cast<int64_t>(names.size());
     mo.seed = 1;  // every tensor is overwritten by the strict load below
     auto net = models::resnet<float>(arch, mo);
-    io::load_checkpoint(path, *net, static_cast<optim::Optimizer<float>*>(nullptr));
+    io::load(*net, path);
     const int size = options.eval_size > 0 ? options.eval_size
                                            : static_cast<int>(detail::metadata_number(s, "eval-size", 224));
     const double crop =
