@@ -355,6 +355,29 @@ TEST_CASE("loader: starting mid-epoch gives the rest of the uninterrupted epoch;
   for (size_t i = 0; i < kept.size(); ++i) CHECK(static_cast<size_t>(std::floor(kept[i].first)) == i);
 }
 
+TEST_CASE("loader: an epoch as a range-for gives the same batches as start_epoch and next") {
+  auto ds = std::make_shared<FakeDataset>(37);
+  LoaderOptions o;
+  o.batch_size = 5;
+  o.shuffle = true;
+  o.seed = 4;
+  o.workers = 2;
+  DataLoader loader(ds, o);
+  for (int64_t first : {int64_t(0), int64_t(3)}) {
+    const auto want = run_epoch(loader, 2, first);
+    std::vector<std::pair<float, int32_t>> got;
+    int64_t batches = 0, expect_index = first;
+    for (const Batch& b : loader.epoch(2, first)) {
+      CHECK(b.index == expect_index++);
+      for (int64_t s = 0; s < b.size(); ++s)
+        got.emplace_back(b.images.data()[s * 4], b.labels[static_cast<size_t>(s)]);
+      ++batches;
+    }
+    CHECK(batches == loader.num_batches() - first);
+    CHECK(got == want);
+  }
+}
+
 TEST_CASE("loader: unreadable samples are skipped with one warning each; other errors propagate") {
   auto ds = std::make_shared<FakeDataset>(20, std::set<int64_t>{3, 4, 5, 6, 17});
   std::vector<std::string> warnings;

@@ -209,3 +209,33 @@ TEST_CASE("training: a small ResNet overfits one fixed batch with SGD", "[traini
   }
   CHECK(correct == 8);
 }
+
+// A Sequential from its modules in one expression equals one built by push_back: the same children, names,
+// parameters and output.
+TEST_CASE("nn::Sequential from a list of modules in one expression", "[models]") {
+  Generator g(21);
+  auto conv = std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions(3, 4, 3).padding(1));
+  auto bn = std::make_shared<nn::BatchNorm2d<float>>(4);
+  auto pool = std::make_shared<nn::GlobalAvgPool2d<float>>();
+  auto fc = std::make_shared<nn::Linear<float>>(4, 2);
+  nn::Sequential<float> listed{conv, bn, std::make_shared<nn::ReLU<float>>(), pool, fc};
+  nn::Sequential<float> pushed;
+  pushed.push_back(conv);
+  pushed.push_back(bn);
+  pushed.push_back(std::make_shared<nn::ReLU<float>>());
+  pushed.push_back(pool);
+  pushed.push_back(fc);
+  REQUIRE(listed.size() == 5);
+  const auto a = listed.named_parameters(), b = pushed.named_parameters();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].first == b[i].first);
+    CHECK(a[i].second.data() == b[i].second.data());  // the same modules, shared
+  }
+  CHECK(a.front().first == "0.weight");
+  CHECK(a.back().first == "4.bias");
+  auto x = Tensor<float>::randn({2, 3, 8, 8}, g);
+  CHECK(listed.forward(x).to_vector() == pushed.forward(x).to_vector());
+  auto shared = std::make_shared<nn::Sequential<float>>(std::make_shared<nn::ReLU<float>>());
+  CHECK(shared->size() == 1);
+}

@@ -113,3 +113,53 @@ TEST_CASE("schedules: warmup, step, cosine and one-cycle", "[optim]") {
   CHECK(one->lr(99) == Approx(1.0 / 25 / 1e4));
   testing::require_error_mentions([&] { optim::make_schedule("linear", o); }, {"linear"});
 }
+
+// One check per hyper-parameter, the same wherever it is set: a learning rate that is negative, NaN or
+// infinite is refused at construction, by set_lr, from a checkpoint's values and by a schedule, in the same
+// words; the other hyper-parameters refuse non-finite values too.
+TEST_CASE("optimizer: one validation of the learning rate, wherever it is set", "[optim]") {
+  auto w = Tensor<float>::randn({3}).requires_grad_();
+  optim::NamedParameters<float> params{{"w", w}};
+  const std::string words = "learning rate must be finite and >= 0";
+  for (double bad :
+       {-0.1, std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+    INFO(bad);
+    optim::SGDOptions so;
+    so.lr = bad;
+    testing::require_error_mentions([&] { optim::SGD<float> o(params, so); }, {words});
+    optim::AdamWOptions ao;
+    ao.lr = bad;
+    testing::require_error_mentions([&] { optim::AdamW<float> o(params, ao); }, {words});
+    optim::SGD<float> ok(params, optim::SGDOptions{0.1, 0.9});
+    testing::require_error_mentions([&] { ok.set_lr(bad); }, {words});
+    testing::require_error_mentions([&] { ok.set_hyper_parameters({{"lr", bad}}); }, {words});
+    CHECK(ok.lr() == 0.1);  // a refused value changes nothing
+    optim::ScheduleOptions sc;
+    sc.total_steps = 10;
+    sc.base_lr = bad;
+    testing::require_error_mentions([&] { optim::make_schedule("cosine", sc); }, {words});
+  }
+  optim::SGDOptions inf_decay;
+  inf_decay.weight_decay = std::numeric_limits<double>::infinity();
+  testing::require_error_mentions([&] { optim::SGD<float> o(params, inf_decay); },
+                                  {"weight_decay", "finite"});
+  optim::AdamWOptions inf_eps;
+  inf_eps.eps = std::numeric_limits<double>::infinity();
+  testing::require_error_mentions([&] { optim::AdamW<float> o(params, inf_eps); }, {"eps", "finite"});
+}
+
+// The note about frozen parameters goes through the notice sink: a program can take it or silence it.
+TEST_CASE("optimizer: the frozen-parameter note goes to the notice handler", "[optim]") {
+  auto a = Tensor<float>::randn({2}).requires_grad_();
+  auto b = Tensor<float>::randn({2});  // frozen
+  std::vector<std::string> lines;
+  NoticeHandler previous = set_notice_handler([&](const std::string& l) { lines.push_back(l); });
+  optim::SGD<float> opt(optim::NamedParameters<float>{{"a", a}, {"frozen.b", b}}, optim::SGDOptions{0.1, 0});
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0] == "optimizer: skipping 1 frozen parameters (requires_grad off), e.g. 'frozen.b'");
+  set_notice_handler(nullptr);  // silenced
+  optim::SGD<float> quiet(optim::NamedParameters<float>{{"a", a}, {"frozen.b", b}},
+                          optim::SGDOptions{0.1, 0});
+  CHECK(lines.size() == 1);
+  set_notice_handler(previous);
+}

@@ -121,6 +121,39 @@ class DataLoader {
     work_cv_.notify_all();
   }
 
+  // One epoch as a range: `for (const data::Batch& b : loader.epoch(e)) ...` is start_epoch(e) and then
+  // next() until it returns false. The loader must outlive the loop; the range is read once.
+  class EpochRange {
+   public:
+    struct End {};
+    class Iterator {
+     public:
+      explicit Iterator(DataLoader* loader) : loader_(loader) { ++*this; }
+      Batch& operator*() { return batch_; }
+      Batch* operator->() { return &batch_; }
+      Iterator& operator++() {
+        done_ = !loader_->next(batch_);
+        return *this;
+      }
+      bool operator!=(End) const { return !done_; }
+      bool operator==(End) const { return done_; }
+
+     private:
+      DataLoader* loader_;
+      Batch batch_;
+      bool done_ = false;
+    };
+    EpochRange(DataLoader* loader, int64_t epoch, int64_t first_batch) : loader_(loader) {
+      loader_->start_epoch(epoch, first_batch);
+    }
+    Iterator begin() { return Iterator(loader_); }
+    End end() const { return {}; }
+
+   private:
+    DataLoader* loader_;
+  };
+  EpochRange epoch(int64_t epoch, int64_t first_batch = 0) { return EpochRange(this, epoch, first_batch); }
+
   // The next non-empty batch of the epoch; false when the epoch is over.
   bool next(Batch& out) {
     for (;;) {

@@ -2,6 +2,10 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+
+#include <memory>
+#include <type_traits>
+
 #include "resnet/nn/module.hpp"
 
 namespace resnet {
@@ -12,6 +16,14 @@ template <typename T>
 class Sequential : public Module<T> {
  public:
   Sequential() = default;
+  // The modules in order, in one expression:
+  //   nn::Sequential<float> head{std::make_shared<nn::GlobalAvgPool2d<float>>(),
+  //                              std::make_shared<nn::Linear<float>>(512, 10)};
+  template <typename... M,
+            typename = std::enable_if_t<(sizeof...(M) > 0) && (std::is_base_of<Module<T>, M>::value && ...)>>
+  explicit Sequential(std::shared_ptr<M>... modules) {
+    (push_back(std::move(modules)), ...);
+  }
   template <typename M>
   std::shared_ptr<M> push_back(std::shared_ptr<M> m) {
     return this->register_module(std::to_string(size()), std::move(m));

@@ -87,8 +87,9 @@ class AdamW : public Optimizer<P> {
   static void check(const AdamWOptions& o) {
     RESNET_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1,
                  "AdamW: betas must be in [0, 1)");
-    RESNET_CHECK(o.eps > 0 && o.weight_decay >= 0,
-                 "AdamW: eps must be positive and weight_decay non-negative");
+    RESNET_CHECK(std::isfinite(o.eps) && o.eps > 0 && std::isfinite(o.weight_decay) && o.weight_decay >= 0,
+                 "AdamW: eps must be finite and positive and weight_decay finite and non-negative, got eps ",
+                 o.eps, ", weight_decay ", o.weight_decay);
   }
   AdamWOptions opts_;
   std::vector<Tensor<P>> m_, v_;

@@ -26,6 +26,8 @@
 #include "resnet/autograd/grad_mode.hpp"
 #include "resnet/backend/async_copy.hpp"
 #include "resnet/backend/dispatch.hpp"
+#include "resnet/core/notice.hpp"
+#include "resnet/optim/check.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
@@ -53,7 +55,7 @@ template <typename P>
 class Optimizer {
  public:
   Optimizer(const NamedParameters<P>& params, double lr) : lr_(lr) {
-    RESNET_CHECK(lr >= 0, "optimizer: learning rate must be non-negative, got ", lr);
+    check_learning_rate("optimizer", lr);
     for (auto& kv : params) {
       RESNET_CHECK(kv.second.defined(), "optimizer: parameter '", kv.first, "' is undefined");
       (kv.second.requires_grad() ? params_ : skipped_).push_back(kv);
@@ -61,9 +63,9 @@ class Optimizer {
     RESNET_CHECK(
         !params_.empty(), "optimizer: no parameters to optimize",
         skipped_.empty() ? std::string() : " (all " + std::to_string(skipped_.size()) + " are frozen)");
-    if (!skipped_.empty())
-      std::fprintf(stderr, "optimizer: skipping %zu frozen parameters (requires_grad off), e.g. '%s'\n",
-                   skipped_.size(), skipped_.front().first.c_str());
+    if (!skipped_.empty())  // a note, not an error: freezing is deliberate (set_notice_handler silences it)
+      notice("optimizer: skipping " + std::to_string(skipped_.size()) +
+             " frozen parameters (requires_grad off), e.g. '" + skipped_.front().first + "'");
     const Device d = params_.front().second.device();
     for (auto& kv : params_)
       RESNET_CHECK(kv.second.device() == d, "optimizer: parameter '", kv.first, "' is on ",
@@ -88,7 +90,7 @@ class Optimizer {
   double lr() const { return lr_; }
   // Takes effect at the next step(); writes the device's copy only when the value changes.
   void set_lr(double lr) {
-    RESNET_CHECK(std::isfinite(lr) && lr >= 0, name(), ": learning rate must be finite and >= 0, got ", lr);
+    check_learning_rate(name(), lr);
     if (lr == lr_) return;
     lr_ = lr;
     write_async(step_state_, optim_state::kLr, &lr_, 1);
@@ -117,7 +119,6 @@ class Optimizer {
   virtual void set_hyper_parameters(const HyperParameters& h) {
     for (auto& kv : h) RESNET_CHECK(kv.first == "lr", name(), ": unknown hyper-parameter '", kv.first, "'");
     if (h.count("lr")) {
-      RESNET_CHECK(h.at("lr") >= 0, name(), ": learning rate must be non-negative, got ", h.at("lr"));
       set_lr(h.at("lr"));
     }
   }

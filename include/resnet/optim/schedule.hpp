@@ -10,6 +10,7 @@
 #include <string>
 
 #include "resnet/core/error.hpp"
+#include "resnet/optim/check.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
@@ -44,7 +45,7 @@ class ScheduleBase : public LRSchedule {
     RESNET_CHECK(o.total_steps > 0, "schedule: total_steps must be positive, got ", o.total_steps);
     RESNET_CHECK(o.warmup_steps >= 0 && o.warmup_steps < o.total_steps, "schedule: warmup_steps (",
                  o.warmup_steps, ") must be in [0, total_steps = ", o.total_steps, ")");
-    RESNET_CHECK(o.base_lr >= 0, "schedule: base_lr must be non-negative");
+    check_learning_rate("schedule: base_lr", o.base_lr);
   }
   double lr(int64_t step) const override {
     if (step < o_.warmup_steps) {

@@ -87,8 +87,11 @@ class SGD : public Optimizer<P> {
 
  private:
   static void check(const SGDOptions& o) {
-    RESNET_CHECK(o.momentum >= 0 && o.weight_decay >= 0 && o.dampening >= 0,
-                 "SGD: momentum, dampening and weight_decay must be non-negative");
+    for (double v : {o.momentum, o.weight_decay, o.dampening})
+      RESNET_CHECK(std::isfinite(v) && v >= 0,
+                   "SGD: momentum, dampening and weight_decay must be finite and "
+                   "non-negative, got momentum ",
+                   o.momentum, ", dampening ", o.dampening, ", weight_decay ", o.weight_decay);
     RESNET_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0),
                  "SGD: Nesterov needs momentum > 0 and no dampening");
   }
