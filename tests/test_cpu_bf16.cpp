@@ -57,16 +57,17 @@ TEST_CASE("cpu bf16: master weights and statistics stay float32", "[bf16]") {
   CHECK(testing::relative_error(after, before) > 0.0);
 }
 
-// The bfloat16 convolution implementation the process started with, put back at scope exit.
+// The settings the process started with (the bfloat16 convolution choice among them), put back at scope exit.
 struct Bf16ConvGuard {
-  cpu::Bf16ConvChoice saved = cpu::bf16_conv_choice();
-  ~Bf16ConvGuard() { cpu::bf16_conv_choice() = saved; }
+  ConfigSnapshot saved = config().snapshot();
+  ~Bf16ConvGuard() { config().restore(saved); }
 };
 
-// The environment variable RESNET_CPU_CONV_BF16 set for one scope, then restored.
+// The environment variable RESNET_CPU_CONV_BF16 set for one scope and read (apply()), then both restored.
 struct ConvBf16Env {
   std::string saved;
   bool had = false;
+  ConfigSnapshot settings = config().snapshot();
   explicit ConvBf16Env(const char* value) {
     if (const char* v = std::getenv("RESNET_CPU_CONV_BF16")) had = true, saved = v;
     if (value)
@@ -74,11 +75,14 @@ struct ConvBf16Env {
     else
       unsetenv("RESNET_CPU_CONV_BF16");
   }
+  // The setting reads the variable again (the environment is otherwise read once, at start-up).
+  static void apply() { config().reset(SettingId::CpuConvBf16); }
   ~ConvBf16Env() {
     if (had)
       setenv("RESNET_CPU_CONV_BF16", saved.c_str(), 1);
     else
       unsetenv("RESNET_CPU_CONV_BF16");
+    config().restore(settings);
   }
 };
 
@@ -101,6 +105,7 @@ TEST_CASE("cpu bf16: the convolution path follows the measured bfloat16 / float3
               ratio, r.fma_gmacs, r.bf16_gmacs);
   {
     ConvBf16Env env(nullptr);
+    env.apply();
     const cpu::Bf16ConvChoice c = cpu::choose_bf16_conv();
     INFO(c.why);
     if (!cpu::bf16_native_available()) {
@@ -119,17 +124,20 @@ TEST_CASE("cpu bf16: the convolution path follows the measured bfloat16 / float3
   }
   {
     ConvBf16Env env("float");
+    env.apply();
     const cpu::Bf16ConvChoice c = cpu::choose_bf16_conv();
     CHECK(c.impl == cpu::Bf16Conv::ViaFloat);
     CHECK(c.why == "RESNET_CPU_CONV_BF16=float");
   }
   if (cpu::bf16_native_available()) {
     ConvBf16Env env("native");
+    env.apply();
     CHECK(cpu::choose_bf16_conv().impl == cpu::Bf16Conv::Native);
   }
   {
     ConvBf16Env env("fastest");
-    CHECK_THROWS_WITH(cpu::choose_bf16_conv(), Catch::Matchers::Contains("RESNET_CPU_CONV_BF16='fastest'"));
+    CHECK_THROWS_WITH(env.apply(),
+                      Catch::Matchers::Contains("RESNET_CPU_CONV_BF16='fastest': expected 'native'"));
   }
 }
 

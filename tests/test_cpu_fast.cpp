@@ -74,9 +74,10 @@ void check_conv_impl(cpu::ConvImpl impl) {
     }
 }
 
+// The settings as they were (the convolution choice and its chunk size among them), put back at scope exit.
 struct ConvImplGuard {
-  cpu::ConvImpl saved = cpu::float_conv_impl();
-  ~ConvImplGuard() { cpu::float_conv_impl() = saved; }
+  ConfigSnapshot saved = config().snapshot();
+  ~ConvImplGuard() { config().restore(saved); }
 };
 
 }  // namespace
@@ -96,15 +97,14 @@ TEST_CASE("cpu fast: oneDNN convolution agrees with the double reference", "[fas
   }
   check_conv_impl(cpu::ConvImpl::OneDnn);
 #if defined(RESNET_HAVE_DNNL)
-  // Tiny chunks: every batch runs in pieces (1 or 2 images, with a short last one), which must not change
-  // any result, the weight gradient summed over chunks included.
-  size_t saved = cpu::onednn::chunk_bytes();
-  for (size_t bytes : {size_t(1), size_t(5000), size_t(4) << 10}) {
-    INFO("chunk bytes " << bytes);
-    cpu::onednn::chunk_bytes() = bytes;
+  // Tiny chunks: every batch runs in pieces (1 or 2 images, with a short last one: 80 KiB holds two of the
+  // 36 KiB images of 3x4x32x32 -> 5x32x32), which must not change any result, the weight gradient summed
+  // over chunks included. The guard puts the chunk size back.
+  for (int64_t kb : {1, 4, 80}) {
+    INFO("chunk KiB " << kb);
+    config().set_cpu_conv_chunk_kb(kb);
     check_conv_impl(cpu::ConvImpl::OneDnn);
   }
-  cpu::onednn::chunk_bytes() = saved;
 #endif
 }
 

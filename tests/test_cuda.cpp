@@ -120,7 +120,12 @@ TEST_CASE("cuda: float16 tensors on the CPU are refused with a message (they com
 // it is tested without a device; the GPU case below runs the kernels both ways.
 TEST_CASE("cuda: channels-last kernels are off by default; off, ops convert NHWC device tensors", "[cuda]") {
   const bool saved = cuda::channels_last_enabled();
-  if (!std::getenv("RESNET_CUDA_NHWC")) CHECK_FALSE(saved);  // never run on a GPU: never the default
+  // Never run on a GPU: never the default.
+  if (config().source(SettingId::CudaNhwc) == SettingSource::Default) CHECK_FALSE(saved);
+  cuda::set_channels_last(true);
+  CHECK(config().cuda_nhwc());  // the backend's setter is the setting's
+  config().set_cuda_nhwc(false);
+  CHECK_FALSE(cuda::channels_last_enabled());
   const Tensor<float> cl = Tensor<float>::randn({2, 3, 4, 5}).contiguous(MemoryFormat::ChannelsLast);
   REQUIRE(cl.suggest_memory_format() == MemoryFormat::ChannelsLast);
   cuda::set_channels_last(false);

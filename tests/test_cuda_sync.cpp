@@ -36,11 +36,23 @@ struct RingSwitch {
 TEST_CASE("cuda sync: the staging ring and the half packs are off unless asked for, without a device",
           "[cuda_sync]") {
   // Neither has run on a GPU, so neither is the default (the environment may ask for them).
-  if (!std::getenv("RESNET_CUDA_STAGING")) CHECK_FALSE(cuda::staging_ring_enabled());
-  if (!std::getenv("RESNET_CUDA_HALF_PACKS")) CHECK_FALSE(cuda::half_packs_enabled());
+  if (config().source(SettingId::CudaStaging) == SettingSource::Default)
+    CHECK_FALSE(cuda::staging_ring_enabled());
+  if (config().source(SettingId::CudaHalfPacks) == SettingSource::Default)
+    CHECK_FALSE(cuda::half_packs_enabled());
   {
     RingSwitch on(true);
     CHECK(cuda::staging_ring_enabled());
+    CHECK(config().cuda_staging());  // one switch: the setting and the backend's setter read back alike
+  }
+  {
+    const ConfigSnapshot saved = config().snapshot();
+    config().set_cuda_half_packs(true);
+    CHECK(cuda::half_packs_enabled());
+    config().set_cuda_half_packs(std::nullopt);  // back to the kernel policy: off, never run on a GPU
+    if (config().source(SettingId::CudaHalfPacks) == SettingSource::Default)
+      CHECK_FALSE(cuda::half_packs_enabled());
+    config().restore(saved);
   }
   RingSwitch off(false);
   CHECK_FALSE(cuda::staging_ring_enabled());
@@ -75,12 +87,13 @@ struct Step {
     for (int i = 0; i < 8; ++i) labels.push_back(i % 10);
   }
   // One training step as train::Trainer runs it, with nothing read on the host.
-  void run(double fault_step = -1) {
+  void run(bool nan_loss = false) {
     Tensor<float> x = train::to_input<float>(images, dev);
     Tensor<int32_t> y = to_device_async(Tensor<int32_t>::from_vector(labels, {8}), dev);
     opt->set_lr(0.05 / static_cast<double>(1 + done));  // a schedule: a new value every step
     Tensor<float> loss = cross_entropy(net->forward(x), y);
-    cuda::record_step_loss(loss, stats, &opt->step_state(), 8, 8, fault_step);
+    if (nan_loss) loss = scale(loss, std::nan(""));
+    cuda::record_step_loss(loss, stats, &opt->step_state(), 8, 8);
     opt->zero_grad();
     loss.backward();
     opt->step();
@@ -125,8 +138,8 @@ TEST_CASE("cuda sync: a non-finite loss skips the update on the device, and ever
   for (int i = 0; i < 2; ++i) s.run();
   std::vector<std::vector<float>> before;
   for (auto& kv : s.net->named_parameters()) before.push_back(kv.second.to_vector());
-  s.run(3);  // step 3's loss is NaN (the Trainer's test hook)
-  s.run();   // finite, still skipped
+  s.run(true);  // step 3's loss is NaN
+  s.run();      // finite, still skipped
   size_t i = 0;
   for (auto& kv : s.net->named_parameters()) {
     INFO(kv.first);

@@ -7,6 +7,7 @@
 #include "resnet/autograd/engine.hpp"
 #include "resnet/autograd/grad_mode.hpp"
 #include "resnet/backend/cuda/available.hpp"
+#include "resnet/core/config.hpp"
 #include "resnet/core/device.hpp"
 #include "resnet/core/dtype.hpp"
 #include "resnet/core/error.hpp"

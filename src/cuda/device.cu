@@ -1,6 +1,6 @@
 // Devices of resnet::cuda: discovery, the start-up version checks (cuDNN, cuBLAS and the CUDA runtime,
 // compiled against and loaded), each device's properties and default stream, the process-wide switches
-// (TF32, the BatchNorm kernels, cuDNN's algorithm search) and runtime_info().
+// (TF32, the BatchNorm kernels, cuDNN's algorithm search: settings of resnet::config()) and runtime_info().
 #include "resnet/core/abi.hpp"
 
 #include <dlfcn.h>
@@ -10,6 +10,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "resnet/core/config.hpp"
 #include "runtime_state.cuh"
 
 namespace resnet {
@@ -44,27 +45,11 @@ std::string library_path(const char* symbol) {
 // holds code the device can run.
 __global__ void probe_kernel() {}
 
-bool env_is(const char* name, const char* a, const char* b) {
-  const char* v = std::getenv(name);
-  return v && (std::strcmp(v, a) == 0 || std::strcmp(v, b) == 0);
-}
-
 }  // namespace
 
 Global& global() {
   static Global* g = [] {
     auto* s = new Global();  // never destroyed: tensors with static lifetime may free memory at exit
-    if (env_is("RESNET_TF32", "0", "off")) s->tf32 = false;
-    if (env_is("RESNET_BN_SINGLE_PASS", "1", "on")) s->bn_single_pass = true;
-    if (env_is("RESNET_BN_SINGLE_PASS", "0", "off")) s->bn_single_pass = false;
-    if (env_is("RESNET_BN_CLUSTERS", "1", "on")) s->bn_clusters = true;
-    if (env_is("RESNET_BN_CLUSTERS", "0", "off")) s->bn_clusters = false;
-    if (env_is("RESNET_CUDA_NHWC", "1", "on")) s->channels_last = true;
-    if (env_is("RESNET_CUDA_STAGING", "1", "on")) s->staging_ring = true;
-    if (env_is("RESNET_CUDA_HALF_PACKS", "1", "on")) s->half_packs = true;
-    if (env_is("RESNET_CUDA_HALF_PACKS", "0", "off")) s->half_packs = false;
-    const char* search = std::getenv("RESNET_CUDNN_SEARCH");
-    if (search && std::strcmp(search, "heuristic") == 0) s->search = static_cast<int>(ConvSearch::Heuristic);
     cudaRuntimeGetVersion(&s->runtime);
     cudaDriverGetVersion(&s->driver);
     cudaError_t err = cudaGetDeviceCount(&s->count);
@@ -214,20 +199,33 @@ std::string runtime_info() {
   return os.str();
 }
 
-void set_tf32(bool enabled) { detail::global().tf32 = enabled; }
-bool tf32_enabled() { return detail::global().tf32; }
-void set_batchnorm_single_pass(bool enabled) { detail::global().bn_single_pass = enabled; }
-bool batchnorm_single_pass() { return detail::global().bn_single_pass; }
-void set_batchnorm_clusters(bool enabled) { detail::global().bn_clusters = enabled; }
-bool batchnorm_clusters() { return detail::global().bn_clusters; }
-void set_channels_last(bool enabled) { detail::global().channels_last = enabled; }
-bool channels_last_enabled() { return detail::global().channels_last; }
-void set_half_packs(bool enabled) { detail::global().half_packs = enabled; }
-bool half_packs_enabled() { return detail::global().half_packs; }
-void set_staging_ring(bool enabled) { detail::global().staging_ring = enabled; }
-bool staging_ring_enabled() { return detail::global().staging_ring; }
-void set_conv_search(ConvSearch search) { detail::global().search = static_cast<int>(search); }
-ConvSearch conv_search() { return static_cast<ConvSearch>(detail::global().search.load()); }
+// The switches are settings of resnet::config() (core/config.hpp), which reads their environment variables
+// and validates every value; the BatchNorm ones not set anywhere follow the kernel policy table.
+void set_tf32(bool enabled) { config().set_tf32(enabled); }
+bool tf32_enabled() { return config().tf32(); }
+void set_batchnorm_single_pass(bool enabled) { config().set_bn_single_pass(enabled); }
+bool batchnorm_single_pass() {
+  return config().bn_single_pass().value_or(kernels::bn_default_on(kernels::BnPath::SinglePass));
+}
+void set_batchnorm_clusters(bool enabled) { config().set_bn_clusters(enabled); }
+bool batchnorm_clusters() {
+  return config().bn_clusters().value_or(kernels::bn_default_on(kernels::BnPath::Cluster));
+}
+void set_channels_last(bool enabled) { config().set_cuda_nhwc(enabled); }
+bool channels_last_enabled() { return config().cuda_nhwc(); }
+void set_half_packs(bool enabled) { config().set_cuda_half_packs(enabled); }
+bool half_packs_enabled() {
+  return config().cuda_half_packs().value_or(kernels::bn_default_on(kernels::BnPath::HalfPacks));
+}
+void set_staging_ring(bool enabled) { config().set_cuda_staging(enabled); }
+bool staging_ring_enabled() { return config().cuda_staging(); }
+void set_conv_search(ConvSearch search) {
+  config().set_cudnn_search(search == ConvSearch::Heuristic ? CudnnSearch::Heuristic
+                                                            : CudnnSearch::Benchmark);
+}
+ConvSearch conv_search() {
+  return config().cudnn_search() == CudnnSearch::Heuristic ? ConvSearch::Heuristic : ConvSearch::Benchmark;
+}
 
 }  // namespace cuda
 }  // namespace RESNET_ABI

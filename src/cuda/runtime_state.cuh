@@ -1,6 +1,7 @@
 // State shared by the runtime translation units of resnet::cuda (device.cu, streams.cu, allocator.cu,
-// errors.cu), and by nothing else: the process-wide device table and settings, this thread's streams,
-// handles and workspaces, and the caching allocator's entry points. Ops see only context.cuh.
+// errors.cu), and by nothing else: the process-wide device table (the settings are resnet::config()), this
+// thread's streams, handles and workspaces, and the caching allocator's entry points. Ops see only
+// context.cuh.
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -46,15 +47,6 @@ struct Global {
   int runtime = 0, driver = 0;
   int cublas_major = -1, cublas_minor = -1, cublas_patch = -1;
   std::unique_ptr<DeviceState[]> devices;
-  std::atomic<bool> tf32{true};
-  // BatchNorm's kernel switches start from the policy table (kernels/batchnorm_plan.cuh): a path that has
-  // never run on a GPU is off until a GPU run shows it correct and faster (RESULTS.md, "Kernel policy").
-  std::atomic<bool> bn_single_pass{kernels::bn_default_on(kernels::BnPath::SinglePass)};
-  std::atomic<bool> bn_clusters{kernels::bn_default_on(kernels::BnPath::Cluster)};
-  std::atomic<int> search{static_cast<int>(ConvSearch::Benchmark)};
-  std::atomic<bool> channels_last{false};  // NHWC kernels: never run on a GPU, so off by default
-  std::atomic<bool> half_packs{kernels::bn_default_on(kernels::BnPath::HalfPacks)};
-  std::atomic<bool> staging_ring{false};  // upload_async's pinned ring: never run on a GPU, so off
 };
 
 // Discovers the devices and checks the library versions on first use; never destroyed.

@@ -89,9 +89,8 @@ TEMPLATE_TEST_CASE("all_gather places rank r's data at r * n", "[mpi]", float, d
 
 TEST_CASE("all_reduce_async: several in flight, waited in reverse order", "[mpi]") {
   const int W = pg().size(), r = pg().rank();
-  const char* thread_env = std::getenv("RESNET_DIST_COMM_THREAD");
-  const bool want_thread = thread_env == nullptr || std::string(thread_env) != "0";
-  CHECK(pg().overlaps() == want_thread);  // OpenMPI provides MPI_THREAD_MULTIPLE
+  const bool want_thread = config().dist_comm_thread();  // RESNET_DIST_COMM_THREAD=0 turns it off
+  CHECK(pg().overlaps() == want_thread);                 // OpenMPI provides MPI_THREAD_MULTIPLE
   std::vector<Tensor<float>> fs;
   std::vector<Tensor<double>> ds;
   std::vector<std::shared_ptr<dist::Work>> works;

@@ -35,6 +35,7 @@
 #include <string>
 #include <thread>
 
+#include "resnet/core/config.hpp"
 #include "resnet/dist/launch_env.hpp"
 #include "resnet/dist/mpi_runtime.hpp"
 #include "resnet/dist/process_group.hpp"
@@ -44,12 +45,11 @@ inline namespace RESNET_ABI {
 namespace dist {
 
 struct MpiOptions {
-  double timeout_s = dist_timeout_from_env();  // 0 = no timeout
-  // Run collectives on a communication thread (needs MPI_THREAD_MULTIPLE); RESNET_DIST_COMM_THREAD=0 off.
-  bool comm_thread = [] {
-    const char* v = std::getenv("RESNET_DIST_COMM_THREAD");
-    return v == nullptr || std::string(v) != "0";
-  }();
+  // The defaults are the process's settings (resnet::config(): dist_timeout_s, RESNET_DIST_TIMEOUT_S, and
+  // dist_comm_thread, RESNET_DIST_COMM_THREAD); a group built with other options keeps its own.
+  double timeout_s = config().dist_timeout_s();  // 0 = no timeout
+  // Run collectives on a communication thread (needs MPI_THREAD_MULTIPLE).
+  bool comm_thread = config().dist_comm_thread();
 };
 
 // Counters of one group's collectives (for measuring communication per step).

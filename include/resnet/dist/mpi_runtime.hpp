@@ -55,17 +55,6 @@ inline std::string mpi_thread_level_name(int level) {
   }
 }
 
-// The collective timeout from RESNET_DIST_TIMEOUT_S (seconds; 0 = wait forever); a bad value is an error.
-inline double dist_timeout_from_env(double fallback = 300.0) {
-  const char* v = std::getenv("RESNET_DIST_TIMEOUT_S");
-  if (v == nullptr || *v == '\0') return fallback;
-  char* end = nullptr;
-  const double s = std::strtod(v, &end);
-  RESNET_CHECK(end != v && *end == '\0' && s >= 0 && s < 1e9, "RESNET_DIST_TIMEOUT_S='", v,
-               "' is not a number of seconds >= 0 (0 = no timeout)");
-  return s;
-}
-
 class MpiRuntime {
  public:
   // The process's runtime, initialising MPI on first use.

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "resnet/backend/cpu/blas.hpp"
@@ -23,6 +24,7 @@
 #include "resnet/backend/cpu/layout.hpp"
 #include "resnet/backend/cpu/onednn_conv.hpp"
 #include "resnet/backend/params.hpp"
+#include "resnet/core/config.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
@@ -414,20 +416,29 @@ inline bool onednn_available() {
   return false;
 #endif
 }
-// The environment variable RESNET_CPU_CONV=gemm forces im2col + BLAS (to compare the two in benchmarks).
-inline ConvImpl& float_conv_impl() {
-  static ConvImpl impl = [] {
-    const char* env = std::getenv("RESNET_CPU_CONV");
-    if (env && std::string(env) == "gemm") return ConvImpl::Gemm;
-    return onednn_available() ? ConvImpl::OneDnn : ConvImpl::Gemm;
-  }();
-  return impl;
+// The setting cpu_conv (RESNET_CPU_CONV=gemm, resnet::config().set_cpu_conv) forces im2col + BLAS, to compare
+// the two in benchmarks; 'onednn' without oneDNN in the build is an error naming the variable.
+inline ConvImpl float_conv_impl() {
+  const Config& c = config();
+  switch (c.cpu_conv()) {
+    case CpuConv::Gemm:
+      return ConvImpl::Gemm;
+    case CpuConv::OneDnn:
+      RESNET_CHECK(onednn_available(),
+                   c.source(SettingId::CpuConv) == SettingSource::Environment ? "RESNET_CPU_CONV=onednn"
+                                                                              : "cpu_conv=onednn",
+                   ": oneDNN was not found at build time (install libdnnl-dev and reconfigure)");
+      return ConvImpl::OneDnn;
+    default:
+      return onednn_available() ? ConvImpl::OneDnn : ConvImpl::Gemm;
+  }
 }
-// Tests switch implementations to check each against the reference; RESNET_CHECKs a missing oneDNN.
+// Tests switch implementations to check each against the reference; RESNET_CHECKs a missing oneDNN. The
+// choice is the setting cpu_conv, so config() reads it back.
 inline void set_float_conv_impl(ConvImpl impl) {
   RESNET_CHECK(impl != ConvImpl::OneDnn || onednn_available(),
                "conv: oneDNN was not found at build time (install libdnnl-dev and reconfigure)");
-  float_conv_impl() = impl;
+  config().set_cpu_conv(impl == ConvImpl::OneDnn ? CpuConv::OneDnn : CpuConv::Gemm);
 }
 
 // How bfloat16 convolutions run: oneDNN's bfloat16 kernels (Native), or float32 convolutions on float
@@ -436,8 +447,8 @@ inline void set_float_conv_impl(ConvImpl impl) {
 // AMX: 0.47-0.49x), oneDNN 2.6's avx512_core_bf16 kernels made a ResNet-18 step 1.3x slower than ViaFloat;
 // where it multiplies at twice the rate (an AMD EPYC Zen 4: 1.98x), they made it faster than ViaFloat. So
 // Native is the default where oneDNN dispatches to AMX, or where cpu::peak::bf16_over_fp32() (measured once,
-// about 10 ms) is at least kBf16NativeMinSpeedup. RESNET_CPU_CONV_BF16=native or =float overrides (native
-// needs oneDNN bfloat16 kernels on the CPU); a bad value is an error naming it.
+// about 10 ms) is at least kBf16NativeMinSpeedup. The setting cpu_conv_bf16 (RESNET_CPU_CONV_BF16=native or
+// =float, resnet::config().set_cpu_conv_bf16) overrides (native needs oneDNN bfloat16 kernels on the CPU).
 enum class Bf16Conv { Native, ViaFloat };
 // At equal multiply rates Native still moves half the bytes and skips the float copies, so the bar is 1x.
 constexpr double kBf16NativeMinSpeedup = 1.0;
@@ -454,16 +465,17 @@ struct Bf16ConvChoice {
   std::string why;
 };
 inline Bf16ConvChoice choose_bf16_conv() {
-  const char* env = std::getenv("RESNET_CPU_CONV_BF16");
-  const std::string v = env ? env : "";
-  RESNET_CHECK(v.empty() || v == "float" || v == "native", "RESNET_CPU_CONV_BF16='", v,
-               "': expected 'native' (oneDNN's bfloat16 kernels) or 'float' (float32 convolutions)");
-  if (v == "float") return {Bf16Conv::ViaFloat, "RESNET_CPU_CONV_BF16=float"};
-  if (v == "native") {
-    RESNET_CHECK(bf16_native_available(),
-                 "RESNET_CPU_CONV_BF16=native: this CPU has no oneDNN bfloat16 convolutions (they need "
-                 "avx512_core)");
-    return {Bf16Conv::Native, "RESNET_CPU_CONV_BF16=native"};
+  const Config& cfg = config();
+  const CpuConvBf16 v = cfg.cpu_conv_bf16();
+  // The reason names where the override came from: the variable, or code.
+  const std::string who = cfg.source(SettingId::CpuConvBf16) == SettingSource::Environment
+                              ? "RESNET_CPU_CONV_BF16"
+                              : "cpu_conv_bf16";
+  if (v == CpuConvBf16::Float) return {Bf16Conv::ViaFloat, who + "=float"};
+  if (v == CpuConvBf16::Native) {
+    RESNET_CHECK(bf16_native_available(), who,
+                 "=native: this CPU has no oneDNN bfloat16 convolutions (they need avx512_core)");
+    return {Bf16Conv::Native, who + "=native"};
   }
   if (!bf16_native_available())
     return {Bf16Conv::ViaFloat, "no oneDNN bfloat16 convolutions on this CPU (they need avx512_core)"};
@@ -482,15 +494,26 @@ inline Bf16ConvChoice choose_bf16_conv() {
               " and it has no AMX, so oneDNN's bfloat16 convolutions would be slower than float32 ones "
               "(benchmarks/RESULTS.md; RESNET_CPU_CONV_BF16=native uses them)"};
 }
+// The choice in effect, made again whenever a setting has changed since (config().version()): it follows
+// cpu_conv_bf16 and, in 'auto', cpu_conv. Assigning to it (tests) holds until the next settings change.
 inline Bf16ConvChoice& bf16_conv_choice() {
-  static Bf16ConvChoice choice = choose_bf16_conv();
+  static Bf16ConvChoice choice;
+  static uint64_t made_at = ~uint64_t(0);
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  const uint64_t now = config().version();
+  if (now != made_at) {
+    choice = choose_bf16_conv();
+    made_at = now;
+  }
   return choice;
 }
 inline Bf16Conv& bf16_conv_impl() { return bf16_conv_choice().impl; }
+// The choice is the setting cpu_conv_bf16, so config() reads it back.
 inline void set_bf16_conv_impl(Bf16Conv impl) {
   RESNET_CHECK(impl == Bf16Conv::ViaFloat || bf16_native_available(),
                "conv: this CPU has no oneDNN bfloat16 convolutions (they need avx512_core)");
-  bf16_conv_choice() = {impl, "set by cpu::set_bf16_conv_impl"};
+  config().set_cpu_conv_bf16(impl == Bf16Conv::Native ? CpuConvBf16::Native : CpuConvBf16::Float);
 }
 // The path in words, with its reason: the first bfloat16 convolution says it once on stderr, and
 // train_catsdogs puts it in its first log line.

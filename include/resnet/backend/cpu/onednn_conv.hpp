@@ -33,6 +33,7 @@
 #include <dnnl.hpp>
 
 #include "resnet/backend/params.hpp"
+#include "resnet/core/config.hpp"
 #include "resnet/core/parallel.hpp"
 #include "resnet/core/storage.hpp"
 #include "resnet/core/tensor.hpp"
@@ -302,21 +303,10 @@ void finish_output(const Operand& o, memory& m, void* data, bool accumulate) {
 // Convolutions run over the batch in chunks whose blocked copies fit in about chunk_bytes(): the copies then
 // stay in cache between the reorder and the convolution, and the workspace stays small (the stem at 224x224
 // would otherwise need a 51 MB blocked copy of its output). Late stages, with small images, run whole.
-// The target size (tests shrink it to exercise chunking on small shapes). RESNET_CPU_CONV_CHUNK_KB sets it:
-// on a Zen 4, 12 MB measured up to 1.16x faster than 3 MB (benchmarks/RESULTS.md), not yet confirmed enough
-// to become the default.
-inline size_t& chunk_bytes() {
-  static size_t bytes = [] {
-    const char* env = std::getenv("RESNET_CPU_CONV_CHUNK_KB");
-    if (!env) return size_t(3) << 20;
-    char* end = nullptr;
-    const long long kb = std::strtoll(env, &end, 10);
-    RESNET_CHECK(end != env && *end == '\0' && kb > 0, "RESNET_CPU_CONV_CHUNK_KB='", env,
-                 "': expected a positive number of KiB");
-    return static_cast<size_t>(kb) << 10;
-  }();
-  return bytes;
-}
+// The target size is the setting cpu_conv_chunk_kb (RESNET_CPU_CONV_CHUNK_KB, resnet::config(); tests shrink
+// it to exercise chunking on small shapes): on a Zen 4, 12 MB measured up to 1.16x faster than 3 MB
+// (benchmarks/RESULTS.md), not yet confirmed enough to become the default.
+inline size_t chunk_bytes() { return static_cast<size_t>(config().cpu_conv_chunk_kb()) << 10; }
 inline int64_t chunk_images(int64_t N, int64_t per_image_floats) {
   // Counted in float32 bytes whatever the type (bfloat16 chunks are the float ones).
   const int64_t per_image = std::max<int64_t>(1, per_image_floats * static_cast<int64_t>(sizeof(float)));
