@@ -38,8 +38,13 @@ int compute_capability(int device = 0);
 // reported bad data (a label out of range) or failed.
 void synchronize(int device = 0);
 
+// The switches below are runtime settings of resnet::config() (core/config.hpp; README.md, "Runtime
+// settings"): each setter here writes its setting and each getter reads it, so config().set_tf32(false) and
+// set_tf32(false) are one switch, and the environment variable named with each (read once, validated) is
+// its default.
+
 // TF32 tensor-core math for float32 convolutions and matrix products (Ampere and newer): on by default,
-// off when the environment has RESNET_TF32=0. Off gives float32 results within ~1e-5 of the CPU.
+// off when the environment has RESNET_TF32=0 (or off). Off gives float32 results within ~1e-5 of the CPU.
 void set_tf32(bool enabled);
 bool tf32_enabled();
 
@@ -83,7 +88,7 @@ BatchNormPathCounts batchnorm_path_counts();
 
 // How cuDNN convolution algorithms are chosen, once per shape: Benchmark times every algorithm (like
 // torch.backends.cudnn.benchmark = True; the default), Heuristic asks cuDNN's heuristics (faster first
-// step). The environment variable RESNET_CUDNN_SEARCH=heuristic|benchmark sets the default.
+// step). The setting cudnn_search (RESNET_CUDNN_SEARCH=heuristic|benchmark) sets the default.
 enum class ConvSearch { Benchmark, Heuristic };
 void set_conv_search(ConvSearch search);
 ConvSearch conv_search();
