@@ -55,6 +55,17 @@ void randomise_bn(nn::Module<float>& net, uint64_t seed) {
     }
 }
 
+// The largest |a - b| / max(|b|, 1e-6) over two equal-length vectors; +inf on a non-finite value.
+double max_relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return std::numeric_limits<double>::infinity();
+    worst = std::max(worst, std::abs(double(a[i]) - b[i]) / std::max(std::abs(double(b[i])), 1e-6));
+  }
+  return worst;
+}
+
 std::vector<uint8_t> bytes(const TensorBase& t) {
   const TensorBase h = io::detail::host_contiguous(t);
   const uint8_t* p = static_cast<const uint8_t*>(h.raw_data());
@@ -375,6 +386,92 @@ TEST_CASE("Classifier: files, images of any size and channel count, tensors", "[
   CHECK(results[0].error.find("does not exist") != std::string::npos);
   CHECK_FALSE(results[1].ok);
   CHECK(results[1].error.find("is a folder") != std::string::npos);
+}
+
+// A Classifier over a model of one's own (any nn::Module with [N, classes] outputs) leaves that model as it
+// was: the same bytes, not folded, not moved, its training mode back; logits and probabilities agree with
+// the model's own forward in eval mode.
+TEST_CASE("Classifier over a model in memory: any module, never changed, logits and probabilities",
+          "[finetune][infer]") {
+  auto model = std::make_shared<nn::Sequential<float>>(
+      std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions(3, 4, 3).padding(1)),
+      std::make_shared<nn::BatchNorm2d<float>>(4), std::make_shared<nn::ReLU<float>>(),
+      std::make_shared<nn::GlobalAvgPool2d<float>>(), std::make_shared<nn::Linear<float>>(4, 3));
+  randomise_bn(*model, 9);
+  model->train();
+  std::vector<std::vector<uint8_t>> before;
+  for (auto& kv : model->state_dict()) before.push_back(bytes(kv.second));
+  infer::ClassifierOptions co;
+  co.batch_size = 2;
+  infer::Classifier clf(model, {"a", "b", "c"}, data::eval_transform(16, 1.0), co);
+  Generator g(3);
+  auto x = Tensor<float>::randn({5, 3, 16, 16}, g);
+  const Tensor<float> logits = clf.logits(x);  // batches of 2, 2 and 1
+  const Tensor<float> prob = clf.probabilities(x);
+  REQUIRE(logits.shape() == Shape({5, 3}));
+  REQUIRE(prob.shape() == Shape({5, 3}));
+  CHECK(model->is_training());  // the mode is put back
+  auto sd = model->state_dict();
+  for (size_t i = 0; i < sd.size(); ++i) {
+    INFO(sd[i].first);
+    CHECK(bytes(sd[i].second) == before[i]);  // eval mode: running statistics untouched, nothing folded
+  }
+  model->eval();
+  std::vector<float> want;
+  {
+    NoGradGuard ng;
+    want = model->forward(x).to_vector();
+  }
+  model->train();
+  CHECK(max_relative_error(logits.to_vector(), want) < 1e-6);
+  const auto p = prob.to_vector();
+  for (int64_t i = 0; i < 5; ++i) {
+    double sum = 0;
+    for (int64_t c = 0; c < 3; ++c) sum += p[static_cast<size_t>(i * 3 + c)];
+    CHECK(sum == Approx(1.0).epsilon(1e-6));
+  }
+  const auto top = clf.classify(x, 3);
+  REQUIRE(top.size() == 5);
+  CHECK(top[4].top[0].probability == Approx(std::max({p[12], p[13], p[14]})).epsilon(1e-6));
+  // A model whose outputs do not match the class names is refused by name, not misread.
+  infer::Classifier wrong(model, {"a", "b"}, data::eval_transform(16, 1.0), co);
+  CHECK_THROWS_WITH(wrong.logits(x),
+                    Catch::Contains("expected [2, 2]") && Catch::Contains("one logit per class"));
+  CHECK(model->is_training());
+}
+
+// A checkpoint without an evaluation size takes its training size; with neither, 224 px and a notice.
+// BasicClassifier<bf16_t> opens the same file and agrees with the float one to bfloat16 rounding.
+TEST_CASE("Classifier: the eval size comes from the checkpoint, and any float type opens it",
+          "[finetune][infer]") {
+  TempDir dir;
+  auto net = models::resnet18<float>(tiny(2, 41));
+  randomise_bn(*net, 42);
+  io::TrainingState st;
+  st.arch = "resnet18";
+  st.class_names = {"x", "y"};
+  st.extra["size"] = "48";
+  io::save(*net, dir.file("sized.safetensors"), st);
+  std::vector<std::string> notes;
+  NoticeHandler previous = set_notice_handler([&](const std::string& l) { notes.push_back(l); });
+  auto sized = infer::Classifier::open(dir.file("sized.safetensors"));
+  CHECK(sized.transform().size == 48);
+  CHECK(notes.empty());
+  st.extra.clear();
+  io::save(*net, dir.file("bare.safetensors"), st);
+  auto bare = infer::Classifier::open(dir.file("bare.safetensors"));
+  CHECK(bare.transform().size == 224);
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].find("224 px") != std::string::npos);
+  set_notice_handler(previous);
+
+  // bfloat16 activations (float32 weights, so the float file loads as it is), folded as the float one.
+  auto in_bf16 = infer::BasicClassifier<bf16_t>::open(dir.file("sized.safetensors"));
+  Generator g(8);
+  auto x = Tensor<float>::randn({2, 3, 48, 48}, g);
+  const auto pb = in_bf16.probabilities(x).to_vector(), pf = sized.probabilities(x).to_vector();
+  REQUIRE(pb.size() == pf.size());
+  for (size_t i = 0; i < pb.size(); ++i) CHECK(std::abs(pb[i] - pf[i]) < 0.05);  // bfloat16's rounding
 }
 
 TEST_CASE("the fine-tuning story end to end", "[finetune][infer]") {
