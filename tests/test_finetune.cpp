@@ -474,6 +474,38 @@ TEST_CASE("Classifier: the eval size comes from the checkpoint, and any float ty
   for (size_t i = 0; i < pb.size(); ++i) CHECK(std::abs(pb[i] - pf[i]) < 0.05);  // bfloat16's rounding
 }
 
+// nn::freeze and nn::freeze_all_but: frozen parameters stop requiring grad, the optimizer skips them, their
+// BatchNorms keep eval mode through train(), the rest trains; bad paths change nothing.
+TEST_CASE("freeze: named sub-modules, or everything but the head", "[finetune]") {
+  auto net = models::resnet18<float>(tiny(3, 51));
+  nn::freeze(*net, {"conv1", "bn1", "layer1"});
+  for (auto& kv : net->named_parameters()) {
+    INFO(kv.first);
+    const bool frozen = kv.first.rfind("conv1.", 0) == 0 || kv.first.rfind("bn1.", 0) == 0 ||
+                        kv.first.rfind("layer1.", 0) == 0;
+    CHECK(kv.second.requires_grad() == !frozen);
+  }
+  net->train();
+  CHECK_FALSE(net->bn1->is_training());
+  CHECK_FALSE(net->find_module("layer1.0.bn2")->is_training());
+  CHECK(net->find_module("layer2.0.bn1")->is_training());
+
+  auto other = models::resnet18<float>(tiny(3, 52));
+  CHECK_THROWS_WITH(nn::freeze(*other, {"layer1", "layer9"}), Catch::Contains("no sub-module 'layer9'"));
+  for (auto& kv : other->named_parameters()) CHECK(kv.second.requires_grad());  // nothing changed
+  CHECK_THROWS_WITH(nn::freeze_all_but(*other, {}), Catch::Contains("nothing would train"));
+  CHECK_THROWS_WITH(nn::freeze_all_but(*other, {"head"}), Catch::Contains("no child 'head'"));
+  nn::freeze_all_but(*other, {"fc"});
+  std::vector<std::string> notes;
+  NoticeHandler previous = set_notice_handler([&](const std::string& l) { notes.push_back(l); });
+  optim::SGD<float> opt(other->named_parameters(), optim::SGDOptions{0.1, 0.9});
+  set_notice_handler(previous);
+  REQUIRE(opt.parameters().size() == 2);  // fc.weight, fc.bias
+  CHECK(opt.parameters()[0].first == "fc.weight");
+  CHECK(opt.skipped().size() == other->named_parameters().size() - 2);
+  REQUIRE(notes.size() == 1);
+}
+
 TEST_CASE("the fine-tuning story end to end", "[finetune][infer]") {
   TempDir dir;
   // A 1000-class checkpoint (what tools/torchvision_to_safetensors.py makes of ImageNet weights).
