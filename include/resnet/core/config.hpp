@@ -318,7 +318,8 @@ class Config {
   bool tf32() const { return value(SettingId::Tf32) != 0; }
   void set_tf32(bool on) { set_value(SettingId::Tf32, on); }
   // The BatchNorm kernel switches: empty until set, meaning the kernel policy table's default (see
-  // cuda::batchnorm_single_pass() and friends for the switch in effect). std::nullopt goes back to it.
+  // cuda::batchnorm_single_pass() and friends for the switch in effect). std::nullopt forgets a value set
+  // from code: the variable's again, else the policy's.
   std::optional<bool> bn_single_pass() const { return tristate(SettingId::BnSinglePass); }
   void set_bn_single_pass(std::optional<bool> on) { set_tristate(SettingId::BnSinglePass, on); }
   std::optional<bool> bn_clusters() const { return tristate(SettingId::BnClusters); }
