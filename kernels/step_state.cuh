@@ -19,9 +19,8 @@ __global__ void count_up_kernel(int64_t* counter, int64_t n) {
 }
 
 template <typename T>
-__global__ void record_step_loss_kernel(const T* loss, double* stats, double* optim, double n, double N,
-                                        double fault_step) {
-  loss_stats::record(static_cast<double>(to_cmp(loss[0])), n, N, fault_step, stats, optim);
+__global__ void record_step_loss_kernel(const T* loss, double* stats, double* optim, double n, double N) {
+  loss_stats::record(static_cast<double>(to_cmp(loss[0])), n, N, stats, optim);
 }
 
 template <typename P>
@@ -38,9 +37,8 @@ inline void count_up(int64_t* counter, int64_t n, const LaunchEnv& env) {
 }
 
 template <typename T>
-void record_step_loss(const T* loss, double* stats, double* optim, double n, double N, double fault_step,
-                      const LaunchEnv& env) {
-  RESNET_LAUNCH((record_step_loss_kernel<T>), 1, 1, env, loss, stats, optim, n, N, fault_step);
+void record_step_loss(const T* loss, double* stats, double* optim, double n, double N, const LaunchEnv& env) {
+  RESNET_LAUNCH((record_step_loss_kernel<T>), 1, 1, env, loss, stats, optim, n, N);
 }
 
 template <typename P>

@@ -140,13 +140,9 @@ ok "Ctrl-C writes last and exits 130; resuming mid-epoch matches the uninterrupt
 expect_rc 3 "$WORK/nan1.err" -- "$BIN" train "${COMMON[@]}" --epochs 1 --lr 1e30 --out "$WORK/N1"
 expect_in "$WORK/nan1.err" "the loss is (NaN|infinite) at epoch 1"
 expect_in "$WORK/nan1.err" "no checkpoint was written yet"
-expect_rc 3 "$WORK/nan2.err" -- env RESNET_FAULT_NAN_AT_STEP=17 "$BIN" train "${COMMON[@]}" --out "$WORK/N2"
-expect_in "$WORK/nan2.err" "the loss is NaN at epoch 2, batch 2 \(step 17\)"
-expect_in "$WORK/nan2.err" "last good checkpoint is .*N2/last.safetensors \(epoch 1\)"
-[ "$(wc -l <"$WORK/N2/metrics.csv")" = 2 ] || fail "after the NaN stop metrics.csv should hold epoch 1 only"
-expect_rc 0 "$WORK/nan2eval.log" -- "$BIN" eval --weights "$WORK/N2/last.safetensors" --data "$DATA" --threads 2
-expect_in "$WORK/nan2eval.log" "av_test_acc: $a1\$"
-ok "a NaN loss stops the run (exit 3) and keeps epoch 1's last.safetensors"
+# A NaN in a later epoch (the last good checkpoint kept, its message, metrics.csv and the evaluation of
+# last) needs a loss made NaN at a chosen step, which only a test can install: test_trainer_parts.
+ok "a NaN loss stops the run (exit 3) before any checkpoint"
 
 # ---- eval and predict ----
 a2=$(sed -n 's/^epoch 2 av_test_acc: \([0-9.]*\)$/\1/p' "$WORK/A.log")

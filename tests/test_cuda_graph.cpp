@@ -287,9 +287,29 @@ TEST_CASE("cuda graph: replayed training steps match eager ones in float32", "[.
 #if RESNET_WITH_CUDA
 namespace {
 
+// The test seam for a non-finite loss in a graphed step: the loss the test installs is multiplied by a
+// device scalar, which this callback sets to NaN just before step `step`. A replay reads the scalar's
+// memory, so the choice made on the host reaches captured steps too.
+class NanBefore : public train::Callback {
+ public:
+  NanBefore(Tensor<float> factor, int64_t step) : factor_(std::move(factor)), step_(step) {}
+  std::string name() const override { return "nan_before"; }
+  train::Control on_step_end(const train::StepInfo& s) override {
+    if (s.step + 1 == step_) {
+      const float nan = std::nanf("");
+      write_async(factor_, 0, &nan, 1);
+    }
+    return train::Control::Continue;
+  }
+
+ private:
+  Tensor<float> factor_;
+  int64_t step_;
+};
+
 // A Trainer run on the GPU (conv + global pool over Ones, batch 2: 2 steps an epoch, 3 epochs), graphs on
-// or off, optionally with step `nan_step`'s loss made NaN (the Trainer's test hook) or stopped after
-// `stop_after` steps. Returns the final parameters.
+// or off, optionally with step `nan_step`'s loss made NaN (NanBefore) or stopped after `stop_after` steps.
+// Returns the final parameters.
 std::vector<double> trainer_run(bool graph, int64_t nan_step, int64_t stop_after, train::FitStatus* status) {
   auto model = std::make_shared<nn::Sequential<float>>();
   Generator gen(7);
@@ -318,10 +338,15 @@ std::vector<double> trainer_run(bool graph, int64_t nan_step, int64_t stop_after
     cb.on_step_end = [&steps](const train::StepInfo&) { ++steps; };
     cb.should_stop = [&steps, stop_after] { return steps == stop_after - 1; };  // true during that step
   }
-  if (nan_step > 0) ::setenv("RESNET_FAULT_NAN_AT_STEP", std::to_string(nan_step).c_str(), 1);
   train::Trainer<float> t(model, opt, std::make_shared<Ones>(), nullptr, o, cb);
+  if (nan_step > 0) {
+    Tensor<float> factor = Tensor<float>::from_vector({1.0f}, Shape{}).to(kGpu);
+    t.set_loss([factor](const Tensor<float>& logits, const Tensor<int32_t>& labels) {
+      return mul(cross_entropy(logits, labels), factor);
+    });
+    t.add_callback(std::make_shared<NanBefore>(factor, nan_step));
+  }
   *status = t.fit().status;
-  ::unsetenv("RESNET_FAULT_NAN_AT_STEP");
   std::filesystem::remove_all(o.out_dir);
   std::vector<double> out;
   for (auto& kv : model->named_parameters())

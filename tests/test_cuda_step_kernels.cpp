@@ -75,7 +75,7 @@ TEST_CASE("step kernels: record_step_loss sums finite losses and sets the skip f
           "[cuda-kernels][step]") {
   std::vector<double> stats(loss_stats::kSize, 0.0), optim(optim_state::kSize, 0.0);
   const float losses[] = {2.0f, 4.0f, std::numeric_limits<float>::infinity(), 1.0f};
-  for (float l : losses) k::record_step_loss(&l, stats.data(), optim.data(), 8.0, 16.0, -1.0, env_with(1));
+  for (float l : losses) k::record_step_loss(&l, stats.data(), optim.data(), 8.0, 16.0, env_with(1));
   CHECK(stats[loss_stats::kStep] == 4);
   CHECK(stats[loss_stats::kWindowSum] == 3.0);  // (2 + 4) * 8 / 16; nothing after the bad step
   CHECK(stats[loss_stats::kEpochSum] == 3.0);

@@ -3,8 +3,10 @@
 // is exercised in one process with groups that stand in for peers: a mirror world (every rank holds what
 // this one holds), a recording world (the reductions are this rank's share alone) and a world with one
 // scripted peer.
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -143,6 +145,7 @@ struct Run {
   std::vector<std::string> lines;
   std::vector<train::StepInfo> steps;
   train::Callbacks cb;
+  std::function<void(train::Trainer<float>&)> parts;  // installs parts (loss, metrics, callbacks) before fit
 
   Run(const fs::path& out, uint64_t model_seed) {
     model = small_model(model_seed);
@@ -164,9 +167,20 @@ struct Run {
   train::FitResult fit(std::shared_ptr<dist::ProcessGroup> pg = nullptr, int64_t n_train = 40) {
     train::Trainer<float> t(model, opt, std::make_shared<Halves>(n_train), std::make_shared<Halves>(12), o,
                             cb, std::move(pg));
+    if (parts) parts(t);
     return t.fit();
   }
 };
+
+// The test seam for a non-finite loss: cross-entropy, NaN at the k-th training step (one rank, eager: the
+// loss is called once a step).
+train::LossFn<float> nan_at_step(int64_t k) {
+  auto calls = std::make_shared<int64_t>(0);
+  return [calls, k](const Tensor<float>& logits, const Tensor<int32_t>& labels) {
+    Tensor<float> l = cross_entropy(logits, labels);
+    return ++*calls == k ? scale(l, std::nan("")) : l;
+  };
+}
 
 }  // namespace
 
@@ -374,9 +388,8 @@ TEST_CASE("a non-finite loss stops every rank before the update, keeping the las
   set_num_threads(1);
   const fs::path d = fresh_dir("nan");
   Run r(d, 2);
-  ::setenv("RESNET_FAULT_NAN_AT_STEP", "7", 1);
+  r.parts = [](train::Trainer<float>& t) { t.set_loss(nan_at_step(7)); };
   train::FitResult res = r.fit();
-  ::unsetenv("RESNET_FAULT_NAN_AT_STEP");
   CHECK(res.status == train::FitStatus::NonFinite);
   CHECK(res.exit_code() == 3);
   CHECK(res.steps == 6);
@@ -389,16 +402,15 @@ TEST_CASE("a non-finite loss stops every rank before the update, keeping the las
 TEST_CASE("the loss stays on the device: a NaN is found at the next read and no update after it lands",
           "[trainer]") {
   // No per-step callback and no log line before the epoch's end: the loss is read once, at the end of
-  // epoch 2. Step 7's loss is NaN (the test hook); steps 8-10 have finite losses but must be skipped too, so
-  // the weights are exactly those after step 6.
+  // epoch 2. Step 7's loss is NaN (the loss the test installs); steps 8-10 have finite losses but must be
+  // skipped too, so the weights are exactly those after step 6.
   set_num_threads(1);
   const fs::path d = fresh_dir("nan_deferred"), e = fresh_dir("six_steps");
   Run r(d, 2);
   r.cb.on_step_end = nullptr;
   r.o.log_every = 100;
-  ::setenv("RESNET_FAULT_NAN_AT_STEP", "7", 1);
+  r.parts = [](train::Trainer<float>& t) { t.set_loss(nan_at_step(7)); };
   train::FitResult res = r.fit();
-  ::unsetenv("RESNET_FAULT_NAN_AT_STEP");
   CHECK(res.status == train::FitStatus::NonFinite);
   CHECK(res.exit_code() == 3);
   CHECK(res.steps == 6);

@@ -259,15 +259,14 @@ predict_smoke() {  # predict_smoke TRAIN DATA RUN: folded BatchNorm (the default
     awk '{ d = $8 - $16; if (d < 0) d = -d; if ($5 != $13 || d > 0.0011) bad = 1 } END { exit bad }' ||
     { echo "folded BatchNorm answers differently from unfolded"; return 1; }
 }
-nan_smoke() {  # nan_smoke TRAIN DATA RUN: a NaN at step 17 (epoch 2) stops eagerly with exit 3
+nan_smoke() {  # nan_smoke TRAIN DATA RUN: a loss driven to NaN by --lr 1e30 stops eagerly with exit 3
   local rc=0
-  env RESNET_FAULT_NAN_AT_STEP=17 "$1" train --data "$2" --arch resnet18 --size 112 --batch 8 --epochs 2 \
+  "$1" train --data "$2" --arch resnet18 --size 112 --batch 8 --epochs 2 --lr 1e30 \
     --seed 7 --workers 2 --device cuda --out "$3" >"$3.out" 2>&1 || rc=$?
   cat "$3.out"
   [ $rc = 3 ] || { echo "exit $rc, expected 3"; return 1; }
-  grep -qE 'the loss is NaN at epoch 2, batch 2 \(step 17\)' "$3.out" || return 1
-  grep -qE "last good checkpoint is .*last.safetensors \(epoch 1\)" "$3.out" || return 1
-  [ "$(grep -c . "$3/metrics.csv")" = 2 ] || { echo "metrics.csv should hold epoch 1 only"; return 1; }
+  grep -qE 'the loss is (NaN|infinite) at epoch 1' "$3.out" || return 1
+  grep -qE "no checkpoint was written yet" "$3.out" || return 1
 }
 # A step's command is a program (timeout runs programs, not functions): bash with the functions above.
 SMOKE_FNS="set -uo pipefail; $(declare -f train_smoke resume_smoke eval_smoke predict_smoke nan_smoke)"

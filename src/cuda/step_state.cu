@@ -24,14 +24,14 @@ void count_up(Tensor<int64_t>& counter) {
 
 template <typename T>
 void record_step_loss(const Tensor<T>& loss, Tensor<double>& stats, Tensor<double>* optim_state, double n,
-                      double N, double fault_step) {
+                      double N) {
   contract::record_step_loss("record_step_loss", loss, stats, optim_state);
   const int dev = cuda_device("record_step_loss", loss, "loss");
   OpScope op("record_step_loss", dev);
   check_cuda_tensor("record_step_loss", stats, dev, "statistics");
   if (optim_state) check_cuda_tensor("record_step_loss", *optim_state, dev, "optimizer step state");
   kernels::record_step_loss(loss.data(), stats.data(), optim_state ? optim_state->data() : nullptr, n, N,
-                            fault_step, launch_env(dev));
+                            launch_env(dev));
 }
 
 template <typename P>
@@ -43,9 +43,8 @@ void bn_running_invstd(const Tensor<P>& running_var, double eps, Tensor<P>& invs
   kernels::bn_running_invstd(running_var.data(), eps, invstd.data(), invstd.numel(), launch_env(dev));
 }
 
-#define RESNET_CUDA_RECORD(T)                                                                           \
-  template void record_step_loss<T>(const Tensor<T>&, Tensor<double>&, Tensor<double>*, double, double, \
-                                    double);
+#define RESNET_CUDA_RECORD(T) \
+  template void record_step_loss<T>(const Tensor<T>&, Tensor<double>&, Tensor<double>*, double, double);
 RESNET_CUDA_RECORD(float)
 RESNET_CUDA_RECORD(double)
 RESNET_CUDA_RECORD(half_t)

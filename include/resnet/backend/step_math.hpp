@@ -15,7 +15,6 @@
 #include "resnet/core/abi.hpp"
 
 #include <cmath>
-#include <limits>
 
 #include "resnet/backend/optim_math.hpp"
 #include "resnet/core/dtype.hpp"
@@ -25,22 +24,12 @@ inline namespace RESNET_ABI {
 namespace loss_stats {
 enum : int { kWindowSum = 0, kEpochSum = 1, kStep = 2, kBadStep = 3, kBadKind = 4, kLastLoss = 5, kSize = 8 };
 
-RESNET_HD inline double quiet_nan() {
-#if defined(__CUDA_ARCH__)
-  return __longlong_as_double(0x7ff8000000000000LL);
-#else
-  return std::numeric_limits<double>::quiet_NaN();
-#endif
-}
-
 // One step: `loss` is this rank's mean loss over its n samples of a global batch of N. A non-finite loss
-// (or the test hook: the step numbered fault_step) records the step, and from then on the optimizer's skip
-// flag is set (optim may be null) so no update reaches the weights; a finite one adds (loss * n) / N.
-RESNET_HD inline void record(double loss, double n, double N, double fault_step, double* stats,
-                             double* optim) {
+// records the step, and from then on the optimizer's skip flag is set (optim may be null) so no update
+// reaches the weights; a finite one adds (loss * n) / N.
+RESNET_HD inline void record(double loss, double n, double N, double* stats, double* optim) {
   stats[kStep] += 1.0;
-  double v = loss;
-  if (stats[kStep] == fault_step) v = quiet_nan();
+  const double v = loss;
   const bool finite = v - v == 0.0;  // false for NaN and both infinities
   if (!finite && stats[kBadStep] == 0.0) {
     stats[kBadStep] = stats[kStep];

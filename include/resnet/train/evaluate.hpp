@@ -1,12 +1,14 @@
-// Evaluation: mean cross-entropy (no smoothing) and top-1 accuracy over a dataset, sharded over the ranks
-// (rank r takes samples r, r + W, ...) with the sums combined by all_reduce_host, so the result covers
-// every sample exactly once whatever the world size. Every rank returns the same numbers.
+// Evaluation: mean cross-entropy (no smoothing), top-1 accuracy and any further metrics (train/metrics.hpp)
+// over a dataset, sharded over the ranks (rank r takes samples r, r + W, ...) with the sums combined by
+// all_reduce_host, so the result covers every sample exactly once whatever the world size. Every rank
+// returns the same numbers.
 #pragma once
 
 #include "resnet/core/abi.hpp"
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -18,6 +20,7 @@
 #include "resnet/nn/module.hpp"
 #include "resnet/ops/ops.hpp"
 #include "resnet/train/input.hpp"
+#include "resnet/train/metrics.hpp"
 #include "resnet/train/shard.hpp"
 
 namespace resnet {
@@ -28,6 +31,8 @@ struct EvalResult {
   double loss = 0, acc = 0;
   int64_t images = 0;   // readable samples over all ranks
   int64_t correct = 0;  // over all ranks
+  int64_t classes = 0;  // the model's outputs (known when metrics were asked for)
+  std::map<std::string, std::vector<double>> metrics;  // Metric::name() -> Metric::values()
 };
 
 struct EvalOptions {
@@ -38,7 +43,32 @@ struct EvalOptions {
   std::function<void(const std::string&)> warn;
   std::function<void(int64_t done, int64_t total)> progress;
   std::shared_ptr<SkipLog> skips;  // records unreadable samples (and prints each warning once)
+  std::vector<std::shared_ptr<const Metric>> metrics;  // beyond the loss and top-1 accuracy
 };
+
+namespace detail {
+// The metrics' counts over all ranks (collectives on every rank, also one that saw no sample): first the
+// number of classes, which only a rank with a batch knows, then the counts in one all_reduce_host.
+inline void reduce_metrics(const std::vector<std::shared_ptr<const Metric>>& metrics,
+                           std::vector<std::vector<double>>& counts, int64_t classes, dist::ProcessGroup& pg,
+                           EvalResult& r) {
+  const std::vector<double> k = pg.all_reduce_host({static_cast<double>(classes), classes > 0 ? 1.0 : 0.0});
+  r.classes = k[1] > 0 ? static_cast<int64_t>(k[0] / k[1]) : 0;
+  std::vector<double> flat;
+  for (size_t m = 0; m < metrics.size(); ++m) {
+    counts[m].resize(metrics[m]->size(r.classes), 0.0);  // a rank without samples holds zeros
+    flat.insert(flat.end(), counts[m].begin(), counts[m].end());
+  }
+  flat = pg.all_reduce_host(flat);
+  size_t at = 0;
+  for (size_t m = 0; m < metrics.size(); ++m) {
+    std::vector<double> c(flat.begin() + static_cast<std::ptrdiff_t>(at),
+                          flat.begin() + static_cast<std::ptrdiff_t>(at + counts[m].size()));
+    at += c.size();
+    r.metrics[metrics[m]->name()] = metrics[m]->values(c, r.classes);
+  }
+}
+}  // namespace detail
 
 template <typename T>
 EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Dataset>& set,
@@ -53,6 +83,8 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
   auto shard =
       std::make_shared<EpochShard>(set, shard_of(order, global, 0, batches, pg.rank(), w), 0, 0, o.skips);
   double loss_sum = 0, correct = 0, seen = 0;
+  std::vector<std::vector<double>> counts(o.metrics.size());
+  int64_t classes = 0;
   const bool was_training = model.is_training();
   if (shard->size() > 0) {  // a rank may hold nothing of a set smaller than the world
     NoGradGuard no_grad;
@@ -80,6 +112,16 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
         const float* row = &l[static_cast<size_t>(i * k)];
         if (std::max_element(row, row + k) - row == b.labels[static_cast<size_t>(i)]) ++correct;
       }
+      if (!o.metrics.empty()) {
+        classes = k;
+        for (int32_t label : b.labels)
+          RESNET_CHECK(label >= 0 && label < k, "evaluate: label ", label, " is not one of the model's ", k,
+                       " classes");
+        for (size_t m = 0; m < o.metrics.size(); ++m) {
+          counts[m].resize(o.metrics[m]->size(k), 0.0);
+          o.metrics[m]->add(l.data(), b.labels.data(), n, k, counts[m].data());
+        }
+      }
       seen += static_cast<double>(n);
       if (o.progress) o.progress(++done, loader.num_batches());
     }
@@ -93,6 +135,7 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
   r.acc = s[1] / s[2];
   r.images = static_cast<int64_t>(s[2]);
   r.correct = static_cast<int64_t>(s[1]);
+  if (!o.metrics.empty()) detail::reduce_metrics(o.metrics, counts, classes, pg, r);
   return r;
 }
 

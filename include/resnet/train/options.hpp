@@ -93,8 +93,10 @@ struct StepInfo {
   int64_t images = 0;  // images in the global batch
 };
 
+// Plain functions for the common cases, added to the Trainer's callbacks as one (FunctionCallbacks,
+// train/callback.hpp); a Callback object can do more (train/callback.hpp).
 struct Callbacks {
-  // Each log line (rank 0 only). Default: stdout.
+  // Each log line (rank 0 only). Set, it replaces the stdout log.
   std::function<void(const std::string&)> on_log_line;
   // After every optimizer step and every epoch (every rank; the values are the same on all).
   std::function<void(const StepInfo&)> on_step_end;
@@ -108,7 +110,7 @@ enum class FitStatus {
   Completed,          // every epoch ran
   AlreadyComplete,    // a resumed run had nothing left to do
   StoppedAfterEpoch,  // TrainerOptions::stop_after_epoch
-  Stopped,            // Callbacks::should_stop
+  Stopped,            // a callback returned Control::Stop (or Callbacks::should_stop was true)
   Interrupted,        // SIGINT / SIGTERM
   NonFinite,          // the loss became NaN or infinite (nothing saved for that step)
 };

@@ -1,13 +1,19 @@
-// The training loop as a library: Trainer (trainer.hpp) with its options and callbacks (options.hpp),
-// sharded evaluation (evaluate.hpp) and the pieces a multi-rank run is made of (shard.hpp, agreement.hpp;
-// the gradients are dist::DataParallel's).
+// The training loop as a library: Trainer (trainer.hpp) with its options (options.hpp) and its parts: the
+// loss (loss.hpp), evaluation metrics (metrics.hpp), the step (step.hpp) and callbacks (callback.hpp, the
+// defaults in default_callbacks.hpp); sharded evaluation (evaluate.hpp) and the pieces a multi-rank run is
+// made of (shard.hpp, agreement.hpp; the gradients are dist::DataParallel's).
 #pragma once
 
 #include "resnet/core/abi.hpp"
 #include "resnet/train/agreement.hpp"
+#include "resnet/train/callback.hpp"
+#include "resnet/train/default_callbacks.hpp"
 #include "resnet/train/evaluate.hpp"
 #include "resnet/train/input.hpp"
 #include "resnet/train/interrupt.hpp"
+#include "resnet/train/loss.hpp"
+#include "resnet/train/metrics.hpp"
 #include "resnet/train/options.hpp"
 #include "resnet/train/shard.hpp"
+#include "resnet/train/step.hpp"
 #include "resnet/train/trainer.hpp"

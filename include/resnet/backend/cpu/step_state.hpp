@@ -25,14 +25,14 @@ inline void count_up(Tensor<int64_t>& counter) {
 // `optim_state` is given. n: this rank's samples, N: the global batch's.
 template <typename T>
 void record_step_loss(const Tensor<T>& loss, Tensor<double>& stats, Tensor<double>* optim_state, double n,
-                      double N, double fault_step) {
+                      double N) {
   contract::record_step_loss("record_step_loss", loss, stats, optim_state);
   double v;
   if constexpr (std::is_same<T, float>::value || std::is_same<T, double>::value)
     v = static_cast<double>(loss.data()[0]);
   else
     v = static_cast<double>(static_cast<float>(loss.data()[0]));
-  loss_stats::record(v, n, N, fault_step, stats.data(), optim_state ? optim_state->data() : nullptr);
+  loss_stats::record(v, n, N, stats.data(), optim_state ? optim_state->data() : nullptr);
 }
 
 // invstd = 1 / sqrt(running_var + eps), rounded to P (eval-mode BatchNorm's backward).

@@ -121,7 +121,7 @@ void adamw_step(Tensor<P>& param, const Tensor<P>& grad, Tensor<P>& m, Tensor<P>
 void count_up(Tensor<int64_t>& counter);
 template <typename T>
 void record_step_loss(const Tensor<T>& loss, Tensor<double>& stats, Tensor<double>* optim_state, double n,
-                      double N, double fault_step);
+                      double N);
 template <typename P>
 void bn_running_invstd(const Tensor<P>& running_var, double eps, Tensor<P>& invstd);
 
