@@ -479,17 +479,6 @@ std::string default_layout(const resnet::Device& device) {
              : "nchw";
 }
 
-// Frozen parts stop requiring grad (the optimizer skips them) and their BatchNorms stay in eval mode.
-template <typename T>
-void apply_freeze(resnet::nn::Module<T>& model, const std::vector<std::string>& names) {
-  for (const auto& n : names) {
-    auto m = model.find_module(n);
-    m->requires_grad_(false);
-    for (auto& kv : m->named_modules())
-      if (dynamic_cast<resnet::nn::BatchNorm2d<T>*>(kv.second.get())) kv.second->keep_eval();
-  }
-}
-
 // The recipe: from the flags, or from the checkpoint being resumed (where a flag may only repeat it, or
 // raise --epochs). --init and --freeze are saved beside it.
 struct TrainPlan {
@@ -680,7 +669,7 @@ int train_as(const FlagSet& flags, const Runtime& rt, const TrainPlan& plan, con
     if (!text.empty() && text.back() == '\n') text.pop_back();
     if (pg.is_main()) say(nullptr, "--init: " + text);
   }
-  apply_freeze(*model, freeze_list(plan.freeze));
+  resnet::nn::freeze(*model, freeze_list(plan.freeze));  // stop requiring grad; BatchNorms keep eval
   model->to(rt.device);
   const std::string layout = flags.given("--memory-format")
                                  ? flags.choice("--memory-format", {"nchw", "nhwc"})
