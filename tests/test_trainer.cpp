@@ -17,40 +17,14 @@
 #include "resnet/resnet.hpp"
 #include "resnet/train/train.hpp"
 #include "test_util.hpp"
+#include "trainer_fixtures.hpp"
 
 using namespace resnet;
 namespace fs = std::filesystem;
+using trainer_fixtures::Halves;
+using trainer_fixtures::small_model;
 
 namespace {
-
-// Two classes of 8x8 images: bright top half or bright bottom half, noise from the sample's generator.
-class Halves : public data::Dataset {
- public:
-  explicit Halves(int64_t n) : n_(n) {}
-  int64_t size() const override { return n_; }
-  Shape sample_shape() const override { return Shape{1, 8, 8}; }
-  int32_t label(int64_t i) const override { return static_cast<int32_t>((i * 7) % 3 == 0 ? 1 : 0); }
-  std::string name(int64_t i) const override { return "halves#" + std::to_string(i); }
-  void load(int64_t i, data::SampleRng& rng, float* out) const override {
-    for (int y = 0; y < 8; ++y)
-      for (int x = 0; x < 8; ++x)
-        *out++ = static_cast<float>(((y < 4) == (label(i) == 0) ? 0.5 : -0.5) + rng.uniform(-1, 1));
-  }
-
- private:
-  int64_t n_;
-};
-
-std::shared_ptr<nn::Sequential<float>> small_model(uint64_t seed) {
-  Generator gen(seed);
-  auto m = std::make_shared<nn::Sequential<float>>();
-  m->push_back(std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions(1, 4, 3).padding(1), gen));
-  m->push_back(std::make_shared<nn::BatchNorm2d<float>>(4));
-  m->push_back(std::make_shared<nn::ReLU<float>>());
-  m->push_back(std::make_shared<nn::GlobalAvgPool2d<float>>());
-  m->push_back(std::make_shared<nn::Linear<float>>(4, 2, true, gen));
-  return m;
-}
 
 std::vector<float> flat_state(const nn::Module<float>& m) {
   std::vector<float> out;
@@ -63,9 +37,7 @@ std::vector<float> flat_state(const nn::Module<float>& m) {
 }
 
 fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("resnet_test_trainer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
+  return trainer_fixtures::fresh_dir("resnet_test_trainer_", name);
 }
 
 // A world of `size` ranks that all hold exactly what this one holds: Sum multiplies by size, Average and

@@ -16,45 +16,17 @@
 #include "resnet/resnet.hpp"
 #include "resnet/train/train.hpp"
 #include "test_util.hpp"
+#include "trainer_fixtures.hpp"
 
 using namespace resnet;
 namespace fs = std::filesystem;
+using trainer_fixtures::Halves;
+using trainer_fixtures::small_model;
 
 namespace {
 
-// Two classes of 8x8 images: bright top half or bright bottom half, noise from the sample's generator.
-class Halves : public data::Dataset {
- public:
-  explicit Halves(int64_t n) : n_(n) {}
-  int64_t size() const override { return n_; }
-  Shape sample_shape() const override { return Shape{1, 8, 8}; }
-  int32_t label(int64_t i) const override { return static_cast<int32_t>((i * 7) % 3 == 0 ? 1 : 0); }
-  std::string name(int64_t i) const override { return "halves#" + std::to_string(i); }
-  void load(int64_t i, data::SampleRng& rng, float* out) const override {
-    for (int y = 0; y < 8; ++y)
-      for (int x = 0; x < 8; ++x)
-        *out++ = static_cast<float>(((y < 4) == (label(i) == 0) ? 0.5 : -0.5) + rng.uniform(-1, 1));
-  }
-
- private:
-  int64_t n_;
-};
-
-std::shared_ptr<nn::Sequential<float>> small_model() {
-  Generator gen(3);
-  auto m = std::make_shared<nn::Sequential<float>>();
-  m->push_back(std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions(1, 4, 3).padding(1), gen));
-  m->push_back(std::make_shared<nn::BatchNorm2d<float>>(4));
-  m->push_back(std::make_shared<nn::ReLU<float>>());
-  m->push_back(std::make_shared<nn::GlobalAvgPool2d<float>>());
-  m->push_back(std::make_shared<nn::Linear<float>>(4, 2, true, gen));
-  return m;
-}
-
 fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("resnet_test_parts_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
+  return trainer_fixtures::fresh_dir("resnet_test_parts_", name);
 }
 
 // Records what the Trainer tells its callbacks; asks to stop at a given step or epoch end.
@@ -94,7 +66,7 @@ class PredictedOne : public train::Metric {
 };
 
 struct Parts {
-  std::shared_ptr<nn::Sequential<float>> model = small_model();
+  std::shared_ptr<nn::Sequential<float>> model = small_model(3);
   std::shared_ptr<optim::SGD<float>> opt =
       std::make_shared<optim::SGD<float>>(model->named_parameters(), optim::SGDOptions{0.1, 0.9});
   train::TrainerOptions o;
@@ -309,7 +281,7 @@ TEST_CASE("a step strategy installed by a test makes a loss NaN: the run stops b
   CHECK(p.opt->step_state().data()[optim_state::kSkip] == 1);
   // metrics.csv holds epoch 1 only, and last's weights give epoch 1's test accuracy again.
   REQUIRE(tools::read_metrics_csv((d / "metrics.csv").string()).size() == 1);
-  auto again = small_model();
+  auto again = small_model(3);
   io::load(*again, (d / "last.safetensors").string());
   train::EvalOptions eo;
   eo.batch = 8;
