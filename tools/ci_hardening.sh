@@ -4,7 +4,7 @@
 #     UndefinedBehaviorSanitizer (gcc; SAN_TESTS): the tensor core, the tape and hooks, every op of the
 #     registry (CPU kernels, their vectorised and NHWC/bf16 paths, and the CUDA kernels' bodies on the
 #     simulator), the file readers and image decoding, the loader's threads, the optimizers, DataParallel on
-#     thread ranks and the Trainer. Whole-network, packaging, ONNX and Python interop tests are left to
+#     thread ranks, the Trainer and its parts, and the upload ring's bookkeeping. Whole-network, packaging, ONNX and Python interop tests are left to
 #     tools/test.sh: they run the same kernels at larger sizes and cost most of the sanitizer build's time;
 #  2. the libFuzzer targets in fuzz/ (clang-14) for the safetensors reader and image decoding, FUZZ_SECONDS
 #     each, both at once (one per core), starting from seed corpora generated at build time.
@@ -16,7 +16,8 @@ JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 SAN_BUILD=${SAN_BUILD_DIR:-build-sanitize}
 SAN_TESTS=${SAN_TESTS:-"test_tensor test_compare test_gradcheck test_grad_hooks test_ops test_cpu_fast test_contracts
-  test_optim test_step_state test_io test_data test_image_decode test_data_parallel test_trainer test_dist_local"}
+  test_optim test_step_state test_io test_data test_image_decode test_data_parallel test_trainer test_trainer_parts
+  test_dist_local test_staging_ring"}
 FUZZ_BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 CLANGXX=${CLANGXX:-clang++-14}
 CLANG=${CLANG:-clang-14}
