@@ -4,8 +4,9 @@
 #     UndefinedBehaviorSanitizer (gcc; SAN_TESTS): the tensor core, the tape and hooks, every op of the
 #     registry (CPU kernels, their vectorised and NHWC/bf16 paths, and the CUDA kernels' bodies on the
 #     simulator), the file readers and image decoding, the loader's threads, the optimizers, DataParallel on
-#     thread ranks, the Trainer and its parts, and the upload ring's bookkeeping. Whole-network, packaging, ONNX and Python interop tests are left to
-#     tools/test.sh: they run the same kernels at larger sizes and cost most of the sanitizer build's time;
+#     thread ranks, the Trainer and its parts, and the upload ring's bookkeeping. Whole-network, packaging,
+#     ONNX and Python interop tests are left to tools/test.sh: they run the same kernels at larger sizes and
+#     cost most of the sanitizer build's time;
 #  2. the libFuzzer targets in fuzz/ (clang-14) for the safetensors reader and image decoding, FUZZ_SECONDS
 #     each, both at once (one per core), starting from seed corpora generated at build time.
 # Any sanitizer report, fuzzer crash, leak, timeout or out-of-memory fails the script; a fuzzer's crashing
