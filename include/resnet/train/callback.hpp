@@ -38,7 +38,9 @@ struct EpochEnd {
   EvalResult eval;          // the test set's (eval.images == 0: no test set)
   bool improved = false;    // the test accuracy is the best so far
   double eval_seconds = 0;
-  const std::vector<tools::EpochMetrics>* history = nullptr;  // every epoch so far, this one included
+  // Every epoch so far, this one included: the Trainer's own record, valid during the call only (copy what
+  // you keep).
+  const std::vector<tools::EpochMetrics>* history = nullptr;
 };
 
 // A run that ends before its last epoch: a stop, Ctrl-C, or a non-finite loss (nothing may be saved then).
