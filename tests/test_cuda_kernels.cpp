@@ -9,6 +9,7 @@
 
 // clang-format off
 #include "cuda/sim.hpp"
+#include "cuda/sim_test_util.hpp"
 #include "kernels/batchnorm.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/loss.cuh"
@@ -22,19 +23,15 @@
 
 using namespace resnet;
 namespace k = resnet::kernels;
+using sim_test::OrderGuard;
+using sim_test::pick_order;
+using sim_test::randv;
 using testing::relative_error;
 
 namespace {
 
 constexpr double kSentinel = 12345.0;
 
-template <typename T>
-std::vector<T> randv(size_t n, uint64_t seed, double mean = 0.0, double sd = 1.0) {
-  Generator g(seed);
-  std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(g.normal(mean, sd));
-  return v;
-}
 template <typename T>
 std::vector<T> filled(size_t n, double value = kSentinel) {
   return std::vector<T>(n, static_cast<T>(value));
@@ -72,16 +69,6 @@ k::LaunchEnv env_with(int sm_count, k::KernelErrorReport* flag = nullptr) {
   e.sm_count = sm_count;
   e.error_flag = flag;
   return e;
-}
-
-struct OrderGuard {
-  explicit OrderGuard(sim::Order o) { sim::set_order(o); }
-  ~OrderGuard() { sim::set_order(sim::Order::Forward); }
-};
-
-sim::Order pick_order() {
-  const int which = GENERATE(0, 1);
-  return which == 0 ? sim::Order::Forward : sim::Order::Reverse;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 // clang-format off
 #include "cuda/sim.hpp"
+#include "cuda/sim_test_util.hpp"
 #include "kernels/batchnorm.cuh"
 #include "kernels/optim.cuh"
 #include "kernels/step_state.cuh"
@@ -18,6 +19,9 @@
 
 using namespace resnet;
 namespace k = resnet::kernels;
+using sim_test::OrderGuard;
+using sim_test::pick_order;
+using sim_test::randv;
 using testing::relative_error;
 
 namespace {
@@ -28,19 +32,6 @@ k::LaunchEnv env_with(int sm_count) {
   return e;
 }
 
-sim::Order pick_order() { return GENERATE(0, 1) == 0 ? sim::Order::Forward : sim::Order::Reverse; }
-struct OrderGuard {
-  explicit OrderGuard(sim::Order o) { sim::set_order(o); }
-  ~OrderGuard() { sim::set_order(sim::Order::Forward); }
-};
-
-template <typename T>
-std::vector<T> randv(size_t n, uint64_t seed, double mean = 0.0, double sd = 1.0) {
-  Generator g(seed);
-  std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(g.normal(mean, sd));
-  return v;
-}
 template <typename T>
 std::vector<double> as_double(const std::vector<T>& v) {
   std::vector<double> d(v.size());
