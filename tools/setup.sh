@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages resnet needs to build and test (idempotent; uses sudo when not root).
 set -euo pipefail
-packages=(build-essential cmake pkg-config catch2 libstb-dev libopenblas-dev libopenblas-openmp-dev libdnnl-dev python3-torch python3-torchvision clang-14 clang-format-14 libclang-rt-14-dev zlib1g-dev libonnx-dev libprotobuf-dev python3-onnx python3-opencv libopenmpi-dev openmpi-bin iproute2 slurmctld slurmd slurm-client munge)
+packages=(build-essential cmake pkg-config catch2 libstb-dev libopenblas-dev libopenblas-openmp-dev libdnnl-dev libcli11-dev ccache python3-torch python3-torchvision clang-14 clang-format-14 libclang-rt-14-dev zlib1g-dev libonnx-dev libprotobuf-dev python3-onnx python3-opencv libopenmpi-dev openmpi-bin iproute2 slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
