@@ -78,6 +78,9 @@ set_target_properties(resnet_cuda PROPERTIES
 target_include_directories(resnet_cuda PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(resnet_cuda PUBLIC RESNET_WITH_CUDA=1)
 target_compile_options(resnet_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra -lineinfo>)
+# The compiled CPU backend and templates in this ABI namespace (cmake/compiled.cmake), for programs that link
+# resnet::resnet and resnet::cuda.
+resnet_add_compiled_sources(resnet_cuda)
 target_link_libraries(resnet_cuda
   PUBLIC resnet CUDA::cudart
   PRIVATE CUDA::cublas resnet::cudnn ${CMAKE_DL_LIBS})

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "resnet/backend/cpu/definitions.hpp"
 #include "test_util.hpp"
 
 using namespace resnet;

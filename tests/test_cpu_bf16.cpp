@@ -7,6 +7,7 @@
 #include <string>
 
 #include "net_runs.hpp"
+#include "resnet/backend/cpu/definitions.hpp"
 #include "test_util.hpp"
 
 using namespace resnet;

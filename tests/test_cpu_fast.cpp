@@ -2,6 +2,7 @@
 // implementation (oneDNN when built with it, im2col + BLAS always), the vectorised BatchNorm (+ add + ReLU)
 // forward and backward with every flag, and the pooling fast paths. Outputs are pre-filled with a sentinel so
 // an element never written fails, and gradient outputs are checked both overwritten and accumulated.
+#include "resnet/backend/cpu/definitions.hpp"
 #include "test_util.hpp"
 
 using namespace resnet;

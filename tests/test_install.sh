@@ -12,9 +12,13 @@ for mode in package subdirectory; do
     -DCMAKE_PREFIX_PATH="$work/prefix" -DRESNET_SOURCE_DIR="$src" >"$work/$mode.log" 2>&1 ||
     { cat "$work/$mode.log"; exit 1; }
   cmake --build "$work/$mode" -j 2 >>"$work/$mode.log" 2>&1 || { cat "$work/$mode.log"; exit 1; }
-  echo "[$mode] $("$work/$mode/consumer")"
+  compiled=$("$work/$mode/consumer")
+  header_only=$("$work/$mode/consumer_header_only")
+  echo "[$mode] $compiled"
+  [ "$compiled" = "$header_only" ] || { echo "compiled and header-only modes differ: '$header_only'"; exit 1; }
 done
 # The installed package must carry the headers and config, not the build tree's paths.
 test -f "$work/prefix/include/resnet/resnet.hpp"
+test -f "$work/prefix/lib/libresnet.a" || test -f "$work/prefix/lib64/libresnet.a"
 ! grep -rq "$build" "$work/prefix/lib/cmake/resnet" || { echo "installed config refers to the build tree"; exit 1; }
 echo "install test passed"

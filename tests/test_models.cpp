@@ -1,5 +1,6 @@
 // ResNet builders (parameter counts, multiply-accumulates), the float32 fast paths against the double
 // reference, BatchNorm's running statistics, and a small ResNet overfitting one batch.
+#include "resnet/backend/cpu/definitions.hpp"
 #include "test_util.hpp"
 
 using namespace resnet;

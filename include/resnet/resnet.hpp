@@ -33,3 +33,6 @@
 #include "resnet/tools/progress.hpp"
 #include "resnet/tools/training_log.hpp"
 #include "resnet/train/train.hpp"
+
+// Last: in the compiled mode, what the library instantiates once is declared extern here.
+#include "resnet/compiled.hpp"

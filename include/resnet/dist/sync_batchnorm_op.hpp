@@ -14,7 +14,8 @@
 
 #include <memory>
 
-#include "resnet/backend/cpu/batchnorm_sync.hpp"
+#include "resnet/backend/batchnorm_sync_math.hpp"
+#include "resnet/backend/cpu/api.hpp"
 #include "resnet/dist/process_group.hpp"
 #include "resnet/ops/elementwise.hpp"
 

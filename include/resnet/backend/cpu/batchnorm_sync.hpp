@@ -9,6 +9,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/cpu/api.hpp"
 
 #include "resnet/backend/batchnorm_sync_math.hpp"
 #include "resnet/backend/contract/batchnorm_sync.hpp"

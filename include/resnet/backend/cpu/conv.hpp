@@ -7,6 +7,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/cpu/api.hpp"
 
 #include "resnet/backend/contract/conv.hpp"
 

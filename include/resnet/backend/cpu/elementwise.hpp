@@ -4,6 +4,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/cpu/api.hpp"
 
 #include <cmath>
 
@@ -44,7 +45,7 @@ void add(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y) {
 
 // y += alpha * x (gradient accumulation)
 template <typename T>
-void add_inplace(Tensor<T>& y, const Tensor<T>& x, double alpha = 1.0) {
+void add_inplace(Tensor<T>& y, const Tensor<T>& x, double alpha) {
   contract::elementwise("add_inplace", x, nullptr, y);
   const T* px = x.data();
   T* py = y.data();
@@ -74,7 +75,7 @@ void scale(const Tensor<T>& x, double alpha, Tensor<T>& y) {
 
 // y = a * b elementwise; with accumulate, y += a * b.
 template <typename T>
-void mul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y, bool accumulate = false) {
+void mul(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& y, bool accumulate) {
   contract::elementwise("mul", a, &b, y);
   const T* pa = a.data();
   const T* pb = b.data();
@@ -135,6 +136,10 @@ void broadcast_scalar(const Tensor<T>& dy, double alpha, Tensor<T>& dx, bool acc
 template <typename S, typename D>
 void cast(const Tensor<S>& x, Tensor<D>& y) {
   contract::elementwise("cast", x, nullptr, y);
+  if constexpr (std::is_same<S, double>::value && std::is_same<D, double>::value) {
+    std::copy(x.data(), x.data() + x.numel(), y.data());
+    return;
+  }
   const S* px = x.data();
   D* py = y.data();
   parallel_for(y.numel(), kElementwiseGrain, [&](int64_t s, int64_t e) {
@@ -148,11 +153,6 @@ void cast(const Tensor<S>& x, Tensor<D>& y) {
       for (int64_t i = s; i < e; ++i) py[i] = static_cast<D>(static_cast<float>(px[i]));
     }
   });
-}
-template <>
-inline void cast<double, double>(const Tensor<double>& x, Tensor<double>& y) {
-  contract::elementwise("cast", x, nullptr, y);
-  std::copy(x.data(), x.data() + x.numel(), y.data());
 }
 
 // True if every element is finite (used to stop training on a NaN/inf loss or gradient).

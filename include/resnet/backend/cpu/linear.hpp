@@ -2,6 +2,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/cpu/api.hpp"
 #include "resnet/backend/contract/linear.hpp"
 #include "resnet/backend/cpu/bf16.hpp"
 #include "resnet/backend/cpu/blas.hpp"
@@ -17,15 +18,8 @@ inline void check_linear_shapes(const char* op, const TensorBase& x, const Tenso
   contract::linear(op, x, w, y, bias);
 }
 
-// bfloat16: the float GEMM on float copies, each output rounded once (the classifier head is small).
-inline void linear_forward(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>* bias,
-                           Tensor<bf16_t>& y);
-inline void linear_backward(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>& dy,
-                            Tensor<bf16_t>* dx, bool dx_accumulate, Tensor<bf16_t>* dw, Tensor<bf16_t>* db,
-                            bool param_accumulate);
-
 template <typename T>
-void linear_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y) {
+void linear_forward_generic(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y) {
   check_linear_shapes("linear", x, w, y, bias);
   const int64_t N = x.dim(0), I = x.dim(1), O = w.dim(0);
   gemm(false, true, N, O, I, T(1), x.data(), I, w.data(), I, T(0), y.data(), O);
@@ -38,8 +32,8 @@ void linear_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bia
 }
 
 template <typename T>
-void linear_backward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy, Tensor<T>* dx,
-                     bool dx_accumulate, Tensor<T>* dw, Tensor<T>* db, bool param_accumulate) {
+void linear_backward_generic(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy, Tensor<T>* dx,
+                             bool dx_accumulate, Tensor<T>* dw, Tensor<T>* db, bool param_accumulate) {
   contract::linear_backward("linear_backward", x, w, dy, dx, dw, db);
   const int64_t N = x.dim(0), I = x.dim(1), O = w.dim(0);
   if (dx)
@@ -57,25 +51,43 @@ void linear_backward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy
   }
 }
 
-inline void linear_forward(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>* bias,
-                           Tensor<bf16_t>& y) {
+// bfloat16: the float GEMM on float copies, each output rounded once (the classifier head is small).
+inline void linear_forward_bf16(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>* bias,
+                                Tensor<bf16_t>& y) {
   check_linear_shapes("linear", x, w, y, bias);
   Tensor<float> bf = bias ? bf16::to_float(*bias) : Tensor<float>(), yf = bf16::float_like(y);
-  linear_forward<float>(bf16::to_float(x), bf16::to_float(w), bias ? &bf : nullptr, yf);
+  linear_forward_generic<float>(bf16::to_float(x), bf16::to_float(w), bias ? &bf : nullptr, yf);
   bf16::round_into(yf, y);
 }
-inline void linear_backward(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>& dy,
-                            Tensor<bf16_t>* dx, bool dx_accumulate, Tensor<bf16_t>* dw, Tensor<bf16_t>* db,
-                            bool param_accumulate) {
+inline void linear_backward_bf16(const Tensor<bf16_t>& x, const Tensor<bf16_t>& w, const Tensor<bf16_t>& dy,
+                                 Tensor<bf16_t>* dx, bool dx_accumulate, Tensor<bf16_t>* dw,
+                                 Tensor<bf16_t>* db, bool param_accumulate) {
   contract::linear_backward("linear_backward", x, w, dy, dx, dw, db);
   Tensor<float> dxf = dx ? bf16::float_like(*dx) : Tensor<float>();
   Tensor<float> dwf = dw ? bf16::float_like(*dw) : Tensor<float>();
   Tensor<float> dbf = db ? bf16::float_like(*db) : Tensor<float>();
-  linear_backward<float>(bf16::to_float(x), bf16::to_float(w), bf16::to_float(dy), dx ? &dxf : nullptr, false,
-                         dw ? &dwf : nullptr, db ? &dbf : nullptr, false);
+  linear_backward_generic<float>(bf16::to_float(x), bf16::to_float(w), bf16::to_float(dy),
+                                 dx ? &dxf : nullptr, false, dw ? &dwf : nullptr, db ? &dbf : nullptr, false);
   if (dx) bf16::round_into(dxf, *dx, dx_accumulate);
   if (dw) bf16::round_into(dwf, *dw, param_accumulate);
   if (db) bf16::round_into(dbf, *db, param_accumulate);
+}
+
+template <typename T>
+void linear_forward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>* bias, Tensor<T>& y) {
+  if constexpr (std::is_same<T, bf16_t>::value)
+    linear_forward_bf16(x, w, bias, y);
+  else
+    linear_forward_generic(x, w, bias, y);
+}
+
+template <typename T>
+void linear_backward(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& dy, Tensor<T>* dx,
+                     bool dx_accumulate, Tensor<T>* dw, Tensor<T>* db, bool param_accumulate) {
+  if constexpr (std::is_same<T, bf16_t>::value)
+    linear_backward_bf16(x, w, dy, dx, dx_accumulate, dw, db, param_accumulate);
+  else
+    linear_backward_generic(x, w, dy, dx, dx_accumulate, dw, db, param_accumulate);
 }
 
 }  // namespace cpu

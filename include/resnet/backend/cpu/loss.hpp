@@ -4,6 +4,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/cpu/api.hpp"
 
 #include "resnet/backend/contract/loss.hpp"
 
@@ -48,13 +49,6 @@ void softmax_backward(const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>& dx, bo
       out[k] = static_cast<T>(accumulate ? static_cast<double>(out[k]) + g : g);
     }
   }
-}
-
-// Host labels: one per row, each in [0, K) (the message is the contract's, the GPU reports the same one).
-inline void check_labels(const char* op, const Tensor<int32_t>& labels, int64_t N, int64_t K) {
-  check_rank(op, labels, 1, "labels [N]");
-  RESNET_CHECK(labels.dim(0) == N, op, ": ", labels.dim(0), " labels for logits of shape ", Shape({N, K}));
-  if (labels.device().is_cpu()) contract::label_values(op, labels.data(), N, K);
 }
 
 // loss (one element) = mean_n( -sum_k q_nk * log softmax(x_n)_k ); probs receives softmax(x) for the

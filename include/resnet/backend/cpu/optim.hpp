@@ -2,6 +2,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/cpu/api.hpp"
 
 #include "resnet/backend/contract/optim.hpp"
 
@@ -14,13 +15,6 @@
 namespace resnet {
 inline namespace RESNET_ABI {
 namespace cpu {
-
-// The start of an optimizer step: the step count in `state` advances unless the step is skipped
-// (backend/optim_math.hpp).
-inline void optim_begin_step(Tensor<double>& state) {
-  contract::optim_begin_step("optim_begin_step", state);
-  optim_state::begin_step(state.data());
-}
 
 // SGD: g = grad + wd * p; buf = first ? g : momentum * buf + (1 - dampening) * g;
 // g = nesterov ? g + momentum * buf : buf; p -= lr * g. momentum_buf is unused when momentum == 0.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/cpu/api.hpp"
 
 #include <algorithm>
 #include <limits>

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/backend/cpu/api.hpp"
 
 #include <type_traits>
 
@@ -14,12 +15,6 @@
 namespace resnet {
 inline namespace RESNET_ABI {
 namespace cpu {
-
-// counter += 1, every element (BatchNorm2d's num_batches_tracked).
-inline void count_up(Tensor<int64_t>& counter) {
-  contract::count_up("count_up", counter);
-  for (int64_t i = 0; i < counter.numel(); ++i) counter.data()[i] += 1;
-}
 
 // One training step's loss into `stats` (backend/step_math.hpp), setting the optimizer's skip flag when
 // `optim_state` is given. n: this rank's samples, N: the global batch's.
