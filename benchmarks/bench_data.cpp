@@ -164,9 +164,7 @@ int main(int argc, char** argv) {
     mo.seed = 3;
     auto model = resnet::models::resnet<float>(arch, mo);
     model->train();
-    resnet::optim::SGDOptions so;
-    so.lr = 0.01;
-    so.momentum = 0.9;
+    auto so = resnet::optim::SGDOptions().lr(0.01).momentum(0.9);
     resnet::optim::SGD<float> opt(model->named_parameters(), so);
     auto step = [&](const Tensor<float>& x, const std::vector<int32_t>& y) {
       Tensor<float> loss = resnet::cross_entropy(model->forward(x), y, 0.1);

@@ -58,10 +58,7 @@ int run(int argc, char** argv) {
   dpo.sync_batchnorm = f.choice("--sync-bn", {"on", "off"}) == "on";
   auto net = std::make_shared<resnet::dist::DataParallel<float>>(model, group, dpo);
   net->train();
-  resnet::optim::SGDOptions so;
-  so.lr = 0.01;
-  so.momentum = 0.9;
-  so.weight_decay = 1e-4;
+  auto so = resnet::optim::SGDOptions().lr(0.01).momentum(0.9).weight_decay(1e-4);
   resnet::optim::SGD<float> opt(net->named_parameters(), so);
 
   resnet::Generator gen(100 + static_cast<uint64_t>(group->rank()));

@@ -153,10 +153,7 @@ Result measure_ours(const Config& c) {
   nn::CrossEntropyLoss<T> loss_fn;
   if (c.mode == "train") {
     net->train();
-    optim::SGDOptions so;
-    so.lr = 0.01;
-    so.momentum = 0.9;
-    so.weight_decay = 5e-4;
+    auto so = optim::SGDOptions().lr(0.01).momentum(0.9).weight_decay(5e-4);
     opt = std::make_unique<optim::SGD<P>>(net->named_parameters(), so);
   } else {
     net->eval();

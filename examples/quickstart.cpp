@@ -7,7 +7,7 @@ int main() {
   models::ResNetOptions opts;
   opts.num_classes = 2;
   auto net = models::resnet18<float>(opts);  // add net->to(Device::cuda()) with resnet::cuda
-  optim::SGD<float> opt(net->named_parameters(), {/*lr=*/0.05, /*momentum=*/0.9});
+  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions().lr(0.05).momentum(0.9));
   auto images = Tensor<float>::randn({8, 3, 64, 64});
   std::vector<int32_t> labels{0, 1, 0, 1, 1, 0, 1, 0};
   for (int step = 0; step < 5; ++step) {

@@ -560,16 +560,11 @@ template <typename T, typename P = resnet::acc_t<T>>
 std::unique_ptr<resnet::optim::Optimizer<P>> make_optimizer(const Recipe& r,
                                                             const resnet::nn::Module<T>& model) {
   if (r.optimizer == "sgd") {
-    resnet::optim::SGDOptions o;
-    o.lr = r.lr;
-    o.momentum = r.momentum;
-    o.nesterov = r.nesterov;
-    o.weight_decay = r.wd;
+    auto o =
+        resnet::optim::SGDOptions().lr(r.lr).momentum(r.momentum).nesterov(r.nesterov).weight_decay(r.wd);
     return std::make_unique<resnet::optim::SGD<P>>(model.named_parameters(), o);
   }
-  resnet::optim::AdamWOptions o;
-  o.lr = r.lr;
-  o.weight_decay = r.wd;
+  auto o = resnet::optim::AdamWOptions().lr(r.lr).weight_decay(r.wd);
   return std::make_unique<resnet::optim::AdamW<P>>(model.named_parameters(), o);
 }
 

@@ -53,8 +53,8 @@ int main(int argc, char** argv) try {
   model->push_back(std::make_shared<nn::ReLU<float>>());
   model->push_back(std::make_shared<nn::GlobalAvgPool2d<float>>());
   model->push_back(std::make_shared<nn::Linear<float>>(16, 2));
-  auto optimizer =
-      std::make_shared<optim::SGD<float>>(model->named_parameters(), optim::SGDOptions{0.05, 0.9});
+  auto optimizer = std::make_shared<optim::SGD<float>>(model->named_parameters(),
+                                                       optim::SGDOptions().lr(0.05).momentum(0.9));
 
   train::TrainerOptions o;
   o.epochs = 6;

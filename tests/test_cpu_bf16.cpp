@@ -44,8 +44,7 @@ TEST_CASE("cpu bf16: master weights and statistics stay float32", "[bf16]") {
   }
   // One SGD step moves the float32 weights.
   net->train();
-  optim::SGDOptions so;
-  so.lr = 0.1;
+  auto so = optim::SGDOptions().lr(0.1);
   optim::SGD<float> opt(net->named_parameters(), so);
   const auto before = net->fc->weight.to_vector();
   Generator g(6);

@@ -622,7 +622,7 @@ TEST_CASE("cuda: a few SGD steps of ResNet-18 on the GPU lower the loss", "[cuda
   o.seed = 7;
   auto net = models::resnet18<float>(o);
   net->to(kGpu);
-  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions{0.05, 0.9});
+  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions().lr(0.05).momentum(0.9));
   auto x = rnd<float>({8, 3, 32, 32}, 90).to(kGpu);
   std::vector<int32_t> labels{0, 1, 0, 1, 1, 0, 1, 0};
   double first = 0, last = 0;

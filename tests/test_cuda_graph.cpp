@@ -79,8 +79,7 @@ TEST_CASE("cuda graph on a CPU device is an error naming the device, in the API 
   Generator gen(1);
   model->push_back(std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions(1, 2, 3).padding(1), gen));
   model->push_back(std::make_shared<nn::GlobalAvgPool2d<float>>());
-  optim::SGDOptions so;
-  so.lr = 0.1;
+  auto so = optim::SGDOptions().lr(0.1);
   auto opt = std::make_shared<optim::SGD<float>>(model->named_parameters(), so);
   CHECK_THROWS_WITH(train::GraphedStep<float>(Device::cpu(), train::standard_step<float>(*model, *opt)),
                     Catch::Matchers::Contains("CUDA graphs need a CUDA device, but the step runs on cpu"));
@@ -153,11 +152,7 @@ template <typename T>
 RunResult train_run(bool graph, const std::vector<int64_t>& sizes) {
   using P = acc_t<T>;
   auto net = small_resnet<T>(7);
-  optim::SGDOptions so;
-  so.lr = 0.05;
-  so.momentum = 0.9;
-  so.weight_decay = 1e-4;
-  so.nesterov = true;
+  auto so = optim::SGDOptions().lr(0.05).momentum(0.9).weight_decay(1e-4).nesterov(true);
   auto opt = std::make_shared<optim::SGD<P>>(net->named_parameters(), so);
   auto fn = train::standard_step<T>(*net, *opt, 0.1);
   train::GraphedStepOptions go;
@@ -316,9 +311,7 @@ std::vector<double> trainer_run(bool graph, int64_t nan_step, int64_t stop_after
   model->push_back(std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions(1, 2, 3).padding(1), gen));
   model->push_back(std::make_shared<nn::GlobalAvgPool2d<float>>());
   model->to(kGpu);
-  optim::SGDOptions so;
-  so.lr = 0.1;
-  so.momentum = 0.9;
+  auto so = optim::SGDOptions().lr(0.1).momentum(0.9);
   auto opt = std::make_shared<optim::SGD<float>>(model->named_parameters(), so);
   train::TrainerOptions o;
   o.cuda_graph = graph;

@@ -77,10 +77,10 @@ struct Step {
     net->to(dev);
     net->train();
     if (adam)
-      opt = std::make_shared<optim::AdamW<float>>(net->named_parameters(), optim::AdamWOptions{1e-3});
+      opt = std::make_shared<optim::AdamW<float>>(net->named_parameters(), optim::AdamWOptions().lr(1e-3));
     else
-      opt =
-          std::make_shared<optim::SGD<float>>(net->named_parameters(), optim::SGDOptions{0.05, 0.9, 0, 5e-4});
+      opt = std::make_shared<optim::SGD<float>>(
+          net->named_parameters(), optim::SGDOptions().lr(0.05).momentum(0.9).weight_decay(5e-4));
     stats = Tensor<double>::zeros({loss_stats::kSize}, dev);
     Generator gen(3);
     images = Tensor<float>::randn({8, 3, 32, 32}, gen);

@@ -124,7 +124,7 @@ TEST_CASE("replacing fc: every path sees the new head", "[finetune]") {
   CHECK(models::summarize(*net, Shape{1, 3, 64, 64}).output == Shape({1, 3}));
 
   // The optimizer built afterwards trains the new head.
-  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions{0.1, 0.9});
+  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions().lr(0.1).momentum(0.9));
   auto before = net->fc->weight.to_vector();
   train_steps(*net, opt, 1, 5);
   CHECK(net->fc->weight.to_vector() != before);
@@ -194,7 +194,7 @@ TEST_CASE("non-strict loading: what fits is loaded, the rest reported", "[finetu
   rep = io::load_checkpoint<float>(dir.file("src.safetensors"), *dst, nullptr, io::LoadOptions::non_strict());
   CHECK(rep.uninitialised.front() == "conv1.bias");
   // Strict stays the default, and a non-strict load takes no optimizer.
-  optim::SGD<float> opt(dst->named_parameters(), optim::SGDOptions{});
+  optim::SGD<float> opt(dst->named_parameters(), optim::SGDOptions());
   CHECK_THROWS_WITH(
       io::load_checkpoint<float>(dir.file("src.safetensors"), *dst, &opt, io::LoadOptions::non_strict()),
       Catch::Contains("takes no optimizer"));
@@ -204,23 +204,23 @@ TEST_CASE("optimizer hyper-parameters are saved and restored exactly", "[finetun
   TempDir dir;
   SECTION("SGD") {
     auto a = models::resnet18<float>(tiny(3, 4)), b = models::resnet18<float>(tiny(3, 5));
-    optim::SGDOptions so;
-    so.lr = 0.0123456789012345;
-    so.momentum = 0.87;
-    so.weight_decay = 3.3e-4;
-    so.nesterov = true;
-    so.decay_1d = false;
+    auto so = optim::SGDOptions()
+                  .lr(0.0123456789012345)
+                  .momentum(0.87)
+                  .weight_decay(3.3e-4)
+                  .nesterov(true)
+                  .decay_1d(false);
     optim::SGD<float> oa(a->named_parameters(), so);
     train_steps(*a, oa, 2, 11);
     oa.set_lr(0.00987654321);
     io::save_checkpoint(dir.file("s.safetensors"), *a, &oa, io::TrainingState());  // TrainingState::lr is 0
-    optim::SGD<float> ob(b->named_parameters(), optim::SGDOptions{0.5, 0.1});      // other values
+    optim::SGD<float> ob(b->named_parameters(), optim::SGDOptions().lr(0.5).momentum(0.1));  // other values
     io::load_checkpoint(dir.file("s.safetensors"), *b, &ob);
     CHECK(ob.lr() == 0.00987654321);
-    CHECK(ob.options().momentum == 0.87);
-    CHECK(ob.options().weight_decay == 3.3e-4);
-    CHECK(ob.options().nesterov);
-    CHECK_FALSE(ob.options().decay_1d);
+    CHECK(ob.options().momentum() == 0.87);
+    CHECK(ob.options().weight_decay() == 3.3e-4);
+    CHECK(ob.options().nesterov());
+    CHECK_FALSE(ob.options().decay_1d());
     CHECK(ob.hyper_parameters() == oa.hyper_parameters());
     train_steps(*a, oa, 1, 12);
     train_steps(*b, ob, 1, 12);
@@ -229,19 +229,14 @@ TEST_CASE("optimizer hyper-parameters are saved and restored exactly", "[finetun
   }
   SECTION("AdamW") {
     auto a = models::resnet18<float>(tiny(3, 4)), b = models::resnet18<float>(tiny(3, 5));
-    optim::AdamWOptions ao;
-    ao.lr = 3.21e-4;
-    ao.beta1 = 0.81;
-    ao.beta2 = 0.9876;
-    ao.eps = 1e-7;
-    ao.weight_decay = 0.042;
+    auto ao = optim::AdamWOptions().lr(3.21e-4).beta1(0.81).beta2(0.9876).eps(1e-7).weight_decay(0.042);
     optim::AdamW<float> oa(a->named_parameters(), ao);
     train_steps(*a, oa, 2, 21);
     io::save_checkpoint(dir.file("a.safetensors"), *a, &oa, io::TrainingState());
     optim::AdamW<float> ob(b->named_parameters(), optim::AdamWOptions());
     io::load_checkpoint(dir.file("a.safetensors"), *b, &ob);
     CHECK(ob.hyper_parameters() == oa.hyper_parameters());
-    CHECK(ob.options().beta2 == 0.9876);
+    CHECK(ob.options().beta2() == 0.9876);
     train_steps(*a, oa, 1, 22);
     train_steps(*b, ob, 1, 22);
     auto sa = a->state_dict(), sb = b->state_dict();
@@ -263,7 +258,8 @@ TEST_CASE("freezing: frozen parameters are skipped, frozen BatchNorm stays in ev
   CHECK(net->is_training());
   CHECK(net->fc->is_training());
 
-  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions{0.5, 0.9});  // prints one line
+  optim::SGD<float> opt(net->named_parameters(),
+                        optim::SGDOptions().lr(0.5).momentum(0.9));  // prints one line
   CHECK(opt.parameters().size() == 2);
   CHECK(opt.skipped().size() == net->named_parameters().size() - 2);
   CHECK(opt.state().size() == 2);
@@ -279,7 +275,7 @@ TEST_CASE("freezing: frozen parameters are skipped, frozen BatchNorm stays in ev
     CHECK((bytes(after[i].second) != snap[i]) == head);  // only the head moved; BN statistics too stayed
   }
   net->requires_grad_(false);
-  CHECK_THROWS_WITH(optim::SGD<float>(net->named_parameters(), optim::SGDOptions{}),
+  CHECK_THROWS_WITH(optim::SGD<float>(net->named_parameters(), optim::SGDOptions()),
                     Catch::Contains("are frozen"));
 }
 
@@ -498,7 +494,7 @@ TEST_CASE("freeze: named sub-modules, or everything but the head", "[finetune]")
   nn::freeze_all_but(*other, {"fc"});
   std::vector<std::string> notes;
   NoticeHandler previous = set_notice_handler([&](const std::string& l) { notes.push_back(l); });
-  optim::SGD<float> opt(other->named_parameters(), optim::SGDOptions{0.1, 0.9});
+  optim::SGD<float> opt(other->named_parameters(), optim::SGDOptions().lr(0.1).momentum(0.9));
   set_notice_handler(previous);
   REQUIRE(opt.parameters().size() == 2);  // fc.weight, fc.bias
   CHECK(opt.parameters()[0].first == "fc.weight");
@@ -523,7 +519,7 @@ TEST_CASE("the fine-tuning story end to end", "[finetune][infer]") {
   net->fc = std::make_shared<nn::Linear<float>>(512, 3);
   net->requires_grad_(false);
   net->fc->requires_grad_(true);
-  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions{0.05, 0.9});
+  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions().lr(0.05).momentum(0.9));
   std::vector<std::vector<uint8_t>> snap;
   for (auto& kv : net->state_dict()) snap.push_back(bytes(kv.second));
   train_steps(*net, opt, 3, 40);

@@ -329,10 +329,7 @@ TEST_CASE("checkpoint: model, SGD state and training state round-trip, and train
   o.num_classes = 4;
   o.seed = 11;
   auto a = models::resnet18<float>(o);
-  optim::SGDOptions so;
-  so.lr = 0.05;
-  so.momentum = 0.9;
-  so.weight_decay = 1e-4;
+  auto so = optim::SGDOptions().lr(0.05).momentum(0.9).weight_decay(1e-4);
   optim::SGD<float> opt_a(a->named_parameters(), so);
   train_steps(*a, opt_a, 2, 100);
   opt_a.set_lr(0.03);
@@ -398,9 +395,7 @@ TEST_CASE("io::save and io::load: weights alone, with the optimizer, and the non
   o.num_classes = 4;
   o.seed = 5;
   auto a = models::resnet18<float>(o);
-  optim::SGDOptions so;
-  so.lr = 0.05;
-  so.momentum = 0.9;
+  auto so = optim::SGDOptions().lr(0.05).momentum(0.9);
   optim::SGD<float> opt_a(a->named_parameters(), so);
   train_steps(*a, opt_a, 2, 300);
 
@@ -568,8 +563,7 @@ TEST_CASE("checkpoint: mismatched checkpoints are refused and leave the model un
                            {"d.safetensors", "tensor 'bn1.running_var'", "dtype F16", "expects F32"});
   }
   SECTION("optimizer state that is absent or of another optimizer") {
-    optim::SGDOptions so;
-    so.momentum = 0.9;
+    auto so = optim::SGDOptions().momentum(0.9);
     optim::SGD<float> sgd(target->named_parameters(), so);
     require_error_mentions([&] { io::load_checkpoint<float>(path, *target, &sgd); },
                            {path, "no optimizer state"});

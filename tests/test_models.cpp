@@ -183,9 +183,7 @@ TEST_CASE("training: a small ResNet overfits one fixed batch with SGD", "[traini
   auto net = models::resnet18<float>(o);
   auto x = random_tensor<float>({8, 3, 32, 32}, 6);
   std::vector<int32_t> labels{0, 1, 2, 3, 3, 2, 1, 0};
-  optim::SGDOptions so;
-  so.lr = 0.05;
-  so.momentum = 0.9;
+  auto so = optim::SGDOptions().lr(0.05).momentum(0.9);
   optim::SGD<float> opt(net->named_parameters(), so);
   double first = 0, last = 0;
   for (int step = 0; step < 40; ++step) {

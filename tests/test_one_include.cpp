@@ -51,7 +51,7 @@ TEST_CASE("one include declares the whole public API", "[api]") {
         std::string::npos);
 
   // optim
-  optim::SGD<float> sgd(net->named_parameters(), optim::SGDOptions{0.1, 0.9});
+  optim::SGD<float> sgd(net->named_parameters(), optim::SGDOptions().lr(0.1).momentum(0.9));
   optim::AdamW<float> adam(optim::trainable(net->named_parameters()), optim::AdamWOptions());
   optim::ScheduleOptions so;
   so.total_steps = 10;

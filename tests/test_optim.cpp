@@ -18,11 +18,7 @@ TEST_CASE("sgd: momentum, dampening, weight decay and nesterov follow torch.opti
   for (bool nesterov : {false, true}) {
     INFO("nesterov " << nesterov);
     auto p = param({1.0, -2.0});
-    optim::SGDOptions o;
-    o.lr = 0.1;
-    o.momentum = 0.9;
-    o.weight_decay = 0.01;
-    o.nesterov = nesterov;
+    auto o = optim::SGDOptions().lr(0.1).momentum(0.9).weight_decay(0.01).nesterov(nesterov);
     optim::SGD<double> opt({{"p", p}}, o);
     double w = 1.0, buf = 0.0;
     const std::vector<double> grads{0.5, -0.25, 1.0};
@@ -40,10 +36,7 @@ TEST_CASE("sgd: momentum, dampening, weight decay and nesterov follow torch.opti
 
 TEST_CASE("sgd: decay_1d=false leaves vectors undecayed", "[optim]") {
   auto p = param({1.0});
-  optim::SGDOptions o;
-  o.lr = 0.1;
-  o.weight_decay = 0.5;
-  o.decay_1d = false;
+  auto o = optim::SGDOptions().lr(0.1).weight_decay(0.5).decay_1d(false);
   optim::SGD<double> opt({{"bias", p}}, o);
   set_grad(p, {0.0});
   opt.step();
@@ -52,9 +45,7 @@ TEST_CASE("sgd: decay_1d=false leaves vectors undecayed", "[optim]") {
 
 TEST_CASE("adamw: decoupled decay and bias correction follow torch.optim.AdamW", "[optim]") {
   auto p = param({0.5});
-  optim::AdamWOptions o;
-  o.lr = 0.01;
-  o.weight_decay = 0.1;
+  auto o = optim::AdamWOptions().lr(0.01).weight_decay(0.1);
   optim::AdamW<double> opt({{"p", p}}, o);
   double w = 0.5, m = 0, v = 0;
   const std::vector<double> grads{0.3, -0.1, 0.2, 0.05};
@@ -74,7 +65,7 @@ TEST_CASE("adamw: decoupled decay and bias correction follow torch.optim.AdamW",
 
 TEST_CASE("optimizer: zero_grad zeroes in place and skips parameters without gradients", "[optim]") {
   auto a = param({1.0}), b = param({2.0});
-  optim::SGD<double> opt({{"a", a}, {"b", b}}, optim::SGDOptions{});
+  optim::SGD<double> opt({{"a", a}, {"b", b}}, optim::SGDOptions());
   set_grad(a, {3.0});
   TensorBase before = a.grad_base();
   opt.zero_grad();
@@ -124,13 +115,11 @@ TEST_CASE("optimizer: one validation of the learning rate, wherever it is set", 
   for (double bad :
        {-0.1, std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
     INFO(bad);
-    optim::SGDOptions so;
-    so.lr = bad;
+    auto so = optim::SGDOptions().lr(bad);
     testing::require_error_mentions([&] { optim::SGD<float> o(params, so); }, {words});
-    optim::AdamWOptions ao;
-    ao.lr = bad;
+    auto ao = optim::AdamWOptions().lr(bad);
     testing::require_error_mentions([&] { optim::AdamW<float> o(params, ao); }, {words});
-    optim::SGD<float> ok(params, optim::SGDOptions{0.1, 0.9});
+    optim::SGD<float> ok(params, optim::SGDOptions().lr(0.1).momentum(0.9));
     testing::require_error_mentions([&] { ok.set_lr(bad); }, {words});
     testing::require_error_mentions([&] { ok.set_hyper_parameters({{"lr", bad}}); }, {words});
     CHECK(ok.lr() == 0.1);  // a refused value changes nothing
@@ -139,12 +128,10 @@ TEST_CASE("optimizer: one validation of the learning rate, wherever it is set", 
     sc.base_lr = bad;
     testing::require_error_mentions([&] { optim::make_schedule("cosine", sc); }, {words});
   }
-  optim::SGDOptions inf_decay;
-  inf_decay.weight_decay = std::numeric_limits<double>::infinity();
+  auto inf_decay = optim::SGDOptions().weight_decay(std::numeric_limits<double>::infinity());
   testing::require_error_mentions([&] { optim::SGD<float> o(params, inf_decay); },
                                   {"weight_decay", "finite"});
-  optim::AdamWOptions inf_eps;
-  inf_eps.eps = std::numeric_limits<double>::infinity();
+  auto inf_eps = optim::AdamWOptions().eps(std::numeric_limits<double>::infinity());
   testing::require_error_mentions([&] { optim::AdamW<float> o(params, inf_eps); }, {"eps", "finite"});
 }
 
@@ -154,12 +141,13 @@ TEST_CASE("optimizer: the frozen-parameter note goes to the notice handler", "[o
   auto b = Tensor<float>::randn({2});  // frozen
   std::vector<std::string> lines;
   NoticeHandler previous = set_notice_handler([&](const std::string& l) { lines.push_back(l); });
-  optim::SGD<float> opt(optim::NamedParameters<float>{{"a", a}, {"frozen.b", b}}, optim::SGDOptions{0.1, 0});
+  optim::SGD<float> opt(optim::NamedParameters<float>{{"a", a}, {"frozen.b", b}},
+                        optim::SGDOptions().lr(0.1));
   REQUIRE(lines.size() == 1);
   CHECK(lines[0] == "optimizer: skipping 1 frozen parameters (requires_grad off), e.g. 'frozen.b'");
   set_notice_handler(nullptr);  // silenced
   optim::SGD<float> quiet(optim::NamedParameters<float>{{"a", a}, {"frozen.b", b}},
-                          optim::SGDOptions{0.1, 0});
+                          optim::SGDOptions().lr(0.1));
   CHECK(lines.size() == 1);
   set_notice_handler(previous);
 }

@@ -82,12 +82,12 @@ TEST_CASE("sgd: lr and the first step read from the step state are bit-identical
   const size_t n = 1003;
   for (int variant = 0; variant < 4; ++variant) {
     INFO("variant " << variant);
-    optim::SGDOptions o;
-    o.lr = kLrs[0];
-    o.momentum = variant == 0 ? 0.0 : 0.9;
-    o.dampening = variant == 3 ? 0.1 : 0.0;
-    o.weight_decay = variant >= 2 ? 5e-4 : 0.0;
-    o.nesterov = variant == 2;
+    auto o = optim::SGDOptions()
+                 .lr(kLrs[0])
+                 .momentum(variant == 0 ? 0.0 : 0.9)
+                 .dampening(variant == 3 ? 0.1 : 0.0)
+                 .weight_decay(variant >= 2 ? 5e-4 : 0.0)
+                 .nesterov(variant == 2);
     std::vector<float> w = randoms(n, 1, 1.0), buf(n, 0.0f);
     auto p = Tensor<float>::from_vector(w, {static_cast<int64_t>(n)});
     p.requires_grad_();
@@ -97,22 +97,20 @@ TEST_CASE("sgd: lr and the first step read from the step state are bit-identical
       p.set_grad_base(Tensor<float>::from_vector(g, p.shape()));
       opt.set_lr(kLrs[t]);  // a schedule: the device copy changes between steps
       opt.step();
-      old_sgd(w.data(), g.data(), o.momentum != 0 ? buf.data() : nullptr, static_cast<int64_t>(n), kLrs[t],
-              o.weight_decay, o.momentum, o.dampening, o.nesterov, t == 0);
+      old_sgd(w.data(), g.data(), o.momentum() != 0 ? buf.data() : nullptr, static_cast<int64_t>(n), kLrs[t],
+              o.weight_decay(), o.momentum(), o.dampening(), o.nesterov(), t == 0);
       REQUIRE(same_bits(w, p.data()));
       CHECK(opt.step_state().data()[optim_state::kStep] == t + 1);
       CHECK(opt.step_state().data()[optim_state::kLr] == kLrs[t]);
     }
-    if (o.momentum != 0) CHECK(same_bits(buf, Tensor<float>(opt.state()[0].second).data()));
+    if (o.momentum() != 0) CHECK(same_bits(buf, Tensor<float>(opt.state()[0].second).data()));
   }
 }
 
 TEST_CASE("adamw: lr and the step number read from the step state are bit-identical to arguments",
           "[optim][step_state]") {
   const size_t n = 1003;
-  optim::AdamWOptions o;
-  o.lr = kLrs[0];
-  o.weight_decay = 0.05;
+  auto o = optim::AdamWOptions().lr(kLrs[0]).weight_decay(0.05);
   std::vector<float> w = randoms(n, 2, 1.0), m(n, 0.0f), v(n, 0.0f);
   auto p = Tensor<float>::from_vector(w, {static_cast<int64_t>(n)});
   p.requires_grad_();
@@ -123,8 +121,8 @@ TEST_CASE("adamw: lr and the step number read from the step state are bit-identi
     p.set_grad_base(Tensor<float>::from_vector(g, p.shape()));
     opt.set_lr(kLrs[t]);
     opt.step();
-    old_adamw(w.data(), g.data(), m.data(), v.data(), static_cast<int64_t>(n), kLrs[t], o.beta1, o.beta2,
-              o.eps, o.weight_decay, 3 + t);
+    old_adamw(w.data(), g.data(), m.data(), v.data(), static_cast<int64_t>(n), kLrs[t], o.beta1(), o.beta2(),
+              o.eps(), o.weight_decay(), 3 + t);
     REQUIRE(same_bits(w, p.data()));
   }
   CHECK(opt.step_count() == 7);
@@ -137,7 +135,7 @@ TEST_CASE("optimizers: the skip flag leaves weights, state and the step number a
           "[optim][step_state]") {
   auto p = Tensor<float>::from_vector({1.0f, -2.0f}, {2});
   p.requires_grad_();
-  optim::AdamW<float> opt({{"w", p}}, optim::AdamWOptions{});
+  optim::AdamW<float> opt({{"w", p}}, optim::AdamWOptions());
   p.set_grad_base(Tensor<float>::from_vector({0.5f, 0.25f}, {2}));
   opt.step();
   const std::vector<float> after1 = p.to_vector();
@@ -154,7 +152,7 @@ TEST_CASE("optimizers: the skip flag leaves weights, state and the step number a
 
   auto q = Tensor<double>::from_vector({1.0}, {1});
   q.requires_grad_();
-  optim::SGD<double> sgd({{"q", q}}, optim::SGDOptions{0.1, 0.9});
+  optim::SGD<double> sgd({{"q", q}}, optim::SGDOptions().lr(0.1).momentum(0.9));
   q.set_grad_base(Tensor<double>::from_vector({1.0}, {1}));
   sgd.step_state().data()[optim_state::kSkip] = 1;
   sgd.step();
@@ -169,7 +167,7 @@ TEST_CASE("optimizers: set_lr checks the value and set_step_count writes the ste
           "[optim][step_state]") {
   auto p = Tensor<float>::from_vector({1.0f}, {1});
   p.requires_grad_();
-  optim::SGD<float> opt({{"w", p}}, optim::SGDOptions{0.25});
+  optim::SGD<float> opt({{"w", p}}, optim::SGDOptions().lr(0.25));
   CHECK(opt.step_state().data()[optim_state::kLr] == 0.25);
   CHECK(opt.step_state().data()[optim_state::kStep] == 0);
   testing::require_error_mentions([&] { opt.set_lr(-1); }, {"learning rate must be finite and >= 0"});

@@ -121,7 +121,8 @@ struct Run {
 
   Run(const fs::path& out, uint64_t model_seed) {
     model = small_model(model_seed);
-    opt = std::make_shared<optim::SGD<float>>(model->named_parameters(), optim::SGDOptions{0.1, 0.9});
+    opt = std::make_shared<optim::SGD<float>>(model->named_parameters(),
+                                              optim::SGDOptions().lr(0.1).momentum(0.9));
     o.epochs = 2;
     o.batch = 8;
     o.schedule = train::schedule("onecycle", 0.1);

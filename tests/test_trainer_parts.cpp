@@ -69,8 +69,8 @@ class PredictedOne : public train::Metric {
 
 struct Parts {
   std::shared_ptr<nn::Sequential<float>> model = small_model(3);
-  std::shared_ptr<optim::SGD<float>> opt =
-      std::make_shared<optim::SGD<float>>(model->named_parameters(), optim::SGDOptions{0.1, 0.9});
+  std::shared_ptr<optim::SGD<float>> opt = std::make_shared<optim::SGD<float>>(
+      model->named_parameters(), optim::SGDOptions().lr(0.1).momentum(0.9));
   train::TrainerOptions o;
   std::shared_ptr<Recorder> rec = std::make_shared<Recorder>();
 

@@ -10,7 +10,7 @@ int main() {
   models::ResNetOptions o;
   o.num_classes = 2;
   auto net = models::resnet18<float>(o);
-  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions{0.01, 0.9});
+  optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions().lr(0.01).momentum(0.9));
   auto x = Tensor<float>::randn({2, 3, 32, 32});
   double losses[2];
   for (int i = 0; i < 2; ++i) {

@@ -83,10 +83,7 @@ inline std::pair<int64_t, int64_t> share(int rank, int world) {
 }
 
 inline optim::SGDOptions sgd_options() {
-  optim::SGDOptions o;
-  o.lr = 0.1;
-  o.momentum = 0.9;
-  o.weight_decay = 1e-3;
+  auto o = optim::SGDOptions().lr(0.1).momentum(0.9).weight_decay(1e-3);
   return o;
 }
 

@@ -52,10 +52,7 @@ int run(int argc, char** argv) {
   mo.seed = 1;
   auto model = resnet::models::resnet<float>(f.str("--arch"), mo);
   model->train();
-  resnet::optim::SGDOptions so;
-  so.lr = 0.01;
-  so.momentum = 0.9;
-  so.weight_decay = 1e-4;
+  auto so = resnet::optim::SGDOptions().lr(0.01).momentum(0.9).weight_decay(1e-4);
   resnet::optim::SGD<float> opt(model->named_parameters(), so);
   resnet::Generator gen(100);
   auto x = resnet::Tensor<float>::randn(resnet::Shape{batch, 3, size, size}, gen);

@@ -93,8 +93,7 @@ void ours_to_torchvision(const std::string& arch) {
   auto net = models::resnet<float>(arch, o);
   randomize_batchnorm(*net, 7);
   // Save with optimizer state and metadata, as training does: the script must pick the model's tensors.
-  optim::SGDOptions so;
-  so.momentum = 0.9;
+  auto so = optim::SGDOptions().momentum(0.9);
   optim::SGD<float> opt(net->named_parameters(), so);
   io::TrainingState st;
   st.arch = arch;
