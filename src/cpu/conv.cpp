@@ -17,6 +17,7 @@ namespace cpu {
                                           bool);                                                             \
   template void conv2d_backward_bias<T>(const Tensor<T>&, Tensor<T>&, bool);
 RESNET_FOR_EACH_CPU_DTYPE(RESNET_CPU_CONV)
+template std::string describe_bf16_conv<void>();
 
 }  // namespace cpu
 }  // namespace RESNET_ABI

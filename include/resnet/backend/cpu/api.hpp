@@ -9,6 +9,8 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+
+#include <string>
 #include "resnet/backend/contract/loss.hpp"
 #include "resnet/backend/contract/optim.hpp"
 #include "resnet/backend/contract/step_state.hpp"
@@ -155,6 +157,10 @@ void batchnorm_sync_backward_apply(const Tensor<T>& x, const Tensor<T>& y, const
                                    const Tensor<double>& sums, const Tensor<double>& count, Activation act,
                                    Tensor<T>* dx, bool dx_accumulate, Tensor<T>* dresidual,
                                    bool dresidual_accumulate);
+
+// Which bfloat16 convolution path this CPU takes, in words with the measured reason (conv.hpp).
+template <typename = void>
+std::string describe_bf16_conv();
 
 // Host labels: one per row, each in [0, K) (the message is the contract's, the GPU reports the same one).
 inline void check_labels(const char* op, const Tensor<int32_t>& labels, int64_t N, int64_t K) {

@@ -517,8 +517,10 @@ inline void set_bf16_conv_impl(Bf16Conv impl) {
   config().set_cpu_conv_bf16(impl == Bf16Conv::Native ? CpuConvBf16::Native : CpuConvBf16::Float);
 }
 // The path in words, with its reason: the first bfloat16 convolution says it once on stderr, and
-// train_catsdogs puts it in its first log line.
-inline std::string describe_bf16_conv() {
+// train_catsdogs puts it in its first log line. (A template only so that the compiled library can hold its
+// one instantiation: api.hpp declares it.)
+template <typename>
+std::string describe_bf16_conv() {
   const Bf16ConvChoice& c = bf16_conv_choice();
   return std::string(c.impl == Bf16Conv::Native ? "oneDNN's bfloat16 kernels"
                                                 : "float32 kernels, rounded to bfloat16") +
