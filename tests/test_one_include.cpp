@@ -53,9 +53,8 @@ TEST_CASE("one include declares the whole public API", "[api]") {
   // optim
   optim::SGD<float> sgd(net->named_parameters(), optim::SGDOptions().lr(0.1).momentum(0.9));
   optim::AdamW<float> adam(optim::trainable(net->named_parameters()), optim::AdamWOptions());
-  optim::ScheduleOptions so;
-  so.total_steps = 10;
-  CHECK(optim::make_schedule("cosine", so)->lr(0) > 0);
+  auto so = optim::ScheduleOptions().kind(optim::ScheduleKind::Cosine).total_steps(10);
+  CHECK(optim::make_schedule(so)->lr(0) > 0);
   nn::CrossEntropyLoss<float> criterion;
   sgd.zero_grad();
   criterion(net->forward(x), std::vector<int32_t>{0, 1}).backward();

@@ -76,24 +76,23 @@ TEST_CASE("optimizer: zero_grad zeroes in place and skips parameters without gra
 }
 
 TEST_CASE("schedules: warmup, step, cosine and one-cycle", "[optim]") {
-  optim::ScheduleOptions o;
-  o.base_lr = 1.0;
-  o.total_steps = 100;
-  o.warmup_steps = 10;
-  auto cosine = optim::make_schedule("cosine", o);
+  using optim::ScheduleKind;
+  auto o = optim::ScheduleOptions().base_lr(1.0).total_steps(100).warmup_steps(10);
+  auto cosine = optim::make_schedule(optim::ScheduleOptions(o).kind(ScheduleKind::Cosine));
+  CHECK(cosine->name() == "cosine");
   CHECK(cosine->lr(0) == Approx(0.1));
   CHECK(cosine->lr(9) == Approx(1.0));
   CHECK(cosine->lr(10) == Approx(1.0));
   CHECK(cosine->lr(99) == Approx(0.0).margin(1e-12));
   CHECK(cosine->lr(10 + 45) < 0.55);
   CHECK(cosine->lr(10 + 45) > 0.45);
-  o.warmup_steps = 0;
-  o.step_size = 30;
-  auto step = optim::make_schedule("step", o);
+  CHECK(cosine->lr(150) == cosine->lr(99));  // past its end a schedule keeps its last rate
+  o.warmup_steps(0).step_size(30);
+  auto step = optim::make_schedule(optim::ScheduleOptions(o).kind(ScheduleKind::Step));
   CHECK(step->lr(29) == Approx(1.0));
   CHECK(step->lr(30) == Approx(0.1));
   CHECK(step->lr(95) == Approx(1e-3));
-  auto one = optim::make_schedule("onecycle", o);
+  auto one = optim::make_schedule(optim::ScheduleOptions(o).kind(ScheduleKind::OneCycle));
   CHECK(one->lr(0) == Approx(1.0 / 25));
   double peak = 0;
   int64_t at = 0;
@@ -102,7 +101,14 @@ TEST_CASE("schedules: warmup, step, cosine and one-cycle", "[optim]") {
   CHECK(peak == Approx(1.0));
   CHECK(at == 29);
   CHECK(one->lr(99) == Approx(1.0 / 25 / 1e4));
-  testing::require_error_mentions([&] { optim::make_schedule("linear", o); }, {"linear"});
+  CHECK(optim::make_schedule(o)->name() == "constant");  // the default kind
+  CHECK(optim::make_schedule(o)->lr(99) == 1.0);
+  // The name form (a program's flag) is the same schedule.
+  auto named = optim::make_schedule("onecycle", o);
+  for (int64_t s : {0, 29, 64, 99}) CHECK(named->lr(s) == one->lr(s));
+  CHECK(optim::schedule_name(optim::schedule_kind("step")) == "step");
+  testing::require_error_mentions([&] { optim::make_schedule("linear", o); },
+                                  {"unknown schedule 'linear'", "constant, step, cosine or onecycle"});
 }
 
 // One check per hyper-parameter, the same wherever it is set: a learning rate that is negative, NaN or
@@ -123,10 +129,8 @@ TEST_CASE("optimizer: one validation of the learning rate, wherever it is set", 
     testing::require_error_mentions([&] { ok.set_lr(bad); }, {words});
     testing::require_error_mentions([&] { ok.set_hyper_parameters({{"lr", bad}}); }, {words});
     CHECK(ok.lr() == 0.1);  // a refused value changes nothing
-    optim::ScheduleOptions sc;
-    sc.total_steps = 10;
-    sc.base_lr = bad;
-    testing::require_error_mentions([&] { optim::make_schedule("cosine", sc); }, {words});
+    auto sc = optim::ScheduleOptions().kind(optim::ScheduleKind::Cosine).total_steps(10).base_lr(bad);
+    testing::require_error_mentions([&] { optim::make_schedule(sc); }, {words});
   }
   auto inf_decay = optim::SGDOptions().weight_decay(std::numeric_limits<double>::infinity());
   testing::require_error_mentions([&] { optim::SGD<float> o(params, inf_decay); },

@@ -23,18 +23,23 @@ namespace train {
 using ScheduleFactory =
     std::function<std::unique_ptr<optim::LRSchedule>(int64_t total_steps, int64_t steps_per_epoch)>;
 
-// A named schedule (optim::make_schedule: onecycle, cosine, step, constant) peaking at `base_lr`, with a
-// linear warm-up of `warmup_epochs` (one-cycle has its own).
-inline ScheduleFactory schedule(const std::string& name, double base_lr, double warmup_epochs = 0) {
+// A schedule from its options (kind, peak base_lr, the kind's own settings) laid over the run: its
+// total_steps become the run's, its warm-up `warmup_epochs` of them (one-cycle has its own warm-up).
+//   o.schedule = train::schedule(optim::ScheduleOptions().kind(optim::ScheduleKind::Cosine).base_lr(0.05));
+inline ScheduleFactory schedule(optim::ScheduleOptions options, double warmup_epochs = 0) {
   return [=](int64_t total, int64_t per_epoch) {
-    optim::ScheduleOptions o;
-    o.base_lr = base_lr;
-    o.total_steps = total;
-    if (name != "onecycle")
-      o.warmup_steps =
-          std::min<int64_t>(total - 1, static_cast<int64_t>(warmup_epochs * static_cast<double>(per_epoch)));
-    return optim::make_schedule(name, o);
+    optim::ScheduleOptions o = options;
+    o.total_steps(total);
+    if (o.kind() != optim::ScheduleKind::OneCycle)
+      o.warmup_steps(
+          std::min<int64_t>(total - 1, static_cast<int64_t>(warmup_epochs * static_cast<double>(per_epoch))));
+    return optim::make_schedule(o);
   };
+}
+
+// The same by the kind's name (a program's flag: onecycle, cosine, step, constant), peaking at `base_lr`.
+inline ScheduleFactory schedule(const std::string& name, double base_lr, double warmup_epochs = 0) {
+  return schedule(optim::ScheduleOptions().kind(optim::schedule_kind(name)).base_lr(base_lr), warmup_epochs);
 }
 
 struct TrainerOptions {
