@@ -7,3 +7,4 @@
 #include "resnet/ops/linear.hpp"
 #include "resnet/ops/loss.hpp"
 #include "resnet/ops/pool.hpp"
+#include "resnet/ops/soft_cross_entropy.hpp"

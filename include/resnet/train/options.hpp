@@ -13,6 +13,7 @@
 
 #include "resnet/optim/schedule.hpp"
 #include "resnet/tools/training_log.hpp"
+#include "resnet/train/step_options.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
@@ -70,6 +71,8 @@ struct TrainerOptions {
   // way).
   bool cuda_graph = false;
   int cuda_graph_warmup = 2;
+  // Gradient accumulation and clipping in the default eager step (not with cuda_graph).
+  StepOptions step_options;
   bool save_best = true;         // a weights-only checkpoint each time the test accuracy improves
   int64_t stop_after_epoch = 0;  // end the session after this epoch as if stopped (0: never)
   // Metadata of every checkpoint.

@@ -24,10 +24,12 @@
 #include "resnet/tools/training_log.hpp"
 #include "resnet/train/callback.hpp"
 #include "resnet/train/default_callbacks.hpp"
+#include "resnet/train/ema.hpp"
 #include "resnet/train/input.hpp"
 #include "resnet/train/loss.hpp"
 #include "resnet/train/loss_reader.hpp"
 #include "resnet/train/metrics.hpp"
+#include "resnet/train/mixup.hpp"
 #include "resnet/train/options.hpp"
 #include "resnet/train/run_state.hpp"
 #include "resnet/train/shard.hpp"
@@ -69,6 +71,10 @@ class TrainerBase {
     RESNET_CHECK(!o_.cuda_graph || w == 1,
                  "Trainer: cuda_graph (--cuda-graph on) runs one rank; this run has ", w,
                  " (the gradient all-reduce is not captured)");
+    RESNET_CHECK(!o_.cuda_graph || !o_.step_options.any(),
+                 "Trainer: cuda_graph (--cuda-graph on) captures the ",
+                 "plain step; gradient accumulation and clipping run eagerly only");
+    o_.step_options.check();
     RESNET_CHECK(w == 1 || pg_->device() == device_, "Trainer: the model is on ", device_.to_string(),
                  " but the ", pg_->backend_name(), " process group's tensors live on ",
                  pg_->device().to_string(), " (rank ", pg_->rank(), ")");
@@ -113,6 +119,23 @@ class TrainerBase {
     *it = std::move(c);
   }
   void clear_callbacks() { cbs_.clear(); }
+  // A moving average of the weights (train/ema.hpp), updated after each step, evaluated beside the model
+  // at each epoch's end (metrics "ema_acc", "ema_loss") and saved beside each resumable checkpoint
+  // (last.ema.safetensors), from which a resumed run restores it.
+  void set_ema(EmaOptions o) {
+    ModelEma<T> probe(*model_, o);  // the options' checks, now
+    ema_options_ = std::make_unique<EmaOptions>(o);
+  }
+  const ModelEma<T>* ema() const { return ema_.get(); }
+  // Mixup / CutMix on each training batch (train/mixup.hpp), trained with soft_cross_entropy on its
+  // targets (their label smoothing is the mixup options'; the loss set before is replaced).
+  void set_mixup(MixupOptions o, int64_t num_classes) {
+    RESNET_CHECK(!o_.cuda_graph, "Trainer::set_mixup: a captured step (cuda_graph) cannot take new targets");
+    mix_ = std::make_unique<Mixup>(o, num_classes);
+    loss_ = [t = targets_](const Tensor<T>& logits, const Tensor<int32_t>&) {
+      return soft_cross_entropy(logits, *t, 0.0);
+    };
+  }
   const CallbackList& callbacks() const { return cbs_; }
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
@@ -146,6 +169,7 @@ class TrainerBase {
   // Resume (every rank reads the same checkpoint) and the epochs before it (every rank keeps the history).
   void prepare() {
     r_ = resume_run(o_, n_train_, steps_per_epoch_, *model_, *optimizer_);
+    if (ema_options_) prepare_ema();
     saved_epoch_ = o_.resume.empty() ? -1 : r_.start_epoch;
     saved_path_ = path("last.safetensors");
     if (!o_.resume.empty())
@@ -173,6 +197,7 @@ class TrainerBase {
       io::TrainingState s = state(epochs_done);
       add_position(s, o_, r_, seconds_now());
       io::save_checkpoint(file, *model_, optimizer_.get(), s);
+      if (ema_) ema_->save(ema_path_for(file), s);
     };
     return v;
   }
@@ -197,10 +222,24 @@ class TrainerBase {
       GraphedStepOptions go;
       go.warmup = o_.cuda_graph_warmup;
       step_ = o_.cuda_graph ? std::unique_ptr<Step<T>>(std::make_unique<CudaGraphStep<T>>(go))
-                            : std::make_unique<EagerStep<T>>();
+                            : std::make_unique<EagerStep<T>>(o_.step_options);
     }
     if (!stats_.defined()) stats_ = Tensor<double>::zeros({loss_stats::kSize}, device_);
-    step_->bind(StepParts<T>{net_.get(), optimizer_.get(), loss_, &stats_, device_});
+    step_->bind(
+        StepParts<T>{net_.get(), optimizer_.get(), loss_, &stats_, device_, mix_ ? targets_.get() : nullptr});
+  }
+
+  // The average starts from the model as resumed; a resumed run reads it from beside its checkpoint.
+  void prepare_ema() {
+    ema_ = std::make_unique<ModelEma<T>>(*model_, *ema_options_);
+    if (o_.resume.empty()) return;
+    const std::string file = ema_path_for(o_.resume);
+    RESNET_CHECK(std::filesystem::exists(file), "Trainer: resuming ", o_.resume,
+                 " with an EMA of the weights, ", "but ", file,
+                 " (the average saved beside it) does not exist");
+    const io::TrainingState s = ema_->load(file);
+    RESNET_CHECK(s.step == r_.step, "Trainer: ", file, " holds the average of step ", s.step, " but ",
+                 o_.resume, " is at step ", r_.step, " (a run stopped between writing the two?)");
   }
 
   // False after a non-finite loss (its message kept for halt()).
@@ -274,6 +313,10 @@ class TrainerBase {
   std::vector<PendingStep> pending_;
   double last_loss_ = 0;
   std::chrono::steady_clock::time_point run_start_ = std::chrono::steady_clock::now();
+  std::unique_ptr<EmaOptions> ema_options_;  // set_ema's (the average is made at fit, after a resume)
+  std::unique_ptr<ModelEma<T>> ema_;
+  std::unique_ptr<Mixup> mix_;
+  std::shared_ptr<Tensor<T>> targets_ = std::make_shared<Tensor<T>>();  // this batch's mixed targets
 };
 
 }  // namespace train
