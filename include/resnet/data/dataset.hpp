@@ -29,6 +29,14 @@ class Dataset {
   // Writes sample `index` (sample_shape().numel() floats) to `out`, drawing augmentation from `rng`. Must be
   // safe to call from several threads at once.
   virtual void load(int64_t index, SampleRng& rng, float* out) const = 0;
+  // The same sample at another image size: [C, size, size] floats (progressive resizing; a test at another
+  // resolution). Only datasets that make their images from a transform can; the rest refuse.
+  virtual void load_resized(int64_t index, int size, SampleRng& rng, float* out) const {
+    (void)index, (void)rng, (void)out;
+    RESNET_FAIL("this dataset cannot give its samples at another size (", size,
+                "): progressive resizing and a test size need a Dataset that overrides load_resized, as "
+                "ImageFolderDataset does");
+  }
 };
 
 // An ImageFolder decoded with stb_image and passed through a transform.
@@ -45,6 +53,13 @@ class ImageFolderDataset : public Dataset {
   void load(int64_t index, SampleRng& rng, float* out) const override {
     Image img = load_image(file(index).path);
     apply_transform(img, transform_, rng, out);
+  }
+  void load_resized(int64_t index, int size, SampleRng& rng, float* out) const override {
+    TransformOptions t = transform_;  // a padding of -1 follows the size
+    t.size = size;
+    t.validate();
+    Image img = load_image(file(index).path);
+    apply_transform(img, t, rng, out);
   }
   const ImageFolder& folder() const { return folder_; }
   const TransformOptions& transform() const { return transform_; }

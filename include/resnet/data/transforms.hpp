@@ -4,8 +4,11 @@
 //   resized-crop (Inception style): random box of scale x area and aspect ratio -> resize to S -> flip
 //   eval: centre square of `crop_fraction` x the shorter side -> resize to S (Resize(S / f) + CenterCrop(S))
 //
-// then to [0, 1] and normalised with the ImageNet mean and std. All randomness comes from the SampleRng
-// passed in, so a sample's augmentation is fixed by its seed.
+// then, when augmenting and asked for, an automatic augmentation on the 8-bit image (TrivialAugmentWide or
+// RandAugment: data/auto_augment.hpp); then to [0, 1] and normalised with the ImageNet mean and std; then,
+// when augmenting and asked for, random erasing (data/random_erasing.hpp), torchvision's order. All
+// randomness comes from the SampleRng passed in, so a sample's augmentation is fixed by its seed; with
+// both off the draws and the images are the same as without them.
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -16,8 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "resnet/core/arg.hpp"
 #include "resnet/core/error.hpp"
+#include "resnet/data/auto_augment.hpp"
 #include "resnet/data/image_decode.hpp"
+#include "resnet/data/random_erasing.hpp"
 #include "resnet/data/resample.hpp"
 #include "resnet/data/sample_rng.hpp"
 
@@ -54,7 +60,10 @@ struct TransformOptions {
   double crop_fraction = 1.0;  // eval: side of the centre square / shorter side of the image
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};  // ImageNet statistics, on [0, 1] pixel values
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+  RESNET_ARG(AutoAugmentOptions, auto_augment);  // after the crop and flip, when augmenting
+  RESNET_ARG(RandomErasingOptions, erasing);     // after normalisation, when augmenting
 
+ public:
   void validate() const {
     RESNET_CHECK(size > 0 && size <= 4096, "transform: image size must be in [1, 4096], got ", size);
     RESNET_CHECK(padding >= -1 && padding < 4 * size, "transform: padding must be in [0, 4 * size), got ",
@@ -67,6 +76,8 @@ struct TransformOptions {
     RESNET_CHECK(crop_fraction > 0 && crop_fraction <= 1.0,
                  "transform: crop fraction must be in (0, 1], got ", crop_fraction);
     for (float s : std) RESNET_CHECK(s > 0, "transform: normalisation std must be positive");
+    auto_augment_.validate();
+    erasing_.validate();
   }
 };
 
@@ -123,6 +134,23 @@ inline void normalise_chw(const float* hwc, int size, bool mirror, const Transfo
   }
 }
 
+// The automatic augmentation on the resized crop: to 8 bits (as the PIL image torchvision augments), the
+// flip, the policy's operations, back to floats.
+inline void auto_augment_hwc(float* hwc, int size, bool mirror, const AutoAugmentOptions& o, SampleRng& rng) {
+  Image u8;
+  u8.width = u8.height = size;
+  u8.pixels.resize(static_cast<size_t>(size) * static_cast<size_t>(size) * 3);
+  for (int y = 0; y < size; ++y)
+    for (int x = 0; x < size; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const float v = hwc[(static_cast<size_t>(y) * size + (mirror ? size - 1 - x : x)) * 3 + c];
+        u8.pixels[(static_cast<size_t>(y) * size + x) * 3 + c] =
+            static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, v)) + 0.5f);
+      }
+  apply_auto_augment(u8, o, rng);
+  for (size_t i = 0; i < u8.pixels.size(); ++i) hwc[i] = u8.pixels[i];
+}
+
 }  // namespace detail
 
 // Writes 3 x size x size normalised floats for `img` to `out`.
@@ -171,7 +199,13 @@ inline void apply_transform(const Image& img, const TransformOptions& t, SampleR
       break;
     }
   }
+  const bool augmenting = t.augment != Augment::None;
+  if (augmenting && t.auto_augment().enabled()) {
+    detail::auto_augment_hwc(hwc.data(), s, mirror, t.auto_augment(), rng);
+    mirror = false;  // done on the 8-bit image, before the policy, as torchvision
+  }
   detail::normalise_chw(hwc.data(), s, mirror, t, out);
+  if (augmenting && t.erasing().enabled()) random_erase(out, 3, s, s, t.erasing(), rng);
 }
 
 }  // namespace data

@@ -17,7 +17,8 @@
 // notice says so (resnet::set_notice_handler). Inputs are image files, decoded images of any size with 1-4
 // channels (grey, grey + alpha, RGB, RGBA), or ready tensors [N, 3, S, S]; they run in batches of
 // ClassifierOptions::batch_size. A file that cannot be read or decoded is reported in its result, never
-// thrown: one bad image does not stop a folder.
+// thrown: one bad image does not stop a folder. With flip_tta each image also runs mirrored and its
+// probabilities are the mean of the two softmaxes (infer/tta.hpp); logits(x) are then their log.
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -31,10 +32,12 @@
 #include <vector>
 
 #include "resnet/autograd/grad_mode.hpp"
+#include "resnet/core/arg.hpp"
 #include "resnet/core/notice.hpp"
 #include "resnet/data/eval_transform.hpp"
 #include "resnet/data/image_decode.hpp"
 #include "resnet/data/sample_rng.hpp"
+#include "resnet/infer/tta.hpp"
 #include "resnet/io/save_load.hpp"
 #include "resnet/models/fuse.hpp"
 #include "resnet/models/resnet.hpp"
@@ -51,6 +54,7 @@ struct ClassifierOptions {
   std::vector<std::string> class_names;  // overrides / supplies the checkpoint's class names
   int eval_size = 0;                     // 0: from the metadata ("eval-size", else "size"), else 224
   double eval_crop = 0;                  // 0: from the metadata ("eval-crop"), else 0.875
+  RESNET_ARG(bool, flip_tta) = false;    // average the probabilities of each image and its mirror image
 };
 
 struct ClassScore {
@@ -143,29 +147,14 @@ class BasicClassifier {
 
   // Top-k of ready network inputs [N, 3, S, S] (any device), in batches.
   std::vector<Prediction> classify(const Tensor<float>& x, int k = 1) { return top_k(probabilities(x), k); }
-  // The model's raw outputs and their softmax for ready inputs [N, 3, S, S]: [N, classes] float on the CPU.
+  // The model's raw outputs and their softmax for ready inputs [N, 3, S, S]: [N, classes] float on the CPU
+  // (with flip_tta: the mean probabilities of x and its mirror, and their log as the logits).
   Tensor<float> logits(const Tensor<float>& x) {
-    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == 3,
-                 "Classifier: expected images [N, 3, H, W], got ",
-                 x.defined() ? x.shape().to_string() : std::string("undefined"));
-    const int64_t classes = static_cast<int64_t>(names_.size());
-    if (x.dim(0) <= opts_.batch_size) return forward(x);
-    const std::vector<float> all = x.to_vector();  // one host copy, sliced into batches
-    const int64_t per = x.numel() / x.dim(0);
-    std::vector<float> out;
-    out.reserve(static_cast<size_t>(x.dim(0) * classes));
-    for (int64_t b = 0; b < x.dim(0); b += opts_.batch_size) {
-      const int64_t n = std::min(opts_.batch_size, x.dim(0) - b);
-      std::vector<float> part(all.begin() + b * per, all.begin() + (b + n) * per);
-      const std::vector<float> l =
-          forward(Tensor<float>::from_vector(part, {n, 3, x.dim(2), x.dim(3)})).to_vector();
-      out.insert(out.end(), l.begin(), l.end());
-    }
-    return Tensor<float>::from_vector(out, {x.dim(0), classes});
+    return opts_.flip_tta() ? log_values(flip_probabilities(x)) : raw_logits(x);
   }
   Tensor<float> probabilities(const Tensor<float>& x) {
     NoGradGuard no_grad;
-    return softmax(logits(x));
+    return opts_.flip_tta() ? flip_probabilities(x) : softmax(raw_logits(x));
   }
   // Top-k of decoded images of any size and channel count.
   std::vector<Prediction> classify(const std::vector<data::Image>& images, int k = 1) {
@@ -228,6 +217,32 @@ class BasicClassifier {
   Model& model() { return *model_; }
 
  private:
+  // The model's outputs for x, in batches.
+  Tensor<float> raw_logits(const Tensor<float>& x) {
+    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == 3,
+                 "Classifier: expected images [N, 3, H, W], got ",
+                 x.defined() ? x.shape().to_string() : std::string("undefined"));
+    const int64_t classes = static_cast<int64_t>(names_.size());
+    if (x.dim(0) <= opts_.batch_size) return forward(x);
+    const std::vector<float> all = x.to_vector();  // one host copy, sliced into batches
+    const int64_t per = x.numel() / x.dim(0);
+    std::vector<float> out;
+    out.reserve(static_cast<size_t>(x.dim(0) * classes));
+    for (int64_t b = 0; b < x.dim(0); b += opts_.batch_size) {
+      const int64_t n = std::min(opts_.batch_size, x.dim(0) - b);
+      std::vector<float> part(all.begin() + b * per, all.begin() + (b + n) * per);
+      const std::vector<float> l =
+          forward(Tensor<float>::from_vector(part, {n, 3, x.dim(2), x.dim(3)})).to_vector();
+      out.insert(out.end(), l.begin(), l.end());
+    }
+    return Tensor<float>::from_vector(out, {x.dim(0), classes});
+  }
+  // The mean of the softmax of x and of its mirror image.
+  Tensor<float> flip_probabilities(const Tensor<float>& x) {
+    NoGradGuard no_grad;
+    const Tensor<float> a = softmax(raw_logits(x)), b = softmax(raw_logits(flip_images(x)));
+    return Tensor<float>::from_vector(mean_probabilities(a.to_vector(), b.to_vector()), a.shape());
+  }
   // One batch through the model in eval mode (its mode put back after), as float logits on the CPU.
   Tensor<float> forward(const Tensor<float>& x) {
     const int64_t classes = static_cast<int64_t>(names_.size());

@@ -1,6 +1,6 @@
 // The training data of one rank for one epoch: a loader over its share of every global batch of the
-// epoch's permutation (train/shard.hpp), starting at the batch a resume stands at; and the count of
-// unreadable files over all ranks at the end of a run.
+// epoch's permutation (train/shard.hpp), at the epoch's image size (TrainerOptions::image_sizes), starting
+// at the batch a resume stands at; and the count of unreadable files over all ranks at the end of a run.
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -26,7 +26,7 @@ inline std::unique_ptr<data::DataLoader> epoch_loader(const std::shared_ptr<cons
   const int w = pg.size();
   std::vector<int64_t> order = data::epoch_permutation(set->size(), o.seed, epoch);
   auto shard = std::make_shared<EpochShard>(set, shard_of(order, o.batch, 0, steps_per_epoch, pg.rank(), w),
-                                            o.seed, epoch, skips);
+                                            o.seed, epoch, skips, o.image_sizes.size_at(epoch));
   data::LoaderOptions lo;
   lo.batch_size = o.batch / w;
   lo.workers = o.workers;

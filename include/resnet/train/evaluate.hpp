@@ -1,7 +1,9 @@
 // Evaluation: mean cross-entropy (no smoothing), top-1 accuracy and any further metrics (train/metrics.hpp)
 // over a dataset, sharded over the ranks (rank r takes samples r, r + W, ...) with the sums combined by
 // all_reduce_host, so the result covers every sample exactly once whatever the world size. Every rank
-// returns the same numbers.
+// returns the same numbers. With flip_tta each image is also run mirrored and the two softmax
+// probabilities averaged (infer/tta.hpp): the loss is -log of the mean probability of the label, the
+// accuracy and metrics read the log of the mean probabilities.
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -16,7 +18,9 @@
 
 #include "resnet/autograd/grad_mode.hpp"
 #include "resnet/data/loader.hpp"
+#include "resnet/core/arg.hpp"
 #include "resnet/dist/process_group.hpp"
+#include "resnet/infer/tta.hpp"
 #include "resnet/nn/module.hpp"
 #include "resnet/ops/ops.hpp"
 #include "resnet/train/input.hpp"
@@ -44,6 +48,8 @@ struct EvalOptions {
   std::function<void(int64_t done, int64_t total)> progress;
   std::shared_ptr<SkipLog> skips;  // records unreadable samples (and prints each warning once)
   std::vector<std::shared_ptr<const Metric>> metrics;  // beyond the loss and top-1 accuracy
+  RESNET_ARG(bool, flip_tta) = false;                  // average the image's and its mirror's probabilities
+  RESNET_ARG(int, size) = 0;  // > 0: images of this size (Dataset::load_resized); 0: the set's own
 };
 
 namespace detail {
@@ -80,8 +86,8 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
   const int64_t local = std::max<int64_t>(1, o.batch / w), global = local * w;
   const int64_t batches = (set->size() + global - 1) / global;
-  auto shard =
-      std::make_shared<EpochShard>(set, shard_of(order, global, 0, batches, pg.rank(), w), 0, 0, o.skips);
+  auto shard = std::make_shared<EpochShard>(set, shard_of(order, global, 0, batches, pg.rank(), w), 0, 0,
+                                            o.skips, o.size());
   double loss_sum = 0, correct = 0, seen = 0;
   std::vector<std::vector<double>> counts(o.metrics.size());
   int64_t classes = 0;
@@ -104,10 +110,25 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
     while (loader.next(b)) {
       const int64_t n = b.size();
       Tensor<T> logits = model.forward(to_input<T>(b.images, device));
-      Tensor<int32_t> y = Tensor<int32_t>::from_vector(b.labels, {n}).to(device);
-      loss_sum += static_cast<double>(cross_entropy(logits, y).item()) * static_cast<double>(n);
-      std::vector<float> l = host_floats(logits);
       const int64_t k = logits.dim(1);
+      std::vector<float> l;
+      if (o.flip_tta()) {
+        const std::vector<float> mirrored =
+            host_floats(model.forward(to_input<T>(infer::flip_images(b.images), device)));
+        const std::vector<double> lp =
+            infer::flip_mean_log_probabilities(host_floats(logits), mirrored, n, k);
+        for (int64_t i = 0; i < n; ++i) {
+          const int32_t label = b.labels[static_cast<size_t>(i)];
+          RESNET_CHECK(label >= 0 && label < k, "evaluate: label ", label, " is not one of the model's ", k,
+                       " classes");
+          loss_sum -= lp[static_cast<size_t>(i * k + label)];
+        }
+        l.assign(lp.begin(), lp.end());
+      } else {
+        Tensor<int32_t> y = Tensor<int32_t>::from_vector(b.labels, {n}).to(device);
+        loss_sum += static_cast<double>(cross_entropy(logits, y).item()) * static_cast<double>(n);
+        l = host_floats(logits);
+      }
       for (int64_t i = 0; i < n; ++i) {
         const float* row = &l[static_cast<size_t>(i * k)];
         if (std::max_element(row, row + k) - row == b.labels[static_cast<size_t>(i)]) ++correct;

@@ -13,6 +13,7 @@
 
 #include "resnet/optim/schedule.hpp"
 #include "resnet/tools/training_log.hpp"
+#include "resnet/train/size_schedule.hpp"
 #include "resnet/train/step_options.hpp"
 
 namespace resnet {
@@ -60,6 +61,11 @@ struct TrainerOptions {
   // Drop the last, smaller batch of an epoch when the training set holds more than one batch (BatchNorm
   // dislikes tiny batches; every rank then has the same number of samples each step).
   bool drop_last = true;
+  // Progressive resizing: the training images' size per epoch and the test set's (FixRes); empty: the
+  // datasets' own sizes (train/size_schedule.hpp).
+  ImageSizeSchedule image_sizes;
+  // Evaluation averages the softmax probabilities of each test image and its mirror image (infer/tta.hpp).
+  bool flip_tta = false;
   // Several ranks (dist::DataParallel): gradient bytes per all-reduce bucket, and whether BatchNorm
   // statistics are all-reduced too (SyncBatchNorm) instead of kept per rank.
   size_t bucket_bytes = size_t(25) << 20;

@@ -66,26 +66,38 @@ class SkipLog {
   std::set<int64_t> indices_;
 };
 
-// A view of `base` holding the listed samples in order, augmented as epoch `epoch` of a run seeded `seed`.
+// A view of `base` holding the listed samples in order, augmented as epoch `epoch` of a run seeded `seed`,
+// at image size `image_size` (Dataset::load_resized) when it is positive, else at the base's own.
 class EpochShard : public data::Dataset {
  public:
   EpochShard(std::shared_ptr<const data::Dataset> base, std::vector<int64_t> indices, uint64_t seed,
-             int64_t epoch, std::shared_ptr<SkipLog> skips = nullptr)
+             int64_t epoch, std::shared_ptr<SkipLog> skips = nullptr, int image_size = 0)
       : base_(std::move(base)),
         indices_(std::move(indices)),
         seed_(seed),
         epoch_(epoch),
-        skips_(std::move(skips)) {
+        skips_(std::move(skips)),
+        image_size_(image_size) {
     RESNET_CHECK(base_ != nullptr, "EpochShard: null dataset");
+    RESNET_CHECK(image_size_ >= 0, "EpochShard: negative image size ", image_size_);
   }
   int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
-  Shape sample_shape() const override { return base_->sample_shape(); }
+  Shape sample_shape() const override {
+    const Shape s = base_->sample_shape();
+    if (image_size_ == 0) return s;
+    RESNET_CHECK(s.rank() == 3, "EpochShard: resizing needs samples [C, H, W], the dataset gives ",
+                 s.to_string());
+    return Shape{s.dims()[0], image_size_, image_size_};
+  }
   int32_t label(int64_t i) const override { return base_->label(at(i)); }
   std::string name(int64_t i) const override { return base_->name(at(i)); }
   void load(int64_t i, data::SampleRng&, float* out) const override {
     data::SampleRng rng(data::sample_seed(seed_, epoch_, at(i)));  // the sample's own stream, not the view's
     try {
-      base_->load(at(i), rng, out);
+      if (image_size_ > 0)
+        base_->load_resized(at(i), image_size_, rng, out);
+      else
+        base_->load(at(i), rng, out);
     } catch (const Error&) {
       if (skips_) skips_->record(at(i));
       throw;  // the loader leaves the sample out and warns
@@ -103,6 +115,7 @@ class EpochShard : public data::Dataset {
   uint64_t seed_;
   int64_t epoch_;
   std::shared_ptr<SkipLog> skips_;
+  int image_size_;
 };
 
 }  // namespace train

@@ -73,6 +73,7 @@ class Trainer : public TrainerBase<T> {
     eo.prefetch = o_.prefetch;
     eo.skips = this->test_skips_;
     eo.metrics = this->metrics_;
+    eo.flip_tta(o_.flip_tta).size(o_.image_sizes.test_size());
     eo.progress = [this, tag](int64_t done, int64_t total) {
       for (auto& c : cbs_) c->on_eval_progress(tag, done, total);
     };
