@@ -1,7 +1,8 @@
 // The training loop as a library: Trainer (trainer.hpp) with its options (options.hpp) and its parts: the
 // loss (loss.hpp), evaluation metrics (metrics.hpp), the step (step.hpp) and callbacks (callback.hpp, the
 // defaults in default_callbacks.hpp); sharded evaluation (evaluate.hpp) and the pieces a multi-rank run is
-// made of (shard.hpp, agreement.hpp; the gradients are dist::DataParallel's).
+// made of (shard.hpp, agreement.hpp; the gradients are dist::DataParallel's). The image-folder recipe on top
+// (recipe.hpp: run_recipe, evaluate_recipe, predict_recipe) is what train_catsdogs runs.
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -14,6 +15,7 @@
 #include "resnet/train/loss.hpp"
 #include "resnet/train/metrics.hpp"
 #include "resnet/train/options.hpp"
+#include "resnet/train/recipe.hpp"
 #include "resnet/train/shard.hpp"
 #include "resnet/train/step.hpp"
 #include "resnet/train/trainer.hpp"

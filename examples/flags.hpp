@@ -1,0 +1,123 @@
+// What the example, benchmark and test programs add to CLI11 (<CLI/CLI.hpp>, Debian's libcli11-dev): help
+// lines that end in "(default: X)", validators whose messages read as the library's checks, and one parse
+// that prints --help (exit 0) or a command-line mistake as "PROGRAM: what (see PROGRAM --help)" (exit 2).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace flags {
+
+constexpr int kExitUsage = 2;  // a bad command line
+
+// "  --epochs N    epochs to train (default: 20)": the default from default_str() (capture_default_str()).
+class HelpFormatter : public CLI::Formatter {
+ public:
+  HelpFormatter() { column_width(28); }
+  std::string make_option_desc(const CLI::Option* opt) const override {
+    const std::string& d = opt->get_default_str();
+    return opt->get_description() + (d.empty() ? "" : " (default: " + d + ")");
+  }
+};
+
+// An app with our help format; a flag given twice takes its last value; unknown flags are reported by parse()
+// as "unknown flag '--x'". Call it before adding subcommands (they inherit it).
+inline void setup(CLI::App& app) {
+  app.formatter(std::make_shared<HelpFormatter>());
+  app.allow_extras();
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // scripts append overrides
+  app.set_help_flag("-h,--help", "print this help and exit");
+}
+
+inline CLI::Validator int_in(long long lo, long long hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        char* end = nullptr;
+        const long long v = std::strtoll(s.c_str(), &end, 10);
+        if (s.empty() || *end != '\0' || v < lo || v > hi)
+          return "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" +
+                 s + "'";
+        return "";
+      },
+      "");
+}
+inline CLI::Validator number_in(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || *end != '\0' || !(v >= lo && v <= hi))
+          return "expected a number in [" + CLI::detail::to_string(lo) + ", " + CLI::detail::to_string(hi) +
+                 "], got '" + s + "'";
+        return "";
+      },
+      "");
+}
+inline CLI::Validator one_of(std::vector<std::string> values) {
+  return CLI::Validator(
+      [values](std::string& s) -> std::string {
+        std::string list;
+        for (size_t i = 0; i < values.size(); ++i) {
+          if (values[i] == s) return "";
+          list += (i ? i + 1 == values.size() ? " or " : ", " : "") + values[i];
+        }
+        return "expected " + list + ", got '" + s + "'";
+      },
+      "");
+}
+inline CLI::Validator on_off() { return one_of({"on", "off"}); }
+inline bool is_on(const std::string& v) { return v == "on"; }
+
+// "a,b,c" -> {"a", "b", "c"}; empty items are refused by the caller's validator.
+inline std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = std::min(s.find(',', start), s.size());
+    out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+// Every item of a comma list passes `item`.
+inline CLI::Validator list_of(CLI::Validator item) {
+  return CLI::Validator(
+      [item](std::string& s) -> std::string {
+        for (std::string v : split_list(s)) {
+          const std::string e = item(v);
+          if (!e.empty()) return e;
+        }
+        return "";
+      },
+      "");
+}
+
+// Parses; returns -1 to go on, or the status to exit with (0 after --help, 2 after a mistake, reported as
+// "PROGRAM: what (see PROGRAM [COMMAND] --help)").
+inline int parse(CLI::App& app, int argc, char** argv) {
+  std::string where = app.get_name();
+  try {
+    app.parse(argc, argv);
+    for (CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+    for (const std::string& a : app.remaining(true))
+      throw CLI::ParseError(
+          a.size() > 1 && a[0] == '-' ? "unknown flag '" + a + "'" : "unexpected argument '" + a + "'",
+          CLI::ExitCodes::ExtrasError);
+    return -1;
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    for (CLI::App* sub : app.get_subcommands())
+      if (where == app.get_name()) where += " " + sub->get_name();
+    std::fprintf(stderr, "%s: %s (see %s --help)\n", app.get_name().c_str(), e.what(), where.c_str());
+    return kExitUsage;
+  }
+}
+
+}  // namespace flags
