@@ -20,6 +20,7 @@
 
 #include "flags.hpp"
 #include "resnet/resnet.hpp"
+#include "resnet/train/recipe.hpp"
 
 namespace fs = std::filesystem;
 namespace train = resnet::train;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "resnet/resnet.hpp"
+#include "resnet/train/recipe.hpp"
 #include "trainer_fixtures.hpp"
 
 namespace fs = std::filesystem;
