@@ -15,8 +15,8 @@
 #include <sstream>
 
 #include "bench_block.hpp"
+#include "flags.hpp"
 #include "resnet/resnet.hpp"
-#include "resnet/tools/cli.hpp"
 
 namespace bb = bench_block;
 using resnet::Error;
@@ -27,23 +27,6 @@ const std::vector<bb::BlockShape> kResNet50Shapes{{64, 56, 56},  {256, 56, 56}, 
                                                   {256, 14, 14}, {1024, 14, 14}, {512, 7, 7},   {2048, 7, 7}};
 
 constexpr const char* kCsvHeader = "device,dtype,block,shape,batch,pass,variant,ms,MB,GBps,pct_copy,speedup";
-
-void usage(FILE* f) {
-  std::fprintf(f,
-               "usage: bench_block [flags]   (lists are comma-separated)\n"
-               "  --device LIST   cpu,cuda (default: cpu, and cuda when built with it)\n"
-               "  --batch LIST    batch sizes (default: 16 on the CPU; 32,64,128,256 on the GPU)\n"
-               "  --shapes LIST   CxHxW (default: ResNet-50's 64x56x56 ... 2048x7x7)\n"
-               "  --block B       head | tail | both (default both)\n"
-               "  --pass P        fwd | bwd | both (default both)\n"
-               "  --dtype LIST    GPU dtypes: float32,float16 (default both)\n"
-               "  --runs N        timed runs per measurement (default 10 on the CPU, 50 on the GPU)\n"
-               "  --warmup N      untimed runs first (default 2 on the CPU, 5 on the GPU)\n"
-               "  --threads N     CPU threads (default 2)\n"
-               "  --quick         few shapes, small batches, few runs (a smoke run)\n"
-               "  --csv FILE      append rows (a header line first when the file is new): %s\n",
-               kCsvHeader);
-}
 
 bb::BlockShape parse_shape(const std::string& s) {
   bb::BlockShape b{0, 0, 0};
@@ -192,58 +175,71 @@ int main(int argc, char** argv) {
     std::vector<int64_t> batches;
     std::vector<bb::BlockShape> shapes = kResNet50Shapes;
     std::vector<std::string> dtypes{"float32", "float16"};
-    std::string block = "both", pass = "both", csv;
+    std::string block = "both", pass = "both", csv, device_list, batch_list, shape_list, dtype_list;
     int runs = 0, warmup = -1, threads = 2;
     bool quick = false;
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw Error(a + ": missing value");
-        return argv[++i];
-      };
-      if (a == "--help" || a == "-h") {
-        usage(stdout);
-        return 0;
-      } else if (a == "--device") {
-        devices = resnet::tools::split_list(a, value());
-        for (auto& d : devices)
-          if (d != "cpu" && d != "cuda") throw Error("--device: expected cpu or cuda, got '" + d + "'");
-      } else if (a == "--batch") {
-        batches.clear();
-        for (auto& b : resnet::tools::split_list(a, value()))
-          batches.push_back(resnet::tools::parse_positive(a, b));
-      } else if (a == "--shapes") {
-        shapes.clear();
-        for (auto& s : resnet::tools::split_list(a, value())) shapes.push_back(parse_shape(s));
-      } else if (a == "--block") {
-        block = value();
-        if (block != "head" && block != "tail" && block != "both")
-          throw Error("--block: expected head, tail or both");
-      } else if (a == "--pass") {
-        pass = value();
-        if (pass != "fwd" && pass != "bwd" && pass != "both")
-          throw Error("--pass: expected fwd, bwd or both");
-      } else if (a == "--dtype") {
-        dtypes = resnet::tools::split_list(a, value());
-        for (auto& d : dtypes)
-          if (d != "float32" && d != "float16")
-            throw Error("--dtype: expected float32 or float16, got '" + d + "'");
-      } else if (a == "--runs") {
-        runs = static_cast<int>(resnet::tools::parse_positive(a, value()));
-      } else if (a == "--warmup") {
-        std::string v = value();
-        warmup = v == "0" ? 0 : static_cast<int>(resnet::tools::parse_positive(a, v));
-      } else if (a == "--threads") {
-        threads = static_cast<int>(resnet::tools::parse_positive(a, value()));
-      } else if (a == "--quick") {
-        quick = true;
-      } else if (a == "--csv") {
-        csv = value();
-      } else {
-        usage(stderr);
-        throw Error("unknown flag '" + a + "'");
-      }
+    CLI::App app(
+        "Residual-block BN/add/ReLU kernels, unfused against fused, beside a plain copy (lists are "
+        "comma-separated).",
+        "bench_block");
+    flags::setup(app);
+    app.add_option("--device", device_list, "cpu,cuda")
+        ->option_text("LIST")
+        ->check(flags::list_of(flags::one_of({"cpu", "cuda"})))
+        ->default_str("cpu, and cuda when built with it");
+    app.add_option("--batch", batch_list, "batch sizes")
+        ->option_text("LIST")
+        ->check(flags::list_of(flags::int_in(1, 1 << 20)))
+        ->default_str("16 on the CPU; 32,64,128,256 on the GPU");
+    app.add_option("--shapes", shape_list, "activation shapes CxHxW")
+        ->option_text("LIST")
+        ->check(flags::list_of(CLI::Validator(
+            [](std::string& v) -> std::string {
+              try {
+                parse_shape(v);
+                return "";
+              } catch (const Error& e) {
+                return std::string(e.what()).substr(std::strlen("--shapes: "));
+              }
+            },
+            "")))
+        ->default_str("ResNet-50's 64x56x56 ... 2048x7x7");
+    app.add_option("--block", block, "head | tail | both")
+        ->check(flags::one_of({"head", "tail", "both"}))
+        ->capture_default_str();
+    app.add_option("--pass", pass, "fwd | bwd | both")
+        ->check(flags::one_of({"fwd", "bwd", "both"}))
+        ->capture_default_str();
+    app.add_option("--dtype", dtype_list, "GPU dtypes: float32,float16")
+        ->option_text("LIST")
+        ->check(flags::list_of(flags::one_of({"float32", "float16"})))
+        ->default_str("both");
+    app.add_option("--runs", runs, "timed runs per measurement")
+        ->option_text("N")
+        ->check(flags::int_in(1, 1000000))
+        ->default_str("10 on the CPU, 50 on the GPU");
+    app.add_option("--warmup", warmup, "untimed runs first")
+        ->option_text("N")
+        ->check(flags::int_in(0, 1000000))
+        ->default_str("2 on the CPU, 5 on the GPU");
+    app.add_option("--threads", threads, "CPU threads")
+        ->option_text("N")
+        ->check(flags::int_in(1, 1024))
+        ->capture_default_str();
+    app.add_flag("--quick", quick, "few shapes, small batches, few runs (a smoke run)");
+    app.add_option("--csv", csv,
+                   std::string("append rows (a header line first when the file is new): ") + kCsvHeader)
+        ->option_text("FILE");
+    const int parsed = flags::parse(app, argc, argv);
+    if (parsed >= 0) return parsed;
+    if (!device_list.empty()) devices = flags::split_list(device_list);
+    for (const auto& b : flags::split_list(batch_list))
+      if (!batch_list.empty()) batches.push_back(std::stoll(b));
+    if (!shape_list.empty()) {
+      shapes.clear();
+      for (const auto& v : flags::split_list(shape_list)) shapes.push_back(parse_shape(v));
     }
+    if (!dtype_list.empty()) dtypes = flags::split_list(dtype_list);
     if (quick && shapes.size() == kResNet50Shapes.size())
       shapes = {{64, 56, 56}, {1024, 14, 14}, {2048, 7, 7}};
     for (bb::Options* o : {&cpu_o, &gpu_o}) {

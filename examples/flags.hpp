@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -21,7 +22,30 @@ class HelpFormatter : public CLI::Formatter {
   HelpFormatter() { column_width(28); }
   std::string make_option_desc(const CLI::Option* opt) const override {
     const std::string& d = opt->get_default_str();
-    return opt->get_description() + (d.empty() ? "" : " (default: " + d + ")");
+    return wrap(opt->get_description() + (d.empty() ? "" : " (default: " + d + ")"),
+                110 - get_column_width());
+  }
+  // "--runs N": the option text when set, else the value's type (the default goes in the description).
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    if (!opt->get_option_text().empty()) return " " + opt->get_option_text();
+    return opt->get_type_size() != 0 ? " " + opt->get_type_name() : "";
+  }
+  std::string make_footer(const CLI::App* app) const override {
+    return app->get_footer().empty() ? "" : wrap(app->get_footer(), 110) + "\n";
+  }
+  // Words on lines of at most `width` columns (CLI11 indents the continuation lines of a description).
+  static std::string wrap(const std::string& text, size_t width) {
+    std::string out, line;
+    size_t pos = 0;
+    while (pos <= text.size()) {
+      size_t end = std::min(text.find_first_of(" \n", pos), text.size());
+      const std::string word = text.substr(pos, end - pos);
+      if (!line.empty() && line.size() + 1 + word.size() > width) out += line + "\n", line.clear();
+      line += (line.empty() ? "" : " ") + word;
+      if (end < text.size() && text[end] == '\n') out += line + "\n", line.clear();
+      pos = end + 1;
+    }
+    return out + line;
   }
 };
 
