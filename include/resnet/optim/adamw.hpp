@@ -42,8 +42,8 @@ class AdamW : public Optimizer<P> {
       h.beta1 = opts_.beta1();
       h.beta2 = opts_.beta2();
       h.eps = opts_.eps();
-      h.weight_decay = decays(p, opts_.decay_1d()) ? opts_.weight_decay() : 0.0;
-      RESNET_DISPATCH(p.device(), adamw_step, p, g, m_[i], v_[i], this->step_state_, h);
+      h.weight_decay = this->decay_for(i, decays(p, opts_.decay_1d()) ? opts_.weight_decay() : 0.0);
+      RESNET_DISPATCH(p.device(), adamw_step, p, g, m_[i], v_[i], this->state_for(i), h);
     }
   }
   std::string name() const override { return "adamw"; }

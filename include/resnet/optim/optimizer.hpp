@@ -28,6 +28,7 @@
 #include "resnet/backend/dispatch.hpp"
 #include "resnet/core/notice.hpp"
 #include "resnet/optim/check.hpp"
+#include "resnet/optim/param_groups.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
@@ -66,6 +67,7 @@ class Optimizer {
     if (!skipped_.empty())  // a note, not an error: freezing is deliberate (set_notice_handler silences it)
       notice("optimizer: skipping " + std::to_string(skipped_.size()) +
              " frozen parameters (requires_grad off), e.g. '" + skipped_.front().first + "'");
+    group_of_.assign(params_.size(), 0);
     const Device d = params_.front().second.device();
     for (auto& kv : params_)
       RESNET_CHECK(kv.second.device() == d, "optimizer: parameter '", kv.first, "' is on ",
@@ -94,7 +96,33 @@ class Optimizer {
     if (lr == lr_) return;
     lr_ = lr;
     write_async(step_state_, optim_state::kLr, &lr_, 1);
+    for (auto& g : groups_) write_group_lr(g);
   }
+
+  // Puts the trained parameters `select` picks (and no earlier group took) into a group of their own
+  // (optim/param_groups.hpp), before the first step. Returns how many it took; none is an error.
+  size_t add_group(const ParamSelector& select, GroupOptions o) {
+    o.check();
+    RESNET_CHECK(steps_ == 0, name(), ": parameter groups are made before the first step");
+    Group g{o, Tensor<double>()};
+    if (o.lr_scale() != 1.0) {  // a rate of its own: its own copy of the step state
+      g.state = Tensor<double>::zeros({optim_state::kSize}, step_state_.device());
+      write_group_lr(g);
+    }
+    size_t taken = 0;
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (group_of_[i] == 0 && select(params_[i].first, params_[i].second)) {
+        group_of_[i] = groups_.size() + 1;
+        ++taken;
+      }
+    RESNET_CHECK(taken > 0, name(), ": the parameter group selects no parameter (groups made before took ",
+                 "theirs)");
+    groups_.push_back(g);
+    return taken;
+  }
+  size_t group_count() const { return groups_.size(); }
+  // 0: the optimizer's own options; g > 0: the g-th group added.
+  size_t group_of(size_t i) const { return group_of_.at(i); }
   int64_t step_count() const { return steps_; }
   void set_step_count(int64_t s) {
     steps_ = s;
@@ -135,10 +163,39 @@ class Optimizer {
   }
   static bool flag(double v) { return v != 0; }
   // The start of step(): the device's step count advances unless the step is skipped.
-  void begin_step() { RESNET_DISPATCH(step_state_.device(), optim_begin_step, step_state_); }
+  void begin_step() {
+    RESNET_DISPATCH(step_state_.device(), optim_begin_step, step_state_);
+    for (auto& g : groups_)  // a group's step number and skip flag are the optimizer's
+      if (g.state.defined()) {
+        TensorBase dst = g.state.view_at(optim_state::kStep, Shape{2});
+        copy_into(dst, step_state_.view_at(optim_state::kStep, Shape{2}));
+      }
+  }
+  // What the update of parameter i reads: its group's step state, and weight decay (`own`: the
+  // optimizer's for that parameter).
+  Tensor<double>& state_for(size_t i) {
+    const size_t g = group_of_[i];
+    return g > 0 && groups_[g - 1].state.defined() ? groups_[g - 1].state : step_state_;
+  }
+  double decay_for(size_t i, double own) const {
+    const size_t g = group_of_[i];
+    return g > 0 && groups_[g - 1].o.weight_decay() >= 0 ? groups_[g - 1].o.weight_decay() : own;
+  }
+
+  struct Group {
+    GroupOptions o;
+    Tensor<double> state;  // defined when the group has a rate of its own
+  };
+  void write_group_lr(Group& g) {
+    if (!g.state.defined()) return;
+    const double v = lr_ * g.o.lr_scale();
+    write_async(g.state, optim_state::kLr, &v, 1);
+  }
 
   NamedParameters<P> params_;
   NamedParameters<P> skipped_;
+  std::vector<Group> groups_;
+  std::vector<size_t> group_of_;  // per parameter: 0, or its group's index + 1
   double lr_;
   int64_t steps_ = 0;
   Tensor<double> step_state_;

@@ -39,10 +39,10 @@ class SGD : public Optimizer<P> {
       SgdHyper h;
       h.momentum = opts_.momentum();
       h.dampening = opts_.dampening();
-      h.weight_decay = decays(p, opts_.decay_1d()) ? opts_.weight_decay() : 0.0;
+      h.weight_decay = this->decay_for(i, decays(p, opts_.decay_1d()) ? opts_.weight_decay() : 0.0);
       h.nesterov = opts_.nesterov();
       Tensor<P> buf = buffers_.empty() ? Tensor<P>() : buffers_[i];
-      RESNET_DISPATCH(p.device(), sgd_step, p, g, buf, this->step_state_, h);
+      RESNET_DISPATCH(p.device(), sgd_step, p, g, buf, this->state_for(i), h);
     }
     ++this->steps_;
   }
