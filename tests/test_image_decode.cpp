@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "resnet/data/image_checks.hpp"
 #include "resnet/data/image_decode.hpp"
 #include "test_util.hpp"
 
