@@ -1,9 +1,7 @@
-// Augmentation policies, random erasing, test-time flips and image-size schedules, on values: the policies'
-// draws are spread as torchvision's (every operation, bin and sign about equally often), a sample's
-// augmentation is fixed by its seed, erased boxes keep to their area and aspect bounds, the flip average
-// is the mean of the two passes' probabilities exactly (and off, today's numbers), and the Trainer's
-// batches follow the size schedule, across a resume. The operations themselves are compared with
-// torchvision's in tests/interop/test_augment_torchvision.cpp.
+// Augmentation policies and random erasing, on values: the policies' draws are spread as torchvision's
+// (every operation, bin and sign about equally often), a sample's augmentation is fixed by its seed, erased
+// boxes keep to their area and aspect bounds, and the recipe's flags reach the training transform. The
+// operations themselves are compared with torchvision's in tests/interop/test_augment_torchvision.cpp.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -14,9 +12,9 @@
 #include <vector>
 
 #include "catch.hpp"
-#include "resnet/resnet.hpp"
-#include "resnet/train/train.hpp"
-#include "trainer_fixtures.hpp"
+#include "resnet/data/data.hpp"
+#include "resnet/train/recipe_data.hpp"
+#include "resnet/train/recipe_fields.hpp"
 
 using namespace resnet;
 using namespace resnet::data;
@@ -170,4 +168,26 @@ TEST_CASE("random erasing: probability, area and aspect bounds, values", "[augme
   CHECK(std::abs(sq / count - 1.0) < 0.03);
   CHECK_THROWS_WITH(RandomErasingOptions().p(1.5).validate(),
                     Catch::Contains("probability must be in [0, 1]"));
+}
+
+TEST_CASE("recipe: the augmentation flags reach the training transform, bad values named", "[augment]") {
+  train::RecipeOptions r;
+  train::set_recipe_value(r, "auto-augment", "randaugment");
+  train::set_recipe_value(r, "ra-ops", "3");
+  train::set_recipe_value(r, "ra-magnitude", "12");
+  train::set_recipe_value(r, "erase", "0.3");
+  train::set_recipe_value(r, "sizes", "64@0-4,96@5-");
+  const TransformOptions t = train::recipe_train_transform(r);
+  CHECK(t.auto_augment().policy() == AutoAugmentPolicy::RandAugment);
+  CHECK(t.auto_augment().num_ops() == 3);
+  CHECK(t.auto_augment().magnitude() == 12);
+  CHECK(t.erasing().p() == 0.3);
+  CHECK(train::recipe_field("sizes").text(r) == "64@0-4,96@5-");
+  CHECK(train::recipe_train_transform(train::RecipeOptions()).auto_augment().enabled() == false);
+  CHECK(train::recipe_train_transform(train::RecipeOptions()).erasing().enabled() == false);
+  CHECK_THROWS_WITH(train::set_recipe_value(r, "sizes", "64@0-4,96@6-"),
+                    Catch::Contains("--sizes: expected none or SIZE@FIRST-LAST"));
+  CHECK_THROWS_WITH(train::set_recipe_value(r, "auto-augment", "autoaugment"),
+                    Catch::Contains("--auto-augment: expected none, trivialaugment or randaugment"));
+  CHECK_THROWS_AS(train::set_recipe_value(r, "erase", "1.5"), train::OptionError);
 }

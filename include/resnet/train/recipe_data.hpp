@@ -44,6 +44,11 @@ inline data::TransformOptions recipe_train_transform(const RecipeOptions& r) {
   t.padding = static_cast<int>(r.padding().value_or(r.size() / 8));
   t.scale_min = r.crop_scale();
   t.crop_fraction = r.eval_crop().value_or(1.0);  // aug none: the evaluation crop
+  t.auto_augment(data::AutoAugmentOptions()
+                     .policy(data::parse_auto_augment(r.auto_augment()))
+                     .num_ops(static_cast<int>(r.ra_ops()))
+                     .magnitude(static_cast<int>(r.ra_magnitude())));
+  t.erasing(data::RandomErasingOptions().p(r.erase()));
   t.validate();
   return t;
 }

@@ -77,6 +77,7 @@ inline EvalResult evaluate_recipe(const RecipeOptions& o, const std::string& wei
   tools::ProgressLine progress(30.0, o.progress());
   EvalOptions eo;
   eo.batch = o.batch();
+  eo.flip_tta(o.tta());
   eo.workers = rt.workers;
   eo.skips = std::make_shared<SkipLog>();
   eo.progress = [&progress](int64_t done, int64_t total) {

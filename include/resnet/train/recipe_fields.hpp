@@ -11,6 +11,7 @@
 
 #include "resnet/train/recipe_field.hpp"
 #include "resnet/train/recipe_options.hpp"
+#include "resnet/train/size_schedule.hpp"
 
 namespace resnet {
 inline namespace RESNET_ABI {
@@ -20,6 +21,26 @@ inline const std::vector<std::string>& recipe_archs() {
   static const std::vector<std::string> a{"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"};
   return a;
 }
+
+namespace detail {
+// --sizes: "none" or an ImageSizeSchedule's text, checked by its parser.
+struct SizeSchedule {
+  std::string parse(const std::string& key, const std::string& s) const {
+    check(key, s);
+    return s;
+  }
+  void check(const std::string& key, const std::string& v) const {
+    if (v == "none") return;
+    try {
+      ImageSizeSchedule::parse(v);
+    } catch (const Error& e) {
+      option_fail("--", key, ": expected none or SIZE@FIRST-LAST,...,SIZE@FIRST- (0-based epochs), got '", v,
+                  "': ", e.what());
+    }
+  }
+  std::string text(const std::string& v) const { return v; }
+};
+}  // namespace detail
 
 // The rows, the recipe's first, in --help order.
 inline const std::vector<RecipeField>& recipe_fields() {
@@ -82,6 +103,27 @@ inline const std::vector<RecipeField>& recipe_fields() {
           "padding", rec, IntIn{0, 1024}, [](R o) -> auto& { return o.padding(); }, "P",
           "zero padding before the random crop of --aug crop (at most --size)", "size/8"),
       field(
+          "auto-augment", rec, OneOf{{"none", "trivialaugment", "randaugment"}},
+          [](R o) -> auto& { return o.auto_augment(); }, "NAME",
+          "after the crop and flip: torchvision's TrivialAugmentWide (one operation of 14 at a random "
+          "magnitude) or RandAugment (--ra-ops operations at --ra-magnitude), or none",
+          "", "none"),
+      field(
+          "ra-ops", rec, IntIn{1, 16}, [](R o) -> auto& { return o.ra_ops(); }, "N",
+          "--auto-augment randaugment: operations per image", "", "2"),
+      field(
+          "ra-magnitude", rec, IntIn{0, 30}, [](R o) -> auto& { return o.ra_magnitude(); }, "M",
+          "--auto-augment randaugment: magnitude bin (of 31)", "", "9"),
+      field(
+          "erase", rec, NumberIn{0, 1}, [](R o) -> auto& { return o.erase(); }, "P",
+          "random erasing: probability of zeroing a random box (2-33% of the area) of each training image",
+          "", "0"),
+      field(
+          "sizes", rec, detail::SizeSchedule{}, [](R o) -> auto& { return o.sizes(); }, "SPEC",
+          "progressive resizing: training image size per epoch, e.g. 96@0-9,128@10- (0-based epochs; "
+          "epochs before the first phase use --size; the test runs at --eval-size)",
+          "", "none"),
+      field(
           "limit", rec, IntIn{0, int64_t(1) << 40}, [](R o) -> auto& { return o.limit(); }, "N",
           "use only N images of each split, split evenly over the classes (0 = all)"),
       field(
@@ -107,6 +149,10 @@ inline const std::vector<RecipeField>& recipe_fields() {
       field(
           "stop-after-epoch", run, IntIn{0, 100000}, [](R o) -> auto& { return o.stop_after_epoch(); }, "N",
           "end this session after epoch N as if interrupted (0 = never)"),
+      field(
+          "tta", run, OnOff{}, [](R o) -> auto& { return o.tta(); }, "on|off",
+          "test-time augmentation: each test image's prediction is the mean of its and its mirror image's "
+          "softmax probabilities"),
       field(
           "cuda-graph", run, OnOff{}, [](R o) -> auto& { return o.cuda_graph(); }, "on|off",
           "run each training step as a replayed CUDA graph (captured after 2 eager steps of each batch "

@@ -49,7 +49,12 @@ struct RecipeOptions {
   RESNET_ARG(std::optional<int64_t>, padding);  // zero padding of aug crop; default size / 8
   RESNET_ARG(int64_t, limit) = 0;               // N images of each split, even over the classes; 0 = all
   RESNET_ARG(bool, zero_init) = false;          // each residual block starts as the identity
-  RESNET_ARG(std::optional<uint64_t>, seed);    // weights, data order, augmentation; default random
+  RESNET_ARG(std::string, auto_augment) = "none";  // none | trivialaugment | randaugment, after the crop
+  RESNET_ARG(int64_t, ra_ops) = 2;                 // randaugment: operations per image
+  RESNET_ARG(int64_t, ra_magnitude) = 9;           // randaugment: magnitude bin, of 31
+  RESNET_ARG(double, erase) = 0;                   // random erasing probability (0: off)
+  RESNET_ARG(std::string, sizes) = "none";         // training sizes per epoch, "S@A-B,...,S@C-" (0-based)
+  RESNET_ARG(std::optional<uint64_t>, seed);       // weights, data order, augmentation; default random
 
   // ---- Where and how.
   RESNET_ARG(std::string, data);  // a folder with train/ and test/, one sub-folder per class in each
@@ -64,6 +69,7 @@ struct RecipeOptions {
   RESNET_ARG(std::optional<int64_t>, log_every);  // the seed's loss line every N batches; default 20 (saved)
   RESNET_ARG(std::optional<bool>, sync_bn);       // several ranks: SyncBatchNorm; default off (saved)
   RESNET_ARG(bool, cuda_graph) = false;           // each step a replayed CUDA graph (CUDA, one rank)
+  RESNET_ARG(bool, tta) = false;                  // evaluate each image and its mirror image (mean softmax)
   RESNET_ARG(std::string, dtype) = "float32";     // float32 | bfloat16 activations
   RESNET_ARG(std::string, memory_format);         // nchw | nhwc; "": the measured faster one
   RESNET_ARG(std::string, device) = "auto";       // auto | cpu | cuda
