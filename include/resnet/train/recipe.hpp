@@ -38,12 +38,32 @@ namespace train {
 // Over the model's parameters (float master weights for 16-bit activations).
 template <typename T, typename P = acc_t<T>>
 std::shared_ptr<optim::Optimizer<P>> recipe_optimizer(const RecipeOptions& r, const nn::Module<T>& model) {
+  std::shared_ptr<optim::Optimizer<P>> opt;
   if (r.optimizer() == "sgd")
-    return std::make_shared<optim::SGD<P>>(
+    opt = std::make_shared<optim::SGD<P>>(
         model.named_parameters(),
         optim::SGDOptions().lr(*r.lr()).momentum(r.momentum()).nesterov(r.nesterov()).weight_decay(*r.wd()));
-  return std::make_shared<optim::AdamW<P>>(model.named_parameters(),
-                                           optim::AdamWOptions().lr(*r.lr()).weight_decay(*r.wd()));
+  else
+    opt = std::make_shared<optim::AdamW<P>>(model.named_parameters(),
+                                            optim::AdamWOptions().lr(*r.lr()).weight_decay(*r.wd()));
+  if (r.no_decay_norm()) opt->add_group(optim::is_norm_or_bias, optim::GroupOptions().weight_decay(0));
+  return opt;
+}
+
+// --ema, --mixup/--cutmix: the Trainer's parts.
+template <typename T>
+void recipe_parts(const RecipeOptions& r, Trainer<T>& trainer, int64_t classes) {
+  if (r.ema() > 0)
+    trainer.set_ema(EmaOptions().decay(r.ema()).warmup(r.ema_warmup() ? EmaWarmup::Power : EmaWarmup::None));
+  if (r.mixup() > 0 || r.cutmix() > 0)
+    trainer.set_mixup(MixupOptions()
+                          .mixup_alpha(r.mixup())
+                          .cutmix_alpha(r.cutmix())
+                          .prob(r.mix_prob())
+                          .switch_prob(r.mix_switch())
+                          .label_smoothing(r.label_smoothing())
+                          .seed(data::combine_seed(*r.seed(), 0x4d4958ULL /* "MIX" */)),
+                      classes);
 }
 
 namespace detail {
@@ -91,6 +111,7 @@ TrainerOptions recipe_trainer_options(const RecipePlan& plan, const RecipeRuntim
   o.epochs = r.epochs();
   o.batch = r.batch();
   o.label_smoothing = r.label_smoothing();
+  o.step_options = StepOptions().accumulate(r.accumulate()).clip_grad_norm(r.clip_grad());
   o.schedule = schedule(r.schedule(), *r.lr(), r.warmup_epochs());
   o.schedule_name = r.schedule();
   o.schedule_epochs = plan.epochs_before;
@@ -141,6 +162,7 @@ FitResult run_recipe_as(const RecipePlan& plan, const RecipeRuntime& rt, const R
   model->train();
   Trainer<T> trainer(model, recipe_optimizer(r, *model), d.train, d.test,
                      recipe_trainer_options<T>(plan, rt, d), Callbacks{r.on_log(), {}, {}, {}}, rt.group);
+  recipe_parts(r, trainer, static_cast<int64_t>(d.classes.size()));
   trainer.log(recipe_first_line<T>(plan, rt, d, model->num_parameters(), layout));
   if (plan.epochs_before > 0) {
     const int64_t spe = trainer.steps_per_epoch(), step = plan.resumed_step;

@@ -83,6 +83,42 @@ inline const std::vector<RecipeField>& recipe_fields() {
           "label-smoothing", rec, NumberIn{0, 0.99}, [](R o) -> auto& { return o.label_smoothing(); }, "X",
           "label smoothing of the cross-entropy loss"),
       field(
+          "ema", rec, NumberIn{0, 0.999999}, [](R o) -> auto& { return o.ema(); }, "DECAY",
+          "moving average of the weights with this decay (timm's ModelEmaV3), evaluated each epoch "
+          "(ema_acc) and saved as last.ema.safetensors beside last.safetensors; 0 = off",
+          "", "0"),
+      field(
+          "ema-warmup", rec, OnOff{}, [](R o) -> auto& { return o.ema_warmup(); }, "on|off",
+          "--ema: timm's warm-up, decay min(DECAY, 1 - (1 + step)^(-2/3))", "", "on"),
+      field(
+          "mixup", rec, NumberIn{0, 100}, [](R o) -> auto& { return o.mixup(); }, "ALPHA",
+          "mixup of each batch with its reverse, lambda ~ Beta(ALPHA, ALPHA) (timm's Mixup, batch mode); "
+          "soft-target loss with --label-smoothing folded in; 0 = off",
+          "", "0"),
+      field(
+          "cutmix", rec, NumberIn{0, 100}, [](R o) -> auto& { return o.cutmix(); }, "ALPHA",
+          "cutmix: a box of area 1 - lambda, lambda ~ Beta(ALPHA, ALPHA), pasted from the batch's reverse; "
+          "0 = off",
+          "", "0"),
+      field(
+          "mix-prob", rec, NumberIn{0, 1}, [](R o) -> auto& { return o.mix_prob(); }, "P",
+          "--mixup/--cutmix: probability that a batch is mixed", "", "1"),
+      field(
+          "mix-switch", rec, NumberIn{0, 1}, [](R o) -> auto& { return o.mix_switch(); }, "P",
+          "with both --mixup and --cutmix: probability of cutmix for a mixed batch", "", "0.5"),
+      field(
+          "no-decay-norm", rec, OnOff{}, [](R o) -> auto& { return o.no_decay_norm(); }, "on|off",
+          "no weight decay on BatchNorm parameters and biases (a parameter group)", "", "off"),
+      field(
+          "accumulate", rec, IntIn{1, 1024}, [](R o) -> auto& { return o.accumulate(); }, "N",
+          "gradient accumulation: each batch runs as N micro-batches, one update (BatchNorm sees each "
+          "micro-batch's statistics)",
+          "", "1"),
+      field(
+          "clip-grad", rec, NumberIn{0, 1e30}, [](R o) -> auto& { return o.clip_grad(); }, "NORM",
+          "clip the gradients to this global L2 norm before each update (a host wait per step); 0 = off", "",
+          "0"),
+      field(
           "size", rec, IntIn{16, 1024}, [](R o) -> auto& { return o.size(); }, "S",
           "training crop size in pixels"),
       field(

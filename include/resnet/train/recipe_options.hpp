@@ -41,6 +41,15 @@ struct RecipeOptions {
   RESNET_ARG(std::string, schedule) = "onecycle";  // onecycle | cosine | step | constant, per step
   RESNET_ARG(double, warmup_epochs) = 0;           // linear warm-up (onecycle has its own)
   RESNET_ARG(double, label_smoothing) = 0.1;
+  RESNET_ARG(double, ema) = 0;                    // decay of the weights' moving average (0: off)
+  RESNET_ARG(bool, ema_warmup) = true;            // timm's warm-up of the EMA decay
+  RESNET_ARG(double, mixup) = 0;                  // mixup's Beta alpha (0: off)
+  RESNET_ARG(double, cutmix) = 0;                 // cutmix's Beta alpha (0: off)
+  RESNET_ARG(double, mix_prob) = 1;               // chance a batch is mixed
+  RESNET_ARG(double, mix_switch) = 0.5;           // with both: chance of cutmix
+  RESNET_ARG(bool, no_decay_norm) = false;        // no weight decay on BatchNorm parameters and biases
+  RESNET_ARG(int64_t, accumulate) = 1;            // micro-batches per step
+  RESNET_ARG(double, clip_grad) = 0;              // gradients' global norm limit (0: off)
   RESNET_ARG(int64_t, size) = 96;                 // training crop, pixels
   RESNET_ARG(std::optional<int64_t>, eval_size);  // default: size
   RESNET_ARG(std::optional<double>, eval_crop);   // centre fraction; default 0.875 with aug rrc, else 1
