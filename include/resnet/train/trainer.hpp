@@ -58,7 +58,7 @@ class Trainer : public TrainerBase<T> {
   using B = TrainerBase<T>;
   using B::cbs_, B::device_, B::history_, B::last_loss_, B::model_, B::net_, B::o_, B::optimizer_,
       B::pending_, B::pg_, B::r_, B::stats_, B::step_, B::steps_per_epoch_, B::test_set_, B::train_set_,
-      B::ema_, B::mix_, B::targets_;
+      B::extras_;
 
  public:
   using B::B;
@@ -166,12 +166,12 @@ class Trainer : public TrainerBase<T> {
         return a.interrupt ? FitStatus::Interrupted : FitStatus::Stopped;
       }
       if (!a.any_batch) break;
-      if (mix_) *targets_ = to_input<T>(mix_->apply(b.images, b.labels, r_.step), device_);
+      extras_.mix(b, r_.step, device_);
       Tensor<T> x = to_input<T>(b.images, device_);
       Tensor<int32_t> y = to_device_async(Tensor<int32_t>::from_vector(b.labels, {b.size()}), device_);
       optimizer_->set_lr(lr_at(r_.step));
       step_->run(x, y, static_cast<double>(v.samples), static_cast<double>(a.samples));
-      if (ema_) ema_->update(*model_);
+      extras_.update(*model_);
       pending_.push_back(PendingStep{r_.step + 1, epoch, b.index});
       ++r_.step;
       r_.position = b.index + 1;
@@ -209,8 +209,8 @@ class Trainer : public TrainerBase<T> {
       e.eval = evaluate(tag);
       e.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
       log("epoch " + std::to_string(epoch + 1) + " av_test_acc: " + detail::fmt("%.3f", e.eval.acc));
-      if (ema_) {
-        const EvalResult m = ema_->with_weights(*model_, [&] { return evaluate(tag + " ema"); });
+      if (const ModelEma<T>* ema = extras_.ema()) {
+        const EvalResult m = ema->with_weights(*model_, [&] { return evaluate(tag + " ema"); });
         e.eval.metrics["ema_acc"] = {m.acc};
         e.eval.metrics["ema_loss"] = {m.loss};
       }

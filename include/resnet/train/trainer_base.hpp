@@ -24,12 +24,11 @@
 #include "resnet/tools/training_log.hpp"
 #include "resnet/train/callback.hpp"
 #include "resnet/train/default_callbacks.hpp"
-#include "resnet/train/ema.hpp"
+#include "resnet/train/ema_mixup.hpp"
 #include "resnet/train/input.hpp"
 #include "resnet/train/loss.hpp"
 #include "resnet/train/loss_reader.hpp"
 #include "resnet/train/metrics.hpp"
-#include "resnet/train/mixup.hpp"
 #include "resnet/train/options.hpp"
 #include "resnet/train/run_state.hpp"
 #include "resnet/train/shard.hpp"
@@ -122,19 +121,13 @@ class TrainerBase {
   // A moving average of the weights (train/ema.hpp), updated after each step, evaluated beside the model
   // at each epoch's end (metrics "ema_acc", "ema_loss") and saved beside each resumable checkpoint
   // (last.ema.safetensors), from which a resumed run restores it.
-  void set_ema(EmaOptions o) {
-    ModelEma<T> probe(*model_, o);  // the options' checks, now
-    ema_options_ = std::make_unique<EmaOptions>(o);
-  }
-  const ModelEma<T>* ema() const { return ema_.get(); }
+  void set_ema(EmaOptions o) { extras_.set_ema(*model_, o); }
+  const ModelEma<T>* ema() const { return extras_.ema(); }
   // Mixup / CutMix on each training batch (train/mixup.hpp), trained with soft_cross_entropy on its
   // targets (their label smoothing is the mixup options'; the loss set before is replaced).
   void set_mixup(MixupOptions o, int64_t num_classes) {
     RESNET_CHECK(!o_.cuda_graph, "Trainer::set_mixup: a captured step (cuda_graph) cannot take new targets");
-    mix_ = std::make_unique<Mixup>(o, num_classes);
-    loss_ = [t = targets_](const Tensor<T>& logits, const Tensor<int32_t>&) {
-      return soft_cross_entropy(logits, *t, 0.0);
-    };
+    loss_ = extras_.set_mixup(o, num_classes);
   }
   const CallbackList& callbacks() const { return cbs_; }
 
@@ -169,7 +162,7 @@ class TrainerBase {
   // Resume (every rank reads the same checkpoint) and the epochs before it (every rank keeps the history).
   void prepare() {
     r_ = resume_run(o_, n_train_, steps_per_epoch_, *model_, *optimizer_);
-    if (ema_options_) prepare_ema();
+    extras_.prepare(*model_, o_.resume, r_.step);
     saved_epoch_ = o_.resume.empty() ? -1 : r_.start_epoch;
     saved_path_ = path("last.safetensors");
     if (!o_.resume.empty())
@@ -197,7 +190,7 @@ class TrainerBase {
       io::TrainingState s = state(epochs_done);
       add_position(s, o_, r_, seconds_now());
       io::save_checkpoint(file, *model_, optimizer_.get(), s);
-      if (ema_) ema_->save(ema_path_for(file), s);
+      extras_.save(file, s);
     };
     return v;
   }
@@ -225,21 +218,7 @@ class TrainerBase {
                             : std::make_unique<EagerStep<T>>(o_.step_options);
     }
     if (!stats_.defined()) stats_ = Tensor<double>::zeros({loss_stats::kSize}, device_);
-    step_->bind(
-        StepParts<T>{net_.get(), optimizer_.get(), loss_, &stats_, device_, mix_ ? targets_.get() : nullptr});
-  }
-
-  // The average starts from the model as resumed; a resumed run reads it from beside its checkpoint.
-  void prepare_ema() {
-    ema_ = std::make_unique<ModelEma<T>>(*model_, *ema_options_);
-    if (o_.resume.empty()) return;
-    const std::string file = ema_path_for(o_.resume);
-    RESNET_CHECK(std::filesystem::exists(file), "Trainer: resuming ", o_.resume,
-                 " with an EMA of the weights, ", "but ", file,
-                 " (the average saved beside it) does not exist");
-    const io::TrainingState s = ema_->load(file);
-    RESNET_CHECK(s.step == r_.step, "Trainer: ", file, " holds the average of step ", s.step, " but ",
-                 o_.resume, " is at step ", r_.step, " (a run stopped between writing the two?)");
+    step_->bind(StepParts<T>{net_.get(), optimizer_.get(), loss_, &stats_, device_, extras_.targets()});
   }
 
   // False after a non-finite loss (its message kept for halt()).
@@ -313,10 +292,7 @@ class TrainerBase {
   std::vector<PendingStep> pending_;
   double last_loss_ = 0;
   std::chrono::steady_clock::time_point run_start_ = std::chrono::steady_clock::now();
-  std::unique_ptr<EmaOptions> ema_options_;  // set_ema's (the average is made at fit, after a resume)
-  std::unique_ptr<ModelEma<T>> ema_;
-  std::unique_ptr<Mixup> mix_;
-  std::shared_ptr<Tensor<T>> targets_ = std::make_shared<Tensor<T>>();  // this batch's mixed targets
+  EmaAndMixup<T> extras_;
 };
 
 }  // namespace train
