@@ -10,7 +10,7 @@
 set(RESNET_QUICK_TESTS
     test_tensor test_compare test_gradcheck test_optim test_step_state test_staging_ring test_contracts
     test_grad_hooks test_mix_ema test_image_decode test_dist_local test_cpu_fast test_config test_cuda_kernels
-    test_cuda_step_kernels test_augment test_tta_resize
+    test_cuda_step_kernels test_augment test_tta_resize test_param_groups
     test_ops_registry test_ops_grad test_ops_fast test_ops_nhwc test_ops_bf16
     resnet_summary_bad_flag bench_train_bad_flag bench_block_bad_flag bench_train_cuda_graph_cpu
     bench_cpu_peak_smoke train_catsdogs_refuses_ranks_without_mpi gpu_check_plan)
