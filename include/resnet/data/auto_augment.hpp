@@ -68,14 +68,18 @@ namespace detail {
 
 // torch.linspace(start, end, steps) in float32 as ATen's CPU kernel computes it with its default 32-byte
 // vectors (AVX2, and the generic ones): blocks of 16 values as two vectors, each vector's base taken from
-// the nearer end and the next 7 values base + k * step; the rest one by one from the nearer end. Which
-// it is matters: TranslateX's bin 15 of 32 px is 16.0 this way and 15.999999 another, which int() makes 15.
-inline std::vector<float> linspace_f32(double start, double end, int steps) {
+// the nearer end and the next 7 values base + k * step (rounded twice); the rest one by one from the nearer
+// end. Values from an end are one fused multiply-add, as ATen's AVX2 kernels are built (found by
+// comparison). Which it is matters: TranslateX's bin 15 of 32 px is 16.0 this way and 15.999999 another,
+// which int() makes 15.
+RESNET_EXACT_FLOAT_FN inline std::vector<float> linspace_f32(double start, double end, int steps) {
+  RESNET_EXACT_FLOAT_BODY
   const float s = static_cast<float>(start), e = static_cast<float>(end);
   const float step = (e - s) / static_cast<float>(steps - 1);
   const int half = steps / 2, lanes = 8;
   auto from_end = [&](int i) {
-    return i < half ? s + step * static_cast<float>(i) : e - step * static_cast<float>(steps - i - 1);
+    return i < half ? std::fma(step, static_cast<float>(i), s)
+                    : std::fma(-step, static_cast<float>(steps - i - 1), e);
   };
   std::vector<float> v(static_cast<size_t>(steps));
   int i = 0;
