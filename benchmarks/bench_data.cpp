@@ -18,7 +18,8 @@
 
 #include "resnet/data/data.hpp"
 #include "resnet/resnet.hpp"
-#include "resnet/tools/cli.hpp"
+#include "resnet/train/recipe_fields.hpp"
+#include "flags.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -27,21 +28,6 @@ using resnet::Tensor;
 namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::vector<int> parse_list(const std::string& flag, const std::string& s) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    char* end = nullptr;
-    long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 0 || v > 64)
-      throw resnet::tools::UsageError(
-          flag + ": expected a comma-separated list of integers in [0, 64], got '" + s + "'");
-    out.push_back(static_cast<int>(v));
-  }
-  return out;
-}
 
 // Synthetic stand-in for the dataset: smooth colour fields with noise, JPEG-compressed like the photos.
 std::string make_synthetic(const std::string& root, int per_class) {
@@ -70,38 +56,54 @@ std::string make_synthetic(const std::string& root, int per_class) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string tmp;
+  std::string tmp, data, arch = "resnet18", aug = "rrc", workers = "0,1,2";
+  int64_t size = 96, batch = 64, n_batches = 30, steps = 5;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  CLI::App app("Loader throughput against training-step throughput on the cats-and-dogs training split.",
+               "bench_data");
+  flags::setup(app);
+  app.add_option("--data", data, "dataset folder with train/, or synthetic")
+      ->option_text("DIR")
+      ->default_str("$RESNET_DATA, ./data/catsdogs, ../shared/data/catsdogs, else synthetic");
+  app.add_option("--arch", arch, "network of the training step")
+      ->option_text("NAME")
+      ->check(flags::one_of(resnet::train::recipe_archs()))
+      ->capture_default_str();
+  app.add_option("--size", size, "crop size")
+      ->option_text("S")
+      ->check(flags::int_in(16, 1024))
+      ->capture_default_str();
+  app.add_option("--batch", batch, "batch size")
+      ->option_text("N")
+      ->check(flags::int_in(1, 4096))
+      ->capture_default_str();
+  app.add_option("--aug", aug, "augmentation")
+      ->option_text("rrc|crop|none")
+      ->check(flags::one_of({"rrc", "crop", "none"}))
+      ->capture_default_str();
+  app.add_option("--workers", workers, "loader thread counts to measure (0: in the calling thread)")
+      ->option_text("LIST")
+      ->check(flags::list_of(flags::int_in(0, 64)))
+      ->capture_default_str();
+  app.add_option("--batches", n_batches, "batches per loader measurement")
+      ->option_text("N")
+      ->check(flags::int_in(1, 100000))
+      ->capture_default_str();
+  app.add_option("--steps", steps, "training steps per training measurement (after one warm-up step)")
+      ->option_text("N")
+      ->check(flags::int_in(1, 100000))
+      ->capture_default_str();
+  app.add_option("--threads", threads, "compute threads")
+      ->option_text("N")
+      ->check(flags::int_in(1, 1024))
+      ->default_str("all cores");
+  const int parsed = flags::parse(app, argc, argv);
+  if (parsed >= 0) return parsed;
   try {
-    resnet::tools::FlagSet f(
-        "bench_data [flags]",
-        "Loader throughput against training-step throughput on the cats-and-dogs training split.");
-    f.add("--data", "DIR", "", "dataset folder with train/",
-          "$RESNET_DATA, ./data/catsdogs, ../shared/data/catsdogs")
-        .add("--arch", "NAME", "resnet18", "network of the training step")
-        .add("--size", "S", "96", "crop size")
-        .add("--batch", "N", "64", "batch size")
-        .add("--aug", "rrc|crop|none", "rrc", "augmentation")
-        .add("--workers", "LIST", "0,1,2", "loader thread counts to measure (0: in the calling thread)")
-        .add("--batches", "N", "30", "batches per loader measurement")
-        .add("--steps", "N", "5", "training steps per training measurement (after one warm-up step)")
-        .add("--threads", "N", "", "compute threads", "all cores");
-    std::vector<std::string> args(argv + 1, argv + argc);
-    f.parse(args);
-    if (f.help_requested()) {
-      std::fputs(f.help_text().c_str(), stdout);
-      return 0;
-    }
-    const int threads = f.str("--threads").empty()
-                            ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))
-                            : static_cast<int>(f.integer("--threads", 1, 1024));
     resnet::set_num_threads(threads);
-    const int64_t size = f.integer("--size", 16, 1024), batch = f.integer("--batch", 1, 4096);
-    const int64_t n_batches = f.integer("--batches", 1, 100000), steps = f.integer("--steps", 1, 100000);
-    const std::vector<int> worker_list = parse_list("--workers", f.str("--workers"));
-    const std::string arch =
-        f.choice("--arch", {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"});
+    std::vector<int> worker_list;
+    for (const auto& w : flags::split_list(workers)) worker_list.push_back(std::stoi(w));
 
-    std::string data = f.str("--data");
     std::error_code ec;
     if (data.empty() && std::getenv("RESNET_DATA") && *std::getenv("RESNET_DATA"))
       data = std::getenv("RESNET_DATA");
@@ -120,12 +122,12 @@ int main(int argc, char** argv) {
     }
     resnet::data::TransformOptions t;
     t.size = static_cast<int>(size);
-    t.augment = resnet::data::parse_augment(f.choice("--aug", {"rrc", "crop", "none"}));
+    t.augment = resnet::data::parse_augment(aug);
     auto ds = std::make_shared<resnet::data::ImageFolderDataset>(
         resnet::data::ImageFolder((fs::path(data) / "train").string()), t);
     std::printf("bench_data: %s/train (%lld images), %s, %lld px, batch %lld, aug %s, %d compute threads\n",
                 data.c_str(), static_cast<long long>(ds->size()), arch.c_str(), static_cast<long long>(size),
-                static_cast<long long>(batch), f.str("--aug").c_str(), threads);
+                static_cast<long long>(batch), aug.c_str(), threads);
 
     // 1. The loader alone.
     auto make_loader = [&](int workers) {
@@ -211,9 +213,6 @@ int main(int argc, char** argv) {
                 best_workers == 1 ? "" : "s", best_loader / train_rate);
     if (!tmp.empty()) fs::remove_all(tmp, ec);
     return 0;
-  } catch (const resnet::tools::UsageError& e) {
-    std::fprintf(stderr, "bench_data: %s\n", e.what());
-    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_data: error: %s\n", e.what());
     if (!tmp.empty()) {

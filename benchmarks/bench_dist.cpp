@@ -15,7 +15,8 @@
 #include "resnet/dist/data_parallel.hpp"
 #include "resnet/dist/init.hpp"
 #include "resnet/resnet.hpp"
-#include "resnet/tools/cli.hpp"
+#include "resnet/train/recipe_fields.hpp"
+#include "flags.hpp"
 
 namespace {
 
@@ -23,39 +24,63 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 int run(int argc, char** argv) {
-  resnet::tools::FlagSet f("bench_dist [flags]", "data-parallel training steps, one rank or many (mpirun)");
-  f.add("--arch", "NAME", "resnet18", "", "network")
-      .add("--batch", "N", "16", "", "global batch (split evenly over the ranks)")
-      .add("--size", "PX", "128", "", "input height = width")
-      .add("--classes", "N", "1000", "", "classifier outputs")
-      .add("--threads", "N", "1", "", "CPU threads per rank")
-      .add("--steps", "N", "10", "", "timed steps")
-      .add("--warmup", "N", "3", "", "untimed steps first")
-      .add("--bucket-mb", "MB", "25", "", "gradient bucket size")
-      .add("--sync-bn", "on|off", "off", "", "BatchNorm statistics over all ranks");
-  std::vector<std::string> args(argv + 1, argv + argc);
-  f.parse(args);
-  if (f.help_requested()) {
-    std::fputs(f.help_text().c_str(), stdout);
-    return 0;
-  }
-  const int threads = static_cast<int>(f.integer("--threads", 1, 1024));
+  std::string arch = "resnet18", sync_bn = "off";
+  int64_t global = 16, size = 128, classes = 1000, steps = 10, warmup = 3;
+  int threads = 1;
+  double bucket_mb = 25;
+  CLI::App app("Data-parallel training steps, one rank or many (mpirun).", "bench_dist");
+  flags::setup(app);
+  app.add_option("--arch", arch, "network")
+      ->option_text("NAME")
+      ->check(flags::one_of(resnet::train::recipe_archs()))
+      ->capture_default_str();
+  app.add_option("--batch", global, "global batch (split evenly over the ranks)")
+      ->option_text("N")
+      ->check(flags::int_in(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--size", size, "input height = width")
+      ->option_text("PX")
+      ->check(flags::int_in(8, 4096))
+      ->capture_default_str();
+  app.add_option("--classes", classes, "classifier outputs")
+      ->option_text("N")
+      ->check(flags::int_in(2, 100000))
+      ->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads per rank")
+      ->option_text("N")
+      ->check(flags::int_in(1, 1024))
+      ->capture_default_str();
+  app.add_option("--steps", steps, "timed steps")
+      ->option_text("N")
+      ->check(flags::int_in(1, 100000))
+      ->capture_default_str();
+  app.add_option("--warmup", warmup, "untimed steps first")
+      ->option_text("N")
+      ->check(flags::int_in(0, 100000))
+      ->capture_default_str();
+  app.add_option("--bucket-mb", bucket_mb, "gradient bucket size")
+      ->option_text("MB")
+      ->check(flags::number_in(0.001, 1e6))
+      ->capture_default_str();
+  app.add_option("--sync-bn", sync_bn, "BatchNorm statistics over all ranks")
+      ->option_text("on|off")
+      ->check(flags::on_off())
+      ->capture_default_str();
+  const int parsed = flags::parse(app, argc, argv);
+  if (parsed >= 0) return parsed;
   resnet::set_num_threads(threads);
   auto group = resnet::dist::init(resnet::Device::cpu());
-  const int64_t global = f.integer("--batch", 1, 1 << 20);
   RESNET_CHECK(global % group->size() == 0, "--batch ", global, " does not divide by the world size ",
                group->size());
   const int64_t local = global / group->size();
-  const int64_t size = f.integer("--size", 8, 4096), classes = f.integer("--classes", 2, 100000);
-  const int64_t steps = f.integer("--steps", 1, 100000), warmup = f.integer("--warmup", 0, 100000);
 
   resnet::models::ResNetOptions mo;
   mo.num_classes = classes;
   mo.seed = 1;
-  auto model = resnet::models::resnet<float>(f.str("--arch"), mo);
+  auto model = resnet::models::resnet<float>(arch, mo);
   resnet::dist::DataParallelOptions dpo;
-  dpo.bucket_bytes = static_cast<size_t>(f.number("--bucket-mb", 0.001, 1e6) * (1 << 20));
-  dpo.sync_batchnorm = f.choice("--sync-bn", {"on", "off"}) == "on";
+  dpo.bucket_bytes = static_cast<size_t>(bucket_mb * (1 << 20));
+  dpo.sync_batchnorm = flags::is_on(sync_bn);
   auto net = std::make_shared<resnet::dist::DataParallel<float>>(model, group, dpo);
   net->train();
   auto so = resnet::optim::SGDOptions().lr(0.01).momentum(0.9).weight_decay(1e-4);
@@ -99,7 +124,7 @@ int run(int argc, char** argv) {
     std::printf(
         "bench_dist %s batch %lld (%lld per rank) %lldpx: %d rank(s) x %d thread(s): %.2f img/s, "
         "step %.1f ms, waiting for all-reduce %.2f ms/step (%.1f%%), MPI busy %.2f ms/step\n",
-        f.str("--arch").c_str(), static_cast<long long>(global), static_cast<long long>(local),
+        arch.c_str(), static_cast<long long>(global), static_cast<long long>(local),
         static_cast<long long>(size), group->size(), threads, static_cast<double>(global) / step, step * 1e3,
         wait_s / steps * 1e3, 100.0 * wait_s / step_s, busy_s / steps * 1e3);
   }
@@ -112,9 +137,6 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
-  } catch (const resnet::tools::UsageError& e) {
-    std::fprintf(stderr, "bench_dist: %s (see --help)\n", e.what());
-    return 2;
   } catch (const std::exception& e) {
     resnet::dist::abort_job(std::string("bench_dist: ") + e.what());
   }

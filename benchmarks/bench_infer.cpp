@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "flags.hpp"
 #include "resnet/resnet.hpp"
+#include "resnet/train/recipe_fields.hpp"
 
 #ifndef RESNET_BENCH_DIR
 #define RESNET_BENCH_DIR "benchmarks"
@@ -31,32 +33,50 @@ double images_per_s(models::ResNet<float>& net, const Tensor<float>& x, int warm
 }  // namespace
 
 int main(int argc, char** argv) {
-  tools::FlagSet f("bench_infer [flags]",
-                   "Inference images/s: ours unfused and fused, PyTorch unfused and fused.");
-  f.add("--arch", "LIST", "resnet18,resnet50", "architectures")
-      .add("--batch", "N", "16", "images per forward")
-      .add("--size", "S", "128", "input height = width")
-      .add("--threads", "N", "2", "CPU threads for us and PyTorch")
-      .add("--steps", "N", "10", "timed forwards")
-      .add("--warmup", "N", "3", "untimed forwards first")
-      .add("--classes", "N", "1000", "classifier outputs")
-      .add("--no-torch", "on|off", "off", "skip the PyTorch baseline")
-      .add("--python", "EXE", "/usr/bin/python3", "Python with torch");
+  std::string archs = "resnet18,resnet50", no_torch = "off", python = "/usr/bin/python3";
+  int64_t batch = 16, size = 128, classes = 1000;
+  int threads = 2, steps = 10, warmup = 3;
+  CLI::App app("Inference images/s: ours unfused and fused, PyTorch unfused and fused.", "bench_infer");
+  flags::setup(app);
+  app.add_option("--arch", archs, "architectures")
+      ->option_text("LIST")
+      ->check(flags::list_of(flags::one_of(train::recipe_archs())))
+      ->capture_default_str();
+  app.add_option("--batch", batch, "images per forward")
+      ->option_text("N")
+      ->check(flags::int_in(1, 4096))
+      ->capture_default_str();
+  app.add_option("--size", size, "input height = width")
+      ->option_text("S")
+      ->check(flags::int_in(32, 1024))
+      ->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads for us and PyTorch")
+      ->option_text("N")
+      ->check(flags::int_in(1, 1024))
+      ->capture_default_str();
+  app.add_option("--steps", steps, "timed forwards")
+      ->option_text("N")
+      ->check(flags::int_in(1, 100000))
+      ->capture_default_str();
+  app.add_option("--warmup", warmup, "untimed forwards first")
+      ->option_text("N")
+      ->check(flags::int_in(0, 100000))
+      ->capture_default_str();
+  app.add_option("--classes", classes, "classifier outputs")
+      ->option_text("N")
+      ->check(flags::int_in(1, 100000))
+      ->capture_default_str();
+  app.add_option("--no-torch", no_torch, "skip the PyTorch baseline")
+      ->option_text("on|off")
+      ->check(flags::on_off())
+      ->capture_default_str();
+  app.add_option("--python", python, "Python with torch")->option_text("EXE")->capture_default_str();
+  const int parsed = flags::parse(app, argc, argv);
+  if (parsed >= 0) return parsed;
   try {
-    std::vector<std::string> args(argv + 1, argv + argc);
-    f.parse(args);
-    if (f.help_requested()) {
-      std::fputs(f.help_text().c_str(), stdout);
-      return 0;
-    }
-    const int64_t batch = f.integer("--batch", 1, 4096), size = f.integer("--size", 32, 1024);
-    const int threads = static_cast<int>(f.integer("--threads", 1, 1024));
-    const int steps = static_cast<int>(f.integer("--steps", 1, 100000));
-    const int warmup = static_cast<int>(f.integer("--warmup", 0, 100000));
-    const int64_t classes = f.integer("--classes", 1, 100000);
     set_num_threads(threads);
     std::printf("%-10s %5s %5s  %-14s %12s %10s\n", "arch", "batch", "size", "impl", "images/s", "vs torch");
-    for (const auto& arch : tools::split_list("--arch", f.str("--arch"))) {
+    for (const auto& arch : flags::split_list(archs)) {
       models::ResNetOptions o;
       o.num_classes = classes;
       o.seed = 1;
@@ -87,10 +107,10 @@ int main(int argc, char** argv) {
         scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
       }
       double t_unfused = 0, t_fused = 0;
-      if (!f.on_off("--no-torch")) {
-        const std::string cmd = f.str("--python") + " " RESNET_BENCH_DIR "/bench_infer_torch.py --arch " +
-                                arch + " --batch " + std::to_string(batch) + " --size " +
-                                std::to_string(size) + " --threads " + std::to_string(threads) + " --steps " +
+      if (!flags::is_on(no_torch)) {
+        const std::string cmd = python + " " RESNET_BENCH_DIR "/bench_infer_torch.py --arch " + arch +
+                                " --batch " + std::to_string(batch) + " --size " + std::to_string(size) +
+                                " --threads " + std::to_string(threads) + " --steps " +
                                 std::to_string(steps) + " --warmup " + std::to_string(warmup) +
                                 " --classes " + std::to_string(classes);
         FILE* p = popen(cmd.c_str(), "r");

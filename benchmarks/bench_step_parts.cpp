@@ -16,7 +16,8 @@
 #include <vector>
 
 #include "resnet/resnet.hpp"
-#include "resnet/tools/cli.hpp"
+#include "flags.hpp"
+#include "resnet/train/recipe_fields.hpp"
 #include "resnet/train/trainer.hpp"
 
 namespace {
@@ -27,17 +28,6 @@ struct BenchConfig {
   std::string arch = "resnet18";
   int64_t batch = 16, size = 64, classes = 10, threads = 2, steps = 3, warmup = 2, rounds = 5;
 };
-
-void usage(FILE* f) {
-  std::fprintf(f,
-               "usage: bench_step_parts [flags]\n"
-               "  --arch A      resnet18, resnet34, ... (default resnet18)\n"
-               "  --batch N     (default 16)     --size N   image side (default 64)\n"
-               "  --classes N   (default 10)     --threads N (default 2)\n"
-               "  --steps N     timed steps per variant and round (default 3)\n"
-               "  --warmup N    untimed steps per variant first (default 2)\n"
-               "  --rounds N    interleaved rounds; the median is reported (default 5)\n");
-}
 
 struct Variant {
   std::string name;
@@ -127,40 +117,47 @@ int run(const BenchConfig& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  using tools::parse_positive;
   BenchConfig c;
+  CLI::App app(
+      "The Trainer step's optional parts (EMA, mixup, clipping, accumulation) against the plain step.",
+      "bench_step_parts");
+  flags::setup(app);
+  const auto positive = flags::int_in(1, int64_t(1) << 40);
+  app.add_option("--arch", c.arch, "network")
+      ->option_text("A")
+      ->check(flags::one_of(train::recipe_archs()))
+      ->capture_default_str();
+  app.add_option("--batch", c.batch, "images per step")
+      ->option_text("N")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--size", c.size, "image side")->option_text("N")->check(positive)->capture_default_str();
+  app.add_option("--classes", c.classes, "classifier outputs")
+      ->option_text("N")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--threads", c.threads, "CPU threads")
+      ->option_text("N")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--steps", c.steps, "timed steps per variant and round")
+      ->option_text("N")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--warmup", c.warmup, "untimed steps per variant first")
+      ->option_text("N")
+      ->check(flags::int_in(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--rounds", c.rounds, "interleaved rounds; the median is reported")
+      ->option_text("N")
+      ->check(positive)
+      ->capture_default_str();
+  const int parsed = flags::parse(app, argc, argv);
+  if (parsed >= 0) return parsed;
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      if (a == "-h" || a == "--help") {
-        usage(stdout);
-        return 0;
-      }
-      RESNET_CHECK(i + 1 < argc, a, ": needs a value");
-      const std::string v = argv[++i];
-      if (a == "--arch")
-        c.arch = v;
-      else if (a == "--batch")
-        c.batch = parse_positive(a, v);
-      else if (a == "--size")
-        c.size = parse_positive(a, v);
-      else if (a == "--classes")
-        c.classes = parse_positive(a, v);
-      else if (a == "--threads")
-        c.threads = parse_positive(a, v);
-      else if (a == "--steps")
-        c.steps = parse_positive(a, v);
-      else if (a == "--warmup")
-        c.warmup = v == "0" ? 0 : parse_positive(a, v);
-      else if (a == "--rounds")
-        c.rounds = parse_positive(a, v);
-      else
-        RESNET_FAIL("unknown flag '", a, "' (--help lists them)");
-    }
     return run(c);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_step_parts: %s\n", e.what());
-    usage(stderr);
-    return 2;
+    return 1;
   }
 }

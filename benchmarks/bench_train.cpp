@@ -21,7 +21,8 @@
 #include <vector>
 
 #include "resnet/resnet.hpp"
-#include "resnet/tools/cli.hpp"
+#include "resnet/train/recipe_fields.hpp"
+#include "flags.hpp"
 
 #if RESNET_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -34,45 +35,7 @@
 namespace {
 
 using resnet::Error;
-using resnet::tools::parse_positive;
-
-std::vector<std::string> split(const std::string& s) { return resnet::tools::split_list("list", s); }
-
-void usage(FILE* f) {
-  std::fprintf(
-      f,
-      "usage: bench_train [flags]   (lists are comma-separated; every combination is measured)\n"
-      "  --arch LIST      resnet18,resnet34,resnet50,... (default resnet18)\n"
-      "  --batch LIST     batch sizes (default 16)\n"
-      "  --size LIST      input height = width (default 128)\n"
-      "  --mode M         train | infer | both (default both)\n"
-      "  --device D       cpu | cuda (default cpu)\n"
-      "  --dtype LIST     float32,float16,bfloat16 (default float32; float16 on the GPU only)\n"
-      "  --memory-format LIST  nchw,nhwc (default nchw): activations row-major or channels-last; the\n"
-      "                   PyTorch run uses the same (channels_last for bfloat16 autocast always)\n"
-      "  --cuda-graph on|off  ours: capture the whole training step in a CUDA graph after the warm-up and\n"
-      "                   replay it (train::GraphedStep; default off; GPU training rows only)\n"
-      "  --threads N      CPU threads for us and for PyTorch (default 2)\n"
-      "  --steps N        timed steps (default 10)\n"
-      "  --warmup N       untimed steps first (default 3)\n"
-      "  --classes N      classifier outputs (default 1000)\n"
-      "  --csv FILE       append rows "
-      "impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format,\n"
-      "                   host_syncs_per_step,cuda_graph\n"
-      "                   (mode 'infer' rows carry impl ours-infer / torch-infer)\n"
-      "  --no-torch       skip the PyTorch baseline\n"
-      "  --torch-channels-last\n"
-      "                   run the baseline in channels-last memory format (faster for PyTorch's 16-bit\n"
-      "                   GPU path); its CSV rows carry impl torch-cl (torch-cl-infer)\n"
-      "  --python EXE     Python with torch (default /usr/bin/python3)\n"
-      "  --torch-script F the baseline script (default %s/torch_train.py)\n",
-      RESNET_BENCH_DIR);
-}
-
-int64_t parse_non_negative(const std::string& flag, const std::string& value) {
-  if (value == "0") return 0;
-  return parse_positive(flag, value);
-}
+std::vector<std::string> split(const std::string& s) { return flags::split_list(s); }
 
 struct Config {
   std::string arch = "resnet18";
@@ -334,76 +297,100 @@ std::string fmt(const Result& r, const char* f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  Config base;
+  std::string archs = "resnet18", batches = "16", sizes = "128", dtypes = "float32", mode = "both", csv;
+  std::string formats = "nchw", device = "cpu", cuda_graph = "off";
+  std::string python = "/usr/bin/python3", script = std::string(RESNET_BENCH_DIR) + "/torch_train.py";
+  bool child = false, no_torch = false, torch_channels_last = false;
+  int64_t repeat = 1;
+  CLI::App app(
+      "Whole-network training and inference throughput, ours beside PyTorch (lists are comma-separated; "
+      "every combination is measured).",
+      "bench_train");
+  flags::setup(app);
+  const auto positive = flags::int_in(1, int64_t(1) << 40);
+  app.add_option("--arch", archs, "networks")
+      ->option_text("LIST")
+      ->check(flags::list_of(flags::one_of(resnet::train::recipe_archs())))
+      ->capture_default_str();
+  app.add_option("--batch", batches, "batch sizes")
+      ->option_text("LIST")
+      ->check(flags::list_of(positive))
+      ->capture_default_str();
+  app.add_option("--size", sizes, "input height = width")
+      ->option_text("LIST")
+      ->check(flags::list_of(positive))
+      ->capture_default_str();
+  app.add_option("--mode", mode, "train | infer | both")
+      ->option_text("M")
+      ->check(flags::one_of({"train", "infer", "both"}))
+      ->capture_default_str();
+  app.add_option("--device", device, "cpu | cuda")
+      ->option_text("D")
+      ->check(flags::one_of({"cpu", "cuda"}))
+      ->capture_default_str();
+  app.add_option("--dtype", dtypes, "float32,float16,bfloat16 (float16 on the GPU only)")
+      ->option_text("LIST")
+      ->check(flags::list_of(flags::one_of({"float32", "float16", "bfloat16"})))
+      ->capture_default_str();
+  app.add_option("--memory-format", formats,
+                 "nchw,nhwc: activations row-major or channels-last; the PyTorch run uses the same "
+                 "(channels_last for "
+                 "bfloat16 autocast always)")
+      ->option_text("LIST")
+      ->check(flags::list_of(flags::one_of({"nchw", "nhwc"})))
+      ->capture_default_str();
+  app.add_option("--cuda-graph", cuda_graph,
+                 "ours: capture the whole training step in a CUDA graph after the warm-up and replay it "
+                 "(train::GraphedStep; GPU training rows only)")
+      ->option_text("on|off")
+      ->check(flags::on_off())
+      ->capture_default_str();
+  app.add_option("--threads", base.threads, "CPU threads for us and for PyTorch")
+      ->option_text("N")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--steps", base.steps, "timed steps")
+      ->option_text("N")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--warmup", base.warmup, "untimed steps first")
+      ->option_text("N")
+      ->check(flags::int_in(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--repeat", repeat, "runs of each side, the best kept")
+      ->option_text("N")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--classes", base.classes, "classifier outputs")
+      ->option_text("N")
+      ->check(positive)
+      ->capture_default_str();
+  app.add_option("--csv", csv,
+                 "append rows impl,arch,batch,size,device,dtype,images_per_s,peak_mem_mb,memory_format,"
+                 "host_syncs_per_step,cuda_graph (mode 'infer' rows carry impl ours-infer / torch-infer)")
+      ->option_text("FILE");
+  app.add_flag("--no-torch", no_torch, "skip the PyTorch baseline");
+  app.add_flag(
+      "--torch-channels-last", torch_channels_last,
+      "run the baseline in channels-last memory format (faster for PyTorch's 16-bit GPU path); its CSV "
+      "rows carry impl torch-cl (torch-cl-infer)");
+  app.add_option("--python", python, "Python with torch")->option_text("EXE")->capture_default_str();
+  app.add_option("--torch-script", script, "the baseline script")->option_text("F")->capture_default_str();
+  app.add_flag("--child", child, "internal: measure one configuration of ours and print its RESULT line");
+  const int parsed = flags::parse(app, argc, argv);
+  if (parsed >= 0) return parsed;
+  bool torch = !no_torch;
+  base.device = device;
+  base.cuda_graph = flags::is_on(cuda_graph);
   try {
-    Config base;
-    std::string archs = "resnet18", batches = "16", sizes = "128", dtypes = "float32", mode = "both", csv;
-    std::string formats = "nchw";
-    std::string python = "/usr/bin/python3", script = std::string(RESNET_BENCH_DIR) + "/torch_train.py";
-    bool child = false, torch = true, torch_channels_last = false;
-    int64_t repeat = 1;
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw Error(a + ": missing value");
-        return argv[++i];
-      };
-      if (a == "--help" || a == "-h") {
-        usage(stdout);
-        return 0;
-      } else if (a == "--arch") {
-        archs = value();
-      } else if (a == "--batch") {
-        batches = value();
-      } else if (a == "--size") {
-        sizes = value();
-      } else if (a == "--dtype") {
-        dtypes = value();
-      } else if (a == "--memory-format") {
-        formats = value();
-      } else if (a == "--mode") {
-        mode = value();
-        if (mode != "train" && mode != "infer" && mode != "both")
-          throw Error("--mode: expected train, infer or both, got '" + mode + "'");
-      } else if (a == "--device") {
-        base.device = resnet::Device::parse(value()).is_cpu() ? "cpu" : "cuda";
-      } else if (a == "--threads") {
-        base.threads = parse_positive(a, value());
-      } else if (a == "--steps") {
-        base.steps = parse_positive(a, value());
-      } else if (a == "--warmup") {
-        base.warmup = parse_non_negative(a, value());
-      } else if (a == "--repeat") {
-        repeat = parse_positive(a, value());
-      } else if (a == "--classes") {
-        base.classes = parse_positive(a, value());
-      } else if (a == "--csv") {
-        csv = value();
-      } else if (a == "--no-torch") {
-        torch = false;
-      } else if (a == "--cuda-graph") {
-        const std::string v = value();
-        if (v != "on" && v != "off") throw Error("--cuda-graph: expected on or off, got '" + v + "'");
-        base.cuda_graph = v == "on";
-      } else if (a == "--torch-channels-last") {
-        torch_channels_last = true;
-      } else if (a == "--python") {
-        python = value();
-      } else if (a == "--torch-script") {
-        script = value();
-      } else if (a == "--child") {
-        child = true;
-      } else {
-        usage(stderr);
-        throw Error("unknown flag '" + a + "'");
-      }
-    }
     for (auto& arch : split(archs)) resnet::models::resnet_spec(arch);  // fail early on a bad name
     if (base.cuda_graph && base.device.rfind("cuda", 0) != 0)
       throw Error("--cuda-graph on: CUDA graphs need --device cuda, got --device " + base.device);
     if (child) {
       base.arch = archs;
-      base.batch = parse_positive("--batch", batches);
-      base.size = parse_positive("--size", sizes);
+      base.batch = std::stoll(batches);
+      base.size = std::stoll(sizes);
       base.dtype = dtypes;
       base.mode = mode;
       base.memory_format = formats;
@@ -454,8 +441,8 @@ int main(int argc, char** argv) {
                 Config c = base;
                 c.memory_format = mf;
                 c.arch = arch;
-                c.batch = parse_positive("--batch", b);
-                c.size = parse_positive("--size", s);
+                c.batch = std::stoll(b);
+                c.size = std::stoll(s);
                 c.dtype = dt;
                 c.mode = m;
                 // Ours and PyTorch alternate, `repeat` times each; the best run of each side is kept, because

@@ -27,6 +27,7 @@ class HelpFormatter : public CLI::Formatter {
   }
   // "--runs N": the option text when set, else the value's type (the default goes in the description).
   std::string make_option_opts(const CLI::Option* opt) const override {
+    if (!opt->nonpositional()) return "";  // a positional's name is its metavariable
     if (!opt->get_option_text().empty()) return " " + opt->get_option_text();
     return opt->get_type_size() != 0 ? " " + opt->get_type_name() : "";
   }

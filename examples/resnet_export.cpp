@@ -7,33 +7,22 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "flags.hpp"
 #include "resnet/data/transforms.hpp"
 #include "resnet/io/onnx.hpp"
 #include "resnet/resnet.hpp"
-#include "resnet/tools/cli.hpp"
+#include "resnet/train/recipe_fields.hpp"
 
 namespace {
 
-using resnet::tools::UsageError;
-
-void usage(FILE* f) {
-  std::fprintf(
-      f,
-      "usage: resnet_export --weights CKPT --out MODEL.onnx [--softmax] [--fold-bn] [--size S]\n"
-      "  --weights CKPT  a checkpoint written by train_catsdogs (architecture, classes, image size inside)\n"
-      "  --out FILE      the ONNX file to write (atomically)\n"
-      "  --softmax       end with Softmax: the output is \"probabilities\" instead of \"logits\"\n"
-      "  --fold-bn       fold every BatchNorm into the convolution before it (same outputs, fewer nodes)\n"
-      "  --size S        input height and width (default: the checkpoint's evaluation size)\n"
-      "  --arch A --classes K\n"
-      "                  for plain safetensors weights without training metadata (e.g. from torchvision)\n"
-      "The model takes float32 [N, 3, S, S] RGB images scaled to [0, 1] and normalised with the mean and "
-      "std\n"
-      "stored in its metadata (keys mean, std, image_size, class_names, preprocessing).\n");
-}
+// A mistake on the command line found after parsing: exit status 2, as CLI11's own.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 std::string fmt_g(double v) {
   char buf[64];
@@ -70,37 +59,37 @@ std::string join3(const std::array<float, 3>& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string weights, out, arch;
+  int64_t size = 0, classes = 0;
+  resnet::io::OnnxExportOptions o;
+  CLI::App app(
+      "A trained checkpoint as an ONNX model. The model takes float32 [N, 3, S, S] RGB images scaled to "
+      "[0, 1] and normalised with the mean and std stored in its metadata (keys mean, std, image_size, "
+      "class_names, preprocessing).",
+      "resnet_export");
+  flags::setup(app);
+  app.add_option("--weights", weights,
+                 "a checkpoint written by train_catsdogs (architecture, classes, image size inside)")
+      ->option_text("CKPT");
+  app.add_option("--out", out, "the ONNX file to write (atomically)")->option_text("FILE");
+  app.add_flag("--softmax", o.softmax,
+               "end with Softmax: the output is \"probabilities\" instead of \"logits\"");
+  app.add_flag("--fold-bn", o.fold_batchnorm,
+               "fold every BatchNorm into the convolution before it (same outputs, fewer nodes)");
+  app.add_option("--size", size, "input height and width")
+      ->option_text("S")
+      ->check(flags::int_in(1, 4096))
+      ->default_str("the checkpoint's evaluation size");
+  app.add_option("--arch", arch,
+                 "for plain safetensors weights without training metadata (e.g. from torchvision)")
+      ->option_text("A")
+      ->check(flags::one_of(resnet::train::recipe_archs()));
+  app.add_option("--classes", classes, "the class count of such weights")
+      ->option_text("K")
+      ->check(flags::int_in(1, 1000000));
+  const int parsed = flags::parse(app, argc, argv);
+  if (parsed >= 0) return parsed;
   try {
-    std::string weights, out, arch;
-    int64_t size = 0, classes = 0;
-    resnet::io::OnnxExportOptions o;
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw UsageError(a + ": missing value");
-        return argv[++i];
-      };
-      if (a == "--help" || a == "-h") {
-        usage(stdout);
-        return 0;
-      } else if (a == "--weights") {
-        weights = value();
-      } else if (a == "--out") {
-        out = value();
-      } else if (a == "--softmax") {
-        o.softmax = true;
-      } else if (a == "--fold-bn") {
-        o.fold_batchnorm = true;
-      } else if (a == "--size") {
-        size = resnet::tools::parse_positive("--size", value());
-      } else if (a == "--arch") {
-        arch = value();
-      } else if (a == "--classes") {
-        classes = resnet::tools::parse_positive("--classes", value());
-      } else {
-        throw UsageError("unknown argument '" + a + "' (see --help)");
-      }
-    }
     if (weights.empty() || out.empty())
       throw UsageError("needs --weights CKPT and --out MODEL.onnx (see --help)");
     std::error_code ec;

@@ -96,10 +96,6 @@ TEST_CASE("one include declares the whole public API", "[api]") {
   CHECK(clf.classify(img, 2).top.size() == 2);
 
   // tools
-  tools::FlagSet flags("prog", "about");
-  flags.add("--n", "N", "1", "a number");
-  flags.parse({"--n", "2"});
-  CHECK(flags.integer("--n", 0, 9) == 2);
   tools::ProgressLine progress(30.0, false);
   progress.clear();
   CHECK(tools::metrics_csv({}).find("epoch") == 0);

@@ -29,7 +29,6 @@
 #include "resnet/nn/nn.hpp"
 #include "resnet/ops/ops.hpp"
 #include "resnet/optim/optim.hpp"
-#include "resnet/tools/cli.hpp"
 #include "resnet/tools/progress.hpp"
 #include "resnet/tools/training_log.hpp"
 #include "resnet/train/train.hpp"

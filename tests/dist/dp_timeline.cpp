@@ -15,7 +15,8 @@
 
 #include "resnet/autograd/hooks.hpp"
 #include "resnet/resnet.hpp"
-#include "resnet/tools/cli.hpp"
+#include "resnet/train/recipe_fields.hpp"
+#include "flags.hpp"
 
 namespace {
 
@@ -29,28 +30,46 @@ double median(std::vector<double> v) {
 }
 
 int run(int argc, char** argv) {
-  resnet::tools::FlagSet f("dp_timeline [flags]", "per-parameter gradient-ready times of one training step");
-  f.add("--arch", "NAME", "resnet18", "", "network")
-      .add("--batch", "N", "8", "", "batch (one rank's share)")
-      .add("--size", "PX", "128", "", "input height = width")
-      .add("--classes", "N", "1000", "", "classifier outputs")
-      .add("--threads", "N", "1", "", "CPU threads")
-      .add("--steps", "N", "5", "", "timed steps")
-      .add("--warmup", "N", "2", "", "untimed steps first");
-  std::vector<std::string> args(argv + 1, argv + argc);
-  f.parse(args);
-  if (f.help_requested()) {
-    std::fputs(f.help_text().c_str(), stdout);
-    return 0;
-  }
-  resnet::set_num_threads(static_cast<int>(f.integer("--threads", 1, 1024)));
-  const int64_t batch = f.integer("--batch", 2, 1 << 20), size = f.integer("--size", 8, 4096);
-  const int64_t classes = f.integer("--classes", 2, 100000);
-  const int64_t steps = f.integer("--steps", 1, 100000), warmup = f.integer("--warmup", 0, 100000);
+  std::string arch = "resnet18";
+  int64_t batch = 8, size = 128, classes = 1000, steps = 5, warmup = 2;
+  int threads = 1;
+  CLI::App app("Per-parameter gradient-ready times of one training step.", "dp_timeline");
+  flags::setup(app);
+  app.add_option("--arch", arch, "network")
+      ->option_text("NAME")
+      ->check(flags::one_of(resnet::train::recipe_archs()))
+      ->capture_default_str();
+  app.add_option("--batch", batch, "batch (one rank's share)")
+      ->option_text("N")
+      ->check(flags::int_in(2, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--size", size, "input height = width")
+      ->option_text("PX")
+      ->check(flags::int_in(8, 4096))
+      ->capture_default_str();
+  app.add_option("--classes", classes, "classifier outputs")
+      ->option_text("N")
+      ->check(flags::int_in(2, 100000))
+      ->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads")
+      ->option_text("N")
+      ->check(flags::int_in(1, 1024))
+      ->capture_default_str();
+  app.add_option("--steps", steps, "timed steps")
+      ->option_text("N")
+      ->check(flags::int_in(1, 100000))
+      ->capture_default_str();
+  app.add_option("--warmup", warmup, "untimed steps first")
+      ->option_text("N")
+      ->check(flags::int_in(0, 100000))
+      ->capture_default_str();
+  const int parsed = flags::parse(app, argc, argv);
+  if (parsed >= 0) return parsed;
+  resnet::set_num_threads(threads);
   resnet::models::ResNetOptions mo;
   mo.num_classes = classes;
   mo.seed = 1;
-  auto model = resnet::models::resnet<float>(f.str("--arch"), mo);
+  auto model = resnet::models::resnet<float>(arch, mo);
   model->train();
   auto so = resnet::optim::SGDOptions().lr(0.01).momentum(0.9).weight_decay(1e-4);
   resnet::optim::SGD<float> opt(model->named_parameters(), so);
@@ -90,7 +109,7 @@ int run(int argc, char** argv) {
   std::printf(
       "# forward_ms %.2f backward_ms %.2f optimizer_ms %.2f step_ms %.2f (%s batch %lld %lldpx, median of "
       "%lld)\n",
-      median(fwd), median(bwd), median(upd), median(fwd) + median(bwd) + median(upd), f.str("--arch").c_str(),
+      median(fwd), median(bwd), median(upd), median(fwd) + median(bwd) + median(upd), arch.c_str(),
       static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(steps));
   std::printf("name,numel,ready_ms\n");
   for (size_t i = 0; i < params.size(); ++i)
@@ -104,9 +123,6 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
-  } catch (const resnet::tools::UsageError& e) {
-    std::fprintf(stderr, "dp_timeline: %s (see --help)\n", e.what());
-    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dp_timeline: %s\n", e.what());
     return 1;
