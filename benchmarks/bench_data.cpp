@@ -131,12 +131,9 @@ int main(int argc, char** argv) {
 
     // 1. The loader alone.
     auto make_loader = [&](int workers) {
-      resnet::data::LoaderOptions o;
-      o.batch_size = batch;
-      o.workers = workers;
-      o.shuffle = true;
-      o.seed = 1;
-      o.drop_last = true;
+      auto o =
+          resnet::data::LoaderOptions().batch_size(batch).workers(workers).shuffle(true).seed(1).drop_last(
+              true);
       return std::make_unique<resnet::data::DataLoader>(ds, o);
     };
     double best_loader = 0;
@@ -161,9 +158,7 @@ int main(int argc, char** argv) {
     }
 
     // 2. The training step alone, on a batch already in memory.
-    resnet::models::ResNetOptions mo;
-    mo.num_classes = 2;
-    mo.seed = 3;
+    auto mo = resnet::models::ResNetOptions().num_classes(2).seed(3);
     auto model = resnet::models::resnet<float>(arch, mo);
     model->train();
     auto so = resnet::optim::SGDOptions().lr(0.01).momentum(0.9);

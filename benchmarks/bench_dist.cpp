@@ -74,9 +74,7 @@ int run(int argc, char** argv) {
                group->size());
   const int64_t local = global / group->size();
 
-  resnet::models::ResNetOptions mo;
-  mo.num_classes = classes;
-  mo.seed = 1;
+  auto mo = resnet::models::ResNetOptions().num_classes(classes).seed(1);
   auto model = resnet::models::resnet<float>(arch, mo);
   resnet::dist::DataParallelOptions dpo;
   dpo.bucket_bytes = static_cast<size_t>(bucket_mb * (1 << 20));

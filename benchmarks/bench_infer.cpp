@@ -77,9 +77,7 @@ int main(int argc, char** argv) {
     set_num_threads(threads);
     std::printf("%-10s %5s %5s  %-14s %12s %10s\n", "arch", "batch", "size", "impl", "images/s", "vs torch");
     for (const auto& arch : flags::split_list(archs)) {
-      models::ResNetOptions o;
-      o.num_classes = classes;
-      o.seed = 1;
+      auto o = models::ResNetOptions().num_classes(classes).seed(1);
       auto net = models::resnet<float>(arch, o);
       // Random running statistics: folding fresh (identity) BatchNorms would prove nothing.
       Generator gen(2);

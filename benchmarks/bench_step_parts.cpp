@@ -37,9 +37,7 @@ struct Variant {
 
 int run(const BenchConfig& c) {
   set_num_threads(static_cast<int>(c.threads));
-  models::ResNetOptions mo;
-  mo.num_classes = c.classes;
-  mo.seed = 1;
+  auto mo = models::ResNetOptions().num_classes(c.classes).seed(1);
   auto net = std::shared_ptr<nn::Module<float>>(models::resnet<float>(c.arch, mo));
   net->train();
   auto opt = std::make_shared<optim::SGD<float>>(

@@ -85,9 +85,7 @@ Result measure_ours(const Config& c) {
                  cuda::device_count() == 0 ? cuda::unavailable_reason()
                                            : std::to_string(cuda::device_count()) + " device(s) present");
 #endif
-  models::ResNetOptions o;
-  o.num_classes = c.classes;
-  o.seed = 1;
+  auto o = models::ResNetOptions().num_classes(c.classes).seed(1);
   auto net = models::resnet<T>(c.arch, o);
   net->to(dev);
   const MemoryFormat fmt = c.memory_format == "nhwc" ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;

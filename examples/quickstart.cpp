@@ -4,8 +4,7 @@
 
 int main() {
   using namespace resnet;
-  models::ResNetOptions opts;
-  opts.num_classes = 2;
+  auto opts = models::ResNetOptions().num_classes(2);
   auto net = models::resnet18<float>(opts);  // add net->to(Device::cuda()) with resnet::cuda
   optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions().lr(0.05).momentum(0.9));
   auto images = Tensor<float>::randn({8, 3, 64, 64});

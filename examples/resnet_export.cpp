@@ -129,9 +129,8 @@ int main(int argc, char** argv) {
     if (!extra("mean").empty()) t.mean = triple("mean", extra("mean"));
     if (!extra("std").empty()) t.std = triple("std", extra("std"));
 
-    resnet::models::ResNetOptions ro;
-    ro.num_classes = classes;
-    ro.seed = 1;  // any: every weight is overwritten by the checkpoint
+    auto ro = resnet::models::ResNetOptions().num_classes(classes);
+    ro.seed(1);  // any: every weight is overwritten by the checkpoint
     auto net = resnet::models::resnet<float>(arch, ro);
     resnet::io::load_checkpoint<float>(weights, *net, nullptr);
     net->eval();

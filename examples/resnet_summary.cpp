@@ -30,10 +30,8 @@ int main(int argc, char** argv) {
   const int parsed = flags::parse(app, argc, argv);
   if (parsed >= 0) return parsed;
   try {
-    resnet::models::ResNetOptions o;
-    o.num_classes = classes;
-    o.stride_on_1x1 = v1;
-    auto net = resnet::models::resnet<float>(arch, o);
+    auto net = resnet::models::resnet<float>(
+        arch, resnet::models::ResNetOptions().num_classes(classes).stride_on_1x1(v1));
     auto s = resnet::models::summarize(*net, {1, 3, size, size});
     std::printf("%s%s, %lld classes, input 3x%lldx%lld\n\n", arch.c_str(), v1 ? " (v1)" : " (v1.5)",
                 static_cast<long long>(classes), static_cast<long long>(size), static_cast<long long>(size));

@@ -37,9 +37,7 @@ template <typename T>
 // in float32, so bfloat16's 2^16 times coarser rounding decorrelates it), a trained one does not.
 NetRun run_net(const std::string& arch, MemoryFormat fmt, int64_t batch, int64_t size,
                Device dev = Device::cpu(), double residual_gain = 1.0) {
-  models::ResNetOptions o;
-  o.num_classes = 10;
-  o.seed = 1234;
+  auto o = models::ResNetOptions().num_classes(10).seed(1234);
   auto net = models::resnet<T>(arch, o);
   if (residual_gain != 1.0)
     for (auto block : net->blocks) {

@@ -69,11 +69,9 @@ TEST_CASE("channels_last: ops keep the input's format and refuse mixed ones", "[
 
 TEST_CASE("channels_last: state_dict stays torchvision's layout; loading into an NHWC model",
           "[channels_last]") {
-  models::ResNetOptions o;
-  o.num_classes = 5;
-  o.seed = 9;
+  auto o = models::ResNetOptions().num_classes(5).seed(9);
   auto a = models::resnet18<float>(o);
-  o.seed = 10;
+  o.seed(10);
   auto b = models::resnet18<float>(o);
   b->to(MemoryFormat::ChannelsLast);
   for (auto& kv : a->state_dict()) {

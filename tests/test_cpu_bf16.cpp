@@ -34,9 +34,7 @@ TEST_CASE("cpu bf16: conversions round to nearest even, vectorised path equals b
 }
 
 TEST_CASE("cpu bf16: master weights and statistics stay float32", "[bf16]") {
-  models::ResNetOptions o;
-  o.num_classes = 4;
-  o.seed = 3;
+  auto o = models::ResNetOptions().num_classes(4).seed(3);
   auto net = models::resnet18<bf16_t>(o);
   for (auto& kv : net->state_dict()) {
     INFO(kv.first);

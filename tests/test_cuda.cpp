@@ -617,9 +617,7 @@ TEST_CASE("cuda: ResNet-50 forward and backward match the CPU", "[cuda][.gpu][ne
 
 TEST_CASE("cuda: a few SGD steps of ResNet-18 on the GPU lower the loss", "[cuda][.gpu][net]") {
   REQUIRE_GPU();
-  models::ResNetOptions o;
-  o.num_classes = 2;
-  o.seed = 7;
+  auto o = models::ResNetOptions().num_classes(2).seed(7);
   auto net = models::resnet18<float>(o);
   net->to(kGpu);
   optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions().lr(0.05).momentum(0.9));

@@ -103,9 +103,7 @@ const Device kGpu = Device::cuda(0);
 
 template <typename T>
 std::shared_ptr<models::ResNet<T>> small_resnet(uint64_t seed) {
-  models::ResNetOptions o;
-  o.num_classes = 5;
-  o.seed = seed;
+  auto o = models::ResNetOptions().num_classes(5).seed(seed);
   auto net = models::resnet<T>("resnet18", o);
   net->to(kGpu);
   net->train();

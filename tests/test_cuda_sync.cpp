@@ -70,9 +70,7 @@ struct Step {
   int64_t done = 0;
 
   explicit Step(bool adam) {
-    models::ResNetOptions o;
-    o.num_classes = 10;
-    o.seed = 7;
+    auto o = models::ResNetOptions().num_classes(10).seed(7);
     net = models::resnet<float>("resnet18", o);
     net->to(dev);
     net->train();

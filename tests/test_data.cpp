@@ -169,13 +169,13 @@ TEST_CASE("ImageFolder: sorted classes and files, ignored entries, per-class lim
   CHECK(all.class_counts() == std::vector<int64_t>{2, 3});
 
   ImageFolderOptions o;
-  o.limit = 3;  // 2 from the first class, 1 from the second
+  o.limit(3);  // 2 from the first class, 1 from the second
   ImageFolder three(tmp.path.string(), o);
   CHECK(three.class_counts() == std::vector<int64_t>{2, 1});
   CHECK(fs::path(three.files()[2].path).filename() == "a.PNG");
-  o.limit = 6;  // more than the first class has: it keeps all it has
+  o.limit(6);  // more than the first class has: it keeps all it has
   CHECK(ImageFolder(tmp.path.string(), o).class_counts() == std::vector<int64_t>{2, 3});
-  o.limit = 1;
+  o.limit(1);
   require_error_mentions([&] { ImageFolder f(tmp.path.string(), o); }, {"limit 1", "2 classes"});
 }
 
@@ -192,6 +192,21 @@ TEST_CASE("ImageFolder: missing, empty and class-less folders are clear errors")
                          {(tmp.path / "cat").string(), "holds no images"});
   write_image(tmp.path / "file.png", 2, 2, [](int, int, int) { return 0; });
   require_error_mentions([&] { ImageFolder f((tmp.path / "file.png").string()); }, {"not a directory"});
+}
+
+// A folder of one class would train a classifier to a loss of 0: the library refuses it, naming the folder
+// and the count, whichever way it is reached (ImageFolder, then ImageFolderDataset and a Trainer over it).
+TEST_CASE("ImageFolder: one class is refused by name") {
+  TempDir tmp;
+  for (const char* f : {"cat/1.png", "cat/2.png"})
+    write_image(tmp.path / f, 2, 2, [](int, int, int) { return 9; });
+  const std::string root = tmp.path.string();
+  require_error_mentions(
+      [&] { ImageFolder f(root); },
+      {"image folder '" + root + "' has 1 class sub-folder ('cat')", "at least two classes"});
+  fs::create_directories(tmp.path / "dog");
+  write_image(tmp.path / "dog/1.png", 2, 2, [](int, int, int) { return 9; });
+  CHECK(ImageFolder(root).classes().size() == 2);  // a second class is enough
 }
 
 TEST_CASE("crop_resize: identity, constant, linear ramps and antialiasing") {
@@ -307,12 +322,7 @@ TEST_CASE("loader: every sample once per epoch, in an order that does not depend
   auto ds = std::make_shared<FakeDataset>(103);
   std::vector<std::vector<std::pair<float, int32_t>>> runs;
   for (int workers : {0, 1, 3}) {
-    LoaderOptions o;
-    o.batch_size = 10;
-    o.shuffle = true;
-    o.seed = 9;
-    o.workers = workers;
-    o.prefetch = 2;
+    auto o = LoaderOptions().batch_size(10).shuffle(true).seed(9).workers(workers).prefetch(2);
     DataLoader loader(ds, o);
     REQUIRE(loader.num_batches() == 11);
     auto e0 = run_epoch(loader, 0);
@@ -335,19 +345,15 @@ TEST_CASE("loader: every sample once per epoch, in an order that does not depend
 
 TEST_CASE("loader: starting mid-epoch gives the rest of the uninterrupted epoch; drop_last; no shuffle") {
   auto ds = std::make_shared<FakeDataset>(50);
-  LoaderOptions o;
-  o.batch_size = 8;
-  o.shuffle = true;
-  o.seed = 3;
-  o.workers = 2;
+  auto o = LoaderOptions().batch_size(8).shuffle(true).seed(3).workers(2);
   DataLoader loader(ds, o);
   auto full = run_epoch(loader, 4);
   auto tail = run_epoch(loader, 4, 3);
   REQUIRE(tail.size() == 50 - 24);
   CHECK(std::equal(tail.begin(), tail.end(), full.begin() + 24));
 
-  o.drop_last = true;
-  o.shuffle = false;
+  o.drop_last(true);
+  o.shuffle(false);
   DataLoader dropping(ds, o);
   CHECK(dropping.num_batches() == 6);
   auto kept = run_epoch(dropping, 0);
@@ -357,11 +363,7 @@ TEST_CASE("loader: starting mid-epoch gives the rest of the uninterrupted epoch;
 
 TEST_CASE("loader: an epoch as a range-for gives the same batches as start_epoch and next") {
   auto ds = std::make_shared<FakeDataset>(37);
-  LoaderOptions o;
-  o.batch_size = 5;
-  o.shuffle = true;
-  o.seed = 4;
-  o.workers = 2;
+  auto o = LoaderOptions().batch_size(5).shuffle(true).seed(4).workers(2);
   DataLoader loader(ds, o);
   for (int64_t first : {int64_t(0), int64_t(3)}) {
     const auto want = run_epoch(loader, 2, first);
@@ -382,13 +384,10 @@ TEST_CASE("loader: unreadable samples are skipped with one warning each; other e
   auto ds = std::make_shared<FakeDataset>(20, std::set<int64_t>{3, 4, 5, 6, 17});
   std::vector<std::string> warnings;
   std::mutex mu;
-  LoaderOptions o;
-  o.batch_size = 4;
-  o.workers = 2;
-  o.warn = [&](const std::string& m) {
+  auto o = LoaderOptions().batch_size(4).workers(2).warn([&](const std::string& m) {
     std::lock_guard<std::mutex> lock(mu);
     warnings.push_back(m);
-  };
+  });
   DataLoader loader(ds, o);
   for (int epoch = 0; epoch < 2; ++epoch) {
     auto got = run_epoch(loader, epoch);
@@ -403,7 +402,7 @@ TEST_CASE("loader: unreadable samples are skipped with one warning each; other e
   // A batch whose every sample is unreadable is passed over.
   auto all_bad = std::make_shared<FakeDataset>(8, std::set<int64_t>{0, 1, 2, 3});
   LoaderOptions q = o;
-  q.warn = [](const std::string&) {};
+  q.warn([](const std::string&) {});
   DataLoader skipping(all_bad, q);
   skipping.start_epoch(0);
   Batch b;
@@ -413,9 +412,7 @@ TEST_CASE("loader: unreadable samples are skipped with one warning each; other e
 
   auto buggy = std::make_shared<FakeDataset>(20, std::set<int64_t>{}, 9);
   for (int workers : {0, 2}) {
-    LoaderOptions p;
-    p.batch_size = 4;
-    p.workers = workers;
+    auto p = LoaderOptions().batch_size(4).workers(workers);
     DataLoader crashing(buggy, p);
     crashing.start_epoch(0);
     REQUIRE(crashing.next(b));
@@ -427,10 +424,7 @@ TEST_CASE("loader: unreadable samples are skipped with one warning each; other e
 TEST_CASE("loader: destruction mid-epoch and restarts do not hang") {
   auto ds = std::make_shared<FakeDataset>(1000);
   for (int i = 0; i < 5; ++i) {
-    LoaderOptions o;
-    o.batch_size = 7;
-    o.workers = 3;
-    o.prefetch = 1;
+    auto o = LoaderOptions().batch_size(7).workers(3).prefetch(1);
     DataLoader loader(ds, o);
     loader.start_epoch(0);
     Batch b;
@@ -439,8 +433,7 @@ TEST_CASE("loader: destruction mid-epoch and restarts do not hang") {
     REQUIRE(loader.next(b));
     CHECK(b.index == 5);
   }
-  LoaderOptions o;
-  o.batch_size = 0;
+  auto o = LoaderOptions().batch_size(0);
   require_error_mentions([&] { DataLoader l(ds, o); }, {"batch size"});
 }
 
@@ -460,10 +453,8 @@ TEST_CASE("ImageFolderDataset: decodes files, labels by folder, skips a corrupt 
   REQUIRE(ds->size() == 7);
   CHECK(ds->sample_shape() == Shape{3, 6, 6});
   std::vector<std::string> warnings;
-  LoaderOptions o;
-  o.batch_size = 4;
-  o.workers = 1;
-  o.warn = [&](const std::string& m) { warnings.push_back(m); };
+  auto o = LoaderOptions().batch_size(4).workers(1);
+  o.warn([&](const std::string& m) { warnings.push_back(m); });
   DataLoader loader(ds, o);
   loader.start_epoch(0);
   Batch b;

@@ -30,9 +30,7 @@ struct TempDir {
 };
 
 models::ResNetOptions tiny(int64_t classes, uint64_t seed) {
-  models::ResNetOptions o;
-  o.num_classes = classes;
-  o.seed = seed;
+  auto o = models::ResNetOptions().num_classes(classes).seed(seed);
   return o;
 }
 
@@ -147,7 +145,7 @@ TEST_CASE("replacing fc: every path sees the new head", "[finetune]") {
                     Catch::Contains("typed member holding a Linear"));
   CHECK_THROWS_WITH(net->replace_module("nope", std::make_shared<nn::ReLU<float>>()),
                     Catch::Contains("no child 'nope'"));
-  auto block = std::make_shared<models::ResidualBlock<float>>(models::ResidualBlockOptions{});
+  auto block = std::make_shared<models::ResidualBlock<float>>(models::ResidualBlockOptions());
   net->layers[0]->replace_module("1", block);  // a Sequential slot: forward runs the new block
   CHECK(net->blocks[1].get() == block.get());
   CHECK(find_state(net->state_dict(), "layer1.1.conv1.weight")->raw_data() ==

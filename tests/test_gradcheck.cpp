@@ -144,11 +144,7 @@ std::vector<std::pair<std::string, Tensor<double>>> block_wrt(const nn::Module<d
 }  // namespace
 
 TEST_CASE("gradcheck: basic block, training mode, stride 2, projection shortcut", "[gradcheck]") {
-  models::ResidualBlockOptions o;
-  o.kind = models::BlockKind::Basic;
-  o.in_channels = 3;
-  o.planes = 4;
-  o.stride = 2;
+  auto o = models::ResidualBlockOptions().kind(models::BlockKind::Basic).in_channels(3).planes(4).stride(2);
   Generator gen(31);
   models::ResidualBlock<double> block(o, gen);
   REQUIRE(block.downsample != nullptr);
@@ -157,9 +153,7 @@ TEST_CASE("gradcheck: basic block, training mode, stride 2, projection shortcut"
 }
 
 TEST_CASE("gradcheck: basic block, identity shortcut", "[gradcheck]") {
-  models::ResidualBlockOptions o;
-  o.in_channels = 4;
-  o.planes = 4;
+  auto o = models::ResidualBlockOptions().in_channels(4).planes(4);
   Generator gen(33);
   models::ResidualBlock<double> block(o, gen);
   REQUIRE(block.downsample == nullptr);
@@ -170,12 +164,12 @@ TEST_CASE("gradcheck: basic block, identity shortcut", "[gradcheck]") {
 TEST_CASE("gradcheck: bottleneck block, training mode, stride 2, projection (v1.5 and v1)", "[gradcheck]") {
   for (bool v1 : {false, true}) {
     INFO("stride_on_1x1 = " << v1);
-    models::ResidualBlockOptions o;
-    o.kind = models::BlockKind::Bottleneck;
-    o.in_channels = 4;
-    o.planes = 2;
-    o.stride = 2;
-    o.stride_on_1x1 = v1;
+    auto o = models::ResidualBlockOptions()
+                 .kind(models::BlockKind::Bottleneck)
+                 .in_channels(4)
+                 .planes(2)
+                 .stride(2)
+                 .stride_on_1x1(v1);
     Generator gen(35);
     models::ResidualBlock<double> block(o, gen);
     REQUIRE(block.downsample != nullptr);
@@ -187,9 +181,7 @@ TEST_CASE("gradcheck: bottleneck block, training mode, stride 2, projection (v1.
 TEST_CASE("gradcheck: a whole tiny ResNet-18 head to tail, with the loss", "[gradcheck]") {
   // Real ResNet-18 widths are too slow for finite differences; check the stem + one stage + head path on
   // a tiny input instead, through the builder's own modules.
-  models::ResNetOptions o;
-  o.num_classes = 3;
-  o.seed = 37;
+  auto o = models::ResNetOptions().num_classes(3).seed(37);
   auto net = models::resnet18<double>(o);
   auto x = leaf<double>({2, 3, 33, 33}, 38);
   std::vector<int32_t> labels{2, 0};

@@ -325,9 +325,7 @@ TEST_CASE("checkpoint: model, SGD state and training state round-trip, and train
           "[io]") {
   TempDir dir;
   const std::string path = dir.file("ckpt.safetensors");
-  models::ResNetOptions o;
-  o.num_classes = 4;
-  o.seed = 11;
+  auto o = models::ResNetOptions().num_classes(4).seed(11);
   auto a = models::resnet18<float>(o);
   auto so = optim::SGDOptions().lr(0.05).momentum(0.9).weight_decay(1e-4);
   optim::SGD<float> opt_a(a->named_parameters(), so);
@@ -352,7 +350,7 @@ TEST_CASE("checkpoint: model, SGD state and training state round-trip, and train
   CHECK(r.at("bn1.num_batches_tracked").shape == Shape{});
   CHECK(Tensor<int64_t>(r.read("bn1.num_batches_tracked")).item() == 2);
 
-  o.seed = 99;  // different initial weights
+  o.seed(99);  // different initial weights
   auto b = models::resnet18<float>(o);
   optim::SGD<float> opt_b(b->named_parameters(), so);
   io::TrainingState got = io::load_checkpoint(path, *b, &opt_b);
@@ -391,9 +389,7 @@ TEST_CASE("checkpoint: model, SGD state and training state round-trip, and train
 // io::save / io::load: one line each, no optimizer pointer to cast; the same files as save_checkpoint.
 TEST_CASE("io::save and io::load: weights alone, with the optimizer, and the non-strict load", "[io]") {
   TempDir dir;
-  models::ResNetOptions o;
-  o.num_classes = 4;
-  o.seed = 5;
+  auto o = models::ResNetOptions().num_classes(4).seed(5);
   auto a = models::resnet18<float>(o);
   auto so = optim::SGDOptions().lr(0.05).momentum(0.9);
   optim::SGD<float> opt_a(a->named_parameters(), so);
@@ -404,7 +400,7 @@ TEST_CASE("io::save and io::load: weights alone, with the optimizer, and the non
   io::save(*a, weights);
   auto r = io::SafetensorsReader::open(weights);
   for (const auto& t : r.tensors()) CHECK(t.name.rfind("optimizer.", 0) != 0);
-  o.seed = 77;
+  o.seed(77);
   auto b = models::resnet18<float>(o);
   io::load(*b, weights);
   require_same_state(a->state_dict(), b->state_dict());
@@ -426,7 +422,7 @@ TEST_CASE("io::save and io::load: weights alone, with the optimizer, and the non
   require_same_state(a->state_dict(), c->state_dict());
 
   // Strict refuses another head; load_matching takes what fits and names the rest.
-  o.num_classes = 6;
+  o.num_classes(6);
   auto d = models::resnet18<float>(o);
   const auto fc_before = bytes_of(d->fc->weight);
   CHECK_THROWS_AS(io::load(*d, weights), Error);
@@ -460,12 +456,10 @@ TEST_CASE("checkpoint: AdamW state and a double-precision model round-trip", "[i
   require_same_state(opt_a.state(), opt_b.state());
   CHECK(io::SafetensorsReader::open(path).find("optimizer.0.weight.exp_avg_sq") != nullptr);
 
-  models::ResNetOptions o;
-  o.num_classes = 3;
-  o.seed = 5;
+  auto o = models::ResNetOptions().num_classes(3).seed(5);
   auto d = models::resnet18<double>(o);
   io::save_checkpoint<double>(dir.file("d.safetensors"), *d, nullptr, io::TrainingState());
-  o.seed = 6;
+  o.seed(6);
   auto e = models::resnet18<double>(o);
   io::load_checkpoint<double>(dir.file("d.safetensors"), *e, nullptr);
   require_same_state(d->state_dict(), e->state_dict());
@@ -482,13 +476,13 @@ struct MismatchFixture {
   io::TrainingState st;
   std::string path;
   MismatchFixture() {
-    o.num_classes = 4;
-    o.seed = 3;
+    o.num_classes(4);
+    o.seed(3);
     src = models::resnet18<float>(o);
     st.arch = "resnet18";
     path = dir.file("r18.safetensors");
     io::save_checkpoint<float>(path, *src, nullptr, st);
-    o.seed = 4;
+    o.seed(4);
     target = models::resnet18<float>(o);
   }
 };
@@ -519,7 +513,7 @@ TEST_CASE("checkpoint: mismatched checkpoints are refused and leave the model un
   }
   SECTION("another number of classes") {
     models::ResNetOptions o5 = o;
-    o5.num_classes = 5;
+    o5.num_classes(5);
     auto r5 = models::resnet18<float>(o5);
     require_error_mentions([&] { io::load_checkpoint<float>(path, *r5, nullptr); },
                            {path, "tensor 'fc.weight'", "shape [4, 512]", "expects [5, 512]"});
@@ -687,8 +681,7 @@ TEST_CASE("checkpoint: a failed write keeps the previous checkpoint and leaves n
   const auto before = read_file(path);
 
   // A file-size limit makes the write fail part-way (EFBIG), as a full disk would.
-  models::ResNetOptions o;
-  o.num_classes = 10;
+  auto o = models::ResNetOptions().num_classes(10);
   auto big = models::resnet18<float>(o);
   struct rlimit old;
   REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);

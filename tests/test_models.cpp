@@ -28,8 +28,7 @@ TEST_CASE("models: multiply-accumulates at 224x224 (v1) within 2% of the paper's
                                                           {"resnet50", 3.8e9},
                                                           {"resnet101", 7.6e9},
                                                           {"resnet152", 11.3e9}};
-  models::ResNetOptions o;
-  o.stride_on_1x1 = true;
+  auto o = models::ResNetOptions().stride_on_1x1(true);
   for (const auto& [arch, flops] : paper) {
     auto net = models::resnet<float>(arch, o);
     auto s = models::summarize(*net, {1, 3, 224, 224});
@@ -50,20 +49,19 @@ TEST_CASE("models: builder layout follows torchvision names and the paper's stem
   CHECK(has_down);
   CHECK(has_stats);
   CHECK(net->conv1->weight.shape() == Shape({64, 3, 7, 7}));
-  CHECK(net->conv1->options().padding_ == 3);
+  CHECK(net->conv1->options().padding() == 3);
   auto s = models::summarize(*net, {2, 3, 224, 224});
   // stem 112x112 -> max pool 56x56 -> stages 56, 28, 14, 7
   CHECK(s.rows[0].output == Shape({2, 64, 112, 112}));
   CHECK(s.rows[2].output == Shape({2, 64, 56, 56}));
   // v1.5 puts the stride on the 3x3 conv, v1 on the first 1x1.
   auto& b = *net->blocks[3];  // layer2.0
-  CHECK(b.conv2->options().stride_ == 2);
-  CHECK(b.conv1->options().stride_ == 1);
-  models::ResNetOptions v1;
-  v1.stride_on_1x1 = true;
+  CHECK(b.conv2->options().stride() == 2);
+  CHECK(b.conv1->options().stride() == 1);
+  auto v1 = models::ResNetOptions().stride_on_1x1(true);
   auto net1 = models::resnet50<float>(v1);
-  CHECK(net1->blocks[3]->conv1->options().stride_ == 2);
-  CHECK(net1->blocks[3]->conv2->options().stride_ == 1);
+  CHECK(net1->blocks[3]->conv1->options().stride() == 2);
+  CHECK(net1->blocks[3]->conv2->options().stride() == 1);
 }
 
 TEST_CASE("cpu: float32 fast convolution agrees with the double reference", "[fastpath]") {
@@ -106,9 +104,7 @@ TEST_CASE("cpu: float32 fast convolution agrees with the double reference", "[fa
 }
 
 TEST_CASE("cpu: float32 network forward and backward agree with double", "[fastpath]") {
-  models::ResNetOptions o;
-  o.num_classes = 5;
-  o.seed = 11;
+  auto o = models::ResNetOptions().num_classes(5).seed(11);
   auto nd = models::resnet18<double>(o);
   auto nf = models::resnet18<float>(o);
   // Same weights in both.
@@ -177,9 +173,7 @@ TEST_CASE("models: train() and eval() reach every layer", "[models]") {
 
 TEST_CASE("training: a small ResNet overfits one fixed batch with SGD", "[training]") {
   manual_seed(5);
-  models::ResNetOptions o;
-  o.num_classes = 4;
-  o.seed = 5;
+  auto o = models::ResNetOptions().num_classes(4).seed(5);
   auto net = models::resnet18<float>(o);
   auto x = random_tensor<float>({8, 3, 32, 32}, 6);
   std::vector<int32_t> labels{0, 1, 2, 3, 3, 2, 1, 0};

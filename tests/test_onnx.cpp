@@ -203,10 +203,7 @@ std::vector<std::string> folded_names(const M& net) {
 
 std::shared_ptr<models::ResNet<float>> test_resnet(const std::string& arch, int64_t classes,
                                                    bool v1 = false) {
-  models::ResNetOptions o;
-  o.num_classes = classes;
-  o.seed = 2024;
-  o.stride_on_1x1 = v1;
+  auto o = models::ResNetOptions().num_classes(classes).seed(2024).stride_on_1x1(v1);
   auto net = models::resnet<float>(arch, o);
   randomize_batchnorm(*net, 7);
   net->eval();
@@ -224,14 +221,11 @@ std::shared_ptr<nn::Sequential<float>> custom_model() {
   net.push_back(std::make_shared<nn::BatchNorm2d<float>>(8));
   net.push_back(std::make_shared<nn::ReLU<float>>());
   net.push_back(std::make_shared<nn::MaxPool2d<float>>(2, 2));
-  models::ResidualBlockOptions bo;
-  bo.in_channels = 8;
-  bo.planes = 4;
-  bo.kind = models::BlockKind::Bottleneck;
-  bo.stride = 2;
+  auto bo =
+      models::ResidualBlockOptions().in_channels(8).planes(4).kind(models::BlockKind::Bottleneck).stride(2);
   net.push_back(std::make_shared<models::ResidualBlock<float>>(bo, g));
-  bo.in_channels = 16;
-  bo.stride_on_1x1 = true;  // the paper's v1 placement, projecting shortcut
+  bo.in_channels(16);
+  bo.stride_on_1x1(true);  // the paper's v1 placement, projecting shortcut
   net.push_back(std::make_shared<models::ResidualBlock<float>>(bo, g));
   net.push_back(std::make_shared<nn::AvgPool2d<float>>(3, 1, 1));  // padding counted (PyTorch's default)
   net.push_back(std::make_shared<nn::AvgPool2d<float>>(3, 1, 1, /*count_include_pad=*/false));

@@ -17,6 +17,7 @@
 #include "resnet/core/tensor.hpp"
 #include "resnet/data/data.hpp"
 #include "resnet/data/eval_transform.hpp"
+#include "resnet/dist/init.hpp"
 #include "resnet/infer/classifier.hpp"
 #include "resnet/io/atomic_file.hpp"
 #include "resnet/io/checkpoint.hpp"

@@ -7,8 +7,7 @@
 int main() {
   using namespace resnet;
   manual_seed(1);
-  models::ResNetOptions o;
-  o.num_classes = 2;
+  auto o = models::ResNetOptions().num_classes(2);
   auto net = models::resnet18<float>(o);
   optim::SGD<float> opt(net->named_parameters(), optim::SGDOptions().lr(0.01).momentum(0.9));
   auto x = Tensor<float>::randn({2, 3, 32, 32});

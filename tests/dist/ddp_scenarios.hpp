@@ -27,15 +27,10 @@ inline std::shared_ptr<nn::Sequential<double>> bn_net(uint64_t seed) {
   net->push_back(std::make_shared<nn::Conv2d<double>>(nn::Conv2dOptions(3, 4, 3).padding(1).bias(false), g));
   net->push_back(std::make_shared<nn::BatchNorm2d<double>>(4));
   net->push_back(std::make_shared<nn::ReLU<double>>());
-  models::ResidualBlockOptions b1;
-  b1.in_channels = 4;
-  b1.planes = 4;
+  auto b1 = models::ResidualBlockOptions().in_channels(4).planes(4);
   net->push_back(std::make_shared<models::ResidualBlock<double>>(b1, g));
   net->push_back(std::make_shared<nn::MaxPool2d<double>>(2, 2));
-  models::ResidualBlockOptions b2;
-  b2.in_channels = 4;
-  b2.planes = 6;
-  b2.stride = 2;
+  auto b2 = models::ResidualBlockOptions().in_channels(4).planes(6).stride(2);
   net->push_back(std::make_shared<models::ResidualBlock<double>>(b2, g));
   net->push_back(std::make_shared<nn::GlobalAvgPool2d<double>>());
   net->push_back(std::make_shared<nn::Linear<double>>(6, 3, true, g));

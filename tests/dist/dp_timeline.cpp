@@ -66,9 +66,7 @@ int run(int argc, char** argv) {
   const int parsed = flags::parse(app, argc, argv);
   if (parsed >= 0) return parsed;
   resnet::set_num_threads(threads);
-  resnet::models::ResNetOptions mo;
-  mo.num_classes = classes;
-  mo.seed = 1;
+  auto mo = resnet::models::ResNetOptions().num_classes(classes).seed(1);
   auto model = resnet::models::resnet<float>(arch, mo);
   model->train();
   auto so = resnet::optim::SGDOptions().lr(0.01).momentum(0.9).weight_decay(1e-4);

@@ -149,9 +149,7 @@ class IndexDataset : public data::Dataset {
 TEST_CASE("DataLoader::start_epoch_over trains on a sampler's share, from any batch", "[sampler][loader]") {
   auto ds = std::make_shared<IndexDataset>(23);
   for (int workers : {0, 2}) {
-    data::LoaderOptions o;
-    o.batch_size = 4;
-    o.workers = workers;
+    auto o = data::LoaderOptions().batch_size(4).workers(workers);
     data::DataLoader loader(ds, o);
     DistributedSampler s(23, 3, 1, 9);
     s.set_epoch(2);

@@ -88,8 +88,7 @@ void torchvision_to_ours(const std::string& arch) {
 
 void ours_to_torchvision(const std::string& arch) {
   WorkDir dir(arch);
-  models::ResNetOptions o;
-  o.seed = 2024;
+  auto o = models::ResNetOptions().seed(2024);
   auto net = models::resnet<float>(arch, o);
   randomize_batchnorm(*net, 7);
   // Save with optimizer state and metadata, as training does: the script must pick the model's tensors.

@@ -1,9 +1,11 @@
 // ImageFolder: a labelled image set stored as one folder per class (root/cat/*.jpg, root/dog/*.jpg), as
 // torchvision's ImageFolder reads it: classes are the sub-folder names in sorted order (label = position),
 // files within a class are in sorted order, hidden entries and files without an image extension are ignored.
+// A folder needs at least two classes (one would train to a loss of 0): fewer is an error naming it.
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/arg.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -44,7 +46,7 @@ struct ImageFolderOptions {
   // 0: every image. N > 0: N images in all, split evenly over the classes (the first N / K files of each of
   // the K classes in sorted order, the first N % K classes taking one more), so a small subset keeps every
   // class. Smoke runs use it; it must be at least the number of classes.
-  int64_t limit = 0;
+  RESNET_ARG(int64_t, limit) = 0;
 };
 
 class ImageFolder {
@@ -63,6 +65,11 @@ class ImageFolder {
     std::sort(classes_.begin(), classes_.end());
     RESNET_CHECK(!classes_.empty(), "image folder '", root,
                  "' has no class sub-folders (expected one folder per class, like ", root, "/cat/*.jpg)");
+    // One class trains a classifier to a loss of 0 without learning anything: refused here, where every
+    // way in (ImageFolderDataset, a Trainer over it, the programs) passes.
+    RESNET_CHECK(classes_.size() >= 2, "image folder '", root, "' has 1 class sub-folder ('", classes_[0],
+                 "'); a classifier needs at least two classes, one folder each (like ", root,
+                 "/cat/*.jpg and ", root, "/dog/*.jpg)");
 
     std::vector<std::vector<std::string>> per_class(classes_.size());
     for (size_t c = 0; c < classes_.size(); ++c) {
@@ -79,14 +86,14 @@ class ImageFolder {
     }
 
     const int64_t k = static_cast<int64_t>(classes_.size());
-    RESNET_CHECK(options.limit >= 0, "image limit must be non-negative, got ", options.limit);
-    RESNET_CHECK(options.limit == 0 || options.limit >= k, "image limit ", options.limit,
+    RESNET_CHECK(options.limit() >= 0, "image limit must be non-negative, got ", options.limit());
+    RESNET_CHECK(options.limit() == 0 || options.limit() >= k, "image limit ", options.limit(),
                  " is smaller than the ", k, " classes of '", root,
                  "': every class needs at least one image");
     for (size_t c = 0; c < classes_.size(); ++c) {
       size_t keep = per_class[c].size();
-      if (options.limit > 0) {
-        int64_t quota = options.limit / k + (static_cast<int64_t>(c) < options.limit % k ? 1 : 0);
+      if (options.limit() > 0) {
+        int64_t quota = options.limit() / k + (static_cast<int64_t>(c) < options.limit() % k ? 1 : 0);
         keep = std::min(keep, static_cast<size_t>(quota));
       }
       counts_.push_back(static_cast<int64_t>(keep));

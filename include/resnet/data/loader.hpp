@@ -12,6 +12,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/arg.hpp"
 
 #include <condition_variable>
 #include <cstdio>
@@ -35,14 +36,14 @@ inline namespace RESNET_ABI {
 namespace data {
 
 struct LoaderOptions {
-  int64_t batch_size = 32;
-  bool shuffle = false;
-  bool drop_last = false;  // drop the last, smaller batch of an epoch
-  int workers = 1;         // threads preparing batches; 0 prepares each batch in the calling thread
-  int prefetch = 2;        // batches prepared ahead per worker
-  uint64_t seed = 0;
+  RESNET_ARG(int64_t, batch_size) = 32;
+  RESNET_ARG(bool, shuffle) = false;
+  RESNET_ARG(bool, drop_last) = false;  // drop the last, smaller batch of an epoch
+  RESNET_ARG(int, workers) = 1;   // threads preparing batches; 0 prepares each batch in the calling thread
+  RESNET_ARG(int, prefetch) = 2;  // batches prepared ahead per worker
+  RESNET_ARG(uint64_t, seed) = 0;
   // Called once per unreadable file (from a worker thread, serialised); default: a line on stderr.
-  std::function<void(const std::string&)> warn;
+  RESNET_ARG(std::function<void(const std::string&)>, warn);
 };
 
 struct Batch {
@@ -57,14 +58,14 @@ class DataLoader {
   DataLoader(std::shared_ptr<const Dataset> dataset, const LoaderOptions& options)
       : dataset_(std::move(dataset)), opts_(options) {
     RESNET_CHECK(dataset_ != nullptr, "DataLoader: null dataset");
-    RESNET_CHECK(opts_.batch_size > 0, "DataLoader: batch size must be positive, got ", opts_.batch_size);
-    RESNET_CHECK(opts_.workers >= 0 && opts_.workers <= 256, "DataLoader: workers must be in [0, 256], got ",
-                 opts_.workers);
-    RESNET_CHECK(opts_.prefetch >= 1, "DataLoader: prefetch must be at least 1, got ", opts_.prefetch);
+    RESNET_CHECK(opts_.batch_size() > 0, "DataLoader: batch size must be positive, got ", opts_.batch_size());
+    RESNET_CHECK(opts_.workers() >= 0 && opts_.workers() <= 256,
+                 "DataLoader: workers must be in [0, 256], got ", opts_.workers());
+    RESNET_CHECK(opts_.prefetch() >= 1, "DataLoader: prefetch must be at least 1, got ", opts_.prefetch());
     RESNET_CHECK(dataset_->size() > 0, "DataLoader: the dataset is empty");
-    if (!opts_.warn)
-      opts_.warn = [](const std::string& m) { std::fprintf(stderr, "warning: %s\n", m.c_str()); };
-    for (int i = 0; i < opts_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+    if (!opts_.warn())
+      opts_.warn([](const std::string& m) { std::fprintf(stderr, "warning: %s\n", m.c_str()); });
+    for (int i = 0; i < opts_.workers(); ++i) threads_.emplace_back([this] { worker_loop(); });
   }
   ~DataLoader() {
     {
@@ -80,8 +81,8 @@ class DataLoader {
   int64_t num_batches() const { return num_batches(dataset_->size()); }
   // Batches in an epoch of `samples` samples (a DistributedSampler's share: dist/sampler.hpp).
   int64_t num_batches(int64_t samples) const {
-    const int64_t b = opts_.batch_size;
-    return opts_.drop_last ? samples / b : (samples + b - 1) / b;
+    const int64_t b = opts_.batch_size();
+    return opts_.drop_last() ? samples / b : (samples + b - 1) / b;
   }
   const Dataset& dataset() const { return *dataset_; }
   const LoaderOptions& options() const { return opts_; }
@@ -89,8 +90,8 @@ class DataLoader {
   // Begins epoch `epoch` at batch `first_batch` (a resumed run skips the batches it already trained on).
   void start_epoch(int64_t epoch, int64_t first_batch = 0) {
     std::vector<int64_t> order;
-    if (opts_.shuffle) {
-      order = epoch_permutation(dataset_->size(), opts_.seed, epoch);
+    if (opts_.shuffle()) {
+      order = epoch_permutation(dataset_->size(), opts_.seed(), epoch);
     } else {
       order.resize(static_cast<size_t>(dataset_->size()));
       for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
@@ -205,7 +206,7 @@ class DataLoader {
   // Called with mu_ held.
   std::vector<int64_t> batch_indices(int64_t b) const {
     const int64_t n = static_cast<int64_t>(order_.size());
-    const int64_t lo = b * opts_.batch_size, hi = std::min(n, lo + opts_.batch_size);
+    const int64_t lo = b * opts_.batch_size(), hi = std::min(n, lo + opts_.batch_size());
     return std::vector<int64_t>(order_.begin() + lo, order_.begin() + hi);
   }
 
@@ -219,7 +220,7 @@ class DataLoader {
     batch.images = Tensor<float>::empty(Shape(dims));
     float* dst = batch.images.data();
     for (int64_t i : indices) {
-      SampleRng rng(sample_seed(opts_.seed, epoch, i));
+      SampleRng rng(sample_seed(opts_.seed(), epoch, i));
       try {
         dataset_->load(i, rng, dst + batch.labels.size() * per_n);
       } catch (const Error& e) {
@@ -240,12 +241,12 @@ class DataLoader {
   void skip(int64_t index, const std::string& why) {
     std::lock_guard<std::mutex> lock(warn_mu_);
     if (!skipped_.insert(index).second) return;
-    opts_.warn("skipping unreadable image " + dataset_->name(index) + ": " + why);
+    opts_.warn()("skipping unreadable image " + dataset_->name(index) + ": " + why);
   }
 
   void worker_loop() {
     std::unique_lock<std::mutex> lock(mu_);
-    const int64_t ahead = static_cast<int64_t>(opts_.workers) * opts_.prefetch;
+    const int64_t ahead = static_cast<int64_t>(opts_.workers()) * opts_.prefetch();
     for (;;) {
       work_cv_.wait(lock,
                     [&] { return stop_ || (next_claim_ < end_ && next_claim_ < next_deliver_ + ahead); });

@@ -30,7 +30,7 @@ class SyncBatchNorm : public nn::BatchNorm2d<T> {
   // and hooks holding them stay valid), and its eval pin.
   SyncBatchNorm(const nn::BatchNorm2d<T>& bn, std::shared_ptr<ProcessGroup> group)
       : SyncBatchNorm(bn.options(), std::move(group)) {
-    RESNET_CHECK(!bn.folded(), "SyncBatchNorm: the BatchNorm2d(", bn.options().num_features_,
+    RESNET_CHECK(!bn.folded(), "SyncBatchNorm: the BatchNorm2d(", bn.options().num_features(),
                  ") was folded into its convolution for inference; it cannot train");
     this->weight = bn.weight;
     this->bias = bn.bias;
@@ -43,7 +43,7 @@ class SyncBatchNorm : public nn::BatchNorm2d<T> {
 
   Tensor<T> forward_fused(const Tensor<T>& x, const Tensor<T>& residual, Activation act) override {
     if (!this->is_training()) return nn::BatchNorm2d<T>::forward_fused(x, residual, act);
-    const int64_t C = this->options().num_features_;
+    const int64_t C = this->options().num_features();
     RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == C, "SyncBatchNorm(", C, "): expected input [N, ",
                  C, ", H, W], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
     RESNET_DISPATCH(this->num_batches_tracked.device(), count_up, this->num_batches_tracked);

@@ -115,9 +115,8 @@ class BasicClassifier {
     std::vector<std::string> names = options.class_names.empty() ? s.class_names : options.class_names;
     RESNET_CHECK(!names.empty(), "Classifier: checkpoint '", path,
                  "' has no class names; set ClassifierOptions::class_names");
-    models::ResNetOptions mo;
-    mo.num_classes = static_cast<int64_t>(names.size());
-    mo.seed = 1;  // every tensor is overwritten by the strict load below
+    auto mo = models::ResNetOptions().num_classes(static_cast<int64_t>(names.size()));
+    mo.seed(1);  // every tensor is overwritten by the strict load below
     std::shared_ptr<models::ResNet<T>> net = models::resnet<T>(arch, mo);
     io::load(*net, path);
     // Ours to change: evaluation mode, folded, on the device asked for.

@@ -103,7 +103,7 @@ bool any_training(const nn::Module<T>& m) {
 // The input channels of the first convolution met depth-first (0 when there is none).
 template <typename T>
 int64_t first_conv_channels(const nn::Module<T>& m) {
-  if (auto* c = dynamic_cast<const nn::Conv2d<T>*>(&m)) return c->options().in_channels_;
+  if (auto* c = dynamic_cast<const nn::Conv2d<T>*>(&m)) return c->options().in_channels();
   for (const auto& c : m.named_children())
     if (int64_t ch = first_conv_channels(*c.second)) return ch;
   return 0;
@@ -202,8 +202,8 @@ class OnnxWriter {
       // models/fuse.hpp does) and rounded once.
       const std::vector<float> gamma = onnx_values(bn->weight), beta = onnx_values(bn->bias),
                                mean = onnx_values(bn->running_mean), var = onnx_values(bn->running_var);
-      const double eps = bn->options().eps_;
-      const size_t oc = static_cast<size_t>(o.out_channels_), per = w.size() / oc;
+      const double eps = bn->options().eps();
+      const size_t oc = static_cast<size_t>(o.out_channels()), per = w.size() / oc;
       if (bias.empty()) bias.assign(oc, 0.0f);
       for (size_t k = 0; k < oc; ++k) {
         const double s = static_cast<double>(gamma[k]) / std::sqrt(static_cast<double>(var[k]) + eps);
@@ -211,12 +211,12 @@ class OnnxWriter {
         bias[k] = static_cast<float>((static_cast<double>(bias[k]) - mean[k]) * s + beta[k]);
       }
       in.push_back(g_.initializer(join_path(cpath, "weight"), dims_of(c.weight), w));
-      in.push_back(g_.initializer(join_path(cpath, "bias"), {o.out_channels_}, bias));
+      in.push_back(g_.initializer(join_path(cpath, "bias"), {o.out_channels()}, bias));
     }
     std::string y = g_.node("Conv", in, name(cpath, "conv"));
-    g_.attr("kernel_shape", std::vector<int64_t>{o.kernel_size_, o.kernel_size_});
-    g_.attr("strides", std::vector<int64_t>{o.stride_, o.stride_});
-    g_.attr("pads", std::vector<int64_t>{o.padding_, o.padding_, o.padding_, o.padding_});
+    g_.attr("kernel_shape", std::vector<int64_t>{o.kernel_size(), o.kernel_size()});
+    g_.attr("strides", std::vector<int64_t>{o.stride(), o.stride()});
+    g_.attr("pads", std::vector<int64_t>{o.padding(), o.padding(), o.padding(), o.padding()});
     if (bn && !fold) y = batchnorm(*bn, bpath, y);
     return y;
   }
@@ -226,7 +226,7 @@ class OnnxWriter {
     std::vector<std::string> in{x, init("weight", b.weight), init("bias", b.bias),
                                 init("running_mean", b.running_mean), init("running_var", b.running_var)};
     std::string y = g_.node("BatchNormalization", in, name(path, "batchnorm"));
-    g_.attr("epsilon", static_cast<float>(b.options().eps_));
+    g_.attr("epsilon", static_cast<float>(b.options().eps()));
     return y;
   }
 

@@ -24,9 +24,9 @@ template <typename T>
 bool fold_batchnorm(nn::Conv2d<T>& conv, nn::BatchNorm2d<T>& bn) {
   using P = acc_t<T>;
   if (bn.folded()) return false;
-  const int64_t C = conv.options().out_channels_;
-  RESNET_CHECK(bn.options().num_features_ == C, "fold_batchnorm: Conv2d has ", C,
-               " output channels, BatchNorm2d ", bn.options().num_features_);
+  const int64_t C = conv.options().out_channels();
+  RESNET_CHECK(bn.options().num_features() == C, "fold_batchnorm: Conv2d has ", C,
+               " output channels, BatchNorm2d ", bn.options().num_features());
   RESNET_CHECK(!bn.is_training(),
                "fold_batchnorm: the BatchNorm2d is in training mode (call eval() first: "
                "folding uses the running statistics)");
@@ -39,7 +39,7 @@ bool fold_batchnorm(nn::Conv2d<T>& conv, nn::BatchNorm2d<T>& bn) {
   std::vector<P> w2(w.size()), b2(static_cast<size_t>(C));
   for (size_t o = 0; o < static_cast<size_t>(C); ++o) {
     const double s =
-        static_cast<double>(gamma[o]) / std::sqrt(static_cast<double>(var[o]) + bn.options().eps_);
+        static_cast<double>(gamma[o]) / std::sqrt(static_cast<double>(var[o]) + bn.options().eps());
     for (size_t k = 0; k < per; ++k)
       w2[o * per + k] = static_cast<P>(static_cast<double>(w[o * per + k]) * s);
     b2[o] = static_cast<P>((static_cast<double>(b0[o]) - static_cast<double>(mean[o])) * s +

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/arg.hpp"
 
 #include <array>
 #include <string>
@@ -16,11 +17,11 @@ inline namespace RESNET_ABI {
 namespace models {
 
 struct ResNetOptions {
-  int64_t num_classes = 1000;
-  int64_t in_channels = 3;
-  bool stride_on_1x1 = false;       // bottleneck v1 (the paper) instead of v1.5
-  bool zero_init_residual = false;  // start each block as the identity (last BN weight = 0)
-  uint64_t seed = 0;                // 0: draw from default_generator()
+  RESNET_ARG(int64_t, num_classes) = 1000;
+  RESNET_ARG(int64_t, in_channels) = 3;
+  RESNET_ARG(bool, stride_on_1x1) = false;       // bottleneck v1 (the paper) instead of v1.5
+  RESNET_ARG(bool, zero_init_residual) = false;  // start each block as the identity (last BN weight = 0)
+  RESNET_ARG(uint64_t, seed) = 0;                // 0: draw from default_generator()
 };
 
 struct ResNetSpec {
@@ -43,12 +44,13 @@ template <typename T>
 class ResNet : public nn::Module<T> {
  public:
   ResNet(const ResNetSpec& spec, const ResNetOptions& o) : spec_(spec), opts_(o) {
-    RESNET_CHECK(o.num_classes > 0, "ResNet: num_classes must be positive, got ", o.num_classes);
-    Generator seeded(o.seed);
-    Generator& gen = o.seed ? seeded : default_generator();
-    this->register_module("conv1", conv1,
-                          std::make_shared<nn::Conv2d<T>>(
-                              nn::Conv2dOptions(o.in_channels, 64, 7).stride(2).padding(3).bias(false), gen));
+    RESNET_CHECK(o.num_classes() > 0, "ResNet: num_classes must be positive, got ", o.num_classes());
+    Generator seeded(o.seed());
+    Generator& gen = o.seed() ? seeded : default_generator();
+    this->register_module(
+        "conv1", conv1,
+        std::make_shared<nn::Conv2d<T>>(
+            nn::Conv2dOptions(o.in_channels(), 64, 7).stride(2).padding(3).bias(false), gen));
     this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(64));
     this->register_module("maxpool", maxpool, std::make_shared<nn::MaxPool2d<T>>(3, 2, 1));
     int64_t in = 64;
@@ -56,24 +58,24 @@ class ResNet : public nn::Module<T> {
     for (size_t s = 0; s < 4; ++s) {
       auto stage = std::make_shared<nn::Sequential<T>>();
       for (int64_t b = 0; b < spec.blocks[s]; ++b) {
-        ResidualBlockOptions bo;
-        bo.kind = spec.kind;
-        bo.in_channels = in;
-        bo.planes = planes[s];
-        bo.stride = (b == 0 && s > 0) ? 2 : 1;
-        bo.stride_on_1x1 = o.stride_on_1x1;
+        auto bo = ResidualBlockOptions()
+                      .kind(spec.kind)
+                      .in_channels(in)
+                      .planes(planes[s])
+                      .stride((b == 0 && s > 0) ? 2 : 1)
+                      .stride_on_1x1(o.stride_on_1x1());
         auto block = stage->push_back(std::make_shared<ResidualBlock<T>>(bo, gen));
-        if (o.zero_init_residual) block->last_bn().weight.zero_();
+        if (o.zero_init_residual()) block->last_bn().weight.zero_();
         in = planes[s] * block_expansion(spec.kind);
       }
       this->register_module("layer" + std::to_string(s + 1), layers[s], stage);
     }
     this->register_module("avgpool", avgpool, std::make_shared<nn::GlobalAvgPool2d<T>>());
-    this->register_module("fc", fc, std::make_shared<nn::Linear<T>>(in, o.num_classes, true, gen));
+    this->register_module("fc", fc, std::make_shared<nn::Linear<T>>(in, o.num_classes(), true, gen));
   }
 
   Tensor<T> forward(const Tensor<T>& x) override {
-    const int64_t in = conv1->options().in_channels_;  // conv1 may have been replaced
+    const int64_t in = conv1->options().in_channels();  // conv1 may have been replaced
     RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == in, spec_.name, ": expected images [N, ", in,
                  ", H, W], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
     // The input is converted once to the model's memory format (a no-op when the loader made it so).

@@ -95,14 +95,11 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
   if (shard->size() > 0) {  // a rank may hold nothing of a set smaller than the world
     NoGradGuard no_grad;
     model.eval();
-    data::LoaderOptions lo;
-    lo.batch_size = local;
-    lo.workers = o.workers;
-    lo.prefetch = o.prefetch;
+    auto lo = data::LoaderOptions().batch_size(local).workers(o.workers).prefetch(o.prefetch);
     if (o.warn)
-      lo.warn = o.warn;
+      lo.warn(o.warn);
     else if (o.skips)
-      lo.warn = [s = o.skips](const std::string& m) { s->warn(m); };
+      lo.warn([s = o.skips](const std::string& m) { s->warn(m); });
     data::DataLoader loader(shard, lo);
     loader.start_epoch(0);
     data::Batch b;

@@ -142,10 +142,9 @@ TrainerOptions recipe_trainer_options(const RecipePlan& plan, const RecipeRuntim
 template <typename T>
 FitResult run_recipe_as(const RecipePlan& plan, const RecipeRuntime& rt, const RecipeData& d) {
   const RecipeOptions& r = plan.recipe;
-  models::ResNetOptions mo;
-  mo.num_classes = static_cast<int64_t>(d.classes.size());
-  mo.seed = data::combine_seed(*r.seed(), 0x4d4f44454cULL /* "MODEL" */) | 1;  // 0 would mean "unseeded"
-  mo.zero_init_residual = r.zero_init();
+  auto mo = models::ResNetOptions().num_classes(static_cast<int64_t>(d.classes.size()));
+  mo.seed(data::combine_seed(*r.seed(), 0x4d4f44454cULL /* "MODEL" */) | 1);  // 0 would mean "unseeded"
+  mo.zero_init_residual(r.zero_init());
   auto model = models::resnet<T>(r.arch(), mo);
   if (!r.init().empty() && !plan.resuming) {
     // Non-strict: a head with another class count keeps its fresh initialisation.

@@ -61,8 +61,7 @@ inline data::TransformOptions recipe_eval_transform(const RecipeOptions& r) {
 // Both splits of a resolved recipe's data folder, limited to RecipeOptions::limit images each.
 inline RecipeData recipe_data(const RecipeOptions& r) {
   if (r.data().empty()) throw OptionError("--data: no data folder given");
-  data::ImageFolderOptions fo;
-  fo.limit = r.limit();
+  auto fo = data::ImageFolderOptions().limit(r.limit());
   data::ImageFolder train_folder(recipe_split_dir(r.data(), "train"), fo);
   data::ImageFolder test_folder(recipe_split_dir(r.data(), "test"), fo);
   RecipeData d;

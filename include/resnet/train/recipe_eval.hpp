@@ -61,15 +61,13 @@ inline EvalResult evaluate_recipe(const RecipeOptions& o, const std::string& wei
   const RecipeRuntime rt = recipe_runtime(o, false);
   const io::TrainingState st = recipe_checkpoint(weights, o.name());
   const RecipeOptions saved = recipe_of(st);
-  models::ResNetOptions mo;
-  mo.num_classes = static_cast<int64_t>(st.class_names.size());
+  auto mo = models::ResNetOptions().num_classes(static_cast<int64_t>(st.class_names.size()));
   auto model = models::resnet<float>(st.arch, mo);
   io::load(*model, weights);
   model->to(rt.device);
   model->eval();
   if (o.data().empty()) throw OptionError("--data: no data folder given");
-  data::ImageFolderOptions fo;
-  fo.limit = o.limit();
+  auto fo = data::ImageFolderOptions().limit(o.limit());
   data::ImageFolder folder(recipe_split_dir(o.data(), split), fo);
   if (folder.classes() != st.class_names)
     throw Error("the classes of '" + folder.root() + "' differ from the checkpoint's");
