@@ -201,6 +201,63 @@ TEST_CASE("a run stopped mid-epoch and resumed ends exactly where an uninterrupt
   fs::remove_all(b);
 }
 
+// A finished run resumed as it is reports its epochs; resumed longer, its schedule must say how it goes on:
+// without schedule_epochs the rate would jump under the resumed step, and a finished cosine would hold 0.
+TEST_CASE("a finished run: its epochs when resumed as is, and the rules for making it longer", "[trainer]") {
+  set_num_threads(1);
+  const fs::path d = fresh_dir("lengthen"), e = fresh_dir("lengthen_onecycle");
+  auto cosine = [](Run& r) {
+    r.o.schedule = train::schedule(optim::ScheduleOptions().kind(optim::ScheduleKind::Cosine).base_lr(0.1));
+    r.o.schedule_name = "cosine";
+  };
+  Run first(d, 11);
+  cosine(first);
+  REQUIRE(first.fit().status == train::FitStatus::Completed);
+  const std::string last = (d / "last.safetensors").string();
+
+  Run again(d, 11);
+  cosine(again);
+  again.o.resume = last;
+  const train::FitResult done = again.fit();
+  CHECK(done.status == train::FitStatus::AlreadyComplete);
+  CHECK(done.epochs_done == 2);
+  CHECK(done.history.size() == 2);
+  CHECK(done.steps == 10);
+
+  Run longer(d, 11);
+  cosine(longer);
+  longer.o.epochs = 3;
+  longer.o.resume = last;
+  testing::require_error_mentions([&] { longer.fit(); },
+                                  {last, "is a run of 2 epochs", "ask for 3", "set schedule_epochs to 2"});
+  longer.o.schedule_epochs = 2;
+  testing::require_error_mentions(
+      [&] { longer.fit(); },
+      {last, "finished its cosine schedule, whose last learning rate is 0", "io::load"});
+  CHECK(longer.steps.empty());
+
+  // One-cycle ends above 0: the added epoch holds its last rate.
+  Run oc(e, 11);
+  REQUIRE(oc.fit().status == train::FitStatus::Completed);
+  Run more(e, 11);
+  more.o.epochs = 3;
+  more.o.schedule_epochs = 2;
+  more.o.resume = (e / "last.safetensors").string();
+  const train::FitResult r3 = more.fit();
+  CHECK(r3.status == train::FitStatus::Completed);
+  CHECK(r3.epochs_done == 3);
+  CHECK(r3.history.size() == 3);
+  const double held =
+      optim::make_schedule(
+          optim::ScheduleOptions().kind(optim::ScheduleKind::OneCycle).base_lr(0.1).total_steps(10))
+          ->lr(9);
+  REQUIRE(more.steps.size() == 5);
+  CHECK(held == Approx(0.1 / 25 / 1e4));
+  for (const auto& s : more.steps) CHECK(s.lr == held);
+  fs::remove_all(d);
+  fs::remove_all(e);
+}
+
 TEST_CASE("the global batch must split evenly over the ranks", "[trainer]") {
   const fs::path d = fresh_dir("split");
   Run r(d, 1);

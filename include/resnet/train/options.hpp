@@ -131,9 +131,9 @@ enum class FitStatus {
 
 struct FitResult {
   FitStatus status = FitStatus::Completed;
-  int64_t steps = 0;  // optimizer steps of the whole run (resumes included)
-  int64_t epochs_done = 0;
-  double best_acc = -1;  // best test accuracy so far (-1: none)
+  int64_t steps = 0;        // optimizer steps of the whole run (resumes included)
+  int64_t epochs_done = 0;  // the run's, resumed ones included (a resumed run with nothing left: all of them)
+  double best_acc = -1;     // best test accuracy so far (-1: none)
   int64_t best_epoch = 0;
   std::vector<tools::EpochMetrics> history;  // every epoch of the run, resumed ones included
   std::string last_path;                     // out_dir/last.safetensors

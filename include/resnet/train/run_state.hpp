@@ -59,6 +59,7 @@ inline io::TrainingState checkpoint_state(const TrainerOptions& o, const RunStat
   s.extra["train_images"] = std::to_string(n_train);
   s.extra["global_batch"] = std::to_string(o.batch);
   s.extra["world_size"] = std::to_string(world_size);  // informational: any world size may resume
+  s.extra["run_epochs"] = std::to_string(o.epochs);    // the length its schedule is laid over
   s.extra["best_acc"] = io::detail::format_double(r.best_acc);
   s.extra["best_epoch"] = std::to_string(r.best_epoch);
   return s;
@@ -100,8 +101,29 @@ RunState resume_run(const TrainerOptions& o, int64_t n_train, int64_t steps_per_
   RESNET_CHECK(saved_batch < 0 || saved_batch == static_cast<double>(o.batch), "resume: '", ck,
                "' was trained with global batch ", static_cast<int64_t>(saved_batch), ", not ", o.batch,
                " (the batch is part of the recipe)");
+  // A schedule is a function of the run's length: another length moves it under the resumed step (the rate
+  // jumps), so it is refused unless schedule_epochs says how the planned schedule goes on.
+  const double saved_epochs = detail::extra_number(st, "run_epochs", -1, ck);
+  RESNET_CHECK(
+      !o.schedule || saved_epochs < 0 || saved_epochs == static_cast<double>(o.epochs) || stretch,
+      "resume: '", ck, "' is a run of ", static_cast<int64_t>(saved_epochs), " epochs and these options ",
+      "ask for ", o.epochs, "; its learning-rate schedule is laid over the run's length and would jump ",
+      "at the resumed step. To train longer, set schedule_epochs to ", static_cast<int64_t>(saved_epochs),
+      " (the schedule's remaining steps are stretched over the new length), or start a new run from ",
+      "its weights (io::load, without resume) with a schedule of its own");
+  if (stretch && o.schedule && st.step >= o.schedule_epochs * steps_per_epoch) {
+    // The run had finished its schedule: the added epochs hold its last rate, useless when that is 0.
+    const int64_t planned = o.schedule_epochs * steps_per_epoch;
+    const auto finished = o.schedule(planned, steps_per_epoch);
+    RESNET_CHECK(
+        finished->lr(planned - 1) > 0, "resume: '", ck, "' finished its ", finished->name(),
+        " schedule, whose last learning rate is 0: the ", o.epochs - o.schedule_epochs,
+        " added epochs would not train. Start a new run from its weights (io::load, without resume) ",
+        "with a schedule of its own");
+  }
   st = io::load_checkpoint(ck, model, &optimizer);
   r.start_epoch = st.epoch;
+  r.epoch_now = st.epoch;  // epochs done so far: what a run with nothing left to do reports
   r.step = st.step;
   const double samples = detail::extra_number(st, "samples_in_epoch", -1, ck);
   if (samples >= 0) {

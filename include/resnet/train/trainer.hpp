@@ -6,7 +6,12 @@
 // the seed's log lines, the progress line, metrics.csv, curves.svg, the best and the last checkpoints:
 // train/default_callbacks.hpp). fit() returns how the run ended (FitResult::status): completed, stopped by
 // a callback, interrupted (Ctrl-C: the step finishes, `last` is written, exit 130) or a non-finite loss
-// (stopped before its update, exit 3). A resumed run continues exactly.
+// (stopped before its update, exit 3). A resumed run continues exactly. With a schedule, a resumed run keeps
+// the length it was saved with (its schedule is laid over it); a longer one needs
+// TrainerOptions::schedule_epochs = the saved length, and the schedule's remaining steps are stretched over
+// the new length (a finished run holds its last rate; one whose last rate is 0, a finished cosine, is
+// refused: train on as a new run from its weights). FitResult::epochs_done counts the run's epochs, resumed
+// ones included, as its history does.
 //
 // Several ranks (a dist::ProcessGroup of size W > 1): the batch in the options is the global batch, B / W
 // samples a rank (train/shard.hpp); the model is wrapped in dist::DataParallel; evaluation is sharded and
