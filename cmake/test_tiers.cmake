@@ -14,7 +14,7 @@ set(RESNET_QUICK_TESTS
     test_ops_registry test_ops_grad test_ops_fast test_ops_nhwc test_ops_bf16
     resnet_summary_bad_flag bench_train_bad_flag bench_block_bad_flag bench_train_cuda_graph_cpu
     bench_cpu_peak_smoke train_catsdogs_refuses_ranks_without_mpi gpu_check_plan)
-set(RESNET_PACKAGING_TESTS test_install test_cuda_install test_odr test_one_include quickstart)
+set(RESNET_PACKAGING_TESTS test_install test_cuda_install test_odr test_one_include quickstart readme_blocks)
 
 function(resnet_label_tests)
   get_property(_tests DIRECTORY PROPERTY TESTS)
