@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "resnet/dist/init.hpp"  // dist::init: one process, or a rank under mpirun / srun
 #include "resnet/resnet.hpp"
 
 using namespace resnet;
