@@ -17,6 +17,8 @@
 #include "resnet/core/tensor.hpp"
 #include "resnet/data/data.hpp"
 #include "resnet/data/eval_transform.hpp"
+// dist::init: one process, or this rank under mpirun / srun (MPI's header only where resnet::dist is linked).
+#include "resnet/dist/init.hpp"
 #include "resnet/dist/init.hpp"
 #include "resnet/infer/classifier.hpp"
 #include "resnet/io/atomic_file.hpp"
