@@ -120,9 +120,9 @@ int main(int argc, char** argv) {
       std::printf("bench_data: no dataset found; %d synthetic 200x200 JPEGs per class in %s\n", per_class,
                   tmp.c_str());
     }
-    resnet::data::TransformOptions t;
-    t.size = static_cast<int>(size);
-    t.augment = resnet::data::parse_augment(aug);
+    auto t = resnet::data::TransformOptions()
+                 .size(static_cast<int>(size))
+                 .augment(resnet::data::parse_augment(aug));
     auto ds = std::make_shared<resnet::data::ImageFolderDataset>(
         resnet::data::ImageFolder((fs::path(data) / "train").string()), t);
     std::printf("bench_data: %s/train (%lld images), %s, %lld px, batch %lld, aug %s, %d compute threads\n",

@@ -126,8 +126,8 @@ int main(int argc, char** argv) {
     // The library's evaluation transform normalises with TransformOptions' mean and std (ImageNet's);
     // a checkpoint that records its own ("mean"/"std" as "a,b,c") wins.
     resnet::data::TransformOptions t;
-    if (!extra("mean").empty()) t.mean = triple("mean", extra("mean"));
-    if (!extra("std").empty()) t.std = triple("std", extra("std"));
+    if (!extra("mean").empty()) t.mean(triple("mean", extra("mean")));
+    if (!extra("std").empty()) t.std(triple("std", extra("std")));
 
     auto ro = resnet::models::ResNetOptions().num_classes(classes);
     ro.seed(1);  // any: every weight is overwritten by the checkpoint
@@ -147,8 +147,8 @@ int main(int argc, char** argv) {
         {"num_classes", std::to_string(classes)},
         {"image_size", std::to_string(size)},
         {"input_layout", "NCHW float32, RGB"},
-        {"mean", join3(t.mean)},
-        {"std", join3(t.std)},
+        {"mean", join3(t.mean())},
+        {"std", join3(t.std())},
         {"preprocessing", "centre square of " + fmt_g(crop) + " x the shorter side, resized to " +
                               std::to_string(size) + "x" + std::to_string(size) +
                               "; RGB / 255; (x - mean) / std per channel"},

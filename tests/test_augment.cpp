@@ -32,7 +32,7 @@ Image noise_image(int w, int h, uint64_t seed) {
 }
 
 std::vector<float> transformed(const Image& img, const TransformOptions& t, uint64_t seed) {
-  std::vector<float> out(static_cast<size_t>(3 * t.size * t.size));
+  std::vector<float> out(static_cast<size_t>(3 * t.size() * t.size()));
   SampleRng rng(seed);
   apply_transform(img, t, rng, out.data());
   return out;
@@ -101,9 +101,7 @@ TEST_CASE("auto augment: RandAugment applies num_ops operations at the chosen bi
 
 TEST_CASE("transform: automatic augmentation and erasing are fixed by the sample's seed", "[augment]") {
   const Image img = noise_image(40, 30, 3);
-  TransformOptions plain;
-  plain.size = 24;
-  plain.augment = Augment::ResizedCrop;
+  auto plain = TransformOptions().size(24).augment(Augment::ResizedCrop);
   TransformOptions ta = plain;
   ta.auto_augment(AutoAugmentOptions().policy(AutoAugmentPolicy::TrivialAugmentWide));
   ta.erasing(RandomErasingOptions().p(0.5).random_value(true));
@@ -117,9 +115,9 @@ TEST_CASE("transform: automatic augmentation and erasing are fixed by the sample
   CHECK(changed >= 30);  // Identity without an erase leaves about 1 in 28 unchanged
   // The evaluation transform ignores both: they augment.
   TransformOptions eval = ta;
-  eval.augment = Augment::None;
+  eval.augment(Augment::None);
   TransformOptions eval_plain = plain;
-  eval_plain.augment = Augment::None;
+  eval_plain.augment(Augment::None);
   CHECK(transformed(img, eval, 1) == transformed(img, eval_plain, 1));
 }
 

@@ -242,14 +242,13 @@ TEST_CASE("crop_resize: identity, constant, linear ramps and antialiasing") {
 }
 
 TEST_CASE("transforms: normalisation, eval centre crop, flips and per-seed determinism") {
-  TransformOptions t;
-  t.size = 8;
+  auto t = TransformOptions().size(8);
   Image grey = make_image(20, 10, [](int, int, int c) { return 100 + 20 * c; });
   std::vector<float> out(3 * 8 * 8);
   SampleRng rng(1);
   apply_transform(grey, t, rng, out.data());
   for (int c = 0; c < 3; ++c) {
-    float expect = ((100 + 20 * c) / 255.0f - t.mean[c]) / t.std[c];
+    float expect = ((100 + 20 * c) / 255.0f - t.mean()[c]) / t.std()[c];
     for (int i = 0; i < 64; ++i) REQUIRE(out[c * 64 + i] == Approx(expect).margin(1e-5));
   }
 
@@ -257,20 +256,20 @@ TEST_CASE("transforms: normalisation, eval centre crop, flips and per-seed deter
   // (At scale 1, so no filter tap reaches outside the square.)
   Image framed = make_image(20, 10, [](int x, int, int) { return (x < 5 || x >= 15) ? 255 : 0; });
   TransformOptions ten = t;
-  ten.size = 10;
+  ten.size(10);
   std::vector<float> out10(3 * 10 * 10);
   apply_transform(framed, ten, rng, out10.data());
-  const float black = (0.0f - t.mean[0]) / t.std[0];
+  const float black = (0.0f - t.mean()[0]) / t.std()[0];
   for (int i = 0; i < 100; ++i) REQUIRE(out10[i] == Approx(black).margin(1e-5));
-  ten.crop_fraction = 0.6;  // a 6x6 centre square, upscaled: still black
+  ten.crop_fraction(0.6);  // a 6x6 centre square, upscaled: still black
   apply_transform(framed, ten, rng, out10.data());
   for (int i = 0; i < 100; ++i) REQUIRE(out10[i] == Approx(black).margin(1e-5));
 
   // Pad-crop without padding only flips: each output is the image or its mirror, and both occur.
   Image left_bright = make_image(8, 8, [](int x, int, int) { return x < 4 ? 255 : 0; });
   TransformOptions aug = t;
-  aug.augment = Augment::PadCrop;
-  aug.padding = 0;
+  aug.augment(Augment::PadCrop);
+  aug.padding(0);
   int mirrored = 0;
   for (uint64_t s = 0; s < 40; ++s) {
     SampleRng r(s);
@@ -286,8 +285,8 @@ TEST_CASE("transforms: normalisation, eval centre crop, flips and per-seed deter
   CHECK(mirrored < 35);
 
   // Padding shifts the content and fills with zero-valued (black) pixels.
-  aug.padding = 2;
-  aug.flip = false;
+  aug.padding(2);
+  aug.flip(false);
   Image white = make_image(8, 8, [](int, int, int) { return 255; });
   int padded = 0;
   for (uint64_t s = 0; s < 20; ++s) {
@@ -299,9 +298,9 @@ TEST_CASE("transforms: normalisation, eval centre crop, flips and per-seed deter
 
   // Resized crops: always inside the image, areas within the scale range.
   TransformOptions rrc = t;
-  rrc.augment = Augment::ResizedCrop;
-  rrc.scale_min = 0.3;
-  rrc.scale_max = 0.6;
+  rrc.augment(Augment::ResizedCrop);
+  rrc.scale_min(0.3);
+  rrc.scale_max(0.6);
   for (uint64_t s = 0; s < 200; ++s) {
     SampleRng r(s);
     CropBox b = detail::random_resized_box(50, 40, rrc, r);
@@ -314,7 +313,7 @@ TEST_CASE("transforms: normalisation, eval centre crop, flips and per-seed deter
     REQUIRE(area < 0.66);
   }
   TransformOptions bad = t;
-  bad.crop_fraction = 1.5;
+  bad.crop_fraction(1.5);
   require_error_mentions([&] { bad.validate(); }, {"crop fraction"});
 }
 
@@ -446,9 +445,7 @@ TEST_CASE("ImageFolderDataset: decodes files, labels by folder, skips a corrupt 
                 [](int, int, int) { return 250; });
   }
   write_bytes(tmp.path / "dog" / "d9.jpg", "\xff\xd8\xff\xe0 this is not really a JPEG");
-  TransformOptions t;
-  t.size = 6;
-  t.augment = Augment::ResizedCrop;
+  auto t = TransformOptions().size(6).augment(Augment::ResizedCrop);
   auto ds = std::make_shared<ImageFolderDataset>(ImageFolder(tmp.path.string()), t);
   REQUIRE(ds->size() == 7);
   CHECK(ds->sample_shape() == Shape{3, 6, 6});
@@ -462,7 +459,7 @@ TEST_CASE("ImageFolderDataset: decodes files, labels by folder, skips a corrupt 
   while (loader.next(b)) {
     for (int64_t s = 0; s < b.size(); ++s) {
       float v = b.images.data()[s * 108];  // first red value: 10 or 250 before normalisation
-      float expect = ((b.labels[static_cast<size_t>(s)] == 0 ? 10 : 250) / 255.0f - t.mean[0]) / t.std[0];
+      float expect = ((b.labels[static_cast<size_t>(s)] == 0 ? 10 : 250) / 255.0f - t.mean()[0]) / t.std()[0];
       CHECK(v == Approx(expect).margin(1e-4));
     }
     n += b.size();

@@ -316,12 +316,11 @@ TEST_CASE("Classifier: files, images of any size and channel count, tensors", "[
   st.extra["eval-crop"] = "0.875";
   io::save_checkpoint<float>(dir.file("m.safetensors"), *net, nullptr, st);
 
-  infer::ClassifierOptions co;
-  co.batch_size = 2;
+  auto co = infer::ClassifierOptions().batch_size(2);
   auto clf = infer::Classifier::open(dir.file("m.safetensors"), co);
   CHECK(clf.class_names() == st.class_names);
-  CHECK(clf.transform().size == 40);
-  co.fuse = false;
+  CHECK(clf.transform().size() == 40);
+  co.fuse(false);
   auto plain = infer::Classifier::open(dir.file("m.safetensors"), co);
 
   // A grey image, the same as RGB and as RGBA, and a different size.
@@ -395,8 +394,7 @@ TEST_CASE("Classifier over a model in memory: any module, never changed, logits 
   model->train();
   std::vector<std::vector<uint8_t>> before;
   for (auto& kv : model->state_dict()) before.push_back(bytes(kv.second));
-  infer::ClassifierOptions co;
-  co.batch_size = 2;
+  auto co = infer::ClassifierOptions().batch_size(2);
   infer::Classifier clf(model, {"a", "b", "c"}, data::eval_transform(16, 1.0), co);
   Generator g(3);
   auto x = Tensor<float>::randn({5, 3, 16, 16}, g);
@@ -449,12 +447,12 @@ TEST_CASE("Classifier: the eval size comes from the checkpoint, and any float ty
   std::vector<std::string> notes;
   NoticeHandler previous = set_notice_handler([&](const std::string& l) { notes.push_back(l); });
   auto sized = infer::Classifier::open(dir.file("sized.safetensors"));
-  CHECK(sized.transform().size == 48);
+  CHECK(sized.transform().size() == 48);
   CHECK(notes.empty());
   st.extra.clear();
   io::save(*net, dir.file("bare.safetensors"), st);
   auto bare = infer::Classifier::open(dir.file("bare.safetensors"));
-  CHECK(bare.transform().size == 224);
+  CHECK(bare.transform().size() == 224);
   REQUIRE(notes.size() == 1);
   CHECK(notes[0].find("224 px") != std::string::npos);
   set_notice_handler(previous);

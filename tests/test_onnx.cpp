@@ -99,8 +99,7 @@ Tensor<float> photos(int64_t per_class, int size, std::string* what) {
       std::sort(all.begin(), all.end());
       for (int64_t i = 0; i < per_class && i < static_cast<int64_t>(all.size()); ++i) files.push_back(all[i]);
     }
-    data::TransformOptions t;
-    t.size = size;
+    auto t = data::TransformOptions().size(size);
     auto x = Tensor<float>::zeros({static_cast<int64_t>(files.size()), 3, size, size});
     for (size_t i = 0; i < files.size(); ++i) {
       data::SampleRng rng(1);

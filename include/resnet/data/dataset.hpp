@@ -47,7 +47,7 @@ class ImageFolderDataset : public Dataset {
     transform_.validate();  // a bad configuration is one error here, not a skip of every file
   }
   int64_t size() const override { return folder_.size(); }
-  Shape sample_shape() const override { return Shape{3, transform_.size, transform_.size}; }
+  Shape sample_shape() const override { return Shape{3, transform_.size(), transform_.size()}; }
   int32_t label(int64_t index) const override { return file(index).label; }
   std::string name(int64_t index) const override { return file(index).path; }
   void load(int64_t index, SampleRng& rng, float* out) const override {
@@ -56,7 +56,7 @@ class ImageFolderDataset : public Dataset {
   }
   void load_resized(int64_t index, int size, SampleRng& rng, float* out) const override {
     TransformOptions t = transform_;  // a padding of -1 follows the size
-    t.size = size;
+    t.size(size);
     t.validate();
     Image img = load_image(file(index).path);
     apply_transform(img, t, rng, out);

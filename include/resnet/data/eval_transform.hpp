@@ -16,10 +16,7 @@ namespace data {
 
 // torchvision's Resize(size / crop_fraction) + CenterCrop(size), normalised.
 inline TransformOptions eval_transform(int size, double crop_fraction = 1.0) {
-  TransformOptions t;
-  t.size = size;
-  t.augment = Augment::None;
-  t.crop_fraction = crop_fraction;
+  auto t = TransformOptions().size(size).augment(Augment::None).crop_fraction(crop_fraction);
   t.validate();
   return t;
 }

@@ -50,32 +50,38 @@ inline Augment parse_augment(const std::string& s) {
   RESNET_FAIL("unknown augmentation '", s, "' (expected crop, rrc or none)");
 }
 
+using Rgb = std::array<float, 3>;  // a value per colour channel
+
+// TransformOptions().size(64).augment(Augment::ResizedCrop): named setters (core/arg.hpp).
 struct TransformOptions {
-  int size = 96;                                        // output height and width
-  Augment augment = Augment::None;                      // None: the deterministic evaluation transform
-  int padding = -1;                                     // pad-crop: zero padding on each side; -1: size / 8
-  double scale_min = 0.25, scale_max = 1.0;             // resized-crop: fraction of the image area
-  double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;  // resized-crop: aspect ratio range (w / h)
-  bool flip = true;                                     // random horizontal flip when augmenting
-  double crop_fraction = 1.0;  // eval: side of the centre square / shorter side of the image
-  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};  // ImageNet statistics, on [0, 1] pixel values
-  std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+  RESNET_ARG(int, size) = 96;                    // output height and width
+  RESNET_ARG(Augment, augment) = Augment::None;  // None: the deterministic evaluation transform
+  RESNET_ARG(int, padding) = -1;                 // pad-crop: zero padding on each side; -1: size / 8
+  RESNET_ARG(double, scale_min) = 0.25;          // resized-crop: fraction of the image area ...
+  RESNET_ARG(double, scale_max) = 1.0;           // ... from scale_min to scale_max
+  RESNET_ARG(double, ratio_min) = 3.0 / 4.0;     // resized-crop: aspect ratio range (w / h) ...
+  RESNET_ARG(double, ratio_max) = 4.0 / 3.0;     // ... from ratio_min to ratio_max
+  RESNET_ARG(bool, flip) = true;                 // random horizontal flip when augmenting
+  RESNET_ARG(double, crop_fraction) = 1.0;  // eval: side of the centre square / shorter side of the image
+  // ImageNet statistics, on [0, 1] pixel values
+  RESNET_ARG(Rgb, mean) = {0.485f, 0.456f, 0.406f};
+  RESNET_ARG(Rgb, std) = {0.229f, 0.224f, 0.225f};
   RESNET_ARG(AutoAugmentOptions, auto_augment);  // after the crop and flip, when augmenting
   RESNET_ARG(RandomErasingOptions, erasing);     // after normalisation, when augmenting
 
  public:
   void validate() const {
-    RESNET_CHECK(size > 0 && size <= 4096, "transform: image size must be in [1, 4096], got ", size);
-    RESNET_CHECK(padding >= -1 && padding < 4 * size, "transform: padding must be in [0, 4 * size), got ",
-                 padding);
-    RESNET_CHECK(scale_min > 0 && scale_min <= scale_max && scale_max <= 1.0,
-                 "transform: crop scale range must satisfy 0 < min <= max <= 1, got [", scale_min, ", ",
-                 scale_max, "]");
-    RESNET_CHECK(ratio_min > 0 && ratio_min <= ratio_max, "transform: bad aspect-ratio range [", ratio_min,
-                 ", ", ratio_max, "]");
-    RESNET_CHECK(crop_fraction > 0 && crop_fraction <= 1.0,
-                 "transform: crop fraction must be in (0, 1], got ", crop_fraction);
-    for (float s : std) RESNET_CHECK(s > 0, "transform: normalisation std must be positive");
+    RESNET_CHECK(size_ > 0 && size_ <= 4096, "transform: image size must be in [1, 4096], got ", size_);
+    RESNET_CHECK(padding_ >= -1 && padding_ < 4 * size_, "transform: padding must be in [0, 4 * size), got ",
+                 padding_);
+    RESNET_CHECK(scale_min_ > 0 && scale_min_ <= scale_max_ && scale_max_ <= 1.0,
+                 "transform: crop scale range must satisfy 0 < min <= max <= 1, got [", scale_min_, ", ",
+                 scale_max_, "]");
+    RESNET_CHECK(ratio_min_ > 0 && ratio_min_ <= ratio_max_, "transform: bad aspect-ratio range [",
+                 ratio_min_, ", ", ratio_max_, "]");
+    RESNET_CHECK(crop_fraction_ > 0 && crop_fraction_ <= 1.0,
+                 "transform: crop fraction must be in (0, 1], got ", crop_fraction_);
+    for (float s : std_) RESNET_CHECK(s > 0, "transform: normalisation std must be positive");
     auto_augment_.validate();
     erasing_.validate();
   }
@@ -93,9 +99,9 @@ inline CropBox centre_square(int width, int height, double fraction) {
 // that fits, else the centre crop clamped to the ratio range.
 inline CropBox random_resized_box(int width, int height, const TransformOptions& t, SampleRng& rng) {
   const double area = static_cast<double>(width) * height;
-  const double log_lo = std::log(t.ratio_min), log_hi = std::log(t.ratio_max);
+  const double log_lo = std::log(t.ratio_min()), log_hi = std::log(t.ratio_max());
   for (int attempt = 0; attempt < 10; ++attempt) {
-    double target = area * rng.uniform(t.scale_min, t.scale_max);
+    double target = area * rng.uniform(t.scale_min(), t.scale_max());
     double ratio = std::exp(rng.uniform(log_lo, log_hi));
     int w = static_cast<int>(std::lround(std::sqrt(target * ratio)));
     int h = static_cast<int>(std::lround(std::sqrt(target / ratio)));
@@ -107,10 +113,10 @@ inline CropBox random_resized_box(int width, int height, const TransformOptions&
   }
   double in_ratio = static_cast<double>(width) / height;
   double w = width, h = height;
-  if (in_ratio < t.ratio_min) {
-    h = w / t.ratio_min;
-  } else if (in_ratio > t.ratio_max) {
-    w = h * t.ratio_max;
+  if (in_ratio < t.ratio_min()) {
+    h = w / t.ratio_min();
+  } else if (in_ratio > t.ratio_max()) {
+    w = h * t.ratio_max();
   }
   return CropBox{(width - w) / 2.0, (height - h) / 2.0, w, h};
 }
@@ -119,8 +125,8 @@ inline CropBox random_resized_box(int width, int height, const TransformOptions&
 inline void normalise_chw(const float* hwc, int size, bool mirror, const TransformOptions& t, float* out) {
   const size_t plane = static_cast<size_t>(size) * static_cast<size_t>(size);
   for (int c = 0; c < 3; ++c) {
-    const float a = 1.0f / (255.0f * t.std[static_cast<size_t>(c)]);
-    const float b = -t.mean[static_cast<size_t>(c)] / t.std[static_cast<size_t>(c)];
+    const float a = 1.0f / (255.0f * t.std()[static_cast<size_t>(c)]);
+    const float b = -t.mean()[static_cast<size_t>(c)] / t.std()[static_cast<size_t>(c)];
     float* o = out + static_cast<size_t>(c) * plane;
     for (int y = 0; y < size; ++y) {
       const float* row = hwc + static_cast<size_t>(y) * static_cast<size_t>(size) * 3;
@@ -160,25 +166,25 @@ inline void apply_transform(const Image& img, const TransformOptions& t, SampleR
                    img.pixels.size() == static_cast<size_t>(img.width) * static_cast<size_t>(img.height) * 3,
                "transform: image buffer of ", img.pixels.size(), " bytes does not match ", img.width, "x",
                img.height, "x3");
-  const int s = t.size;
+  const int s = t.size();
   std::vector<float> hwc(static_cast<size_t>(s) * static_cast<size_t>(s) * 3);
   bool mirror = false;
-  switch (t.augment) {
+  switch (t.augment()) {
     case Augment::None:
       crop_resize(img.pixels.data(), img.width, img.height, 3,
-                  detail::centre_square(img.width, img.height, t.crop_fraction), s, s, hwc.data());
+                  detail::centre_square(img.width, img.height, t.crop_fraction()), s, s, hwc.data());
       break;
     case Augment::ResizedCrop: {
       CropBox box = detail::random_resized_box(img.width, img.height, t, rng);
       crop_resize(img.pixels.data(), img.width, img.height, 3, box, s, s, hwc.data());
-      mirror = t.flip && rng.coin();
+      mirror = t.flip() && rng.coin();
       break;
     }
     case Augment::PadCrop: {
       std::vector<float> full(hwc.size());
       crop_resize(img.pixels.data(), img.width, img.height, 3,
                   detail::centre_square(img.width, img.height, 1.0), s, s, full.data());
-      const int pad = t.padding < 0 ? s / 8 : t.padding;
+      const int pad = t.padding() < 0 ? s / 8 : t.padding();
       const int dx = static_cast<int>(rng.below(static_cast<uint64_t>(2 * pad + 1))) - pad;
       const int dy = static_cast<int>(rng.below(static_cast<uint64_t>(2 * pad + 1))) - pad;
       for (int y = 0; y < s; ++y) {
@@ -195,11 +201,11 @@ inline void apply_transform(const Image& img, const TransformOptions& t, SampleR
           }
         }
       }
-      mirror = t.flip && rng.coin();
+      mirror = t.flip() && rng.coin();
       break;
     }
   }
-  const bool augmenting = t.augment != Augment::None;
+  const bool augmenting = t.augment() != Augment::None;
   if (augmenting && t.auto_augment().enabled()) {
     detail::auto_augment_hwc(hwc.data(), s, mirror, t.auto_augment(), rng);
     mirror = false;  // done on the 8-bit image, before the policy, as torchvision

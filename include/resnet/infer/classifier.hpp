@@ -8,7 +8,7 @@
 // Classifier is BasicClassifier<float>; BasicClassifier<T> runs a model of activation type T (bfloat16,
 // double) on float images. From a checkpoint it builds the network named by the metadata, loads it, folds
 // its BatchNorms into the convolutions (models/fuse.hpp: same outputs to float rounding, one pass less work
-// per BN) and moves it to options.device. A model given in memory can be any nn::Module<T> whose forward
+// per BN) and moves it to options.device(). A model given in memory can be any nn::Module<T> whose forward
 // gives [N, classes] logits; it is used where it is and never changed: not folded, not moved, and each call
 // runs it in eval mode and puts its train()/eval() mode back.
 //
@@ -46,15 +46,17 @@ namespace resnet {
 inline namespace RESNET_ABI {
 namespace infer {
 
+// ClassifierOptions().device(Device::cuda()).batch_size(64): named setters (core/arg.hpp).
 struct ClassifierOptions {
-  Device device = Device::cpu();  // open(): where the network runs (a given model stays where it is)
-  int64_t batch_size = 16;
-  bool fuse = true;                      // open(): fold BatchNorm into the convolutions
-  std::string arch;                      // overrides / supplies the checkpoint's architecture
-  std::vector<std::string> class_names;  // overrides / supplies the checkpoint's class names
-  int eval_size = 0;                     // 0: from the metadata ("eval-size", else "size"), else 224
-  double eval_crop = 0;                  // 0: from the metadata ("eval-crop"), else 0.875
-  RESNET_ARG(bool, flip_tta) = false;    // average the probabilities of each image and its mirror image
+  // open(): where the network runs (a given model stays where it is)
+  RESNET_ARG(Device, device) = Device::cpu();
+  RESNET_ARG(int64_t, batch_size) = 16;
+  RESNET_ARG(bool, fuse) = true;                      // open(): fold BatchNorm into the convolutions
+  RESNET_ARG(std::string, arch);                      // overrides / supplies the checkpoint's architecture
+  RESNET_ARG(std::vector<std::string>, class_names);  // overrides / supplies the checkpoint's class names
+  RESNET_ARG(int, eval_size) = 0;      // 0: from the metadata ("eval-size", else "size"), else 224
+  RESNET_ARG(double, eval_crop) = 0;   // 0: from the metadata ("eval-crop"), else 0.875
+  RESNET_ARG(bool, flip_tta) = false;  // average the probabilities of each image and its mirror image
 };
 
 struct ClassScore {
@@ -96,9 +98,9 @@ class BasicClassifier {
                   data::TransformOptions transform, const ClassifierOptions& options = ClassifierOptions())
       : model_(std::move(model)), names_(std::move(class_names)), transform_(transform), opts_(options) {
     RESNET_CHECK(model_ != nullptr, "Classifier: null model");
-    RESNET_CHECK(opts_.batch_size > 0, "Classifier: batch_size must be positive, got ", opts_.batch_size);
+    RESNET_CHECK(opts_.batch_size() > 0, "Classifier: batch_size must be positive, got ", opts_.batch_size());
     RESNET_CHECK(!names_.empty(), "Classifier: no class names");
-    transform_.augment = data::Augment::None;
+    transform_.augment(data::Augment::None);
     transform_.validate();
     if (auto* net = dynamic_cast<models::ResNet<T>*>(model_.get()))
       RESNET_CHECK(static_cast<int64_t>(names_.size()) == net->num_classes(), "Classifier: ", names_.size(),
@@ -109,10 +111,10 @@ class BasicClassifier {
   static BasicClassifier open(const std::string& path,
                               const ClassifierOptions& options = ClassifierOptions()) {
     io::TrainingState s = io::read_training_state(path);
-    const std::string arch = options.arch.empty() ? s.arch : options.arch;
+    const std::string arch = options.arch().empty() ? s.arch : options.arch();
     RESNET_CHECK(!arch.empty(), "Classifier: checkpoint '", path,
                  "' does not name its architecture; set ClassifierOptions::arch");
-    std::vector<std::string> names = options.class_names.empty() ? s.class_names : options.class_names;
+    std::vector<std::string> names = options.class_names().empty() ? s.class_names : options.class_names();
     RESNET_CHECK(!names.empty(), "Classifier: checkpoint '", path,
                  "' has no class names; set ClassifierOptions::class_names");
     auto mo = models::ResNetOptions().num_classes(static_cast<int64_t>(names.size()));
@@ -121,20 +123,20 @@ class BasicClassifier {
     io::load(*net, path);
     // Ours to change: evaluation mode, folded, on the device asked for.
     net->eval();
-    if (options.fuse) models::fuse_for_inference(*net);
-    net->to(options.device);
-    int size = options.eval_size;
+    if (options.fuse()) models::fuse_for_inference(*net);
+    net->to(options.device());
+    int size = options.eval_size();
     if (size <= 0) {
       const double meta = detail::metadata_number(s, "eval-size", detail::metadata_number(s, "size", 0));
       size = meta > 0 ? static_cast<int>(meta) : 224;
-      if (meta <= 0 && options.eval_crop <= 0)
+      if (meta <= 0 && options.eval_crop() <= 0)
         notice(
             "Classifier: checkpoint '" + path +
             "' names no evaluation or training size: images are resized to 224 px with a 0.875 centre "
             "crop (ImageNet's); set ClassifierOptions::eval_size if the model was trained at another size");
     }
     const double crop =
-        options.eval_crop > 0 ? options.eval_crop : detail::metadata_number(s, "eval-crop", 0.875);
+        options.eval_crop() > 0 ? options.eval_crop() : detail::metadata_number(s, "eval-crop", 0.875);
     return BasicClassifier(net, std::move(names), data::eval_transform(size, crop), options);
   }
 
@@ -158,9 +160,9 @@ class BasicClassifier {
   // Top-k of decoded images of any size and channel count.
   std::vector<Prediction> classify(const std::vector<data::Image>& images, int k = 1) {
     std::vector<Prediction> out;
-    const int64_t s = transform_.size, per = 3 * s * s;
-    for (size_t b = 0; b < images.size(); b += static_cast<size_t>(opts_.batch_size)) {
-      const size_t n = std::min(images.size() - b, static_cast<size_t>(opts_.batch_size));
+    const int64_t s = transform_.size(), per = 3 * s * s;
+    for (size_t b = 0; b < images.size(); b += static_cast<size_t>(opts_.batch_size())) {
+      const size_t n = std::min(images.size() - b, static_cast<size_t>(opts_.batch_size()));
       Tensor<float> x = Tensor<float>::empty({static_cast<int64_t>(n), 3, s, s});
       for (size_t i = 0; i < n; ++i) preprocess(images[b + i], x.data() + static_cast<int64_t>(i) * per);
       auto p = classify(x, k);
@@ -204,7 +206,7 @@ class BasicClassifier {
       } catch (const Error& e) {
         out[i].error = e.what();
       }
-      if (static_cast<int64_t>(images.size()) == opts_.batch_size) flush();
+      if (static_cast<int64_t>(images.size()) == opts_.batch_size()) flush();
     }
     if (!images.empty()) flush();
     return out;
@@ -222,13 +224,13 @@ class BasicClassifier {
                  "Classifier: expected images [N, 3, H, W], got ",
                  x.defined() ? x.shape().to_string() : std::string("undefined"));
     const int64_t classes = static_cast<int64_t>(names_.size());
-    if (x.dim(0) <= opts_.batch_size) return forward(x);
+    if (x.dim(0) <= opts_.batch_size()) return forward(x);
     const std::vector<float> all = x.to_vector();  // one host copy, sliced into batches
     const int64_t per = x.numel() / x.dim(0);
     std::vector<float> out;
     out.reserve(static_cast<size_t>(x.dim(0) * classes));
-    for (int64_t b = 0; b < x.dim(0); b += opts_.batch_size) {
-      const int64_t n = std::min(opts_.batch_size, x.dim(0) - b);
+    for (int64_t b = 0; b < x.dim(0); b += opts_.batch_size()) {
+      const int64_t n = std::min(opts_.batch_size(), x.dim(0) - b);
       std::vector<float> part(all.begin() + b * per, all.begin() + (b + n) * per);
       const std::vector<float> l =
           forward(Tensor<float>::from_vector(part, {n, 3, x.dim(2), x.dim(3)})).to_vector();

@@ -38,12 +38,12 @@ inline std::string recipe_split_dir(const std::string& dir, const std::string& s
 
 // The training transform of a resolved recipe: aug rrc, crop (the seed's pad and crop) or none.
 inline data::TransformOptions recipe_train_transform(const RecipeOptions& r) {
-  data::TransformOptions t;
-  t.size = static_cast<int>(r.size());
-  t.augment = data::parse_augment(r.aug());
-  t.padding = static_cast<int>(r.padding().value_or(r.size() / 8));
-  t.scale_min = r.crop_scale();
-  t.crop_fraction = r.eval_crop().value_or(1.0);  // aug none: the evaluation crop
+  auto t = data::TransformOptions()
+               .size(static_cast<int>(r.size()))
+               .augment(data::parse_augment(r.aug()))
+               .padding(static_cast<int>(r.padding().value_or(r.size() / 8)))
+               .scale_min(r.crop_scale());
+  t.crop_fraction(r.eval_crop().value_or(1.0));  // aug none: the evaluation crop
   t.auto_augment(data::AutoAugmentOptions()
                      .policy(data::parse_auto_augment(r.auto_augment()))
                      .num_ops(static_cast<int>(r.ra_ops()))

@@ -146,12 +146,12 @@ inline PredictReport predict_recipe(const std::string& weights, const std::vecto
   if (po.top() < 1 || po.top() > 1000)
     detail::option_fail("--top: expected an integer in [1, 1000], got '", po.top(), "'");
   const RecipeOptions saved = recipe_of(recipe_checkpoint(weights, program));
-  infer::ClassifierOptions co;
-  co.device = device;
-  co.batch_size = po.batch();
-  co.fuse = po.fuse();
-  co.eval_size = static_cast<int>(saved.eval_size().value_or(saved.size()));
-  co.eval_crop = *saved.eval_crop();
+  auto co = infer::ClassifierOptions()
+                .device(device)
+                .batch_size(po.batch())
+                .fuse(po.fuse())
+                .eval_size(static_cast<int>(saved.eval_size().value_or(saved.size())))
+                .eval_crop(*saved.eval_crop());
   auto clf = infer::Classifier::open(weights, co);
   PredictReport rep;
   rep.results = clf.classify_files(expand_image_inputs(inputs, rep.errors), po.top());
