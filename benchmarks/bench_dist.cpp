@@ -76,9 +76,9 @@ int run(int argc, char** argv) {
 
   auto mo = resnet::models::ResNetOptions().num_classes(classes).seed(1);
   auto model = resnet::models::resnet<float>(arch, mo);
-  resnet::dist::DataParallelOptions dpo;
-  dpo.bucket_bytes = static_cast<size_t>(bucket_mb * (1 << 20));
-  dpo.sync_batchnorm = flags::is_on(sync_bn);
+  auto dpo = resnet::dist::DataParallelOptions()
+                 .bucket_bytes(static_cast<size_t>(bucket_mb * (1 << 20)))
+                 .sync_batchnorm(flags::is_on(sync_bn));
   auto net = std::make_shared<resnet::dist::DataParallel<float>>(model, group, dpo);
   net->train();
   auto so = resnet::optim::SGDOptions().lr(0.01).momentum(0.9).weight_decay(1e-4);

@@ -153,8 +153,7 @@ RunResult train_run(bool graph, const std::vector<int64_t>& sizes) {
   auto so = optim::SGDOptions().lr(0.05).momentum(0.9).weight_decay(1e-4).nesterov(true);
   auto opt = std::make_shared<optim::SGD<P>>(net->named_parameters(), so);
   auto fn = train::standard_step<T>(*net, *opt, 0.1);
-  train::GraphedStepOptions go;
-  go.warmup = 2;
+  auto go = train::GraphedStepOptions().warmup(2);
   std::unique_ptr<train::GraphedStep<T>> gs;
   if (graph) {
     gs = std::make_unique<train::GraphedStep<T>>(kGpu, fn, go);

@@ -51,8 +51,7 @@ std::vector<R> per_rank(int world, const std::function<R(std::shared_ptr<dist::P
 TEST_CASE("DataParallel buckets: reverse order, views into one buffer, frozen parameters left out", "[ddp]") {
   auto net = ddp_test::bn_net(1);
   (*net)[0]->requires_grad_(false);  // frozen stem conv
-  dist::DataParallelOptions o;
-  o.bucket_bytes = 600;
+  auto o = dist::DataParallelOptions().bucket_bytes(600);
   dist::DataParallel<double> dp(net, dist::single_process_group(), o);
   REQUIRE(dp.num_buckets() > 2);
 
@@ -81,7 +80,7 @@ TEST_CASE("DataParallel buckets: reverse order, views into one buffer, frozen pa
       off += g.numel();
     }
     CHECK(off == flat.numel());
-    if (dp.bucket_names(b).size() > 1) CHECK(flat.nbytes() <= o.bucket_bytes);
+    if (dp.bucket_names(b).size() > 1) CHECK(flat.nbytes() <= o.bucket_bytes());
   }
   CHECK_FALSE(params["0.weight"].has_grad());
 }
@@ -90,8 +89,7 @@ TEST_CASE(
     "DataParallel in a world of one: same gradients as the bare model, buckets launched during backward",
     "[ddp]") {
   auto bare = ddp_test::bn_net(2);
-  dist::DataParallelOptions o;
-  o.bucket_bytes = 512;
+  auto o = dist::DataParallelOptions().bucket_bytes(512);
   dist::DataParallel<double> dp(ddp_test::bn_net(2), dist::single_process_group(), o);
   ddp_test::loss_of(*bare, 0, 0, 4, 1.0).backward();
   ddp_test::loss_of(dp, 0, 0, 4, 1.0).backward();

@@ -125,9 +125,7 @@ inline std::vector<double> reference_state(bool with_bn, uint64_t seed) {
 // kSteps SGD steps data-parallel (SyncBatchNorm when with_bn); the rank's final state.
 inline std::vector<double> ddp_state(const std::shared_ptr<dist::ProcessGroup>& group, bool with_bn,
                                      uint64_t seed, size_t bucket_bytes = size_t(25) << 20) {
-  dist::DataParallelOptions o;
-  o.sync_batchnorm = with_bn;
-  o.bucket_bytes = bucket_bytes;
+  auto o = dist::DataParallelOptions().sync_batchnorm(with_bn).bucket_bytes(bucket_bytes);
   auto dp = std::make_shared<dist::DataParallel<double>>(make_net(with_bn, seed), group, o);
   optim::SGD<double> opt(dp->named_parameters(), sgd_options());
   const auto rows = share(group->rank(), group->size());
@@ -148,8 +146,8 @@ struct OverlapResult {
 };
 inline OverlapResult overlap(const std::shared_ptr<dist::ProcessGroup>& group) {
   dist::DataParallelOptions o;
-  o.bucket_bytes = 512;  // a few parameters a bucket
-  o.sync_batchnorm = true;
+  o.bucket_bytes(512);  // a few parameters a bucket
+  o.sync_batchnorm(true);
   dist::DataParallel<double> dp(bn_net(5), group, o);
   const auto rows = share(group->rank(), group->size());
   dp.clear_launch_log();

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/arg.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -41,10 +42,11 @@ inline namespace RESNET_ABI {
 namespace dist {
 
 struct DataParallelOptions {
-  size_t bucket_bytes = size_t(25) << 20;  // gradient bytes per bucket (a larger parameter gets its own)
-  bool sync_batchnorm = false;             // replace every BatchNorm2d by a SyncBatchNorm
-  bool broadcast_at_start = true;          // parameters and buffers from rank `root` at construction
-  int root = 0;
+  // Gradient bytes per bucket (a larger parameter gets its own).
+  RESNET_ARG(size_t, bucket_bytes) = size_t(25) << 20;
+  RESNET_ARG(bool, sync_batchnorm) = false;     // replace every BatchNorm2d by a SyncBatchNorm
+  RESNET_ARG(bool, broadcast_at_start) = true;  // parameters and buffers from rank `root` at construction
+  RESNET_ARG(int, root) = 0;
 };
 
 // One bucket launch: which bucket, and how far backward() had got (nodes of its order processed).
@@ -70,12 +72,12 @@ class DataParallel : public nn::Module<T> {
       : model_(std::move(model)), group_(std::move(group)), opts_(options) {
     RESNET_CHECK(model_ != nullptr, "DataParallel: null model");
     RESNET_CHECK(group_ != nullptr, "DataParallel: null process group");
-    RESNET_CHECK(opts_.bucket_bytes > 0, "DataParallel: bucket_bytes must be positive");
-    RESNET_CHECK(opts_.root >= 0 && opts_.root < group_->size(), "DataParallel: root ", opts_.root,
+    RESNET_CHECK(opts_.bucket_bytes() > 0, "DataParallel: bucket_bytes must be positive");
+    RESNET_CHECK(opts_.root() >= 0 && opts_.root() < group_->size(), "DataParallel: root ", opts_.root(),
                  " out of range for a world of ", group_->size());
-    if (opts_.sync_batchnorm) convert_sync_batchnorm(*model_, group_);
+    if (opts_.sync_batchnorm()) convert_sync_batchnorm(*model_, group_);
     adopt_registry();
-    if (opts_.broadcast_at_start) broadcast_state();
+    if (opts_.broadcast_at_start()) broadcast_state();
     build_buckets();
   }
   ~DataParallel() override {
@@ -181,7 +183,7 @@ class DataParallel : public nn::Module<T> {
         RESNET_CHECK(t.device() == group_->device(), "DataParallel: '", kv.first, "' ", t.describe(),
                      " is not on the ", group_->backend_name(), " group's device ",
                      group_->device().to_string(), "; move the model there before wrapping it");
-        group_->broadcast(t, opts_.root);
+        group_->broadcast(t, opts_.root());
       } else {
         broadcast_integers(kv.first, t);
       }
@@ -198,7 +200,7 @@ class DataParallel : public nn::Module<T> {
     Tensor<double> h =
         Tensor<double>::from_vector(d, Shape{static_cast<int64_t>(d.size())}, group_->device());
     TensorBase hb = h;
-    group_->broadcast(hb, opts_.root);
+    group_->broadcast(hb, opts_.root());
     std::vector<double> back = Tensor<double>(hb).to_vector();
     for (size_t i = 0; i < back.size(); ++i) v.data()[i] = static_cast<int64_t>(back[i]);
     if (!t.device().is_cpu()) copy_into(t, v);
@@ -216,7 +218,7 @@ class DataParallel : public nn::Module<T> {
                    group_->device().to_string(), "; move the model there before wrapping it");
       RESNET_CHECK(p.is_contiguous(), "DataParallel: parameter '", params[k].first, "' is not contiguous");
       const size_t nb = p.nbytes();
-      if (groups.empty() || (bytes > 0 && bytes + nb > opts_.bucket_bytes)) {
+      if (groups.empty() || (bytes > 0 && bytes + nb > opts_.bucket_bytes())) {
         groups.emplace_back();
         bytes = 0;
       }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/arg.hpp"
 
 #include <cerrno>
 #include <cmath>
@@ -321,12 +322,10 @@ TrainingState load_checkpoint(const std::string& path, nn::Module<T>& model,
 struct LoadOptions {
   // strict: the file must match the model exactly (load_checkpoint without options). Non-strict: every
   // tensor whose name, dtype and shape match is loaded; the rest is reported, not an error.
-  bool strict = true;
-  static LoadOptions non_strict() {
-    LoadOptions o;
-    o.strict = false;
-    return o;
-  }
+  RESNET_ARG(bool, strict) = true;
+
+ public:
+  static LoadOptions non_strict() { return LoadOptions().strict(false); }
 };
 
 struct LoadReport {
@@ -360,7 +359,7 @@ LoadReport load_checkpoint(const SafetensorsReader& r, nn::Module<T>& model,
                            optim::Optimizer<acc_t<T>>* optimizer, const LoadOptions& options) {
   LoadReport rep;
   rep.path = r.path();
-  if (options.strict) {
+  if (options.strict()) {
     rep.state = load_checkpoint(r, model, optimizer);
     for (auto& kv : model.state_dict()) rep.loaded.push_back(kv.first);
     return rep;

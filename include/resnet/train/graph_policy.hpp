@@ -3,6 +3,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/arg.hpp"
 
 #include <cstdint>
 #include <map>
@@ -21,11 +22,11 @@ inline const char* graph_action_name(GraphAction a) {
 }
 
 struct GraphedStepOptions {
-  int warmup = 2;      // eager steps of each batch shape before it is captured (at least 1)
-  int max_graphs = 2;  // batch shapes that keep a graph at once (at least 1)
+  RESNET_ARG(int, warmup) = 2;      // eager steps of each batch shape before it is captured (at least 1)
+  RESNET_ARG(int, max_graphs) = 2;  // batch shapes that keep a graph at once (at least 1)
   // Return the caching allocator's idle blocks (the warm-up's activations) to the driver before a capture,
   // so the graph's private pool does not come on top of them.
-  bool release_cache_before_capture = true;
+  RESNET_ARG(bool, release_cache_before_capture) = true;
 };
 
 // The decision of GraphedStep, host-only: per key (the batch's shapes), `warmup` eager steps, then a capture,

@@ -98,7 +98,7 @@ class GraphedStep {
   using StepFn = std::function<Tensor<T>(const Tensor<T>&, const Tensor<int32_t>&)>;
 
   GraphedStep(Device device, StepFn step, GraphedStepOptions o = {})
-      : device_(device), step_(std::move(step)), o_(o), policy_(o.warmup, o.max_graphs) {
+      : device_(device), step_(std::move(step)), o_(o), policy_(o.warmup(), o.max_graphs()) {
     RESNET_CHECK(static_cast<bool>(step_), "cuda graph: no step function given");
     RESNET_CHECK(device.is_cuda(), "cuda graph: CUDA graphs need a CUDA device, but the step runs on ",
                  device.to_string(), "; turn cuda_graph off (--cuda-graph off) there");
@@ -222,7 +222,7 @@ class GraphedStep {
     e->y = Tensor<int32_t>::empty(y.shape(), device_);
     load(*e, x, y);
 #if RESNET_WITH_CUDA
-    if (o_.release_cache_before_capture) cuda::empty_cache();
+    if (o_.release_cache_before_capture()) cuda::empty_cache();
 #endif
     std::vector<int64_t> before;
     for (auto& c : counters_) before.push_back(c.data()[0]);

@@ -205,15 +205,12 @@ class TrainerBase {
       if (pg_->size() == 1) {
         net_ = model_;
       } else {
-        dist::DataParallelOptions d;
-        d.bucket_bytes = o_.bucket_bytes;
-        d.sync_batchnorm = o_.sync_batchnorm;
+        auto d = dist::DataParallelOptions().bucket_bytes(o_.bucket_bytes).sync_batchnorm(o_.sync_batchnorm);
         net_ = std::make_shared<dist::DataParallel<T>>(model_, pg_, d);
       }
     }
     if (!step_) {
-      GraphedStepOptions go;
-      go.warmup = o_.cuda_graph_warmup;
+      auto go = GraphedStepOptions().warmup(o_.cuda_graph_warmup);
       step_ = o_.cuda_graph ? std::unique_ptr<Step<T>>(std::make_unique<CudaGraphStep<T>>(go))
                             : std::make_unique<EagerStep<T>>(o_.step_options);
     }
