@@ -72,9 +72,9 @@ int main(int argc, char** argv) {
                  "a checkpoint written by train_catsdogs (architecture, classes, image size inside)")
       ->option_text("CKPT");
   app.add_option("--out", out, "the ONNX file to write (atomically)")->option_text("FILE");
-  app.add_flag("--softmax", o.softmax,
+  app.add_flag("--softmax", o.softmax(),
                "end with Softmax: the output is \"probabilities\" instead of \"logits\"");
-  app.add_flag("--fold-bn", o.fold_batchnorm,
+  app.add_flag("--fold-bn", o.fold_batchnorm(),
                "fold every BatchNorm into the convolution before it (same outputs, fewer nodes)");
   app.add_option("--size", size, "input height and width")
       ->option_text("S")
@@ -135,13 +135,13 @@ int main(int argc, char** argv) {
     resnet::io::load_checkpoint<float>(weights, *net, nullptr);
     net->eval();
 
-    o.height = o.width = size;
-    o.doc_string =
-        arch + " trained with resnet, exported from " + std::filesystem::path(weights).filename().string();
+    o.height(size).width(size);
+    o.doc_string(arch + " trained with resnet, exported from " +
+                 std::filesystem::path(weights).filename().string());
     std::vector<std::string> names = st.class_names;
     if (names.empty())
       for (int64_t k = 0; k < classes; ++k) names.push_back(std::to_string(k));
-    o.metadata = {
+    o.metadata() = {
         {"arch", arch},
         {"class_names", resnet::io::json_string_array(names)},
         {"num_classes", std::to_string(classes)},
@@ -152,8 +152,8 @@ int main(int argc, char** argv) {
         {"preprocessing", "centre square of " + fmt_g(crop) + " x the shorter side, resized to " +
                               std::to_string(size) + "x" + std::to_string(size) +
                               "; RGB / 255; (x - mean) / std per channel"},
-        {"output", o.softmax ? "probabilities" : "logits"},
-        {"batchnorm_folded", o.fold_batchnorm ? "true" : "false"},
+        {"output", o.softmax() ? "probabilities" : "logits"},
+        {"batchnorm_folded", o.fold_batchnorm() ? "true" : "false"},
         {"epoch", std::to_string(st.epoch)},
     };
     const resnet::io::OnnxExportInfo info = resnet::io::export_onnx(*net, out, o);
@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
         out.c_str(), arch.c_str(), static_cast<long long>(classes), static_cast<long long>(size),
         static_cast<long long>(size), info.output_name.c_str(), static_cast<long long>(classes),
         static_cast<long long>(resnet::io::kOnnxOpset), static_cast<long long>(info.nodes),
-        static_cast<double>(info.bytes) / 1e6, o.fold_batchnorm ? ", BatchNorm folded" : "");
+        static_cast<double>(info.bytes) / 1e6, o.fold_batchnorm() ? ", BatchNorm folded" : "");
     return 0;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "resnet_export: %s\n", e.what());

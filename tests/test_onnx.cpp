@@ -131,7 +131,7 @@ class Manifest {
       NoGradGuard ng;
       for (const auto& in : inputs) {
         Tensor<float> y = net.forward(in.second);
-        if (o.softmax) y = softmax(y);
+        if (o.softmax()) y = softmax(y);
         const std::string base = name + "." + in.first;
         write_f32(dir_.file(base + ".in"), in.second);
         write_f32(dir_.file(base + ".out"), y);
@@ -143,15 +143,15 @@ class Manifest {
       }
     }
     std::string meta;
-    for (const auto& kv : o.metadata)
+    for (const auto& kv : o.metadata())
       meta +=
           std::string(meta.empty() ? "" : ",") + io::json_quote(kv.first) + ":" + io::json_quote(kv.second);
     add_raw("{\"name\":" + io::json_quote(name) + ",\"onnx\":" + io::json_quote(name + ".onnx") +
             ",\"opset\":" + std::to_string(io::kOnnxOpset) + ",\"opencv\":" + (opencv ? "true" : "false") +
             ",\"initializers\":" + (check_names ? io::json_string_array(initializers) : "null") +
             ",\"metadata\":{" + meta + "}" +
-            ",\"forbid_ops\":" + (o.fold_batchnorm && every_bn_folds ? "[\"BatchNormalization\"]" : "[]") +
-            ",\"require_ops\":" + (o.softmax ? "[\"Softmax\"]" : "[]") + ",\"runs\":[" + runs + "]}");
+            ",\"forbid_ops\":" + (o.fold_batchnorm() && every_bn_folds ? "[\"BatchNormalization\"]" : "[]") +
+            ",\"require_ops\":" + (o.softmax() ? "[\"Softmax\"]" : "[]") + ",\"runs\":[" + runs + "]}");
     std::cout << "exported " << name << ": " << info.nodes << " nodes, " << info.initializers
               << " initialisers, " << info.bytes / 1000000.0 << " MB\n";
   }
@@ -268,8 +268,7 @@ int count_entries(const fs::path& dir) {
 TEST_CASE("onnx: initialisers carry torchvision's names; folding replaces BN tensors by conv biases",
           "[onnx]") {
   auto net = test_resnet("resnet18", 3);
-  io::OnnxExportOptions o;
-  o.height = o.width = 32;
+  auto o = io::OnnxExportOptions().height(32).width(32);
   io::OnnxExportInfo info;
   ::onnx::ModelProto m = io::to_onnx(*net, o, &info);
   std::vector<std::string> got;
@@ -284,7 +283,7 @@ TEST_CASE("onnx: initialisers carry torchvision's names; folding replaces BN ten
   CHECK(info.output_shape == std::vector<int64_t>{-1, 3});
   CHECK(info.warnings.empty());
 
-  o.fold_batchnorm = true;
+  o.fold_batchnorm(true);
   ::onnx::ModelProto f = io::to_onnx(*net, o, &info);
   got.clear();
   for (const auto& t : f.graph().initializer()) got.push_back(t.name());
@@ -316,9 +315,7 @@ TEST_CASE("onnx: all five ResNets (v1.5 and v1, folded or not) and a custom mode
     const int64_t blocks = static_cast<int64_t>(net->blocks.size());
     const int64_t bns = count_batchnorms(*net);
     for (bool fold : {false, true}) {
-      io::OnnxExportOptions o;
-      o.height = o.width = 64;
-      o.fold_batchnorm = fold;
+      auto o = io::OnnxExportOptions().height(64).width(64).fold_batchnorm(fold);
       ::onnx::ModelProto m = io::to_onnx(*net, o);
       INFO(arch << (fold ? " folded" : ""));
       std::map<std::string, int64_t> ops;
@@ -333,21 +330,18 @@ TEST_CASE("onnx: all five ResNets (v1.5 and v1, folded or not) and a custom mode
     }
   }
   auto v1 = test_resnet("resnet50", 10, /*v1=*/true);
-  io::OnnxExportOptions o;
-  o.height = o.width = 64;
-  o.softmax = true;
+  auto o = io::OnnxExportOptions().height(64).width(64).softmax(true);
   REQUIRE_NOTHROW(full_check(io::to_onnx(*v1, o)));
-  o.height = o.width = 20;
+  o.height(20).width(20);
   for (bool fold : {false, true}) {
-    o.fold_batchnorm = fold;
+    o.fold_batchnorm(fold);
     REQUIRE_NOTHROW(full_check(io::to_onnx(*custom_model(), o)));
   }
 }
 
 TEST_CASE("onnx: libonnx's checker is not a rubber stamp", "[onnx]") {
   auto net = test_resnet("resnet18", 2);
-  io::OnnxExportOptions o;
-  o.height = o.width = 32;
+  auto o = io::OnnxExportOptions().height(32).width(32);
   ::onnx::ModelProto m = io::to_onnx(*net, o);
   m.mutable_graph()
       ->mutable_output(0)
@@ -369,9 +363,7 @@ TEST_CASE("onnx: a model already fused for inference exports the network it comp
   auto net = test_resnet("resnet18", 2);
   auto fused = test_resnet("resnet18", 2);
   REQUIRE(models::fuse_for_inference(*fused) == 20);
-  io::OnnxExportOptions o;
-  o.height = o.width = 32;
-  o.fold_batchnorm = true;
+  auto o = io::OnnxExportOptions().height(32).width(32).fold_batchnorm(true);
   ::onnx::ModelProto a = io::to_onnx(*net, o), b = io::to_onnx(*fused, o);
   REQUIRE(a.graph().initializer_size() == b.graph().initializer_size());
   double worst = 0;
@@ -416,14 +408,13 @@ TEST_CASE("onnx: a layer without an ONNX form is an error naming it", "[onnx]") 
 
 TEST_CASE("onnx: a model in training mode warns, exports its eval-mode graph and stays as it was", "[onnx]") {
   auto net = test_resnet("resnet18", 2);
-  io::OnnxExportOptions o;
-  o.height = o.width = 32;
+  auto o = io::OnnxExportOptions().height(32).width(32);
   std::string eval_bytes, train_bytes;
   REQUIRE(io::to_onnx(*net, o).SerializeToString(&eval_bytes));
   net->train();
   const int64_t tracked = net->bn1->num_batches_tracked.data()[0];
   std::vector<std::string> seen;
-  o.warn = [&](const std::string& m) { seen.push_back(m); };
+  o.warn([&](const std::string& m) { seen.push_back(m); });
   io::OnnxExportInfo info;
   REQUIRE(io::to_onnx(*net, o, &info).SerializeToString(&train_bytes));
   REQUIRE(info.warnings.size() == 1);
@@ -437,8 +428,7 @@ TEST_CASE("onnx: a model in training mode warns, exports its eval-mode graph and
 
 TEST_CASE("onnx: an unwritable path is a clear error and leaves no file", "[onnx]") {
   auto net = test_resnet("resnet18", 2);
-  io::OnnxExportOptions o;
-  o.height = o.width = 32;
+  auto o = io::OnnxExportOptions().height(32).width(32);
   WorkDir dir("unwritable");
   auto fails_naming = [&](const std::string& path) {
     try {
@@ -465,8 +455,7 @@ TEST_CASE("onnx: an unwritable path is a clear error and leaves no file", "[onnx
   nn::Sequential<float> bad;
   bad.push_back(std::make_shared<Shuffle>());
   bad.eval();
-  io::OnnxExportOptions three;
-  three.channels = 3;
+  auto three = io::OnnxExportOptions().channels(3);
   CHECK_THROWS_AS(io::export_onnx(bad, good, three), Error);
   CHECK(fs::file_size(good) == size);
   CHECK(count_entries(dir.path) == 3);
@@ -485,9 +474,7 @@ TEST_CASE("onnx: every export passes onnx.checker, and OpenCV gives our outputs"
   for (const char* arch : {"resnet18", "resnet50"}) {
     auto net = test_resnet(arch, 2);
     for (bool fold : {false, true}) {
-      io::OnnxExportOptions o;
-      o.height = o.width = size;
-      o.fold_batchnorm = fold;
+      auto o = io::OnnxExportOptions().height(size).width(size).fold_batchnorm(fold);
       man.add(std::string(arch) + (fold ? "_folded" : ""), *net, o, true, {{what, pics}, {"random", rnd}},
               fold ? folded_names(*net) : state_names(*net));
     }
@@ -498,8 +485,7 @@ TEST_CASE("onnx: every export passes onnx.checker, and OpenCV gives our outputs"
   for (const char* arch : {"resnet34", "resnet101", "resnet152"}) {
     if (!large) continue;
     auto net = test_resnet(arch, 2);
-    io::OnnxExportOptions o;
-    o.height = o.width = size;
+    auto o = io::OnnxExportOptions().height(size).width(size);
     man.add(arch, *net, o, false, {}, state_names(*net));
   }
   {  // a custom model from every layer type: conv with bias, lone BN, both pools, Linear, Softmax
@@ -507,10 +493,8 @@ TEST_CASE("onnx: every export passes onnx.checker, and OpenCV gives our outputs"
     auto& net = *net_ptr;
     Tensor<float> x = testing::random_tensor<float>({2, 3, 20, 20}, 5);
     for (bool fold : {false, true}) {
-      io::OnnxExportOptions o;
-      o.height = o.width = 20;
-      o.fold_batchnorm = fold;
-      o.metadata = {{"purpose", "custom model"}};
+      auto o = io::OnnxExportOptions().height(20).width(20).fold_batchnorm(fold).metadata(
+          {{"purpose", "custom model"}});
       man.add(fold ? "custom_folded" : "custom", net, o, true, {{"random", x}}, {}, false, false);
     }
   }

@@ -22,6 +22,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/arg.hpp"
 
 #include <chrono>
 #include <climits>
@@ -47,9 +48,9 @@ namespace dist {
 struct MpiOptions {
   // The defaults are the process's settings (resnet::config(): dist_timeout_s, RESNET_DIST_TIMEOUT_S, and
   // dist_comm_thread, RESNET_DIST_COMM_THREAD); a group built with other options keeps its own.
-  double timeout_s = config().dist_timeout_s();  // 0 = no timeout
+  RESNET_ARG(double, timeout_s) = config().dist_timeout_s();  // 0 = no timeout
   // Run collectives on a communication thread (needs MPI_THREAD_MULTIPLE).
-  bool comm_thread = config().dist_comm_thread();
+  RESNET_ARG(bool, comm_thread) = config().dist_comm_thread();
 };
 
 // Counters of one group's collectives (for measuring communication per step).
@@ -81,7 +82,7 @@ class MpiProcessGroup : public ProcessGroup {
     MPI_Comm_rank(local, &local_rank_);
     MPI_Comm_size(local, &local_size_);
     MPI_Comm_free(&local);
-    threaded_ = opts_.comm_thread && runtime_->multiple();
+    threaded_ = opts_.comm_thread() && runtime_->multiple();
     if (threaded_) thread_ = std::thread([this] { comm_loop(); });
   }
 
@@ -111,7 +112,7 @@ class MpiProcessGroup : public ProcessGroup {
   MPI_Comm comm() const { return comm_; }
   // Whether all_reduce_async overlaps (a communication thread) or runs at once.
   bool overlaps() const { return threaded_; }
-  double timeout_s() const { return opts_.timeout_s; }
+  double timeout_s() const { return opts_.timeout_s(); }
   int thread_level() const { return runtime_->thread_level(); }
   MpiStats stats() const {
     std::lock_guard<std::mutex> lock(stats_mu_);
@@ -288,10 +289,10 @@ class MpiProcessGroup : public ProcessGroup {
       call(MPI_Test(&req, &flag, MPI_STATUS_IGNORE), call_name, parts...);
       if (flag) return;
       const double waited = std::chrono::duration<double>(clock::now() - t0).count();
-      if (opts_.timeout_s > 0 && waited > opts_.timeout_s) {
+      if (opts_.timeout_s() > 0 && waited > opts_.timeout_s()) {
         const std::string msg = ::resnet::detail::concat(
             call_name, parts..., " on rank ", rank_, " of ", size_, " has not completed after ", waited,
-            " s (RESNET_DIST_TIMEOUT_S=", opts_.timeout_s,
+            " s (RESNET_DIST_TIMEOUT_S=", opts_.timeout_s(),
             "): another rank has died, hung or called a different "
             "collective; aborting the job with MPI_Abort");
         std::fprintf(stderr, "resnet dist: %s\n", msg.c_str());

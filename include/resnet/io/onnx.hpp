@@ -20,6 +20,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/arg.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -42,17 +43,21 @@ namespace io {
 constexpr int64_t kOnnxOpset = 13;
 constexpr int64_t kOnnxIrVersion = 7;
 
+using OnnxMetadata = std::vector<std::pair<std::string, std::string>>;  // key, value
+
+// OnnxExportOptions().height(64).width(64).softmax(true): named setters (core/arg.hpp).
 struct OnnxExportOptions {
-  int64_t channels = 0;  // input channels; 0: the first Conv2d's
-  int64_t height = 224, width = 224;
-  bool softmax = false;         // append Softmax over the classes: the output becomes "probabilities"
-  bool fold_batchnorm = false;  // fold each Conv2d -> BatchNorm2d pair into one Conv
-  std::string input_name = "input";
-  std::string graph_name;  // "": "resnet18", ... for ResNets, else the module's type name
-  std::string doc_string;
-  std::vector<std::pair<std::string, std::string>> metadata;  // -> ModelProto.metadata_props
+  RESNET_ARG(int64_t, channels) = 0;  // input channels; 0: the first Conv2d's
+  RESNET_ARG(int64_t, height) = 224;
+  RESNET_ARG(int64_t, width) = 224;
+  RESNET_ARG(bool, softmax) = false;  // append Softmax over the classes: the output becomes "probabilities"
+  RESNET_ARG(bool, fold_batchnorm) = false;  // fold each Conv2d -> BatchNorm2d pair into one Conv
+  RESNET_ARG(std::string, input_name) = "input";
+  RESNET_ARG(std::string, graph_name);  // "": "resnet18", ... for ResNets, else the module's type name
+  RESNET_ARG(std::string, doc_string);
+  RESNET_ARG(OnnxMetadata, metadata);  // -> ModelProto.metadata_props
   // Where warnings go (they are also returned in OnnxExportInfo); default: stderr.
-  std::function<void(const std::string&)> warn;
+  RESNET_ARG(std::function<void(const std::string&)>, warn);
 };
 
 struct OnnxExportInfo {
@@ -288,8 +293,8 @@ template <typename T>
   out = OnnxExportInfo();
   auto warn = [&](const std::string& m) {
     out.warnings.push_back(m);
-    if (o.warn)
-      o.warn(m);
+    if (o.warn())
+      o.warn()(m);
     else
       std::fprintf(stderr, "warning: %s\n", m.c_str());
   };
@@ -300,52 +305,54 @@ template <typename T>
         "statistics). The model itself is not changed; call eval() before exporting to silence this.");
 
   auto* resnet = dynamic_cast<const models::ResNet<T>*>(&model);
-  int64_t channels = o.channels;
+  int64_t channels = o.channels();
   if (channels == 0) channels = detail::first_conv_channels(model);  // conv1 of a ResNet
   RESNET_CHECK(channels > 0,
                "export_onnx: cannot tell the model's input channels; set OnnxExportOptions::channels");
-  RESNET_CHECK(o.height > 0 && o.width > 0, "export_onnx: image size must be positive, got ", o.height, "x",
-               o.width);
-  RESNET_CHECK(!o.input_name.empty(), "export_onnx: empty input name");
+  RESNET_CHECK(o.height() > 0 && o.width() > 0, "export_onnx: image size must be positive, got ", o.height(),
+               "x", o.width());
+  RESNET_CHECK(!o.input_name().empty(), "export_onnx: empty input name");
 
   ::onnx::ModelProto m;
   m.set_ir_version(kOnnxIrVersion);
   m.set_producer_name("resnet");
   m.set_model_version(1);
-  if (!o.doc_string.empty()) m.set_doc_string(o.doc_string);
+  if (!o.doc_string().empty()) m.set_doc_string(o.doc_string());
   ::onnx::OperatorSetIdProto* opset = m.add_opset_import();
   opset->set_domain("");
   opset->set_version(kOnnxOpset);
-  for (const auto& kv : o.metadata) {
+  for (const auto& kv : o.metadata()) {
     ::onnx::StringStringEntryProto* e = m.add_metadata_props();
     e->set_key(kv.first);
     e->set_value(kv.second);
   }
   ::onnx::GraphProto* graph = m.mutable_graph();
-  graph->set_name(!o.graph_name.empty() ? o.graph_name : resnet ? resnet->spec().name : model.type_name());
+  graph->set_name(!o.graph_name().empty() ? o.graph_name()
+                  : resnet                ? resnet->spec().name
+                                          : model.type_name());
 
   detail::OnnxGraph g(graph);
-  detail::OnnxWriter<T> w(g, o.fold_batchnorm);
-  out.input_shape = {-1, channels, o.height, o.width};
-  g.input(o.input_name, out.input_shape);
-  out.output_name = o.softmax ? "probabilities" : "logits";
-  RESNET_CHECK(out.output_name != o.input_name, "export_onnx: the input cannot be named '", o.input_name,
+  detail::OnnxWriter<T> w(g, o.fold_batchnorm());
+  out.input_shape = {-1, channels, o.height(), o.width()};
+  g.input(o.input_name(), out.input_shape);
+  out.output_name = o.softmax() ? "probabilities" : "logits";
+  RESNET_CHECK(out.output_name != o.input_name(), "export_onnx: the input cannot be named '", o.input_name(),
                "'");
   g.reserve(out.output_name);
-  std::string y = w.emit(model, "", o.input_name);
+  std::string y = w.emit(model, "", o.input_name());
 
   // The output shape, by the library's own shape inference (which also rejects an input the model cannot
   // take).
   std::vector<nn::LayerSummary> rows;
-  Shape s = model.summarize(Shape{1, channels, o.height, o.width}, "", 0, rows);
+  Shape s = model.summarize(Shape{1, channels, o.height(), o.width()}, "", 0, rows);
   out.output_shape = {-1};
   for (int64_t i = 1; i < s.rank(); ++i) out.output_shape.push_back(s[i]);
-  if (o.softmax) {
+  if (o.softmax()) {
     RESNET_CHECK(s.rank() == 2, "export_onnx: --softmax needs [N, K] outputs, the model gives ", s);
     y = w.softmax("softmax", y);
   }
   // The last node writes the graph output under its public name (reserved above, so no value clashes).
-  RESNET_CHECK(y != o.input_name, "export_onnx: the model has no layers");
+  RESNET_CHECK(y != o.input_name(), "export_onnx: the model has no layers");
   graph->mutable_node(graph->node_size() - 1)->set_output(0, out.output_name);
   g.output(out.output_name, out.output_shape);
   out.nodes = g.nodes();
