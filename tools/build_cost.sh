@@ -82,8 +82,14 @@ for opt in -O3 -O0; do
       "${best_s} s, $((best_kb / 1024)) MB"
   done
 done
-pp=$(echo '#include <resnet/resnet.hpp>' | $CXX -std=c++17 -E -x c++ - -I"$work/prefix/include" $(pkg-config --cflags dnnl 2>/dev/null || true) 2>/dev/null | wc -lc)
-row "<resnet/resnet.hpp> preprocessed (lines, bytes)" "$(echo $pp | awk '{print $1 " lines, " $2 " bytes"}')"
+# The preprocessed include in each mode (the compiled mode's macro hides the implementation's headers).
+for mode in header-only compiled; do
+  define=""
+  [ "$mode" = compiled ] && define="-DRESNET_SEPARATE_COMPILATION=1"
+  pp=$(echo '#include <resnet/resnet.hpp>' | $CXX -std=c++17 $define -E -x c++ - -I"$work/prefix/include" \
+    $(pkg-config --cflags dnnl 2>/dev/null || true) 2>/dev/null | wc -lc)
+  row "<resnet/resnet.hpp> preprocessed, $mode (lines, bytes)" "$(echo $pp | awk '{print $1 " lines, " $2 " bytes"}')"
+done
 
 if [ "$USER_ONLY" = 0 ]; then
   t0=$(date +%s.%N)
