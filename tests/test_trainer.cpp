@@ -349,9 +349,7 @@ TEST_CASE("sharded evaluation counts every test sample exactly once", "[trainer]
   set_num_threads(1);
   auto model = small_model(9);
   auto set = std::make_shared<Halves>(11);
-  train::EvalOptions eo;
-  eo.batch = 4;
-  eo.workers = 0;
+  auto eo = train::EvalOptions().batch(4).workers(0);
   dist::SingleProcessGroup one;
   const train::EvalResult all = train::evaluate(*model, set, eo, one);
   CHECK(all.images == 11);

@@ -285,9 +285,7 @@ TEST_CASE("a step strategy installed by a test makes a loss NaN: the run stops b
   REQUIRE(tools::read_metrics_csv((d / "metrics.csv").string()).size() == 1);
   auto again = small_model(3);
   io::load(*again, (d / "last.safetensors").string());
-  train::EvalOptions eo;
-  eo.batch = 8;
-  eo.workers = 0;
+  auto eo = train::EvalOptions().batch(8).workers(0);
   dist::SingleProcessGroup one(Device::cpu());
   CHECK(train::evaluate(*again, std::make_shared<Halves>(12), eo, one).acc == p.rec->epochs[0].eval.acc);
   fs::remove_all(d);

@@ -145,8 +145,7 @@ TEST_CASE("flip TTA: evaluate() reports the loss and accuracy of the mean probab
     plain_loss -= std::log(pa[y]);
     plain_correct += (a[i * 2 + 1] > a[i * 2] ? 1 : 0) == y ? 1 : 0;
   }
-  train::EvalOptions eo;
-  eo.workers = 0;
+  auto eo = train::EvalOptions().workers(0);
   const train::EvalResult off = train::evaluate(*model, set, eo, *pg);
   const train::EvalResult on = train::evaluate(*model, set, eo.flip_tta(true), *pg);
   CHECK(on.correct == correct);

@@ -40,16 +40,16 @@ struct EvalResult {
 };
 
 struct EvalOptions {
-  int64_t batch = 64;  // global: each rank runs batch / W images at a time (at least 1)
-  int workers = 1;
-  int prefetch = 2;
+  RESNET_ARG(int64_t, batch) = 64;  // global: each rank runs batch / W images at a time (at least 1)
+  RESNET_ARG(int, workers) = 1;
+  RESNET_ARG(int, prefetch) = 2;
   // Called once per unreadable file (default: a warning on stderr); `progress` after each local batch.
-  std::function<void(const std::string&)> warn;
-  std::function<void(int64_t done, int64_t total)> progress;
-  std::shared_ptr<SkipLog> skips;  // records unreadable samples (and prints each warning once)
-  std::vector<std::shared_ptr<const Metric>> metrics;  // beyond the loss and top-1 accuracy
-  RESNET_ARG(bool, flip_tta) = false;                  // average the image's and its mirror's probabilities
-  RESNET_ARG(int, size) = 0;  // > 0: images of this size (Dataset::load_resized); 0: the set's own
+  RESNET_ARG(std::function<void(const std::string&)>, warn);
+  RESNET_ARG(std::function<void(int64_t done, int64_t total)>, progress);
+  RESNET_ARG(std::shared_ptr<SkipLog>, skips);  // records unreadable samples (and prints each warning once)
+  RESNET_ARG(std::vector<std::shared_ptr<const Metric>>, metrics);  // beyond the loss and top-1 accuracy
+  RESNET_ARG(bool, flip_tta) = false;  // average the image's and its mirror's probabilities
+  RESNET_ARG(int, size) = 0;           // > 0: images of this size (Dataset::load_resized); 0: the set's own
 };
 
 namespace detail {
@@ -84,22 +84,22 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
   const int w = pg.size();
   std::vector<int64_t> order(static_cast<size_t>(set->size()));
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
-  const int64_t local = std::max<int64_t>(1, o.batch / w), global = local * w;
+  const int64_t local = std::max<int64_t>(1, o.batch() / w), global = local * w;
   const int64_t batches = (set->size() + global - 1) / global;
   auto shard = std::make_shared<EpochShard>(set, shard_of(order, global, 0, batches, pg.rank(), w), 0, 0,
-                                            o.skips, o.size());
+                                            o.skips(), o.size());
   double loss_sum = 0, correct = 0, seen = 0;
-  std::vector<std::vector<double>> counts(o.metrics.size());
+  std::vector<std::vector<double>> counts(o.metrics().size());
   int64_t classes = 0;
   const bool was_training = model.is_training();
   if (shard->size() > 0) {  // a rank may hold nothing of a set smaller than the world
     NoGradGuard no_grad;
     model.eval();
-    auto lo = data::LoaderOptions().batch_size(local).workers(o.workers).prefetch(o.prefetch);
-    if (o.warn)
-      lo.warn(o.warn);
-    else if (o.skips)
-      lo.warn([s = o.skips](const std::string& m) { s->warn(m); });
+    auto lo = data::LoaderOptions().batch_size(local).workers(o.workers()).prefetch(o.prefetch());
+    if (o.warn())
+      lo.warn(o.warn());
+    else if (o.skips())
+      lo.warn([s = o.skips()](const std::string& m) { s->warn(m); });
     data::DataLoader loader(shard, lo);
     loader.start_epoch(0);
     data::Batch b;
@@ -130,18 +130,18 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
         const float* row = &l[static_cast<size_t>(i * k)];
         if (std::max_element(row, row + k) - row == b.labels[static_cast<size_t>(i)]) ++correct;
       }
-      if (!o.metrics.empty()) {
+      if (!o.metrics().empty()) {
         classes = k;
         for (int32_t label : b.labels)
           RESNET_CHECK(label >= 0 && label < k, "evaluate: label ", label, " is not one of the model's ", k,
                        " classes");
-        for (size_t m = 0; m < o.metrics.size(); ++m) {
-          counts[m].resize(o.metrics[m]->size(k), 0.0);
-          o.metrics[m]->add(l.data(), b.labels.data(), n, k, counts[m].data());
+        for (size_t m = 0; m < o.metrics().size(); ++m) {
+          counts[m].resize(o.metrics()[m]->size(k), 0.0);
+          o.metrics()[m]->add(l.data(), b.labels.data(), n, k, counts[m].data());
         }
       }
       seen += static_cast<double>(n);
-      if (o.progress) o.progress(++done, loader.num_batches());
+      if (o.progress()) o.progress()(++done, loader.num_batches());
     }
   }
   if (was_training) model.train();
@@ -153,7 +153,7 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
   r.acc = s[1] / s[2];
   r.images = static_cast<int64_t>(s[2]);
   r.correct = static_cast<int64_t>(s[1]);
-  if (!o.metrics.empty()) detail::reduce_metrics(o.metrics, counts, classes, pg, r);
+  if (!o.metrics().empty()) detail::reduce_metrics(o.metrics(), counts, classes, pg, r);
   return r;
 }
 

@@ -73,19 +73,19 @@ inline EvalResult evaluate_recipe(const RecipeOptions& o, const std::string& wei
     throw Error("the classes of '" + folder.root() + "' differ from the checkpoint's");
   auto set = std::make_shared<data::ImageFolderDataset>(std::move(folder), recipe_eval_transform(saved));
   tools::ProgressLine progress(30.0, o.progress());
-  EvalOptions eo;
-  eo.batch = o.batch();
-  eo.flip_tta(o.tta());
-  eo.workers = rt.workers;
-  eo.skips = std::make_shared<SkipLog>();
-  eo.progress = [&progress](int64_t done, int64_t total) {
-    progress.update("eval testing " + std::to_string(done) + "/" + std::to_string(total));
-  };
+  auto eo = EvalOptions()
+                .batch(o.batch())
+                .flip_tta(o.tta())
+                .workers(rt.workers)
+                .skips(std::make_shared<SkipLog>())
+                .progress([&progress](int64_t done, int64_t total) {
+                  progress.update("eval testing " + std::to_string(done) + "/" + std::to_string(total));
+                });
   const EvalResult ev = evaluate(*model, set, eo, *rt.group);
   progress.clear();
-  if (!eo.skips->indices().empty())
+  if (!eo.skips()->indices().empty())
     std::fprintf(stderr, "warning: %lld unreadable image files were skipped (named above)\n",
-                 static_cast<long long>(eo.skips->indices().size()));
+                 static_cast<long long>(eo.skips()->indices().size()));
   return ev;
 }
 

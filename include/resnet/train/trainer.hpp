@@ -72,16 +72,17 @@ class Trainer : public TrainerBase<T> {
   // The test set's loss, accuracy and metrics, sharded over the ranks (a collective).
   EvalResult evaluate(const std::string& tag = "eval") {
     RESNET_CHECK(test_set_ != nullptr, "Trainer::evaluate: no test set was given");
-    EvalOptions eo;
-    eo.batch = o_.batch;
-    eo.workers = o_.workers;
-    eo.prefetch = o_.prefetch;
-    eo.skips = this->test_skips_;
-    eo.metrics = this->metrics_;
-    eo.flip_tta(o_.flip_tta).size(o_.image_sizes.test_size());
-    eo.progress = [this, tag](int64_t done, int64_t total) {
-      for (auto& c : cbs_) c->on_eval_progress(tag, done, total);
-    };
+    auto eo = EvalOptions()
+                  .batch(o_.batch)
+                  .workers(o_.workers)
+                  .prefetch(o_.prefetch)
+                  .skips(this->test_skips_)
+                  .metrics(this->metrics_)
+                  .flip_tta(o_.flip_tta)
+                  .size(o_.image_sizes.test_size())
+                  .progress([this, tag](int64_t done, int64_t total) {
+                    for (auto& c : cbs_) c->on_eval_progress(tag, done, total);
+                  });
     return train::evaluate(*model_, test_set_, eo, *pg_);
   }
 
