@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Data-parallel scaling model for ResNet-50 (issue 13): ring all-reduce of the gradients, bucketed in
+"""Data-parallel scaling model for ResNet-50: ring all-reduce of the gradients, bucketed in
 reverse registration order as dist::DataParallel does, overlapped with the backward pass.
 
   /usr/bin/python3 tools/scaling_model.py   (Debian python3-torch, python3-torchvision) [--bucket-mb 25] [--batch 128]

@@ -1,4 +1,4 @@
-// A 2-rank job in which rank 1 fails mid-run, for test_dist_failure.sh (issue 13, requirement 7):
+// A 2-rank job in which rank 1 fails mid-run, for test_dist_failure.sh:
 //   abort: rank 1 calls std::abort() after a few all-reduces (a crash): mpirun must end rank 0;
 //   exit:  rank 1 returns exit code 3 without finalising MPI (an error exit): mpirun must end rank 0;
 //   hang:  rank 1 sleeps for 10 minutes (a hang): rank 0's next all-reduce must time out

@@ -1,5 +1,5 @@
 #!/bin/sh
-# A rank that dies or hangs ends the whole job with a non-zero exit in bounded time (issue 13, req. 7).
+# A rank that dies or hangs ends the whole job with a non-zero exit in bounded time.
 # usage: test_dist_failure.sh MPIEXEC NUMPROC_FLAG WORKER MODE
 # Runs `MPIEXEC NUMPROC_FLAG 2 WORKER MODE` under `timeout 90` and requires: exit code != 0, elapsed < 60 s,
 # and (hang) the timeout message naming the call and the rank.

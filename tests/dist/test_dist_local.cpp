@@ -1,4 +1,4 @@
-// The parts of distributed training that need no MPI (issue 13): the distributed sampler and evaluation
+// The parts of distributed training that need no MPI: the distributed sampler and evaluation
 // shards, the DataLoader driven by a sampler's indices, launch detection, and dist::init in a build without
 // MPI (the refusal to run as one of several copies).
 #include <cstdlib>
