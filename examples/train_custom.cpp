@@ -106,12 +106,12 @@ int main(int argc, char** argv) try {
   auto optimizer = std::make_shared<optim::SGD<float>>(model->named_parameters(),
                                                        optim::SGDOptions().lr(0.05).momentum(0.9));
   train::TrainerOptions o;
-  o.epochs = 8;
-  o.batch = 32;  // global: 32 / N a rank
-  o.schedule = train::schedule("cosine", 0.05);
-  o.log_every = 4;
-  o.out_dir = out;
-  o.class_names = {"horizontal", "vertical"};
+  o.epochs(8);
+  o.batch(32);  // global: 32 / N a rank
+  o.schedule(train::schedule("cosine", 0.05));
+  o.log_every(4);
+  o.out_dir(out);
+  o.class_names({"horizontal", "vertical"});
   train::Trainer<float> trainer(model, optimizer, std::make_shared<Stripes>(256),
                                 std::make_shared<Stripes>(64), o, {}, group);
   trainer.add_metric(std::make_shared<TrueClassProbability>());

@@ -84,15 +84,15 @@ TEST_CASE("cuda graph on a CPU device is an error naming the device, in the API 
   CHECK_THROWS_WITH(train::GraphedStep<float>(Device::cpu(), train::standard_step<float>(*model, *opt)),
                     Catch::Matchers::Contains("CUDA graphs need a CUDA device, but the step runs on cpu"));
   train::TrainerOptions o;
-  o.cuda_graph = true;
-  o.batch = 2;
-  o.progress = false;
-  o.handle_signals = false;
+  o.cuda_graph(true);
+  o.batch(2);
+  o.progress(false);
+  o.handle_signals(false);
   CHECK_THROWS_WITH(
       train::Trainer<float>(model, opt, std::make_shared<Ones>(), nullptr, o),
       Catch::Matchers::Contains("cuda_graph (--cuda-graph on) needs a CUDA device, but the model "
                                 "is on cpu"));
-  o.cuda_graph = false;
+  o.cuda_graph(false);
   CHECK_NOTHROW(train::Trainer<float>(model, opt, std::make_shared<Ones>(), nullptr, o));
 }
 
@@ -311,17 +311,17 @@ std::vector<double> trainer_run(bool graph, int64_t nan_step, int64_t stop_after
   auto so = optim::SGDOptions().lr(0.1).momentum(0.9);
   auto opt = std::make_shared<optim::SGD<float>>(model->named_parameters(), so);
   train::TrainerOptions o;
-  o.cuda_graph = graph;
-  o.epochs = 3;
-  o.batch = 2;
-  o.log_every = 100;
-  o.workers = 0;
-  o.progress = false;
-  o.handle_signals = false;
-  o.out_dir = (std::filesystem::temp_directory_path() /
-               ("resnet_graph_trainer_" + std::to_string(::getpid()) + (graph ? "_g" : "_e")))
-                  .string();
-  std::filesystem::remove_all(o.out_dir);
+  o.cuda_graph(graph);
+  o.epochs(3);
+  o.batch(2);
+  o.log_every(100);
+  o.workers(0);
+  o.progress(false);
+  o.handle_signals(false);
+  o.out_dir((std::filesystem::temp_directory_path() /
+             ("resnet_graph_trainer_" + std::to_string(::getpid()) + (graph ? "_g" : "_e")))
+                .string());
+  std::filesystem::remove_all(o.out_dir());
   train::Callbacks cb;
   int64_t steps = 0;
   if (stop_after > 0) {
@@ -337,7 +337,7 @@ std::vector<double> trainer_run(bool graph, int64_t nan_step, int64_t stop_after
     t.add_callback(std::make_shared<NanBefore>(factor, nan_step));
   }
   *status = t.fit().status;
-  std::filesystem::remove_all(o.out_dir);
+  std::filesystem::remove_all(o.out_dir());
   std::vector<double> out;
   for (auto& kv : model->named_parameters())
     for (float v : kv.second.to_vector()) out.push_back(static_cast<double>(v));

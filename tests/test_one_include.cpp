@@ -103,9 +103,9 @@ TEST_CASE("one include declares the whole public API", "[api]") {
   auto one = dist::single_process_group();
   CHECK(one->size() == 1);
   train::TrainerOptions topts;
-  topts.batch = 4;
-  topts.out_dir = (dir / "run").string();
-  CHECK(train::global_batches(10, topts.batch, one->size(), true) == 2);
+  topts.batch(4);
+  topts.out_dir((dir / "run").string());
+  CHECK(train::global_batches(10, topts.batch(), one->size(), true) == 2);
 
   fs::remove_all(dir);
 }

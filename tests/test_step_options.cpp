@@ -141,14 +141,14 @@ struct Run {
       model->named_parameters(), optim::SGDOptions().lr(0.1).momentum(0.9));
   train::TrainerOptions o;
   explicit Run(const fs::path& out) {
-    o.epochs = 3;
-    o.batch = 8;
-    o.out_dir = out.string();
-    o.seed = 5;
-    o.workers = 0;
-    o.progress = false;
-    o.handle_signals = false;
-    o.step_options = train::StepOptions().accumulate(2).clip_grad_norm(5.0);
+    o.epochs(3);
+    o.batch(8);
+    o.out_dir(out.string());
+    o.seed(5);
+    o.workers(0);
+    o.progress(false);
+    o.handle_signals(false);
+    o.step_options(train::StepOptions().accumulate(2).clip_grad_norm(5.0));
   }
   train::FitResult fit(std::vector<std::string>* lines = nullptr) {
     train::Callbacks cb;
@@ -175,10 +175,10 @@ TEST_CASE("Trainer: EMA, mixup and step options; a resumed run's EMA is the unin
   for (auto& l : lines) ema_lines += l.find(" ema_acc: ") != std::string::npos ? 1 : 0;
   CHECK(ema_lines == 3);
   Run first(b);
-  first.o.stop_after_epoch = 1;
+  first.o.stop_after_epoch(1);
   REQUIRE(first.fit().status == train::FitStatus::StoppedAfterEpoch);
   Run second(b);
-  second.o.resume = (b / "last.safetensors").string();
+  second.o.resume((b / "last.safetensors").string());
   REQUIRE(second.fit().status == train::FitStatus::Completed);
   // The same tensors bit for bit and the same update count (the metadata also holds wall times).
   const auto ra = io::SafetensorsReader::open((a / "last.ema.safetensors").string()),
@@ -201,8 +201,8 @@ TEST_CASE("Trainer: EMA, mixup and step options; a resumed run's EMA is the unin
   // Without the file beside it, the resume says what is missing.
   fs::remove(b / "last.ema.safetensors");
   Run third(b);
-  third.o.resume = (b / "last.safetensors").string();
-  third.o.epochs = 4;
+  third.o.resume((b / "last.safetensors").string());
+  third.o.epochs(4);
   CHECK_THROWS_WITH(third.fit(), Catch::Contains("last.ema.safetensors"));
   fs::remove_all(a);
   fs::remove_all(b);

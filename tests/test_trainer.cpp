@@ -123,17 +123,17 @@ struct Run {
     model = small_model(model_seed);
     opt = std::make_shared<optim::SGD<float>>(model->named_parameters(),
                                               optim::SGDOptions().lr(0.1).momentum(0.9));
-    o.epochs = 2;
-    o.batch = 8;
-    o.schedule = train::schedule("onecycle", 0.1);
-    o.schedule_name = "onecycle";
-    o.log_every = 2;
-    o.out_dir = out.string();
-    o.seed = 5;
-    o.workers = 0;
-    o.progress = false;
-    o.handle_signals = false;
-    o.class_names = {"a", "b"};
+    o.epochs(2);
+    o.batch(8);
+    o.schedule(train::schedule("onecycle", 0.1));
+    o.schedule_name("onecycle");
+    o.log_every(2);
+    o.out_dir(out.string());
+    o.seed(5);
+    o.workers(0);
+    o.progress(false);
+    o.handle_signals(false);
+    o.class_names({"a", "b"});
     cb.on_log_line = [this](const std::string& l) { lines.push_back(l); };
     cb.on_step_end = [this](const train::StepInfo& s) { steps.push_back(s); };
   }
@@ -179,7 +179,7 @@ TEST_CASE("a run stopped mid-epoch and resumed ends exactly where an uninterrupt
   CHECK(r1.exit_code() == 0);
 
   Run second(b, 999);  // other initial weights: everything must come from the checkpoint
-  second.o.resume = (b / "last.safetensors").string();
+  second.o.resume((b / "last.safetensors").string());
   train::FitResult r2 = second.fit();
   REQUIRE(r2.status == train::FitStatus::Completed);
   CHECK(r2.steps == 10);
@@ -207,8 +207,8 @@ TEST_CASE("a finished run: its epochs when resumed as is, and the rules for maki
   set_num_threads(1);
   const fs::path d = fresh_dir("lengthen"), e = fresh_dir("lengthen_onecycle");
   auto cosine = [](Run& r) {
-    r.o.schedule = train::schedule(optim::ScheduleOptions().kind(optim::ScheduleKind::Cosine).base_lr(0.1));
-    r.o.schedule_name = "cosine";
+    r.o.schedule(train::schedule(optim::ScheduleOptions().kind(optim::ScheduleKind::Cosine).base_lr(0.1)));
+    r.o.schedule_name("cosine");
   };
   Run first(d, 11);
   cosine(first);
@@ -217,7 +217,7 @@ TEST_CASE("a finished run: its epochs when resumed as is, and the rules for maki
 
   Run again(d, 11);
   cosine(again);
-  again.o.resume = last;
+  again.o.resume(last);
   const train::FitResult done = again.fit();
   CHECK(done.status == train::FitStatus::AlreadyComplete);
   CHECK(done.epochs_done == 2);
@@ -226,11 +226,11 @@ TEST_CASE("a finished run: its epochs when resumed as is, and the rules for maki
 
   Run longer(d, 11);
   cosine(longer);
-  longer.o.epochs = 3;
-  longer.o.resume = last;
+  longer.o.epochs(3);
+  longer.o.resume(last);
   testing::require_error_mentions([&] { longer.fit(); },
                                   {last, "is a run of 2 epochs", "ask for 3", "set schedule_epochs to 2"});
-  longer.o.schedule_epochs = 2;
+  longer.o.schedule_epochs(2);
   testing::require_error_mentions(
       [&] { longer.fit(); },
       {last, "finished its cosine schedule, whose last learning rate is 0", "io::load"});
@@ -240,9 +240,9 @@ TEST_CASE("a finished run: its epochs when resumed as is, and the rules for maki
   Run oc(e, 11);
   REQUIRE(oc.fit().status == train::FitStatus::Completed);
   Run more(e, 11);
-  more.o.epochs = 3;
-  more.o.schedule_epochs = 2;
-  more.o.resume = (e / "last.safetensors").string();
+  more.o.epochs(3);
+  more.o.schedule_epochs(2);
+  more.o.resume((e / "last.safetensors").string());
   const train::FitResult r3 = more.fit();
   CHECK(r3.status == train::FitStatus::Completed);
   CHECK(r3.epochs_done == 3);
@@ -261,10 +261,10 @@ TEST_CASE("a finished run: its epochs when resumed as is, and the rules for maki
 TEST_CASE("the global batch must split evenly over the ranks", "[trainer]") {
   const fs::path d = fresh_dir("split");
   Run r(d, 1);
-  r.o.batch = 9;
+  r.o.batch(9);
   testing::require_error_mentions([&] { r.fit(std::make_shared<MirrorGroup>(0, 2)); },
                                   {"global batch 9", "2 ranks"});
-  r.o.batch = 3;
+  r.o.batch(3);
   testing::require_error_mentions([&] { r.fit(std::make_shared<MirrorGroup>(0, 4)); },
                                   {"global batch 3", "4 ranks"});
   CHECK_FALSE(fs::exists(d));
@@ -302,7 +302,7 @@ TEST_CASE("a run saved by 2 ranks resumes on 1 at the same global sample", "[tra
   CHECK(st.extra.at("samples_in_epoch") == "24");
   CHECK(st.extra.at("world_size") == "2");
   Run one(d, 77);
-  one.o.resume = (d / "last.safetensors").string();
+  one.o.resume((d / "last.safetensors").string());
   train::FitResult r = one.fit();
   CHECK(r.status == train::FitStatus::Completed);
   REQUIRE(!one.steps.empty());
@@ -311,8 +311,8 @@ TEST_CASE("a run saved by 2 ranks resumes on 1 at the same global sample", "[tra
   CHECK(r.steps == 10);
   // Another global batch is another recipe.
   Run other(d, 77);
-  other.o.resume = (d / "last.safetensors").string();
-  other.o.batch = 4;
+  other.o.resume((d / "last.safetensors").string());
+  other.o.batch(4);
   testing::require_error_mentions([&] { other.fit(); }, {"global batch 8, not 4"});
   fs::remove_all(d);
 }
@@ -436,7 +436,7 @@ TEST_CASE("the loss stays on the device: a NaN is found at the next read and no 
   const fs::path d = fresh_dir("nan_deferred"), e = fresh_dir("six_steps");
   Run r(d, 2);
   r.cb.on_step_end = nullptr;
-  r.o.log_every = 100;
+  r.o.log_every(100);
   r.parts = [](train::Trainer<float>& t) { t.set_loss(nan_at_step(7)); };
   train::FitResult res = r.fit();
   CHECK(res.status == train::FitStatus::NonFinite);
@@ -448,7 +448,7 @@ TEST_CASE("the loss stays on the device: a NaN is found at the next read and no 
   CHECK(r.opt->step_state().data()[optim_state::kSkip] == 1);  // set on the device by the NaN step
 
   Run six(e, 2);  // the same run stopped after step 6
-  six.o.log_every = 100;
+  six.o.log_every(100);
   six.cb.should_stop = [&six] { return six.steps.size() == 5; };  // true during step 6
   REQUIRE(six.fit().status == train::FitStatus::Stopped);
   auto pa = r.model->named_parameters(), pb = six.model->named_parameters();

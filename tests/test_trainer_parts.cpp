@@ -75,14 +75,14 @@ struct Parts {
   std::shared_ptr<Recorder> rec = std::make_shared<Recorder>();
 
   explicit Parts(const fs::path& out, int64_t epochs = 2) {
-    o.epochs = epochs;
-    o.batch = 8;
-    o.log_every = 2;
-    o.out_dir = out.string();
-    o.seed = 5;
-    o.workers = 0;
-    o.progress = false;
-    o.handle_signals = false;
+    o.epochs(epochs);
+    o.batch(8);
+    o.log_every(2);
+    o.out_dir(out.string());
+    o.seed(5);
+    o.workers(0);
+    o.progress(false);
+    o.handle_signals(false);
   }
   std::unique_ptr<train::Trainer<float>> trainer() {
     auto t = std::make_unique<train::Trainer<float>>(model, opt, std::make_shared<Halves>(40),

@@ -57,12 +57,12 @@ class FileCallback : public Callback {
  public:
   void on_fit_start(const RunView& v) override {
     view_ = v;
-    if (v.main) detail::ensure_out_dir(v.options->out_dir);
+    if (v.main) detail::ensure_out_dir(v.options->out_dir());
   }
 
  protected:
   std::string path(const std::string& file) const {
-    return (std::filesystem::path(view_.options->out_dir) / file).string();
+    return (std::filesystem::path(view_.options->out_dir()) / file).string();
   }
   RunView view_;
 };
@@ -84,7 +84,8 @@ class ProgressReport : public Callback {
   std::string name() const override { return "progress"; }
   void on_fit_start(const RunView& v) override {
     view_ = v;
-    line_ = std::make_unique<tools::ProgressLine>(v.options->progress_period, v.options->progress && v.main);
+    line_ =
+        std::make_unique<tools::ProgressLine>(v.options->progress_period(), v.options->progress() && v.main);
   }
   void on_log_line(const std::string&) override { clear(); }
   void on_epoch_start(int64_t epoch) override {
@@ -103,9 +104,9 @@ class ProgressReport : public Callback {
     const int64_t left_here = view_.steps_per_epoch - (s.batch + 1);
     const double eval_est = eval_seconds_ >= 0 ? eval_seconds_
                                                : per_batch * static_cast<double>(view_.test_size) /
-                                                     static_cast<double>(o.batch) / 3;
+                                                     static_cast<double>(o.batch()) / 3;
     const double left_run = per_batch * static_cast<double>(view_.total_steps - s.step) +
-                            eval_est * static_cast<double>(o.epochs - epoch_);
+                            eval_est * static_cast<double>(o.epochs() - epoch_);
     line_->update(
         tag() + " batch " + std::to_string(s.batch + 1) + "/" + std::to_string(view_.steps_per_epoch) +
         " | " + detail::fmt("%.1f", static_cast<double>(images_) / el) + " img/s | epoch " +
@@ -129,7 +130,7 @@ class ProgressReport : public Callback {
     if (line_) line_->clear();
   }
   std::string tag() const {
-    return "epoch " + std::to_string(epoch_ + 1) + "/" + std::to_string(view_.options->epochs);
+    return "epoch " + std::to_string(epoch_ + 1) + "/" + std::to_string(view_.options->epochs());
   }
   RunView view_;
   std::unique_ptr<tools::ProgressLine> line_;
@@ -145,11 +146,11 @@ class BestCheckpoint : public FileCallback {
   std::string name() const override { return "best"; }
   Control on_epoch_end(const EpochEnd& e) override {
     const TrainerOptions& o = *view_.options;
-    if (!e.improved || !o.save_best) return Control::Continue;
+    if (!e.improved || !o.save_best()) return Control::Continue;
     const tools::EpochMetrics& r = e.row;
     view_.save_weights(
-        path(o.best_name ? o.best_name(r.epoch, r.train_loss, r.test_acc, r.lr)
-                         : detail::seed_checkpoint_name(r.epoch, r.train_loss, r.test_acc, r.lr)),
+        path(o.best_name() ? o.best_name()(r.epoch, r.train_loss, r.test_acc, r.lr)
+                           : detail::seed_checkpoint_name(r.epoch, r.train_loss, r.test_acc, r.lr)),
         r.epoch);
     return Control::Continue;
   }
@@ -172,7 +173,7 @@ class CurvesPlot : public FileCallback {
     if (view_.main)
       tools::write_text_atomically(
           path("curves.svg"),
-          tools::training_curves_svg(*e.history, o.plot_title.empty() ? o.name : o.plot_title));
+          tools::training_curves_svg(*e.history, o.plot_title().empty() ? o.name() : o.plot_title()));
     return Control::Continue;
   }
 };

@@ -24,10 +24,10 @@ inline std::unique_ptr<data::DataLoader> epoch_loader(const std::shared_ptr<cons
                                                       const std::shared_ptr<SkipLog>& skips,
                                                       dist::ProcessGroup& pg) {
   const int w = pg.size();
-  std::vector<int64_t> order = data::epoch_permutation(set->size(), o.seed, epoch);
-  auto shard = std::make_shared<EpochShard>(set, shard_of(order, o.batch, 0, steps_per_epoch, pg.rank(), w),
-                                            o.seed, epoch, skips, o.image_sizes.size_at(epoch));
-  auto lo = data::LoaderOptions().batch_size(o.batch / w).workers(o.workers).prefetch(o.prefetch);
+  std::vector<int64_t> order = data::epoch_permutation(set->size(), o.seed(), epoch);
+  auto shard = std::make_shared<EpochShard>(set, shard_of(order, o.batch(), 0, steps_per_epoch, pg.rank(), w),
+                                            o.seed(), epoch, skips, o.image_sizes().size_at(epoch));
+  auto lo = data::LoaderOptions().batch_size(o.batch() / w).workers(o.workers()).prefetch(o.prefetch());
   lo.warn([skips](const std::string& m) { skips->warn(m); });
   auto loader = std::make_unique<data::DataLoader>(shard, lo);
   RESNET_CHECK(loader->num_batches() == steps_per_epoch, "Trainer: rank ", pg.rank(), " has ",

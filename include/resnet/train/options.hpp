@@ -1,8 +1,9 @@
 // What a Trainer is told (TrainerOptions), what it calls back (Callbacks) and what fit() returns
-// (FitResult). Plain structs: a program fills the fields it cares about and leaves the rest.
+// (FitResult). A program sets the options it cares about and leaves the rest at their defaults.
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/arg.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -44,58 +45,70 @@ inline ScheduleFactory schedule(const std::string& name, double base_lr, double 
   return schedule(optim::ScheduleOptions().kind(optim::schedule_kind(name)).base_lr(base_lr), warmup_epochs);
 }
 
+// Checkpoint metadata (TrainingState::extra), and the name of a best-so-far checkpoint from its epoch
+// (0-based), training loss, test accuracy and learning rate.
+using CheckpointMetadata = std::map<std::string, std::string>;
+using BestCheckpointName =
+    std::function<std::string(int64_t epoch, double train_loss, double test_acc, double lr)>;
+
+// Named setters, as every options object of the library:
+//   auto o =
+//   train::TrainerOptions().epochs(30).batch(64).out_dir("runs/a").schedule(train::schedule("cosine", 0.1));
 struct TrainerOptions {
-  int64_t epochs = 1;
-  int64_t batch = 32;  // the GLOBAL batch: split evenly over the ranks (an error if it does not divide)
-  double label_smoothing = 0;
-  ScheduleFactory schedule;     // null: constant at the optimizer's learning rate
-  std::string schedule_name;    // saved in checkpoints (TrainingState::schedule)
-  int64_t schedule_epochs = 0;  // > 0 and < epochs: the schedule was made for this many epochs and a resumed
-                                // run is longer; its remaining steps are stretched over the new length
-  int64_t log_every = 20;       // the seed's "[epoch E, batch B] loss: L" line every this many batches
-  std::string out_dir = "runs/train";
-  std::string resume;  // a last.safetensors to continue exactly (same recipe, any world size)
-  uint64_t seed = 0;   // data order and augmentation (the model's weights are the caller's)
-  int workers = 1;     // loader threads per rank
-  int prefetch = 2;
+  RESNET_ARG(int64_t, epochs) = 1;
+  RESNET_ARG(int64_t,
+             batch) = 32;  // the GLOBAL batch: split evenly over the ranks (an error if it does not divide)
+  RESNET_ARG(double, label_smoothing) = 0;
+  RESNET_ARG(ScheduleFactory, schedule);   // null: constant at the optimizer's learning rate
+  RESNET_ARG(std::string, schedule_name);  // saved in checkpoints (TrainingState::schedule)
+  RESNET_ARG(int64_t, schedule_epochs) =
+      0;  // > 0 and < epochs: the schedule was made for this many epochs and a resumed
+          // run is longer; its remaining steps are stretched over the new length
+  RESNET_ARG(int64_t,
+             log_every) = 20;  // the seed's "[epoch E, batch B] loss: L" line every this many batches
+  RESNET_ARG(std::string, out_dir) = "runs/train";
+  RESNET_ARG(std::string, resume);  // a last.safetensors to continue exactly (same recipe, any world size)
+  RESNET_ARG(uint64_t, seed) = 0;   // data order and augmentation (the model's weights are the caller's)
+  RESNET_ARG(int, workers) = 1;     // loader threads per rank
+  RESNET_ARG(int, prefetch) = 2;
   // Drop the last, smaller batch of an epoch when the training set holds more than one batch (BatchNorm
   // dislikes tiny batches; every rank then has the same number of samples each step).
-  bool drop_last = true;
+  RESNET_ARG(bool, drop_last) = true;
   // Progressive resizing: the training images' size per epoch and the test set's (FixRes); empty: the
   // datasets' own sizes (train/size_schedule.hpp).
-  ImageSizeSchedule image_sizes;
+  RESNET_ARG(ImageSizeSchedule, image_sizes);
   // Evaluation averages the softmax probabilities of each test image and its mirror image (infer/tta.hpp).
-  bool flip_tta = false;
+  RESNET_ARG(bool, flip_tta) = false;
   // Several ranks (dist::DataParallel): gradient bytes per all-reduce bucket, and whether BatchNorm
   // statistics are all-reduced too (SyncBatchNorm) instead of kept per rank.
-  size_t bucket_bytes = size_t(25) << 20;
-  bool sync_batchnorm = false;
+  RESNET_ARG(size_t, bucket_bytes) = size_t(25) << 20;
+  RESNET_ARG(bool, sync_batchnorm) = false;
   // The whole step (zero_grad, forward, loss, backward, update) as a CUDA graph, captured after
   // `cuda_graph_warmup` eager steps of each batch shape and replayed (train/graph_step.hpp). CUDA devices
   // and one rank only (an error elsewhere). Off by default: it has never run on a GPU. In graph mode a
   // non-finite loss is seen after that step's update (the checkpoint on disk is the last good one either
   // way).
-  bool cuda_graph = false;
-  int cuda_graph_warmup = 2;
+  RESNET_ARG(bool, cuda_graph) = false;
+  RESNET_ARG(int, cuda_graph_warmup) = 2;
   // Gradient accumulation and clipping in the default eager step (not with cuda_graph).
-  StepOptions step_options;
-  bool save_best = true;         // a weights-only checkpoint each time the test accuracy improves
-  int64_t stop_after_epoch = 0;  // end the session after this epoch as if stopped (0: never)
+  RESNET_ARG(StepOptions, step_options);
+  RESNET_ARG(bool, save_best) = true;  // a weights-only checkpoint each time the test accuracy improves
+  RESNET_ARG(int64_t, stop_after_epoch) = 0;  // end the session after this epoch as if stopped (0: never)
   // Metadata of every checkpoint.
-  std::string arch;
-  std::vector<std::string> class_names;
-  std::map<std::string, std::string> metadata;  // saved as TrainingState::extra (keys of our own win)
+  RESNET_ARG(std::string, arch);
+  RESNET_ARG(std::vector<std::string>, class_names);
+  RESNET_ARG(CheckpointMetadata, metadata);  // saved as TrainingState::extra (keys of our own win)
   // Messages.
-  std::string name = "train";  // prefix of error and status lines on stderr
-  std::string plot_title;      // curves.svg's title (default: name)
-  std::string resume_command;  // printed as "Continue with: <resume_command> --resume <last>"
-  std::string nonfinite_hint = "Try a lower learning rate or a longer warm-up.";
-  bool progress = true;         // the progress line on stderr (rank 0)
-  bool handle_signals = true;   // Ctrl-C / SIGTERM: finish the step, write last, stop
-  double progress_period = 30;  // seconds between progress lines when stderr is not a terminal
+  RESNET_ARG(std::string, name) = "train";  // prefix of error and status lines on stderr
+  RESNET_ARG(std::string, plot_title);      // curves.svg's title (default: name)
+  RESNET_ARG(std::string, resume_command);  // printed as "Continue with: <resume_command> --resume <last>"
+  RESNET_ARG(std::string, nonfinite_hint) = "Try a lower learning rate or a longer warm-up.";
+  RESNET_ARG(bool, progress) = true;         // the progress line on stderr (rank 0)
+  RESNET_ARG(bool, handle_signals) = true;   // Ctrl-C / SIGTERM: finish the step, write last, stop
+  RESNET_ARG(double, progress_period) = 30;  // seconds between progress lines when stderr is not a terminal
   // The name of the checkpoint written when the test accuracy improves (default: the seed's
   // epoch<E>+loss<L>+acc<A>+lr<R>.safetensors).
-  std::function<std::string(int64_t epoch, double train_loss, double test_acc, double lr)> best_name;
+  RESNET_ARG(BestCheckpointName, best_name);
 };
 
 struct StepInfo {

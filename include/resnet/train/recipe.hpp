@@ -108,34 +108,34 @@ template <typename T>
 TrainerOptions recipe_trainer_options(const RecipePlan& plan, const RecipeRuntime& rt, const RecipeData& d) {
   const RecipeOptions& r = plan.recipe;
   TrainerOptions o;
-  o.epochs = r.epochs();
-  o.batch = r.batch();
-  o.label_smoothing = r.label_smoothing();
-  o.step_options = StepOptions().accumulate(r.accumulate()).clip_grad_norm(r.clip_grad());
-  o.schedule = schedule(r.schedule(), *r.lr(), r.warmup_epochs());
-  o.schedule_name = r.schedule();
-  o.schedule_epochs = plan.epochs_before;
-  o.log_every = *r.log_every();
-  o.out_dir = plan.out_dir;
-  o.resume = r.resume();
-  o.seed = *r.seed();
-  o.workers = rt.workers;
-  o.drop_last = true;  // the Trainer keeps a lone batch when the set is no larger than one
-  if (r.sizes() != "none") o.image_sizes = ImageSizeSchedule::parse(r.sizes());
-  o.flip_tta = r.tta();
-  o.stop_after_epoch = r.stop_after_epoch();
-  o.sync_batchnorm = *r.sync_bn();
-  o.cuda_graph = r.cuda_graph();
-  o.arch = r.arch();
-  o.class_names = d.classes;
-  o.metadata = recipe_metadata(r);
-  o.name = r.name();
-  o.plot_title = r.name() + " " + r.arch() + ", " + std::to_string(r.size()) + " px, batch " +
-                 std::to_string(r.batch()) + ", " + r.optimizer() + " lr " + round3_text(*r.lr()) + " " +
-                 r.schedule() + ", seed " + std::to_string(*r.seed());
-  o.resume_command = r.resume_command().empty() ? r.name() + " train" : r.resume_command();
-  o.nonfinite_hint = r.nonfinite_hint();
-  o.progress = r.progress();
+  o.epochs(r.epochs());
+  o.batch(r.batch());
+  o.label_smoothing(r.label_smoothing());
+  o.step_options(StepOptions().accumulate(r.accumulate()).clip_grad_norm(r.clip_grad()));
+  o.schedule(schedule(r.schedule(), *r.lr(), r.warmup_epochs()));
+  o.schedule_name(r.schedule());
+  o.schedule_epochs(plan.epochs_before);
+  o.log_every(*r.log_every());
+  o.out_dir(plan.out_dir);
+  o.resume(r.resume());
+  o.seed(*r.seed());
+  o.workers(rt.workers);
+  o.drop_last(true);  // the Trainer keeps a lone batch when the set is no larger than one
+  if (r.sizes() != "none") o.image_sizes(ImageSizeSchedule::parse(r.sizes()));
+  o.flip_tta(r.tta());
+  o.stop_after_epoch(r.stop_after_epoch());
+  o.sync_batchnorm(*r.sync_bn());
+  o.cuda_graph(r.cuda_graph());
+  o.arch(r.arch());
+  o.class_names(d.classes);
+  o.metadata(recipe_metadata(r));
+  o.name(r.name());
+  o.plot_title(r.name() + " " + r.arch() + ", " + std::to_string(r.size()) + " px, batch " +
+               std::to_string(r.batch()) + ", " + r.optimizer() + " lr " + round3_text(*r.lr()) + " " +
+               r.schedule() + ", seed " + std::to_string(*r.seed()));
+  o.resume_command(r.resume_command().empty() ? r.name() + " train" : r.resume_command());
+  o.nonfinite_hint(r.nonfinite_hint());
+  o.progress(r.progress());
   return o;
 }
 

@@ -48,18 +48,18 @@ inline double extra_number(const io::TrainingState& s, const std::string& key, d
 inline io::TrainingState checkpoint_state(const TrainerOptions& o, const RunState& r, int64_t epochs_done,
                                           double lr, int64_t n_train, int world_size) {
   io::TrainingState s;
-  s.arch = o.arch;
+  s.arch = o.arch();
   s.epoch = epochs_done;
   s.step = r.step;
   s.lr = lr;
-  s.schedule = o.schedule_name;
-  s.seed = o.seed;
-  s.class_names = o.class_names;
-  s.extra = o.metadata;
+  s.schedule = o.schedule_name();
+  s.seed = o.seed();
+  s.class_names = o.class_names();
+  s.extra = o.metadata();
   s.extra["train_images"] = std::to_string(n_train);
-  s.extra["global_batch"] = std::to_string(o.batch);
+  s.extra["global_batch"] = std::to_string(o.batch());
   s.extra["world_size"] = std::to_string(world_size);  // informational: any world size may resume
-  s.extra["run_epochs"] = std::to_string(o.epochs);    // the length its schedule is laid over
+  s.extra["run_epochs"] = std::to_string(o.epochs());  // the length its schedule is laid over
   s.extra["best_acc"] = io::detail::format_double(r.best_acc);
   s.extra["best_epoch"] = std::to_string(r.best_epoch);
   return s;
@@ -67,7 +67,7 @@ inline io::TrainingState checkpoint_state(const TrainerOptions& o, const RunStat
 
 // What a resumable checkpoint adds: the position in the epoch and the sums so far.
 inline void add_position(io::TrainingState& s, const TrainerOptions& o, const RunState& r, double seconds) {
-  s.extra["samples_in_epoch"] = std::to_string(r.position * o.batch);
+  s.extra["samples_in_epoch"] = std::to_string(r.position * o.batch());
   s.extra["epoch_loss_sum"] = io::detail::format_double(r.epoch_loss_sum);
   s.extra["epoch_batches"] = std::to_string(r.epoch_batches);
   s.extra["window_sum"] = io::detail::format_double(r.window_sum);
@@ -75,17 +75,17 @@ inline void add_position(io::TrainingState& s, const TrainerOptions& o, const Ru
   s.extra["seconds"] = io::detail::format_double(seconds);
 }
 
-// Loads o.resume into the model and optimizer (every rank reads the same file) and returns where it stood.
+// Loads o.resume() into the model and optimizer (every rank reads the same file) and returns where it stood.
 template <typename T>
 RunState resume_run(const TrainerOptions& o, int64_t n_train, int64_t steps_per_epoch, nn::Module<T>& model,
                     optim::Optimizer<acc_t<T>>& optimizer) {
   RunState r;
-  const bool stretch = o.schedule_epochs > 0 && o.schedule_epochs < o.epochs;
-  if (o.resume.empty()) {
+  const bool stretch = o.schedule_epochs() > 0 && o.schedule_epochs() < o.epochs();
+  if (o.resume().empty()) {
     if (stretch) r.stretch_from = 0;
     return r;
   }
-  const std::string& ck = o.resume;
+  const std::string& ck = o.resume();
   std::error_code ec;
   RESNET_CHECK(std::filesystem::is_regular_file(ck, ec), "resume: checkpoint '", ck, "' does not exist");
   io::TrainingState st = io::read_training_state(ck);
@@ -95,29 +95,29 @@ RunState resume_run(const TrainerOptions& o, int64_t n_train, int64_t steps_per_
   RESNET_CHECK(saved_n < 0 || saved_n == static_cast<double>(n_train), "resume: the run trained on ",
                static_cast<int64_t>(saved_n), " images but this training set has ", n_train,
                " (a different data folder or limit?)");
-  RESNET_CHECK(o.class_names.empty() || st.class_names.empty() || st.class_names == o.class_names,
+  RESNET_CHECK(o.class_names().empty() || st.class_names.empty() || st.class_names == o.class_names(),
                "resume: the checkpoint's classes differ from the data's");
   const double saved_batch = detail::extra_number(st, "global_batch", -1, ck);
-  RESNET_CHECK(saved_batch < 0 || saved_batch == static_cast<double>(o.batch), "resume: '", ck,
-               "' was trained with global batch ", static_cast<int64_t>(saved_batch), ", not ", o.batch,
+  RESNET_CHECK(saved_batch < 0 || saved_batch == static_cast<double>(o.batch()), "resume: '", ck,
+               "' was trained with global batch ", static_cast<int64_t>(saved_batch), ", not ", o.batch(),
                " (the batch is part of the recipe)");
   // A schedule is a function of the run's length: another length moves it under the resumed step (the rate
   // jumps), so it is refused unless schedule_epochs says how the planned schedule goes on.
   const double saved_epochs = detail::extra_number(st, "run_epochs", -1, ck);
   RESNET_CHECK(
-      !o.schedule || saved_epochs < 0 || saved_epochs == static_cast<double>(o.epochs) || stretch,
+      !o.schedule() || saved_epochs < 0 || saved_epochs == static_cast<double>(o.epochs()) || stretch,
       "resume: '", ck, "' is a run of ", static_cast<int64_t>(saved_epochs), " epochs and these options ",
-      "ask for ", o.epochs, "; its learning-rate schedule is laid over the run's length and would jump ",
+      "ask for ", o.epochs(), "; its learning-rate schedule is laid over the run's length and would jump ",
       "at the resumed step. To train longer, set schedule_epochs to ", static_cast<int64_t>(saved_epochs),
       " (the schedule's remaining steps are stretched over the new length), or start a new run from ",
       "its weights (io::load, without resume) with a schedule of its own");
-  if (stretch && o.schedule && st.step >= o.schedule_epochs * steps_per_epoch) {
+  if (stretch && o.schedule() && st.step >= o.schedule_epochs() * steps_per_epoch) {
     // The run had finished its schedule: the added epochs hold its last rate, useless when that is 0.
-    const int64_t planned = o.schedule_epochs * steps_per_epoch;
-    const auto finished = o.schedule(planned, steps_per_epoch);
+    const int64_t planned = o.schedule_epochs() * steps_per_epoch;
+    const auto finished = o.schedule()(planned, steps_per_epoch);
     RESNET_CHECK(
         finished->lr(planned - 1) > 0, "resume: '", ck, "' finished its ", finished->name(),
-        " schedule, whose last learning rate is 0: the ", o.epochs - o.schedule_epochs,
+        " schedule, whose last learning rate is 0: the ", o.epochs() - o.schedule_epochs(),
         " added epochs would not train. Start a new run from its weights (io::load, without resume) ",
         "with a schedule of its own");
   }
@@ -127,10 +127,10 @@ RunState resume_run(const TrainerOptions& o, int64_t n_train, int64_t steps_per_
   r.step = st.step;
   const double samples = detail::extra_number(st, "samples_in_epoch", -1, ck);
   if (samples >= 0) {
-    RESNET_CHECK(std::fmod(samples, static_cast<double>(o.batch)) == 0, "resume: '", ck, "' stopped after ",
+    RESNET_CHECK(std::fmod(samples, static_cast<double>(o.batch())) == 0, "resume: '", ck, "' stopped after ",
                  static_cast<int64_t>(samples), " samples of its epoch, not a whole number of batches of ",
-                 o.batch);
-    r.first_batch = static_cast<int64_t>(samples) / o.batch;
+                 o.batch());
+    r.first_batch = static_cast<int64_t>(samples) / o.batch();
   } else {
     r.first_batch = r.step - r.start_epoch * steps_per_epoch;  // checkpoints written before the position
   }

@@ -73,13 +73,13 @@ class Trainer : public TrainerBase<T> {
   EvalResult evaluate(const std::string& tag = "eval") {
     RESNET_CHECK(test_set_ != nullptr, "Trainer::evaluate: no test set was given");
     auto eo = EvalOptions()
-                  .batch(o_.batch)
-                  .workers(o_.workers)
-                  .prefetch(o_.prefetch)
+                  .batch(o_.batch())
+                  .workers(o_.workers())
+                  .prefetch(o_.prefetch())
                   .skips(this->test_skips_)
                   .metrics(this->metrics_)
-                  .flip_tta(o_.flip_tta)
-                  .size(o_.image_sizes.test_size())
+                  .flip_tta(o_.flip_tta())
+                  .size(o_.image_sizes().test_size())
                   .progress([this, tag](int64_t done, int64_t total) {
                     for (auto& c : cbs_) c->on_eval_progress(tag, done, total);
                   });
@@ -94,15 +94,15 @@ class Trainer : public TrainerBase<T> {
       this->prepare();
       for (auto& c : cbs_) c->on_fit_start(view);
     });
-    if (!o_.resume.empty())
-      log("resuming " + o_.resume + " at epoch " + std::to_string(r_.start_epoch + 1) + ", batch " +
+    if (!o_.resume().empty())
+      log("resuming " + o_.resume() + " at epoch " + std::to_string(r_.start_epoch + 1) + ", batch " +
           std::to_string(r_.first_batch + 1) + " (step " + std::to_string(r_.step) + ")");
-    if (r_.start_epoch >= o_.epochs) {
-      log("the resumed run already finished its " + std::to_string(o_.epochs) + " epochs; nothing to do");
+    if (r_.start_epoch >= o_.epochs()) {
+      log("the resumed run already finished its " + std::to_string(o_.epochs()) + " epochs; nothing to do");
       return this->finish(res, FitStatus::AlreadyComplete, false);
     }
     this->bind_step();  // after the resume: every rank starts from rank 0's state either way
-    if (o_.handle_signals) install_interrupt_handler(!is_main());
+    if (o_.handle_signals()) install_interrupt_handler(!is_main());
     this->run_start_ = std::chrono::steady_clock::now();
     if (stats_.defined())
       stats_.zero_();  // in place: a captured step (cuda_graph) holds its address
@@ -110,7 +110,7 @@ class Trainer : public TrainerBase<T> {
       stats_ = Tensor<double>::zeros({loss_stats::kSize}, device_);
     model_->train();
     r_.epoch_now = r_.start_epoch;
-    for (int64_t epoch = r_.start_epoch; epoch < o_.epochs; ++epoch) {
+    for (int64_t epoch = r_.start_epoch; epoch < o_.epochs(); ++epoch) {
       r_.epoch_now = epoch;
       if (epoch != r_.start_epoch) {
         r_.first_batch = 0;
@@ -123,7 +123,7 @@ class Trainer : public TrainerBase<T> {
           pg_->all_reduce_host({interrupt_requested() ? 1.0 : 0.0, stop ? 1.0 : 0.0});
       if (ask[0] > 0 || ask[1] > 0)
         return this->halt(res, ask[0] > 0 ? FitStatus::Interrupted : FitStatus::Stopped);
-      if (o_.stop_after_epoch > 0 && epoch + 1 == o_.stop_after_epoch && epoch + 1 < o_.epochs) {
+      if (o_.stop_after_epoch() > 0 && epoch + 1 == o_.stop_after_epoch() && epoch + 1 < o_.epochs()) {
         log("stopping after epoch " + std::to_string(epoch + 1) + " as asked; continue with --resume " +
             res.last_path);
         return this->finish(res, FitStatus::StoppedAfterEpoch, true);
@@ -137,10 +137,10 @@ class Trainer : public TrainerBase<T> {
     if (test_set_)
       log("best av_test_acc: " + detail::fmt("%.3f", r_.best_acc) + " at epoch " +
           std::to_string(r_.best_epoch) + "; " + detail::fmt("%.1f", this->seconds_now()) +
-          " s in all; outputs in " + o_.out_dir);
+          " s in all; outputs in " + o_.out_dir());
     else
-      log("done: " + std::to_string(o_.epochs) + " epochs in " + detail::fmt("%.1f", this->seconds_now()) +
-          " s; outputs in " + o_.out_dir);
+      log("done: " + std::to_string(o_.epochs()) + " epochs in " + detail::fmt("%.1f", this->seconds_now()) +
+          " s; outputs in " + o_.out_dir());
     return this->finish(res, FitStatus::Completed, true);
   }
 
@@ -183,7 +183,7 @@ class Trainer : public TrainerBase<T> {
       r_.position = b.index + 1;
       ++r_.epoch_batches;
       ++r_.window_count;
-      const bool log_line = (b.index + 1) % o_.log_every == 0;
+      const bool log_line = (b.index + 1) % o_.log_every() == 0;
       if ((log_line || wants_loss) && !this->read_losses()) return FitStatus::NonFinite;
       if (log_line) {
         log("[epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(b.index + 1) +
@@ -203,7 +203,7 @@ class Trainer : public TrainerBase<T> {
 
   // The epoch's log lines, evaluation and history; then the callbacks. True if one asks to stop.
   bool end_epoch(int64_t epoch, FitResult& res) {
-    const std::string tag = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs);
+    const std::string tag = "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs());
     const double train_loss = r_.epoch_loss_sum / static_cast<double>(r_.epoch_batches);
     const double lr_now = optimizer_->lr();
     log("epoch " + std::to_string(epoch + 1) + " av_train_loss: " + detail::fmt("%.3f", train_loss) +

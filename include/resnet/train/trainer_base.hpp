@@ -53,39 +53,39 @@ class TrainerBase {
         train_set_(std::move(train_set)),
         test_set_(std::move(test_set)),
         o_(std::move(options)),
-        loss_(cross_entropy_loss<T>(o_.label_smoothing)),
+        loss_(cross_entropy_loss<T>(o_.label_smoothing())),
         cbs_(default_callbacks()) {
     RESNET_CHECK(model_ && optimizer_ && train_set_,
                  "Trainer: the model, optimizer and training set must be given");
     device_ = model_device(*model_);
     pg_ = group ? std::move(group) : dist::single_process_group(device_);
     const int w = pg_->size();
-    RESNET_CHECK(o_.epochs >= 1, "Trainer: epochs must be at least 1, got ", o_.epochs);
-    RESNET_CHECK(o_.batch >= 1, "Trainer: the batch must be at least 1, got ", o_.batch);
-    RESNET_CHECK(o_.log_every >= 1, "Trainer: log_every must be at least 1, got ", o_.log_every);
-    RESNET_CHECK(o_.batch % w == 0, "Trainer: the global batch ", o_.batch, " does not split evenly over ", w,
-                 " ranks; use a multiple of ", w);
-    RESNET_CHECK(!o_.cuda_graph || device_.is_cuda(), "Trainer: cuda_graph (--cuda-graph on) needs a CUDA ",
+    RESNET_CHECK(o_.epochs() >= 1, "Trainer: epochs must be at least 1, got ", o_.epochs());
+    RESNET_CHECK(o_.batch() >= 1, "Trainer: the batch must be at least 1, got ", o_.batch());
+    RESNET_CHECK(o_.log_every() >= 1, "Trainer: log_every must be at least 1, got ", o_.log_every());
+    RESNET_CHECK(o_.batch() % w == 0, "Trainer: the global batch ", o_.batch(),
+                 " does not split evenly over ", w, " ranks; use a multiple of ", w);
+    RESNET_CHECK(!o_.cuda_graph() || device_.is_cuda(), "Trainer: cuda_graph (--cuda-graph on) needs a CUDA ",
                  "device, but the model is on ", device_.to_string());
-    RESNET_CHECK(!o_.cuda_graph || w == 1,
+    RESNET_CHECK(!o_.cuda_graph() || w == 1,
                  "Trainer: cuda_graph (--cuda-graph on) runs one rank; this run has ", w,
                  " (the gradient all-reduce is not captured)");
-    RESNET_CHECK(!o_.cuda_graph || !o_.step_options.any(),
+    RESNET_CHECK(!o_.cuda_graph() || !o_.step_options().any(),
                  "Trainer: cuda_graph (--cuda-graph on) captures the ",
                  "plain step; gradient accumulation and clipping run eagerly only");
-    o_.step_options.check();
+    o_.step_options().check();
     RESNET_CHECK(w == 1 || pg_->device() == device_, "Trainer: the model is on ", device_.to_string(),
                  " but the ", pg_->backend_name(), " process group's tensors live on ",
                  pg_->device().to_string(), " (rank ", pg_->rank(), ")");
     n_train_ = train_set_->size();
-    const bool drop_last = o_.drop_last && n_train_ > o_.batch;
-    steps_per_epoch_ = global_batches(n_train_, o_.batch, w, drop_last);
+    const bool drop_last = o_.drop_last() && n_train_ > o_.batch();
+    steps_per_epoch_ = global_batches(n_train_, o_.batch(), w, drop_last);
     RESNET_CHECK(steps_per_epoch_ > 0, "Trainer: the training set of ", n_train_,
                  " samples cannot give each of the ", w, " ranks a sample");
     base_lr_ = optimizer_->lr();
     const int64_t planned =
-        o_.schedule_epochs > 0 && o_.schedule_epochs < o_.epochs ? o_.schedule_epochs : o_.epochs;
-    if (o_.schedule) schedule_ = o_.schedule(planned * steps_per_epoch_, steps_per_epoch_);
+        o_.schedule_epochs() > 0 && o_.schedule_epochs() < o_.epochs() ? o_.schedule_epochs() : o_.epochs();
+    if (o_.schedule()) schedule_ = o_.schedule()(planned * steps_per_epoch_, steps_per_epoch_);
     planned_steps_ = planned * steps_per_epoch_;
     if (callbacks.on_log_line) remove_callback("log");
     if (callbacks.on_log_line || callbacks.on_step_end || callbacks.on_epoch_end || callbacks.should_stop)
@@ -126,13 +126,14 @@ class TrainerBase {
   // Mixup / CutMix on each training batch (train/mixup.hpp), trained with soft_cross_entropy on its
   // targets (their label smoothing is the mixup options'; the loss set before is replaced).
   void set_mixup(MixupOptions o, int64_t num_classes) {
-    RESNET_CHECK(!o_.cuda_graph, "Trainer::set_mixup: a captured step (cuda_graph) cannot take new targets");
+    RESNET_CHECK(!o_.cuda_graph(),
+                 "Trainer::set_mixup: a captured step (cuda_graph) cannot take new targets");
     loss_ = extras_.set_mixup(o, num_classes);
   }
   const CallbackList& callbacks() const { return cbs_; }
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
-  int64_t total_steps() const { return o_.epochs * steps_per_epoch_; }
+  int64_t total_steps() const { return o_.epochs() * steps_per_epoch_; }
   // The learning rate of step `step` (0-based), a planned schedule stretched over a longer run included.
   double lr_at(int64_t step) const {
     const int64_t from = r_.stretch_from;
@@ -156,16 +157,16 @@ class TrainerBase {
 
  protected:
   std::string path(const std::string& file) const {
-    return (std::filesystem::path(o_.out_dir) / file).string();
+    return (std::filesystem::path(o_.out_dir()) / file).string();
   }
 
   // Resume (every rank reads the same checkpoint) and the epochs before it (every rank keeps the history).
   void prepare() {
     r_ = resume_run(o_, n_train_, steps_per_epoch_, *model_, *optimizer_);
-    extras_.prepare(*model_, o_.resume, r_.step);
-    saved_epoch_ = o_.resume.empty() ? -1 : r_.start_epoch;
+    extras_.prepare(*model_, o_.resume(), r_.step);
+    saved_epoch_ = o_.resume().empty() ? -1 : r_.start_epoch;
     saved_path_ = path("last.safetensors");
-    if (!o_.resume.empty())
+    if (!o_.resume().empty())
       for (const auto& row : tools::read_metrics_csv(path("metrics.csv")))
         if (row.epoch <= r_.start_epoch) history_.push_back(row);
   }
@@ -205,14 +206,15 @@ class TrainerBase {
       if (pg_->size() == 1) {
         net_ = model_;
       } else {
-        auto d = dist::DataParallelOptions().bucket_bytes(o_.bucket_bytes).sync_batchnorm(o_.sync_batchnorm);
+        auto d =
+            dist::DataParallelOptions().bucket_bytes(o_.bucket_bytes()).sync_batchnorm(o_.sync_batchnorm());
         net_ = std::make_shared<dist::DataParallel<T>>(model_, pg_, d);
       }
     }
     if (!step_) {
-      auto go = GraphedStepOptions().warmup(o_.cuda_graph_warmup);
-      step_ = o_.cuda_graph ? std::unique_ptr<Step<T>>(std::make_unique<CudaGraphStep<T>>(go))
-                            : std::make_unique<EagerStep<T>>(o_.step_options);
+      auto go = GraphedStepOptions().warmup(o_.cuda_graph_warmup());
+      step_ = o_.cuda_graph() ? std::unique_ptr<Step<T>>(std::make_unique<CudaGraphStep<T>>(go))
+                              : std::make_unique<EagerStep<T>>(o_.step_options());
     }
     if (!stats_.defined()) stats_ = Tensor<double>::zeros({loss_stats::kSize}, device_);
     step_->bind(StepParts<T>{net_.get(), optimizer_.get(), loss_, &stats_, device_, extras_.targets()});
@@ -231,16 +233,16 @@ class TrainerBase {
       const std::string keep = saved_epoch_ >= 0 ? "the last good checkpoint is " + saved_path_ + " (epoch " +
                                                        std::to_string(saved_epoch_) + ")"
                                                  : "no checkpoint was written yet";
-      std::fprintf(stderr, "%s: error: %s; stopped without saving: %s. %s\n", o_.name.c_str(),
-                   nonfinite_.c_str(), keep.c_str(), o_.nonfinite_hint.c_str());
+      std::fprintf(stderr, "%s: error: %s; stopped without saving: %s. %s\n", o_.name().c_str(),
+                   nonfinite_.c_str(), keep.c_str(), o_.nonfinite_hint().c_str());
     } else if (is_main()) {
       const char* how = status == FitStatus::Interrupted ? "interrupted" : "stopped";
-      std::fprintf(stderr, "%s: %s at step %lld", o_.name.c_str(), how, static_cast<long long>(r_.step));
+      std::fprintf(stderr, "%s: %s at step %lld", o_.name().c_str(), how, static_cast<long long>(r_.step));
       const bool wrote = saved_step_ == r_.step;
       if (wrote) std::fprintf(stderr, "; wrote %s.", saved_path_.c_str());
       if (!wrote) std::fputc('.', stderr);
-      if (wrote && !o_.resume_command.empty())
-        std::fprintf(stderr, " Continue with: %s --resume %s", o_.resume_command.c_str(),
+      if (wrote && !o_.resume_command().empty())
+        std::fprintf(stderr, " Continue with: %s --resume %s", o_.resume_command().c_str(),
                      saved_path_.c_str());
       std::fputc('\n', stderr);
     }
