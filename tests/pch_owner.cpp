@@ -1,0 +1,2 @@
+// The unit that owns the test programs' shared precompiled header (resnet.hpp and Catch2),
+// tests/CMakeLists.txt.
