@@ -123,17 +123,10 @@ struct Run {
     model = small_model(model_seed);
     opt = std::make_shared<optim::SGD<float>>(model->named_parameters(),
                                               optim::SGDOptions().lr(0.1).momentum(0.9));
-    o.epochs(2);
-    o.batch(8);
-    o.schedule(train::schedule("onecycle", 0.1));
-    o.schedule_name("onecycle");
-    o.log_every(2);
-    o.out_dir(out.string());
-    o.seed(5);
-    o.workers(0);
-    o.progress(false);
-    o.handle_signals(false);
-    o.class_names({"a", "b"});
+    o = trainer_fixtures::quiet_options(out)
+            .schedule(train::schedule("onecycle", 0.1))
+            .schedule_name("onecycle")
+            .class_names({"a", "b"});
     cb.on_log_line = [this](const std::string& l) { lines.push_back(l); };
     cb.on_step_end = [this](const train::StepInfo& s) { steps.push_back(s); };
   }

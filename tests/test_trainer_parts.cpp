@@ -74,16 +74,7 @@ struct Parts {
   train::TrainerOptions o;
   std::shared_ptr<Recorder> rec = std::make_shared<Recorder>();
 
-  explicit Parts(const fs::path& out, int64_t epochs = 2) {
-    o.epochs(epochs);
-    o.batch(8);
-    o.log_every(2);
-    o.out_dir(out.string());
-    o.seed(5);
-    o.workers(0);
-    o.progress(false);
-    o.handle_signals(false);
-  }
+  explicit Parts(const fs::path& out, int64_t epochs = 2) : o(trainer_fixtures::quiet_options(out, epochs)) {}
   std::unique_ptr<train::Trainer<float>> trainer() {
     auto t = std::make_unique<train::Trainer<float>>(model, opt, std::make_shared<Halves>(40),
                                                      std::make_shared<Halves>(12), o);

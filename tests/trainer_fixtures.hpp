@@ -51,4 +51,18 @@ inline std::filesystem::path fresh_dir(const std::string& prefix, const std::str
   return d;
 }
 
+// The tests' Trainer options: a batch of 8, a log line every 2 batches, a fixed seed, loading on the
+// calling thread, no progress line and no signal handlers.
+inline train::TrainerOptions quiet_options(const std::filesystem::path& out, int64_t epochs = 2) {
+  return train::TrainerOptions()
+      .epochs(epochs)
+      .batch(8)
+      .log_every(2)
+      .out_dir(out.string())
+      .seed(5)
+      .workers(0)
+      .progress(false)
+      .handle_signals(false);
+}
+
 }  // namespace trainer_fixtures
