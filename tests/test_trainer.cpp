@@ -251,6 +251,30 @@ TEST_CASE("a finished run: its epochs when resumed as is, and the rules for maki
   fs::remove_all(e);
 }
 
+TEST_CASE("eval_every tests after every Nth epoch and after the last; the others have no test values",
+          "[trainer]") {
+  Run r(fresh_dir("eval_every"), 11);
+  r.o.epochs(3).eval_every(2);
+  const train::FitResult res = r.fit();
+  REQUIRE(res.history.size() == 3);
+  CHECK(std::isnan(res.history[0].test_acc));
+  CHECK(std::isnan(res.history[0].test_loss));
+  CHECK(std::isfinite(res.history[1].test_acc));
+  CHECK(std::isfinite(res.history[2].test_acc));
+  CHECK((res.best_epoch == 2 || res.best_epoch == 3));
+  auto has = [&](const std::string& text) {
+    for (const auto& l : r.lines)
+      if (l.find(text) != std::string::npos) return true;
+    return false;
+  };
+  CHECK_FALSE(has("epoch 1 av_test_acc"));
+  CHECK(has("epoch 2 av_test_acc"));
+  CHECK(has("epoch 3 av_test_acc"));
+  Run bad(fresh_dir("eval_every_0"), 11);
+  bad.o.eval_every(0);
+  CHECK_THROWS_WITH(bad.fit(), Catch::Contains("eval_every must be at least 1, got 0"));
+}
+
 TEST_CASE("the global batch must split evenly over the ranks", "[trainer]") {
   const fs::path d = fresh_dir("split");
   Run r(d, 1);

@@ -79,6 +79,9 @@ struct TrainerOptions {
   RESNET_ARG(ImageSizeSchedule, image_sizes);
   // Evaluation averages the softmax probabilities of each test image and its mirror image (infer/tta.hpp).
   RESNET_ARG(bool, flip_tta) = false;
+  // Test after every eval_every-th epoch and after the last; the other epochs' test loss and accuracy are
+  // NaN in the history (a test pass can be a tenth of a short CPU run's time).
+  RESNET_ARG(int64_t, eval_every) = 1;
   // Several ranks (dist::DataParallel): gradient bytes per all-reduce bucket, and whether BatchNorm
   // statistics are all-reduced too (SyncBatchNorm) instead of kept per rank.
   RESNET_ARG(size_t, bucket_bytes) = size_t(25) << 20;

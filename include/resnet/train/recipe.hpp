@@ -123,6 +123,7 @@ TrainerOptions recipe_trainer_options(const RecipePlan& plan, const RecipeRuntim
   o.drop_last(true);  // the Trainer keeps a lone batch when the set is no larger than one
   if (r.sizes() != "none") o.image_sizes(ImageSizeSchedule::parse(r.sizes()));
   o.flip_tta(r.tta());
+  o.eval_every(r.eval_every());
   o.stop_after_epoch(r.stop_after_epoch());
   o.sync_batchnorm(*r.sync_bn());
   o.cuda_graph(r.cuda_graph());

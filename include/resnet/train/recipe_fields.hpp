@@ -190,6 +190,10 @@ inline const std::vector<RecipeField>& recipe_fields() {
           "test-time augmentation: each test image's prediction is the mean of its and its mirror image's "
           "softmax probabilities"),
       field(
+          "eval-every", run, IntIn{1, 100000}, [](R o) -> auto& { return o.eval_every(); }, "N",
+          "test after every Nth epoch and after the last (the other epochs' test values are nan in "
+          "metrics.csv)"),
+      field(
           "cuda-graph", run, OnOff{}, [](R o) -> auto& { return o.cuda_graph(); }, "on|off",
           "run each training step as a replayed CUDA graph (captured after 2 eager steps of each batch "
           "shape); CUDA devices and one rank only"),

@@ -210,7 +210,7 @@ class Trainer : public TrainerBase<T> {
         " lr: " + detail::fmt("%.5f", lr_now));
     EpochEnd e;
     e.eval.loss = e.eval.acc = std::nan("");
-    if (test_set_) {
+    if (test_set_ && ((epoch + 1) % o_.eval_every() == 0 || epoch + 1 == o_.epochs())) {
       const auto eval_start = std::chrono::steady_clock::now();
       e.eval = evaluate(tag);
       e.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();

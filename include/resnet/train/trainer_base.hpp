@@ -63,6 +63,7 @@ class TrainerBase {
     RESNET_CHECK(o_.epochs() >= 1, "Trainer: epochs must be at least 1, got ", o_.epochs());
     RESNET_CHECK(o_.batch() >= 1, "Trainer: the batch must be at least 1, got ", o_.batch());
     RESNET_CHECK(o_.log_every() >= 1, "Trainer: log_every must be at least 1, got ", o_.log_every());
+    RESNET_CHECK(o_.eval_every() >= 1, "Trainer: eval_every must be at least 1, got ", o_.eval_every());
     RESNET_CHECK(o_.batch() % w == 0, "Trainer: the global batch ", o_.batch(),
                  " does not split evenly over ", w, " ranks; use a multiple of ", w);
     RESNET_CHECK(!o_.cuda_graph() || device_.is_cuda(), "Trainer: cuda_graph (--cuda-graph on) needs a CUDA ",
