@@ -24,39 +24,16 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 int run(int argc, char** argv) {
-  std::string arch = "resnet18", sync_bn = "off";
-  int64_t global = 16, size = 128, classes = 1000, steps = 10, warmup = 3;
-  int threads = 1;
+  std::string sync_bn = "off";
+  int64_t global = 16;
   double bucket_mb = 25;
+  flags::NetworkLoop shape;  // resnet18, 128 px, 1000 classes, 1 thread, 10 steps after 3
   CLI::App app("Data-parallel training steps, one rank or many (mpirun).", "bench_dist");
   flags::setup(app);
-  app.add_option("--arch", arch, "network")
-      ->option_text("NAME")
-      ->check(flags::one_of(resnet::train::recipe_archs()))
-      ->capture_default_str();
+  flags::add_network_loop(app, shape, resnet::train::recipe_archs());
   app.add_option("--batch", global, "global batch (split evenly over the ranks)")
       ->option_text("N")
       ->check(flags::int_in(1, 1 << 20))
-      ->capture_default_str();
-  app.add_option("--size", size, "input height = width")
-      ->option_text("PX")
-      ->check(flags::int_in(8, 4096))
-      ->capture_default_str();
-  app.add_option("--classes", classes, "classifier outputs")
-      ->option_text("N")
-      ->check(flags::int_in(2, 100000))
-      ->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads per rank")
-      ->option_text("N")
-      ->check(flags::int_in(1, 1024))
-      ->capture_default_str();
-  app.add_option("--steps", steps, "timed steps")
-      ->option_text("N")
-      ->check(flags::int_in(1, 100000))
-      ->capture_default_str();
-  app.add_option("--warmup", warmup, "untimed steps first")
-      ->option_text("N")
-      ->check(flags::int_in(0, 100000))
       ->capture_default_str();
   app.add_option("--bucket-mb", bucket_mb, "gradient bucket size")
       ->option_text("MB")
@@ -68,6 +45,9 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   const int parsed = flags::parse(app, argc, argv);
   if (parsed >= 0) return parsed;
+  const std::string& arch = shape.arch;
+  const int64_t size = shape.size, classes = shape.classes, steps = shape.steps, warmup = shape.warmup;
+  const int threads = shape.threads;
   resnet::set_num_threads(threads);
   auto group = resnet::dist::init(resnet::Device::cpu());
   RESNET_CHECK(global % group->size() == 0, "--batch ", global, " does not divide by the world size ",

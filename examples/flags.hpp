@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -120,6 +121,40 @@ inline CLI::Validator list_of(CLI::Validator item) {
         return "";
       },
       "");
+}
+
+// A timing program's network and loop: the same flags, checks and help wherever they appear. The fields'
+// values when added are the defaults shown.
+struct NetworkLoop {
+  std::string arch = "resnet18";
+  int64_t size = 128, classes = 1000, steps = 10, warmup = 3;
+  int threads = 1;
+};
+inline void add_network_loop(CLI::App& app, NetworkLoop& n, const std::vector<std::string>& archs) {
+  app.add_option("--arch", n.arch, "network")
+      ->option_text("NAME")
+      ->check(one_of(archs))
+      ->capture_default_str();
+  app.add_option("--size", n.size, "input height = width")
+      ->option_text("PX")
+      ->check(int_in(8, 4096))
+      ->capture_default_str();
+  app.add_option("--classes", n.classes, "classifier outputs")
+      ->option_text("N")
+      ->check(int_in(2, 100000))
+      ->capture_default_str();
+  app.add_option("--threads", n.threads, "CPU threads per rank")
+      ->option_text("N")
+      ->check(int_in(1, 1024))
+      ->capture_default_str();
+  app.add_option("--steps", n.steps, "timed steps")
+      ->option_text("N")
+      ->check(int_in(1, 100000))
+      ->capture_default_str();
+  app.add_option("--warmup", n.warmup, "untimed steps first")
+      ->option_text("N")
+      ->check(int_in(0, 100000))
+      ->capture_default_str();
 }
 
 // Parses; returns -1 to go on, or the status to exit with (0 after --help, 2 after a mistake, reported as

@@ -30,41 +30,22 @@ double median(std::vector<double> v) {
 }
 
 int run(int argc, char** argv) {
-  std::string arch = "resnet18";
-  int64_t batch = 8, size = 128, classes = 1000, steps = 5, warmup = 2;
-  int threads = 1;
+  int64_t batch = 8;
+  flags::NetworkLoop shape;
+  shape.steps = 5;
+  shape.warmup = 2;
   CLI::App app("Per-parameter gradient-ready times of one training step.", "dp_timeline");
   flags::setup(app);
-  app.add_option("--arch", arch, "network")
-      ->option_text("NAME")
-      ->check(flags::one_of(resnet::train::recipe_archs()))
-      ->capture_default_str();
+  flags::add_network_loop(app, shape, resnet::train::recipe_archs());
   app.add_option("--batch", batch, "batch (one rank's share)")
       ->option_text("N")
       ->check(flags::int_in(2, 1 << 20))
       ->capture_default_str();
-  app.add_option("--size", size, "input height = width")
-      ->option_text("PX")
-      ->check(flags::int_in(8, 4096))
-      ->capture_default_str();
-  app.add_option("--classes", classes, "classifier outputs")
-      ->option_text("N")
-      ->check(flags::int_in(2, 100000))
-      ->capture_default_str();
-  app.add_option("--threads", threads, "CPU threads")
-      ->option_text("N")
-      ->check(flags::int_in(1, 1024))
-      ->capture_default_str();
-  app.add_option("--steps", steps, "timed steps")
-      ->option_text("N")
-      ->check(flags::int_in(1, 100000))
-      ->capture_default_str();
-  app.add_option("--warmup", warmup, "untimed steps first")
-      ->option_text("N")
-      ->check(flags::int_in(0, 100000))
-      ->capture_default_str();
   const int parsed = flags::parse(app, argc, argv);
   if (parsed >= 0) return parsed;
+  const std::string& arch = shape.arch;
+  const int64_t size = shape.size, classes = shape.classes, steps = shape.steps, warmup = shape.warmup;
+  const int threads = shape.threads;
   resnet::set_num_threads(threads);
   auto mo = resnet::models::ResNetOptions().num_classes(classes).seed(1);
   auto model = resnet::models::resnet<float>(arch, mo);
