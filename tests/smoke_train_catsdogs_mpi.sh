@@ -4,7 +4,7 @@
 # train_catsdogs over 2 MPI ranks on a tiny synthetic set (ResNet-18 at 32x32, 48 training and 16 test
 # images, global batch 8 = 2 x 4): one log (no line twice), the first line naming the world and each rank's
 # device, one set of files; the run saved by 2 ranks finishes on 1 (no mpirun); Ctrl-C on one rank stops
-# both at the same step; a global batch the ranks cannot split is refused. Exit 77 (skipped) without mpirun.
+# both at the same step (that run all-reduces its gradients in bfloat16); a global batch the ranks cannot split is refused. Exit 77 (skipped) without mpirun.
 set -euo pipefail
 abspath() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 BIN=$(abspath "$1")
@@ -57,7 +57,7 @@ expect_in "$WORK/R.log" "^epoch 2 av_test_acc: [01]\.[0-9]{3}$"
 ok "a run saved by 2 ranks resumes on 1"
 
 # ---- Ctrl-C on rank 1 alone: both ranks stop after the same step, rank 0 writes last, exit 130 ----
-timeout 120 "${MPI[@]}" "$BIN" train "${COMMON[@]}" --epochs 3 --log-every 1 --out "$WORK/C" >"$WORK/C.log" 2>"$WORK/C.err" &
+timeout 120 "${MPI[@]}" "$BIN" train "${COMMON[@]}" --epochs 3 --log-every 1 --bf16-gradients on --out "$WORK/C" >"$WORK/C.log" 2>"$WORK/C.err" &
 job=$!
 for _ in $(seq 1 600); do
   grep -q '^\[epoch 1, batch 2\]' "$WORK/C.log" 2>/dev/null && break
@@ -76,6 +76,7 @@ expect_in "$WORK/C.err" "^train_catsdogs: interrupted at step [0-9]+; wrote .*C/
 step=$(sed -n 's/^train_catsdogs: interrupted at step \([0-9]*\);.*/\1/p' "$WORK/C.err")
 [ "$(grep -c '^\[epoch' "$WORK/C.log")" = "$step" ] || fail "rank 0 logged $(grep -c '^\[epoch' "$WORK/C.log") steps but stopped at $step"
 [ -s "$WORK/C/last.safetensors" ] || fail "no last.safetensors after Ctrl-C"
+expect_in "$WORK/C.log" "global batch 8 = 2 x 4, bfloat16 gradients"
 ok "Ctrl-C on one rank stops both after step $step; last written"
 
 # ---- a global batch 2 ranks cannot split ----

@@ -270,3 +270,24 @@ TEST_CASE("DataParallel over thread ranks: overlap, no_sync and the broadcast at
   auto states = per_rank<std::vector<double>>(3, ddp_test::broadcast_state);
   for (auto& s : states) testing::check_close("state after the broadcast", s, rank0, 0.0);
 }
+
+TEST_CASE("DataParallel with bfloat16 gradients: each rank's share rounded, summed in bfloat16", "[ddp]") {
+  for (int world : {2, 3}) {
+    INFO(world << " ranks");
+    const auto want = ddp_test::bf16_grads_in_rank_order(world);
+    auto grads = per_rank<std::vector<double>>(world, ddp_test::bf16_grads);
+    for (auto& g : grads) testing::check_close("gradients", g, want, 0.0);
+    // And that is the float average to within bfloat16's rounding of the shares and of the sums.
+    const auto exact = ddp_test::reference_grads_plain(7);
+    const auto local = ddp_test::local_grads(world);
+    size_t rounded = 0;
+    for (size_t i = 0; i < exact.size(); ++i) {
+      double mag = 0;
+      for (auto& l : local) mag += std::abs(l[i]) / world;
+      INFO("element " << i << ": " << grads[0][i] << " vs " << exact[i]);
+      REQUIRE(std::abs(grads[0][i] - exact[i]) <= world * std::ldexp(mag, -8) + 1e-30);
+      rounded += grads[0][i] != exact[i] ? 1 : 0;
+    }
+    CHECK(rounded > exact.size() / 2);  // it did travel in bfloat16
+  }
+}

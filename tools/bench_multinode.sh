@@ -9,9 +9,10 @@
 #   compute: the same two ranks' work as two lone processes at once (no communication, both cores busy as
 #            in the 2-rank run), the slower one's step, just before and just after the 2-host run (a pair
 #            more than 10% apart means the machine's speed changed: the run is repeated, 3 tries);
-#   train:   bench_dist at 128 px, batch 16 (8 a rank): step ms and the ms/step backward waited for the
-#            all-reduce (the exposed communication), and MPI busy;
-# with 25 MiB buckets on every link and 5 MiB on 1 Gbit/s. Rounds (ROUNDS, default 2) go over all of it in
+#   train:   bench_dist at 128 px, batch 16 (8 a rank): step ms, the ms/step rank 0's backward waited for
+#            the all-reduce, the exposed communication (per step the least any rank waited: the last rank
+#            to end its backward waits for the network alone), and MPI busy;
+# with 25 MiB buckets on every link, 5 MiB on 1 Gbit/s, and bfloat16 gradients (half the bytes) on 1 Gbit/s. Rounds (ROUNDS, default 2) go over all of it in
 # turn, so that a change in the machine's load hits every link. Then dp_timeline: when each gradient is
 # final in one rank's step (two at once, as the ranks run). Writes OUT_DIR/measured.csv and
 # OUT_DIR/timeline.csv. Needs root; run it on an otherwise idle machine.
@@ -62,34 +63,36 @@ c.close()'
 # The compute alone, right before each 2-host run it is paired with: the slower of the two lone ranks.
 compute_ms() {
   local a
-  a=$("$CLUSTER" exec "$H1" "$BENCH" "${COMMON[@]}" --size 128 --batch 8 --bucket-mb "$1" &
-    "$CLUSTER" exec "$H2" "$BENCH" "${COMMON[@]}" --size 128 --batch 8 --bucket-mb "$1"
+  a=$("$CLUSTER" exec "$H1" "$BENCH" "${COMMON[@]}" --size 128 --batch 8 --bucket-mb "$1" --bf16-gradients "$2" &
+    "$CLUSTER" exec "$H2" "$BENCH" "${COMMON[@]}" --size 128 --batch 8 --bucket-mb "$1" --bf16-gradients "$2"
     wait)
   echo "$a" | sed -n 's/.*step \([0-9.]*\) ms.*/\1/p' | sort -n | tail -1
 }
 ms() { sed -n "s/.*$1 \([0-9.]*\) ms.*/\1/p"; }
 
-echo "link,bucket_mb,round,stream_gbit,comm_busy_ms,compute_ms,step_ms,wait_ms,busy_ms" >"$OUT"
+echo "link,bucket_mb,bf16,round,stream_gbit,comm_busy_ms,compute_ms,step_ms,wait_ms,exposed_ms,busy_ms" >"$OUT"
 for round in $(seq 1 "$ROUNDS"); do
-  # 25 MiB buckets (the default) on every link; 5 MiB on the slowest, where the last bucket is exposed.
-  for run in 1gbit:25 1gbit:5 2500mbit:25 10gbit:25 none:25; do
-    link=${run%%:*} bucket=${run##*:}
+  # 25 MiB buckets (the default) on every link; 5 MiB and bfloat16 gradients on the slowest, where the
+  # all-reduce takes longer than the backward pass.
+  for run in 1gbit:25:off 1gbit:5:off 1gbit:25:on 1gbit:5:on 2500mbit:25:off 10gbit:25:off none:25:off; do
+    IFS=: read -r link bucket bf16 <<<"$run"
+    ARGS=(--bucket-mb "$bucket" --bf16-gradients "$bf16")
     # The compute alone just before and just after the 2-host run: a pair more than 10% apart means the
     # machine's speed changed meanwhile (other load), and the run is repeated (3 tries).
     for try in 1 2 3; do
       "$CLUSTER" rate none
-      before=$(compute_ms "$bucket")
+      before=$(compute_ms "$bucket" "$bf16")
       "$CLUSTER" rate "$link"
       gbit=$(stream_gbit)
-      c=$("${MPI[@]}" "$BENCH" "${COMMON[@]}" --size 32 --batch 4 --bucket-mb "$bucket" 2>&1 | grep '^bench_dist')
-      t=$("${MPI[@]}" "$BENCH" "${COMMON[@]}" --size 128 --batch 16 --bucket-mb "$bucket" 2>&1 | grep '^bench_dist')
+      c=$("${MPI[@]}" "$BENCH" "${COMMON[@]}" --size 32 --batch 4 "${ARGS[@]}" 2>&1 | grep '^bench_dist')
+      t=$("${MPI[@]}" "$BENCH" "${COMMON[@]}" --size 128 --batch 16 "${ARGS[@]}" 2>&1 | grep '^bench_dist')
       "$CLUSTER" rate none
-      after=$(compute_ms "$bucket")
-      echo "round $round, $link, $bucket MiB buckets, try $try: stream $gbit Gbit/s; compute alone $before / $after ms; $c; $t" >&2
+      after=$(compute_ms "$bucket" "$bf16")
+      echo "round $round, $link, $bucket MiB buckets, bfloat16 gradients $bf16, try $try: stream $gbit Gbit/s; compute alone $before / $after ms; $c; $t" >&2
       awk -v a="$before" -v b="$after" 'BEGIN { exit !(a < 1.1 * b && b < 1.1 * a) }' && break
     done
     compute=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.1f", (a + b) / 2 }')
-    echo "$link,$bucket,$round,$gbit,$(echo "$c" | ms "MPI busy"),$compute,$(echo "$t" | ms step),$(echo "$t" | ms "waiting for all-reduce"),$(echo "$t" | ms "MPI busy")" >>"$OUT"
+    echo "$link,$bucket,$bf16,$round,$gbit,$(echo "$c" | ms "MPI busy"),$compute,$(echo "$t" | ms step),$(echo "$t" | ms "waiting for all-reduce"),$(echo "$t" | ms exposed),$(echo "$t" | ms "MPI busy")" >>"$OUT"
   done
 done
 "$CLUSTER" rate none

@@ -203,4 +203,43 @@ inline std::vector<double> broadcast_reference() {
   return v;
 }
 
+// One backward pass with the gradients all-reduced in bfloat16 (small buckets: several launches, one
+// launched at the end); the rank's gradients afterwards.
+inline std::vector<double> bf16_grads(const std::shared_ptr<dist::ProcessGroup>& group) {
+  auto o = dist::DataParallelOptions().bucket_bytes(1024).bf16_gradients(true);
+  dist::DataParallel<double> dp(plain_net(7), group, o);
+  const auto rows = share(group->rank(), group->size());
+  const double w = static_cast<double>((rows.second - rows.first) * group->size()) / kGlobalBatch;
+  loss_of(dp, 0, rows.first, rows.second, w).backward();
+  return grad_values(dp);
+}
+// Each rank's own gradients in bf16_grads (no communication).
+inline std::vector<std::vector<double>> local_grads(int world) {
+  std::vector<std::vector<double>> out;
+  for (int r = 0; r < world; ++r) {
+    auto net = plain_net(7);
+    const auto rows = share(r, world);
+    const double w = static_cast<double>((rows.second - rows.first) * world) / kGlobalBatch;
+    loss_of(*net, 0, rows.first, rows.second, w).backward();
+    out.push_back(grad_values(*net));
+  }
+  return out;
+}
+// bf16_grads' result when shares are summed in rank order: each rank's gradient times 1/world (in double),
+// rounded to bfloat16 through float, summed in float with a rounding after each addition.
+inline std::vector<double> bf16_grads_in_rank_order(int world) {
+  const auto local = local_grads(world);
+  std::vector<double> out(local[0].size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto share_of = [&](int r) {
+      return bf16_t::from_float(static_cast<float>(local[static_cast<size_t>(r)][i] * (1.0 / world)));
+    };
+    uint16_t acc = share_of(0);
+    for (int r = 1; r < world; ++r)
+      acc = bf16_t::from_float(bf16_t::to_float(share_of(r)) + bf16_t::to_float(acc));
+    out[i] = bf16_t::to_float(acc);
+  }
+  return out;
+}
+
 }  // namespace ddp_test

@@ -1,12 +1,14 @@
 // The MPI process group under `mpirun -np N` (N = 2, 3): every collective against a closed form. Rank r
 // fills element i with r + 1 + i, so the sum is N(N+1)/2 + N i; all values are integers below 2^24, exact in
-// float, so results are compared with tolerance 0 (the average is that sum divided by N in the same type).
+// float, so results are compared with tolerance 0 (the average is that sum divided by N in the same type);
+// bfloat16 likewise with values below 256.
 // Every rank runs the same cases in the same order (Catch2's declaration order).
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -84,6 +86,43 @@ TEMPLATE_TEST_CASE("all_gather places rank r's data at r * n", "[mpi]", float, d
     for (int q = 0; q < W; ++q)
       for (int64_t i = 0; i < n; ++i) want.push_back(static_cast<TestType>(q + 1 + i));
     testing::check_close("all_gather n=" + std::to_string(n), out.to_vector(), want, 0.0);
+  }
+}
+
+// bfloat16 (compressed gradients): r + 1 + (i mod 61) sums to integers below 256, exact in bfloat16; the
+// average is that sum divided by N in float, rounded to bfloat16. Broadcast and all_gather move the bits.
+TEST_CASE("bfloat16: all_reduce, average, broadcast and all_gather against the closed form", "[mpi]") {
+  const int W = pg().size(), r = pg().rank();
+  for (int64_t n : kSizes) {
+    INFO("n=" << n);
+    auto filled = [&](int rank) {
+      std::vector<bf16_t> v(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i)
+        v[static_cast<size_t>(i)] = bf16_t(static_cast<float>(rank + 1 + i % 61));
+      return Tensor<bf16_t>::from_vector(v, Shape{n});
+    };
+    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Average}) {
+      Tensor<bf16_t> t = filled(r);
+      TensorBase b = t;
+      pg().all_reduce(b, op);
+      std::vector<double> got, want;
+      for (int64_t i = 0; i < n; ++i) {
+        const float sum = static_cast<float>(W * (W + 1) / 2 + W * (i % 61));
+        got.push_back(static_cast<float>(t.data()[i]));
+        want.push_back(
+            static_cast<float>(bf16_t(op == ReduceOp::Average ? sum / static_cast<float>(W) : sum)));
+      }
+      testing::check_close(std::string("bfloat16 all_reduce ") + dist::reduce_op_name(op), got, want, 0.0);
+    }
+    Tensor<bf16_t> c = filled(r);
+    TensorBase cb = c;
+    pg().broadcast(cb, W - 1);
+    CHECK(std::memcmp(c.data(), filled(W - 1).data(), static_cast<size_t>(n) * 2) == 0);
+    Tensor<bf16_t> all = Tensor<bf16_t>::zeros(Shape{n * W});
+    TensorBase ab = all;
+    pg().all_gather(filled(r), ab);
+    for (int k = 0; k < W; ++k)
+      CHECK(std::memcmp(all.data() + k * n, filled(k).data(), static_cast<size_t>(n) * 2) == 0);
   }
 }
 

@@ -53,4 +53,32 @@ TEST_CASE("construction broadcasts rank 0's parameters and buffers", "[ddp]") {
   testing::check_close("state", ddp_test::broadcast_state(g_pg), ddp_test::broadcast_reference(), 0.0);
 }
 
+TEST_CASE("bfloat16 gradients: half the bytes, the same bits on every rank, the average to bf16 rounding",
+          "[ddp]") {
+  auto* mpi = dynamic_cast<dist::MpiProcessGroup*>(g_pg.get());
+  REQUIRE(mpi != nullptr);
+  const int64_t bytes0 = mpi->stats().bytes;
+  ddp_test::ddp_state(g_pg, false, 43, 1024);  // float (here double) gradients: 3 passes
+  const int64_t wide = mpi->stats().bytes - bytes0;
+  const auto grads = ddp_test::bf16_grads(g_pg);
+  const int64_t narrow = mpi->stats().bytes - bytes0 - wide;
+  INFO("rank " << g_pg->rank() << ": " << wide << " bytes in 3 double passes (and the broadcast), " << narrow
+               << " in one bfloat16 pass");
+  const int64_t params = static_cast<int64_t>(grads.size());
+  CHECK(narrow - 2 * params == wide - 3 * 8 * params);  // both: the broadcast at construction
+  // Rank 0's bits on every rank: the replicas stay equal.
+  Tensor<double> mine = Tensor<double>::from_vector(grads, Shape{params});
+  Tensor<double> root = mine.clone();
+  TensorBase rb = root;
+  g_pg->broadcast(rb, 0);
+  testing::check_close("gradients against rank 0's", grads, root.to_vector(), 0.0);
+  const auto exact = ddp_test::reference_grads_plain(7);
+  const auto local = ddp_test::local_grads(g_pg->size());
+  for (size_t i = 0; i < exact.size(); ++i) {
+    double mag = 0;
+    for (auto& l : local) mag += std::abs(l[i]) / g_pg->size();
+    CHECK(std::abs(grads[i] - exact[i]) <= g_pg->size() * std::ldexp(mag, -8) + 1e-30);
+  }
+}
+
 int main(int argc, char* argv[]) { return mpi_test::run_catch_under_mpi(g_pg, "test_ddp", argc, argv); }

@@ -7,7 +7,8 @@
 #    batch to 1e-10 in double (its own CHECKs), with the ranks' hostnames showing two machines;
 # 2. the bytes went over TCP on the link: mpirun allows only the tcp BTL between hosts (self and vader reach
 #    no other host), and one training step of ResNet-18 (bench_dist: 46.8 MB broadcast at construction, then
-#    46.8 MB all-reduced) grows each host's link counters by at least those bytes in each direction.
+#    46.8 MB all-reduced) grows each host's link counters by at least those bytes in each direction;
+# 3. with --bf16-gradients on, an all-reduce moves half those bytes (0.4-0.6 of float32's).
 # Exit 77 (skipped) without root/namespaces or mpirun.
 set -euo pipefail
 TEST_DDP=$1 BENCH_DIST=$2 PER_HOST=$3
@@ -46,4 +47,22 @@ echo "link bytes during one ResNet-18 step: $H1 rx $d_rx1 tx $d_tx1, $H2 rx $d_r
 # H1 receives at least the all-reduce's half of every gradient reduced on H2 and all of the result share.
 [ "$d_rx1" -ge "$S" ] || fail "$H1 received $d_rx1 bytes on its link, less than one all-reduce ($S)"
 ok "the link carried the broadcast and the all-reduce: $H2 rx $((d_rx2 / 1000000)) MB, $H1 rx $((d_rx1 / 1000000)) MB"
+
+# ---- bfloat16 gradients: the all-reduce's bytes halve ----
+# The broadcast at construction crosses the link once or twice depending on where the ranks sit, so the
+# all-reduce's bytes are the difference between runs of 3 and 1 steps (two all-reduces).
+step_rx() {  # ARGS...: H2's received bytes during a bench_dist run
+  local before
+  before=$(rx_bytes "$H2")
+  timeout 120 "${MPI[@]}" -H "$H1:$PER_HOST,$H2:$PER_HOST" -np "$NP" "$BENCH_DIST" --arch resnet18 --size 32 \
+    --batch $((2 * NP)) --warmup 0 "$@" >"$WORK/bench_rx.log" 2>&1 || { cat "$WORK/bench_rx.log"; fail "bench_dist $* on 2 hosts failed"; }
+  echo $(($(rx_bytes "$H2") - before))
+}
+wide=$((($(step_rx --steps 3) - $(step_rx --steps 1)) / 2))
+narrow=$((($(step_rx --steps 3 --bf16-gradients on) - $(step_rx --steps 1 --bf16-gradients on)) / 2))
+expect_in "$WORK/bench_rx.log" "bfloat16 gradients"
+echo "$H2 rx per all-reduce: float32 gradients $wide bytes, bfloat16 $narrow"
+[ $((narrow * 10)) -ge $((wide * 4)) ] && [ $((narrow * 10)) -le $((wide * 6)) ] ||
+  fail "the bfloat16 all-reduce moved $narrow bytes into $H2, not about half of float32's $wide"
+ok "bfloat16 gradients: an all-reduce moves $((narrow / 1000000)) MB into $H2 instead of $((wide / 1000000))"
 echo "test_multinode_ddp ($PER_HOST per host): all checks passed in $((SECONDS - START)) s"

@@ -59,6 +59,8 @@ class ThreadGroup : public resnet::dist::ProcessGroup {
     ++calls_;
     if (t.dtype() == resnet::DType::F64)
       reduce<double>(t, op);
+    else if (t.dtype() == resnet::DType::BF16)
+      reduce_bf16(t, op);
     else
       reduce<float>(t, op);
   }
@@ -95,6 +97,25 @@ class ThreadGroup : public resnet::dist::ProcessGroup {
       for (auto& v : acc) v /= static_cast<V>(size());
     world_->barrier(rank_);
     std::memcpy(t.raw_data(), acc.data(), n * sizeof(V));
+  }
+
+  // As the MPI group's bfloat16 sum: rank by rank in float, rounded after each addition.
+  void reduce_bf16(resnet::TensorBase& t, resnet::dist::ReduceOp op) {
+    using resnet::bf16_t;
+    const size_t n = static_cast<size_t>(t.numel());
+    world_->slot(rank_) = t.raw_data();
+    world_->barrier(rank_);
+    std::vector<uint16_t> acc(static_cast<const uint16_t*>(world_->slot(0)),
+                              static_cast<const uint16_t*>(world_->slot(0)) + n);
+    for (int r = 1; r < size(); ++r) {
+      const uint16_t* p = static_cast<const uint16_t*>(world_->slot(r));
+      for (size_t i = 0; i < n; ++i)
+        acc[i] = bf16_t::from_float(bf16_t::to_float(p[i]) + bf16_t::to_float(acc[i]));
+    }
+    if (op == resnet::dist::ReduceOp::Average)
+      for (auto& v : acc) v = bf16_t::from_float(bf16_t::to_float(v) / static_cast<float>(size()));
+    world_->barrier(rank_);
+    std::memcpy(t.raw_data(), acc.data(), n * sizeof(uint16_t));
   }
 
   std::shared_ptr<ThreadWorld> world_;

@@ -20,6 +20,9 @@
 //   model's own top-level tensor handles): replace modules and move the model to its device BEFORE
 //   wrapping; the parameters' gradients are bucket views, so to() on the wrapper is refused.
 // - sync_batchnorm: every BatchNorm2d of the tree becomes a SyncBatchNorm over the group, first.
+// - bf16_gradients (PyTorch's bf16_compress_hook): each bucket is divided by the world size, rounded to
+//   bfloat16 and summed in bfloat16, then widened back into the bucket: half the bytes on the wire, for
+//   gradients rounded to 8 significant bits (every rank gets the same bits, so the replicas stay equal).
 #pragma once
 
 #include "resnet/core/abi.hpp"
@@ -33,6 +36,7 @@
 #include <vector>
 
 #include "resnet/autograd/engine.hpp"
+#include "resnet/backend/dispatch.hpp"
 #include "resnet/dist/process_group.hpp"
 #include "resnet/dist/sync_batchnorm.hpp"
 #include "resnet/nn/module.hpp"
@@ -47,6 +51,8 @@ struct DataParallelOptions {
   RESNET_ARG(bool, sync_batchnorm) = false;     // replace every BatchNorm2d by a SyncBatchNorm
   RESNET_ARG(bool, broadcast_at_start) = true;  // parameters and buffers from rank `root` at construction
   RESNET_ARG(int, root) = 0;
+  // All-reduce the gradients in bfloat16 (half the bytes; for links slower than the backward pass).
+  RESNET_ARG(bool, bf16_gradients) = false;
 };
 
 // One bucket launch: which bucket, and how far backward() had got (nodes of its order processed).
@@ -151,6 +157,7 @@ class DataParallel : public nn::Module<T> {
   };
   struct Bucket {
     Tensor<P> flat;
+    Tensor<bf16_t> wire;  // bf16_gradients: what travels
     std::vector<Entry> entries;
     size_t pending = 0;  // entries not yet ready in this pass
     bool launched = false;
@@ -231,6 +238,7 @@ class DataParallel : public nn::Module<T> {
       for (size_t k : groups[b]) total += params[k].second.numel();
       Bucket& bk = buckets_[b];
       bk.flat = Tensor<P>::zeros({total}, group_->device());
+      if (opts_.bf16_gradients()) bk.wire = Tensor<bf16_t>::zeros({total}, group_->device());
       bk.entries.resize(groups[b].size());
       int64_t off = 0;
       for (size_t i = 0; i < groups[b].size(); ++i) {
@@ -288,8 +296,33 @@ class DataParallel : public nn::Module<T> {
     Bucket& bk = buckets_[b];
     bk.launched = true;
     log_.push_back(BucketLaunch{b, autograd::backward_nodes_run(), autograd::backward_nodes_total(), at_end});
-    works_.push_back(group_->all_reduce_async(bk.flat, ReduceOp::Average));
+    if (!opts_.bf16_gradients()) {
+      works_.push_back(group_->all_reduce_async(bk.flat, ReduceOp::Average));
+      return;
+    }
+    // Divided before rounding, as the sum of the shares cannot overflow where the sum of the values could.
+    RESNET_DISPATCH(bk.flat.device(), scale, bk.flat, 1.0 / group_->size(), bk.flat);
+    RESNET_DISPATCH(bk.flat.device(), cast, bk.flat, bk.wire);
+    works_.push_back(
+        std::make_shared<WidenWork>(group_->all_reduce_async(bk.wire, ReduceOp::Sum), bk.wire, bk.flat));
   }
+
+  // A bfloat16 all-reduce in flight; wait() widens its result back into the bucket.
+  struct WidenWork : Work {
+    WidenWork(std::shared_ptr<Work> inner, Tensor<bf16_t> wire, Tensor<P> flat)
+        : inner_(std::move(inner)), wire_(std::move(wire)), flat_(std::move(flat)) {}
+    void wait() override {
+      if (!inner_) return;
+      auto inner = std::move(inner_);
+      inner->wait();
+      RESNET_DISPATCH(flat_.device(), cast, wire_, flat_);
+    }
+
+   private:
+    std::shared_ptr<Work> inner_;
+    Tensor<bf16_t> wire_;
+    Tensor<P> flat_;
+  };
 
   void finish_pass() {
     for (; next_launch_ < buckets_.size(); ++next_launch_) {

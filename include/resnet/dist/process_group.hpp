@@ -113,11 +113,12 @@ class ProcessGroup {
                  ")");
     RESNET_CHECK(t.device() == device(), what, ": tensor ", t.describe(), " is not on this ", backend_name(),
                  " group's device ", device().to_string(), " (rank ", rank(), ")");
-    const bool wide = t.dtype() == DType::F32 || t.dtype() == DType::F64;
-    const bool narrow = t.dtype() == DType::F16 || t.dtype() == DType::BF16;
-    RESNET_CHECK(wide || (narrow && !device().is_cpu()), what, ": dtype ", dtype_name(t.dtype()),
-                 " is not supported by the ", backend_name(), " backend (float and double",
-                 device().is_cpu() ? "" : ", float16 and bfloat16", ") (rank ", rank(), ")");
+    // bfloat16 everywhere (compressed gradients); float16 only where the device computes in it.
+    const bool wide = t.dtype() == DType::F32 || t.dtype() == DType::F64 || t.dtype() == DType::BF16;
+    const bool half = t.dtype() == DType::F16;
+    RESNET_CHECK(wide || (half && !device().is_cpu()), what, ": dtype ", dtype_name(t.dtype()),
+                 " is not supported by the ", backend_name(), " backend (float, double",
+                 device().is_cpu() ? " and bfloat16" : ", float16 and bfloat16", ") (rank ", rank(), ")");
   }
 };
 

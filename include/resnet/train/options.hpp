@@ -86,6 +86,9 @@ struct TrainerOptions {
   // statistics are all-reduced too (SyncBatchNorm) instead of kept per rank.
   RESNET_ARG(size_t, bucket_bytes) = size_t(25) << 20;
   RESNET_ARG(bool, sync_batchnorm) = false;
+  // Several ranks: all-reduce the gradients in bfloat16 (half the bytes, 8 significant bits; for links
+  // slower than the backward pass: dist::DataParallelOptions::bf16_gradients).
+  RESNET_ARG(bool, bf16_gradients) = false;
   // The whole step (zero_grad, forward, loss, backward, update) as a CUDA graph, captured after
   // `cuda_graph_warmup` eager steps of each batch shape and replayed (train/graph_step.hpp). CUDA devices
   // and one rank only (an error elsewhere). Off by default: it has never run on a GPU. In graph mode a

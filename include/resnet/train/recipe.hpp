@@ -98,7 +98,7 @@ std::string recipe_first_line(const RecipePlan& plan, const RecipeRuntime& rt, c
                      std::to_string(*r.seed());
   if (pg.size() > 1)
     line += "; global batch " + std::to_string(r.batch()) + " = " + std::to_string(pg.size()) + " x " +
-            std::to_string(r.batch() / pg.size());
+            std::to_string(r.batch() / pg.size()) + (r.bf16_gradients() ? ", bfloat16 gradients" : "");
   if (std::is_same<T, bf16_t>::value && rt.device.is_cpu())
     line += "; bfloat16 convolutions: " + cpu::describe_bf16_conv();
   return line;
@@ -124,6 +124,7 @@ TrainerOptions recipe_trainer_options(const RecipePlan& plan, const RecipeRuntim
   if (r.sizes() != "none") o.image_sizes(ImageSizeSchedule::parse(r.sizes()));
   o.flip_tta(r.tta());
   o.eval_every(r.eval_every());
+  o.bf16_gradients(r.bf16_gradients());
   o.stop_after_epoch(r.stop_after_epoch());
   o.sync_batchnorm(*r.sync_bn());
   o.cuda_graph(r.cuda_graph());

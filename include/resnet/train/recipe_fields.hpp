@@ -194,6 +194,10 @@ inline const std::vector<RecipeField>& recipe_fields() {
           "test after every Nth epoch and after the last (the other epochs' test values are nan in "
           "metrics.csv)"),
       field(
+          "bf16-gradients", run, OnOff{}, [](R o) -> auto& { return o.bf16_gradients(); }, "on|off",
+          "with several ranks: all-reduce the gradients in bfloat16 (half the bytes on the network; "
+          "for links slower than the backward pass)"),
+      field(
           "cuda-graph", run, OnOff{}, [](R o) -> auto& { return o.cuda_graph(); }, "on|off",
           "run each training step as a replayed CUDA graph (captured after 2 eager steps of each batch "
           "shape); CUDA devices and one rank only"),

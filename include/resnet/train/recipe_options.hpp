@@ -80,6 +80,7 @@ struct RecipeOptions {
   RESNET_ARG(bool, cuda_graph) = false;           // each step a replayed CUDA graph (CUDA, one rank)
   RESNET_ARG(bool, tta) = false;                  // evaluate each image and its mirror image (mean softmax)
   RESNET_ARG(int64_t, eval_every) = 1;            // test after every Nth epoch and after the last
+  RESNET_ARG(bool, bf16_gradients) = false;       // several ranks: all-reduce gradients in bfloat16
   RESNET_ARG(std::string, dtype) = "float32";     // float32 | bfloat16 activations
   RESNET_ARG(std::string, memory_format);         // nchw | nhwc; "": the measured faster one
   RESNET_ARG(std::string, device) = "auto";       // auto | cpu | cuda

@@ -209,7 +209,7 @@ class TrainerBase {
       } else {
         auto d =
             dist::DataParallelOptions().bucket_bytes(o_.bucket_bytes()).sync_batchnorm(o_.sync_batchnorm());
-        net_ = std::make_shared<dist::DataParallel<T>>(model_, pg_, d);
+        net_ = std::make_shared<dist::DataParallel<T>>(model_, pg_, d.bf16_gradients(o_.bf16_gradients()));
       }
     }
     if (!step_) {
