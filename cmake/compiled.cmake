@@ -16,7 +16,13 @@ set(RESNET_COMPILED_SOURCES
   src/instantiate/tensor_ops_double.cpp
   src/instantiate/tensor_ops_bf16.cpp
   src/instantiate/optim.cpp
-  src/data/image_decode.cpp)
+  src/data/image_decode.cpp
+  src/data/loader.cpp
+  src/data/transforms.cpp
+  src/io/safetensors.cpp
+  src/io/checkpoint.cpp
+  src/tools/training_log.cpp
+  src/train/default_callbacks.cpp)
 
 # One static library per ABI namespace (core/abi.hpp): the CPU-only one here; cmake/cuda.cmake compiles the
 # same sources into resnet::cuda for programs built with RESNET_WITH_CUDA=1.

@@ -3,6 +3,7 @@
 // RGBA) to the RGB the transforms take.
 #pragma once
 
+#include "resnet/core/compiled_mode.hpp"
 #include "resnet/core/abi.hpp"
 
 #include <cstdint>
@@ -15,37 +16,16 @@ inline namespace RESNET_ABI {
 namespace data {
 
 // torchvision's Resize(size / crop_fraction) + CenterCrop(size), normalised.
-inline TransformOptions eval_transform(int size, double crop_fraction = 1.0) {
-  auto t = TransformOptions().size(size).augment(Augment::None).crop_fraction(crop_fraction);
-  t.validate();
-  return t;
-}
+TransformOptions eval_transform(int size, double crop_fraction = 1.0);
 
 // 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels -> RGB; alpha is dropped (as PIL's
 // convert("RGB")). Throws for any other layout.
-inline Image to_rgb(const Image& img) {
-  const int c = img.channels;
-  RESNET_CHECK(c >= 1 && c <= 4, "to_rgb: images have 1 to 4 channels, got ", c);
-  const size_t n = static_cast<size_t>(img.width) * static_cast<size_t>(img.height);
-  RESNET_CHECK(img.width > 0 && img.height > 0 && img.pixels.size() == n * static_cast<size_t>(c),
-               "to_rgb: image buffer of ", img.pixels.size(), " bytes does not match ", img.width, "x",
-               img.height, "x", c);
-  if (c == 3) return img;
-  Image out;
-  out.width = img.width;
-  out.height = img.height;
-  out.channels = 3;
-  out.pixels.resize(n * 3);
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t* p = &img.pixels[i * static_cast<size_t>(c)];
-    uint8_t* o = &out.pixels[i * 3];
-    o[0] = p[0];
-    o[1] = c >= 3 ? p[1] : p[0];
-    o[2] = c >= 3 ? p[2] : p[0];
-  }
-  return out;
-}
+Image to_rgb(const Image& img);
 
 }  // namespace data
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/data/eval_transform_inl.hpp"
+#endif
