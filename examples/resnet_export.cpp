@@ -13,6 +13,7 @@
 
 #include "flags.hpp"
 #include "resnet/data/transforms.hpp"
+#include "resnet/io/json_lite.hpp"
 #include "resnet/io/onnx.hpp"
 #include "resnet/resnet.hpp"
 #include "resnet/train/recipe_fields.hpp"

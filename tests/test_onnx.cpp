@@ -21,6 +21,7 @@
 
 #ifdef RESNET_HAVE_ONNX
 #include "resnet/data/transforms.hpp"
+#include "resnet/io/json_lite.hpp"
 #include "resnet/io/onnx.hpp"
 #include "resnet/models/fuse.hpp"
 #include "test_util.hpp"
