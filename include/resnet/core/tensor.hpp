@@ -259,145 +259,194 @@ class Tensor : public TensorBase {
 
   Tensor() = default;
   // Typed handle over an untyped one; checks the dtype.
-  explicit Tensor(const TensorBase& base) : TensorBase(base) {
-    if (base.defined())
-      RESNET_CHECK(base.dtype() == kDType, "tensor of dtype ", dtype_name(base.dtype()), " used as ",
-                   dtype_name(kDType));
-  }
+  explicit Tensor(const TensorBase& base);
 
   static Tensor empty(const Shape& shape, Device device = Device::cpu(),
                       MemoryFormat format = MemoryFormat::Contiguous) {
     return Tensor(TensorBase::empty(shape, kDType, device, format));
   }
-  static Tensor zeros(const Shape& shape, Device device = Device::cpu()) {
-    Tensor t = empty(shape, device);
-    t.zero_();
-    return t;
-  }
-  static Tensor full(const Shape& shape, T value, Device device = Device::cpu()) {
-    Tensor t = empty(shape, Device::cpu());
-    std::fill(t.data(), t.data() + t.numel(), value);
-    return device.is_cpu() ? t : t.to(device);
-  }
+  static Tensor zeros(const Shape& shape, Device device = Device::cpu());
+  static Tensor full(const Shape& shape, T value, Device device = Device::cpu());
   static Tensor ones(const Shape& shape, Device device = Device::cpu()) {
     return full(shape, T(1.0f), device);
   }
-  static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu()) {
-    RESNET_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: ", values.size(),
-                 " values do not fill shape ", shape);
-    Tensor t = empty(shape, Device::cpu());
-    std::copy(values.begin(), values.end(), t.data());
-    return device.is_cpu() ? t : t.to(device);
-  }
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape, Device device = Device::cpu());
   // Normal(mean, stddev) values drawn on the host from `gen`, then moved to `device`.
   static Tensor randn(const Shape& shape, Generator& gen = default_generator(), double mean = 0.0,
-                      double stddev = 1.0, Device device = Device::cpu()) {
-    Tensor t = empty(shape, Device::cpu());
-    T* p = t.data();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(gen.normal(mean, stddev));
-    return device.is_cpu() ? t : t.to(device);
-  }
+                      double stddev = 1.0, Device device = Device::cpu());
   static Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen = default_generator(),
-                        Device device = Device::cpu()) {
-    Tensor t = empty(shape, Device::cpu());
-    T* p = t.data();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(gen.uniform(lo, hi));
-    return device.is_cpu() ? t : t.to(device);
-  }
+                        Device device = Device::cpu());
 
   T* data() const { return static_cast<T*>(raw_data()); }
 
-  void zero_() {
-    if (numel() == 0) return;
-    RESNET_CHECK(is_dense(), "zero_: tensor must be contiguous, got ", describe());
-    if (device().is_cpu()) {
-      std::memset(raw_data(), 0, nbytes());
-    } else {
-#if RESNET_WITH_CUDA
-      cuda::fill_zero_bytes(raw_data(), device().index, nbytes());
-#endif
-    }
-  }
+  void zero_();
   // Fills with a value (CPU tensors; device tensors go through the host).
-  void fill_(T value) {
-    if (device().is_cpu()) {
-      RESNET_CHECK(is_dense(), "fill_: tensor must be contiguous, got ", describe());
-      std::fill(data(), data() + numel(), value);
-    } else {
-      Tensor h = full(shape(), value);
-      copy_into(*this, h);
-    }
-  }
+  void fill_(T value);
 
   // The single element of a one-element tensor, copied to the host.
-  T item() const {
-    RESNET_CHECK(numel() == 1, "item() needs a one-element tensor, got shape ", shape());
-    if (device().is_cpu()) return data()[0];
-    T v;
-    copy_bytes(&v, Device::cpu(), raw_data(), device(), sizeof(T));
-    return v;
-  }
+  T item() const;
   // All elements in row-major order, copied to the host.
-  std::vector<T> to_vector() const {
-    Tensor h = to(Device::cpu()).contiguous();
-    return std::vector<T>(h.data(), h.data() + h.numel());
-  }
+  std::vector<T> to_vector() const;
 
   // Explicit copy to another device (a no-op handle copy when already there).
-  Tensor to(Device device) const {
-    if (device == this->device()) return *this;
-    Tensor src = contiguous();
-    Tensor dst = empty(shape(), device);
-    copy_bytes(dst.raw_data(), device, src.raw_data(), src.device(), nbytes());
-    return dst;
-  }
-  Tensor contiguous() const {
-    if (is_contiguous()) return *this;
-    Tensor dst = empty(shape(), device());
-    copy_into(dst, *this);
-    return dst;
-  }
+  Tensor to(Device device) const;
+  Tensor contiguous() const;
   // This tensor in the given memory format: itself when already so, else a copy (no autograd history; see
   // resnet::to_memory_format for the differentiable form).
-  Tensor contiguous(MemoryFormat format) const {
-    if (is_contiguous(format)) return *this;
-    Tensor dst = empty(shape(), device(), format);
-    copy_into(dst, *this);
-    return dst;
-  }
+  Tensor contiguous(MemoryFormat format) const;
   Tensor to(MemoryFormat format) const { return contiguous(format); }
   // A deep copy without autograd history, in this tensor's memory format.
-  Tensor clone() const {
-    Tensor dst = empty(shape(), device(), is_dense() ? suggest_memory_format() : MemoryFormat::Contiguous);
-    copy_into(dst, *this);
-    return dst;
-  }
+  Tensor clone() const;
   Tensor detach() const { return Tensor(detach_base()); }
   Tensor view(const Shape& s) const { return Tensor(view_base(s)); }
 
   // Element access on CPU tensors, with strides (tests and tools; kernels use data()).
-  T& at(std::initializer_list<int64_t> idx) const {
-    RESNET_CHECK(device().is_cpu(), "at() needs a CPU tensor, got ", describe());
-    RESNET_CHECK(static_cast<int64_t>(idx.size()) == rank(), "at(): ", idx.size(), " indices for shape ",
-                 shape());
-    int64_t off = 0;
-    int64_t k = 0;
-    for (int64_t i : idx) {
-      RESNET_CHECK(i >= 0 && i < shape()[k], "at(): index ", i, " out of range in dim ", k, " of ", shape());
-      off += i * strides()[static_cast<size_t>(k)];
-      ++k;
-    }
-    return data()[off];
-  }
+  T& at(std::initializer_list<int64_t> idx) const;
 
   Tensor grad() const { return Tensor(grad_base()); }
-  Tensor& requires_grad_(bool on = true) {
-    set_requires_grad(on);
-    return *this;
-  }
+  Tensor& requires_grad_(bool on = true);
   // Backward pass from this scalar (defined in autograd/engine.hpp).
   void backward() const;
 };
+
+template <typename T>
+Tensor<T>::Tensor(const TensorBase& base) : TensorBase(base) {
+  if (base.defined())
+    RESNET_CHECK(base.dtype() == kDType, "tensor of dtype ", dtype_name(base.dtype()), " used as ",
+                 dtype_name(kDType));
+}
+
+template <typename T>
+auto Tensor<T>::zeros(const Shape& shape, Device device) -> Tensor {
+  Tensor t = empty(shape, device);
+  t.zero_();
+  return t;
+}
+
+template <typename T>
+auto Tensor<T>::full(const Shape& shape, T value, Device device) -> Tensor {
+  Tensor t = empty(shape, Device::cpu());
+  std::fill(t.data(), t.data() + t.numel(), value);
+  return device.is_cpu() ? t : t.to(device);
+}
+
+template <typename T>
+auto Tensor<T>::from_vector(const std::vector<T>& values, const Shape& shape, Device device) -> Tensor {
+  RESNET_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: ", values.size(),
+               " values do not fill shape ", shape);
+  Tensor t = empty(shape, Device::cpu());
+  std::copy(values.begin(), values.end(), t.data());
+  return device.is_cpu() ? t : t.to(device);
+}
+
+template <typename T>
+auto Tensor<T>::randn(const Shape& shape, Generator& gen, double mean, double stddev, Device device)
+    -> Tensor {
+  Tensor t = empty(shape, Device::cpu());
+  T* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(gen.normal(mean, stddev));
+  return device.is_cpu() ? t : t.to(device);
+}
+
+template <typename T>
+auto Tensor<T>::uniform(const Shape& shape, double lo, double hi, Generator& gen, Device device) -> Tensor {
+  Tensor t = empty(shape, Device::cpu());
+  T* p = t.data();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(gen.uniform(lo, hi));
+  return device.is_cpu() ? t : t.to(device);
+}
+
+template <typename T>
+auto Tensor<T>::zero_() -> void {
+  if (numel() == 0) return;
+  RESNET_CHECK(is_dense(), "zero_: tensor must be contiguous, got ", describe());
+  if (device().is_cpu()) {
+    std::memset(raw_data(), 0, nbytes());
+  } else {
+#if RESNET_WITH_CUDA
+    cuda::fill_zero_bytes(raw_data(), device().index, nbytes());
+#endif
+  }
+}
+
+template <typename T>
+auto Tensor<T>::fill_(T value) -> void {
+  if (device().is_cpu()) {
+    RESNET_CHECK(is_dense(), "fill_: tensor must be contiguous, got ", describe());
+    std::fill(data(), data() + numel(), value);
+  } else {
+    Tensor h = full(shape(), value);
+    copy_into(*this, h);
+  }
+}
+
+template <typename T>
+auto Tensor<T>::item() const -> T {
+  RESNET_CHECK(numel() == 1, "item() needs a one-element tensor, got shape ", shape());
+  if (device().is_cpu()) return data()[0];
+  T v;
+  copy_bytes(&v, Device::cpu(), raw_data(), device(), sizeof(T));
+  return v;
+}
+
+template <typename T>
+auto Tensor<T>::to_vector() const -> std::vector<T> {
+  Tensor h = to(Device::cpu()).contiguous();
+  return std::vector<T>(h.data(), h.data() + h.numel());
+}
+
+template <typename T>
+auto Tensor<T>::to(Device device) const -> Tensor {
+  if (device == this->device()) return *this;
+  Tensor src = contiguous();
+  Tensor dst = empty(shape(), device);
+  copy_bytes(dst.raw_data(), device, src.raw_data(), src.device(), nbytes());
+  return dst;
+}
+
+template <typename T>
+auto Tensor<T>::contiguous() const -> Tensor {
+  if (is_contiguous()) return *this;
+  Tensor dst = empty(shape(), device());
+  copy_into(dst, *this);
+  return dst;
+}
+
+template <typename T>
+auto Tensor<T>::contiguous(MemoryFormat format) const -> Tensor {
+  if (is_contiguous(format)) return *this;
+  Tensor dst = empty(shape(), device(), format);
+  copy_into(dst, *this);
+  return dst;
+}
+
+template <typename T>
+auto Tensor<T>::clone() const -> Tensor {
+  Tensor dst = empty(shape(), device(), is_dense() ? suggest_memory_format() : MemoryFormat::Contiguous);
+  copy_into(dst, *this);
+  return dst;
+}
+
+template <typename T>
+auto Tensor<T>::at(std::initializer_list<int64_t> idx) const -> T& {
+  RESNET_CHECK(device().is_cpu(), "at() needs a CPU tensor, got ", describe());
+  RESNET_CHECK(static_cast<int64_t>(idx.size()) == rank(), "at(): ", idx.size(), " indices for shape ",
+               shape());
+  int64_t off = 0;
+  int64_t k = 0;
+  for (int64_t i : idx) {
+    RESNET_CHECK(i >= 0 && i < shape()[k], "at(): index ", i, " out of range in dim ", k, " of ", shape());
+    off += i * strides()[static_cast<size_t>(k)];
+    ++k;
+  }
+  return data()[off];
+}
+
+template <typename T>
+auto Tensor<T>::requires_grad_(bool on) -> Tensor& {
+  set_requires_grad(on);
+  return *this;
+}
 
 // ---- copy_into ----
 namespace detail {

@@ -29,47 +29,9 @@ struct ResidualBlockOptions {
 template <typename T>
 class ResidualBlock : public nn::Module<T> {
  public:
-  explicit ResidualBlock(const ResidualBlockOptions& o, Generator& gen = default_generator()) : opts_(o) {
-    using nn::Conv2dOptions;
-    const int64_t out_channels = o.planes() * block_expansion(o.kind());
-    if (o.kind() == BlockKind::Basic) {
-      this->register_module(
-          "conv1", conv1,
-          make_conv(Conv2dOptions(o.in_channels(), o.planes(), 3).stride(o.stride()).padding(1), gen));
-      this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(o.planes()));
-      this->register_module("conv2", conv2,
-                            make_conv(Conv2dOptions(o.planes(), o.planes(), 3).padding(1), gen));
-      this->register_module("bn2", bn2, std::make_shared<nn::BatchNorm2d<T>>(o.planes()));
-    } else {
-      const int64_t s1 = o.stride_on_1x1() ? o.stride() : 1, s3 = o.stride_on_1x1() ? 1 : o.stride();
-      this->register_module("conv1", conv1,
-                            make_conv(Conv2dOptions(o.in_channels(), o.planes(), 1).stride(s1), gen));
-      this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(o.planes()));
-      this->register_module("conv2", conv2,
-                            make_conv(Conv2dOptions(o.planes(), o.planes(), 3).stride(s3).padding(1), gen));
-      this->register_module("bn2", bn2, std::make_shared<nn::BatchNorm2d<T>>(o.planes()));
-      this->register_module("conv3", conv3, make_conv(Conv2dOptions(o.planes(), out_channels, 1), gen));
-      this->register_module("bn3", bn3, std::make_shared<nn::BatchNorm2d<T>>(out_channels));
-    }
-    if (o.stride() != 1 || o.in_channels() != out_channels) {
-      this->register_module("downsample", downsample, std::make_shared<nn::Sequential<T>>());
-      downsample->push_back(
-          make_conv(Conv2dOptions(o.in_channels(), out_channels, 1).stride(o.stride()), gen));
-      downsample->push_back(std::make_shared<nn::BatchNorm2d<T>>(out_channels));
-    }
-  }
+  explicit ResidualBlock(const ResidualBlockOptions& o, Generator& gen = default_generator());
 
-  Tensor<T> forward(const Tensor<T>& x) override {
-    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.in_channels(), type_name(),
-                 ": expected input [N, ", opts_.in_channels(), ", H, W], got ",
-                 x.defined() ? x.shape().to_string() : std::string("undefined"));
-    Tensor<T> identity = downsample ? downsample->forward(x) : x;
-    Tensor<T> h = bn1->forward_fused(conv1->forward(x), Tensor<T>(), Activation::ReLU);
-    if (opts_.kind() == BlockKind::Basic)
-      return bn2->forward_fused(conv2->forward(h), identity, Activation::ReLU);
-    h = bn2->forward_fused(conv2->forward(h), Tensor<T>(), Activation::ReLU);
-    return bn3->forward_fused(conv3->forward(h), identity, Activation::ReLU);
-  }
+  Tensor<T> forward(const Tensor<T>& x) override;
 
   // The last BN's weight, which zero_init_residual sets to zero so each block starts as the identity.
   nn::BatchNorm2d<T>& last_bn() { return opts_.kind() == BlockKind::Basic ? *bn2 : *bn3; }
@@ -78,24 +40,7 @@ class ResidualBlock : public nn::Module<T> {
     return opts_.kind() == BlockKind::Basic ? "BasicBlock" : "Bottleneck";
   }
   Shape summarize(const Shape& in, const std::string& name, int depth,
-                  std::vector<nn::LayerSummary>& rows) const override {
-    size_t header = rows.size();
-    this->add_row(rows, name, depth, in, 0);
-    Shape s = conv1->summarize(in, this->join(name, "conv1"), depth + 1, rows);
-    s = bn1->summarize(s, this->join(name, "bn1"), depth + 1, rows);
-    s = conv2->summarize(s, this->join(name, "conv2"), depth + 1, rows);
-    s = bn2->summarize(s, this->join(name, "bn2"), depth + 1, rows);
-    if (conv3) {
-      s = conv3->summarize(s, this->join(name, "conv3"), depth + 1, rows);
-      s = bn3->summarize(s, this->join(name, "bn3"), depth + 1, rows);
-    }
-    if (downsample) {
-      Shape d = downsample->summarize(in, this->join(name, "downsample"), depth + 1, rows);
-      RESNET_CHECK(d == s, type_name(), " ", name, ": shortcut shape ", d, " does not match main path ", s);
-    }
-    rows[header].output = s;
-    return s;
-  }
+                  std::vector<nn::LayerSummary>& rows) const override;
   const ResidualBlockOptions& options() const { return opts_; }
 
   // Views of the registry (nn::Child): assigning one replaces the child everywhere.
@@ -109,6 +54,70 @@ class ResidualBlock : public nn::Module<T> {
   }
   ResidualBlockOptions opts_;
 };
+
+template <typename T>
+ResidualBlock<T>::ResidualBlock(const ResidualBlockOptions& o, Generator& gen) : opts_(o) {
+  using nn::Conv2dOptions;
+  const int64_t out_channels = o.planes() * block_expansion(o.kind());
+  if (o.kind() == BlockKind::Basic) {
+    this->register_module(
+        "conv1", conv1,
+        make_conv(Conv2dOptions(o.in_channels(), o.planes(), 3).stride(o.stride()).padding(1), gen));
+    this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(o.planes()));
+    this->register_module("conv2", conv2,
+                          make_conv(Conv2dOptions(o.planes(), o.planes(), 3).padding(1), gen));
+    this->register_module("bn2", bn2, std::make_shared<nn::BatchNorm2d<T>>(o.planes()));
+  } else {
+    const int64_t s1 = o.stride_on_1x1() ? o.stride() : 1, s3 = o.stride_on_1x1() ? 1 : o.stride();
+    this->register_module("conv1", conv1,
+                          make_conv(Conv2dOptions(o.in_channels(), o.planes(), 1).stride(s1), gen));
+    this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(o.planes()));
+    this->register_module("conv2", conv2,
+                          make_conv(Conv2dOptions(o.planes(), o.planes(), 3).stride(s3).padding(1), gen));
+    this->register_module("bn2", bn2, std::make_shared<nn::BatchNorm2d<T>>(o.planes()));
+    this->register_module("conv3", conv3, make_conv(Conv2dOptions(o.planes(), out_channels, 1), gen));
+    this->register_module("bn3", bn3, std::make_shared<nn::BatchNorm2d<T>>(out_channels));
+  }
+  if (o.stride() != 1 || o.in_channels() != out_channels) {
+    this->register_module("downsample", downsample, std::make_shared<nn::Sequential<T>>());
+    downsample->push_back(make_conv(Conv2dOptions(o.in_channels(), out_channels, 1).stride(o.stride()), gen));
+    downsample->push_back(std::make_shared<nn::BatchNorm2d<T>>(out_channels));
+  }
+}
+
+template <typename T>
+auto ResidualBlock<T>::forward(const Tensor<T>& x) -> Tensor<T> {
+  RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opts_.in_channels(), type_name(),
+               ": expected input [N, ", opts_.in_channels(), ", H, W], got ",
+               x.defined() ? x.shape().to_string() : std::string("undefined"));
+  Tensor<T> identity = downsample ? downsample->forward(x) : x;
+  Tensor<T> h = bn1->forward_fused(conv1->forward(x), Tensor<T>(), Activation::ReLU);
+  if (opts_.kind() == BlockKind::Basic)
+    return bn2->forward_fused(conv2->forward(h), identity, Activation::ReLU);
+  h = bn2->forward_fused(conv2->forward(h), Tensor<T>(), Activation::ReLU);
+  return bn3->forward_fused(conv3->forward(h), identity, Activation::ReLU);
+}
+
+template <typename T>
+auto ResidualBlock<T>::summarize(const Shape& in, const std::string& name, int depth,
+                                 std::vector<nn::LayerSummary>& rows) const -> Shape {
+  size_t header = rows.size();
+  this->add_row(rows, name, depth, in, 0);
+  Shape s = conv1->summarize(in, this->join(name, "conv1"), depth + 1, rows);
+  s = bn1->summarize(s, this->join(name, "bn1"), depth + 1, rows);
+  s = conv2->summarize(s, this->join(name, "conv2"), depth + 1, rows);
+  s = bn2->summarize(s, this->join(name, "bn2"), depth + 1, rows);
+  if (conv3) {
+    s = conv3->summarize(s, this->join(name, "conv3"), depth + 1, rows);
+    s = bn3->summarize(s, this->join(name, "bn3"), depth + 1, rows);
+  }
+  if (downsample) {
+    Shape d = downsample->summarize(in, this->join(name, "downsample"), depth + 1, rows);
+    RESNET_CHECK(d == s, type_name(), " ", name, ": shortcut shape ", d, " does not match main path ", s);
+  }
+  rows[header].output = s;
+  return s;
+}
 
 }  // namespace models
 }  // namespace RESNET_ABI

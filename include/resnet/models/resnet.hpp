@@ -43,63 +43,13 @@ inline ResNetSpec resnet_spec(const std::string& arch) {
 template <typename T>
 class ResNet : public nn::Module<T> {
  public:
-  ResNet(const ResNetSpec& spec, const ResNetOptions& o) : spec_(spec), opts_(o) {
-    RESNET_CHECK(o.num_classes() > 0, "ResNet: num_classes must be positive, got ", o.num_classes());
-    Generator seeded(o.seed());
-    Generator& gen = o.seed() ? seeded : default_generator();
-    this->register_module(
-        "conv1", conv1,
-        std::make_shared<nn::Conv2d<T>>(
-            nn::Conv2dOptions(o.in_channels(), 64, 7).stride(2).padding(3).bias(false), gen));
-    this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(64));
-    this->register_module("maxpool", maxpool, std::make_shared<nn::MaxPool2d<T>>(3, 2, 1));
-    int64_t in = 64;
-    const std::array<int64_t, 4> planes{64, 128, 256, 512};
-    for (size_t s = 0; s < 4; ++s) {
-      auto stage = std::make_shared<nn::Sequential<T>>();
-      for (int64_t b = 0; b < spec.blocks[s]; ++b) {
-        auto bo = ResidualBlockOptions()
-                      .kind(spec.kind)
-                      .in_channels(in)
-                      .planes(planes[s])
-                      .stride((b == 0 && s > 0) ? 2 : 1)
-                      .stride_on_1x1(o.stride_on_1x1());
-        auto block = stage->push_back(std::make_shared<ResidualBlock<T>>(bo, gen));
-        if (o.zero_init_residual()) block->last_bn().weight.zero_();
-        in = planes[s] * block_expansion(spec.kind);
-      }
-      this->register_module("layer" + std::to_string(s + 1), layers[s], stage);
-    }
-    this->register_module("avgpool", avgpool, std::make_shared<nn::GlobalAvgPool2d<T>>());
-    this->register_module("fc", fc, std::make_shared<nn::Linear<T>>(in, o.num_classes(), true, gen));
-  }
+  ResNet(const ResNetSpec& spec, const ResNetOptions& o);
 
-  Tensor<T> forward(const Tensor<T>& x) override {
-    const int64_t in = conv1->options().in_channels();  // conv1 may have been replaced
-    RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == in, spec_.name, ": expected images [N, ", in,
-                 ", H, W], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
-    // The input is converted once to the model's memory format (a no-op when the loader made it so).
-    // (On a CUDA device with the NHWC kernels off, the ops would convert it back: it stays row-major.)
-    const MemoryFormat f =
-        detail::takes_channels_last(x.device()) ? this->memory_format() : MemoryFormat::Contiguous;
-    Tensor<T> h = bn1->forward_fused(conv1->forward(to_memory_format(x, f)), Tensor<T>(), Activation::ReLU);
-    h = maxpool->forward(h);
-    for (auto& l : layers) h = l->forward(h);
-    return fc->forward(avgpool->forward(h));
-  }
+  Tensor<T> forward(const Tensor<T>& x) override;
 
   std::string type_name() const override { return "ResNet"; }
   Shape summarize(const Shape& in, const std::string& name, int depth,
-                  std::vector<nn::LayerSummary>& rows) const override {
-    auto sub = [&](const char* n) { return this->join(name, n); };
-    Shape s = conv1->summarize(in, sub("conv1"), depth, rows);
-    s = bn1->summarize(s, sub("bn1"), depth, rows);
-    s = maxpool->summarize(s, sub("maxpool"), depth, rows);
-    for (size_t i = 0; i < 4; ++i)
-      s = layers[i]->summarize(s, sub(("layer" + std::to_string(i + 1)).c_str()), depth, rows);
-    s = avgpool->summarize(s, sub("avgpool"), depth, rows);
-    return fc->summarize(s, sub("fc"), depth, rows);
-  }
+                  std::vector<nn::LayerSummary>& rows) const override;
 
   const ResNetSpec& spec() const { return spec_; }
   const ResNetOptions& options() const { return opts_; }  // as built (fc may have been replaced since)
@@ -156,6 +106,65 @@ class ResNet : public nn::Module<T> {
   ResNetSpec spec_;
   ResNetOptions opts_;
 };
+
+template <typename T>
+ResNet<T>::ResNet(const ResNetSpec& spec, const ResNetOptions& o) : spec_(spec), opts_(o) {
+  RESNET_CHECK(o.num_classes() > 0, "ResNet: num_classes must be positive, got ", o.num_classes());
+  Generator seeded(o.seed());
+  Generator& gen = o.seed() ? seeded : default_generator();
+  this->register_module("conv1", conv1,
+                        std::make_shared<nn::Conv2d<T>>(
+                            nn::Conv2dOptions(o.in_channels(), 64, 7).stride(2).padding(3).bias(false), gen));
+  this->register_module("bn1", bn1, std::make_shared<nn::BatchNorm2d<T>>(64));
+  this->register_module("maxpool", maxpool, std::make_shared<nn::MaxPool2d<T>>(3, 2, 1));
+  int64_t in = 64;
+  const std::array<int64_t, 4> planes{64, 128, 256, 512};
+  for (size_t s = 0; s < 4; ++s) {
+    auto stage = std::make_shared<nn::Sequential<T>>();
+    for (int64_t b = 0; b < spec.blocks[s]; ++b) {
+      auto bo = ResidualBlockOptions()
+                    .kind(spec.kind)
+                    .in_channels(in)
+                    .planes(planes[s])
+                    .stride((b == 0 && s > 0) ? 2 : 1)
+                    .stride_on_1x1(o.stride_on_1x1());
+      auto block = stage->push_back(std::make_shared<ResidualBlock<T>>(bo, gen));
+      if (o.zero_init_residual()) block->last_bn().weight.zero_();
+      in = planes[s] * block_expansion(spec.kind);
+    }
+    this->register_module("layer" + std::to_string(s + 1), layers[s], stage);
+  }
+  this->register_module("avgpool", avgpool, std::make_shared<nn::GlobalAvgPool2d<T>>());
+  this->register_module("fc", fc, std::make_shared<nn::Linear<T>>(in, o.num_classes(), true, gen));
+}
+
+template <typename T>
+auto ResNet<T>::forward(const Tensor<T>& x) -> Tensor<T> {
+  const int64_t in = conv1->options().in_channels();  // conv1 may have been replaced
+  RESNET_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == in, spec_.name, ": expected images [N, ", in,
+               ", H, W], got ", x.defined() ? x.shape().to_string() : std::string("undefined"));
+  // The input is converted once to the model's memory format (a no-op when the loader made it so).
+  // (On a CUDA device with the NHWC kernels off, the ops would convert it back: it stays row-major.)
+  const MemoryFormat f =
+      detail::takes_channels_last(x.device()) ? this->memory_format() : MemoryFormat::Contiguous;
+  Tensor<T> h = bn1->forward_fused(conv1->forward(to_memory_format(x, f)), Tensor<T>(), Activation::ReLU);
+  h = maxpool->forward(h);
+  for (auto& l : layers) h = l->forward(h);
+  return fc->forward(avgpool->forward(h));
+}
+
+template <typename T>
+auto ResNet<T>::summarize(const Shape& in, const std::string& name, int depth,
+                          std::vector<nn::LayerSummary>& rows) const -> Shape {
+  auto sub = [&](const char* n) { return this->join(name, n); };
+  Shape s = conv1->summarize(in, sub("conv1"), depth, rows);
+  s = bn1->summarize(s, sub("bn1"), depth, rows);
+  s = maxpool->summarize(s, sub("maxpool"), depth, rows);
+  for (size_t i = 0; i < 4; ++i)
+    s = layers[i]->summarize(s, sub(("layer" + std::to_string(i + 1)).c_str()), depth, rows);
+  s = avgpool->summarize(s, sub("avgpool"), depth, rows);
+  return fc->summarize(s, sub("fc"), depth, rows);
+}
 
 template <typename T = float>
 std::shared_ptr<ResNet<T>> resnet(const std::string& arch, const ResNetOptions& o = ResNetOptions()) {

@@ -29,22 +29,29 @@ class Sequential : public Module<T> {
     return this->register_module(std::to_string(size()), std::move(m));
   }
   // The registry is the list (no copy of it here), so replace_module("1", m) is what forward runs.
-  Tensor<T> forward(const Tensor<T>& x) override {
-    Tensor<T> h = x;
-    for (auto& kv : this->named_children()) h = kv.second->forward(h);
-    return h;
-  }
+  Tensor<T> forward(const Tensor<T>& x) override;
   std::string type_name() const override { return "Sequential"; }
   Shape summarize(const Shape& in, const std::string& name, int depth,
-                  std::vector<LayerSummary>& rows) const override {
-    Shape s = in;
-    for (auto& kv : this->named_children())
-      s = kv.second->summarize(s, this->join(name, kv.first), depth + 1, rows);
-    return s;
-  }
+                  std::vector<LayerSummary>& rows) const override;
   size_t size() const { return this->named_children().size(); }
   const std::shared_ptr<Module<T>>& operator[](size_t i) const { return this->named_children().at(i).second; }
 };
+
+template <typename T>
+auto Sequential<T>::forward(const Tensor<T>& x) -> Tensor<T> {
+  Tensor<T> h = x;
+  for (auto& kv : this->named_children()) h = kv.second->forward(h);
+  return h;
+}
+
+template <typename T>
+auto Sequential<T>::summarize(const Shape& in, const std::string& name, int depth,
+                              std::vector<LayerSummary>& rows) const -> Shape {
+  Shape s = in;
+  for (auto& kv : this->named_children())
+    s = kv.second->summarize(s, this->join(name, kv.first), depth + 1, rows);
+  return s;
+}
 
 }  // namespace nn
 }  // namespace RESNET_ABI

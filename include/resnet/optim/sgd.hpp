@@ -22,84 +22,102 @@ struct SGDOptions {
 template <typename P>
 class SGD : public Optimizer<P> {
  public:
-  SGD(const NamedParameters<P>& params, const SGDOptions& o) : Optimizer<P>(params, o.lr()), opts_(o) {
-    check(o);
-    if (o.momentum() != 0)
-      for (auto& kv : this->params_)
-        buffers_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
-  }
+  SGD(const NamedParameters<P>& params, const SGDOptions& o);
 
-  void step() override {
-    NoGradGuard guard;
-    this->begin_step();  // step 1 (the first) copies the gradient into the momentum buffer
-    for (size_t i = 0; i < this->params_.size(); ++i) {
-      Tensor<P>& p = this->params_[i].second;
-      Tensor<P> g = p.grad();
-      if (!g.defined()) continue;
-      SgdHyper h;
-      h.momentum = opts_.momentum();
-      h.dampening = opts_.dampening();
-      h.weight_decay = this->decay_for(i, decays(p, opts_.decay_1d()) ? opts_.weight_decay() : 0.0);
-      h.nesterov = opts_.nesterov();
-      Tensor<P> buf = buffers_.empty() ? Tensor<P>() : buffers_[i];
-      RESNET_DISPATCH(p.device(), sgd_step, p, g, buf, this->state_for(i), h);
-    }
-    ++this->steps_;
-  }
+  void step() override;
   std::string name() const override { return "sgd"; }
-  std::vector<std::pair<std::string, TensorBase>> state() const override {
-    std::vector<std::pair<std::string, TensorBase>> s;
-    for (size_t i = 0; i < buffers_.size(); ++i)
-      s.emplace_back(this->params_[i].first + ".momentum_buffer", buffers_[i]);
-    return s;
-  }
+  std::vector<std::pair<std::string, TensorBase>> state() const override;
   const SGDOptions& options() const { return opts_; }
 
-  HyperParameters hyper_parameters() const override {
-    return {{"lr", this->lr_},
-            {"momentum", opts_.momentum()},
-            {"dampening", opts_.dampening()},
-            {"weight_decay", opts_.weight_decay()},
-            {"nesterov", opts_.nesterov() ? 1.0 : 0.0},
-            {"decay_1d", opts_.decay_1d() ? 1.0 : 0.0}};
-  }
-  void set_hyper_parameters(const HyperParameters& h) override {
-    SGDOptions o = opts_;
-    for (auto& kv : this->take_lr(h)) {
-      if (kv.first == "momentum")
-        o.momentum(kv.second);
-      else if (kv.first == "dampening")
-        o.dampening(kv.second);
-      else if (kv.first == "weight_decay")
-        o.weight_decay(kv.second);
-      else if (kv.first == "nesterov")
-        o.nesterov(this->flag(kv.second));
-      else if (kv.first == "decay_1d")
-        o.decay_1d(this->flag(kv.second));
-      else
-        RESNET_FAIL("sgd: unknown hyper-parameter '", kv.first, "'");
-    }
-    check(o);
-    // Momentum buffers exist or not from construction on: switching momentum on or off needs a new SGD.
-    RESNET_CHECK((o.momentum() != 0) == !buffers_.empty(), "sgd: momentum ", o.momentum(),
-                 " does not fit an optimizer built with momentum ", opts_.momentum());
-    opts_ = o;
-    opts_.lr(this->lr_);
-  }
+  HyperParameters hyper_parameters() const override;
+  void set_hyper_parameters(const HyperParameters& h) override;
 
  private:
-  static void check(const SGDOptions& o) {
-    for (double v : {o.momentum(), o.weight_decay(), o.dampening()})
-      RESNET_CHECK(std::isfinite(v) && v >= 0,
-                   "SGD: momentum, dampening and weight_decay must be finite and "
-                   "non-negative, got momentum ",
-                   o.momentum(), ", dampening ", o.dampening(), ", weight_decay ", o.weight_decay());
-    RESNET_CHECK(!o.nesterov() || (o.momentum() > 0 && o.dampening() == 0),
-                 "SGD: Nesterov needs momentum > 0 and no dampening");
-  }
+  static void check(const SGDOptions& o);
   SGDOptions opts_;
   std::vector<Tensor<P>> buffers_;
 };
+
+template <typename P>
+SGD<P>::SGD(const NamedParameters<P>& params, const SGDOptions& o) : Optimizer<P>(params, o.lr()), opts_(o) {
+  check(o);
+  if (o.momentum() != 0)
+    for (auto& kv : this->params_)
+      buffers_.push_back(Tensor<P>::zeros(kv.second.shape(), kv.second.device()));
+}
+
+template <typename P>
+auto SGD<P>::step() -> void {
+  NoGradGuard guard;
+  this->begin_step();  // step 1 (the first) copies the gradient into the momentum buffer
+  for (size_t i = 0; i < this->params_.size(); ++i) {
+    Tensor<P>& p = this->params_[i].second;
+    Tensor<P> g = p.grad();
+    if (!g.defined()) continue;
+    SgdHyper h;
+    h.momentum = opts_.momentum();
+    h.dampening = opts_.dampening();
+    h.weight_decay = this->decay_for(i, decays(p, opts_.decay_1d()) ? opts_.weight_decay() : 0.0);
+    h.nesterov = opts_.nesterov();
+    Tensor<P> buf = buffers_.empty() ? Tensor<P>() : buffers_[i];
+    RESNET_DISPATCH(p.device(), sgd_step, p, g, buf, this->state_for(i), h);
+  }
+  ++this->steps_;
+}
+
+template <typename P>
+auto SGD<P>::state() const -> std::vector<std::pair<std::string, TensorBase>> {
+  std::vector<std::pair<std::string, TensorBase>> s;
+  for (size_t i = 0; i < buffers_.size(); ++i)
+    s.emplace_back(this->params_[i].first + ".momentum_buffer", buffers_[i]);
+  return s;
+}
+
+template <typename P>
+auto SGD<P>::hyper_parameters() const -> HyperParameters {
+  return {{"lr", this->lr_},
+          {"momentum", opts_.momentum()},
+          {"dampening", opts_.dampening()},
+          {"weight_decay", opts_.weight_decay()},
+          {"nesterov", opts_.nesterov() ? 1.0 : 0.0},
+          {"decay_1d", opts_.decay_1d() ? 1.0 : 0.0}};
+}
+
+template <typename P>
+auto SGD<P>::set_hyper_parameters(const HyperParameters& h) -> void {
+  SGDOptions o = opts_;
+  for (auto& kv : this->take_lr(h)) {
+    if (kv.first == "momentum")
+      o.momentum(kv.second);
+    else if (kv.first == "dampening")
+      o.dampening(kv.second);
+    else if (kv.first == "weight_decay")
+      o.weight_decay(kv.second);
+    else if (kv.first == "nesterov")
+      o.nesterov(this->flag(kv.second));
+    else if (kv.first == "decay_1d")
+      o.decay_1d(this->flag(kv.second));
+    else
+      RESNET_FAIL("sgd: unknown hyper-parameter '", kv.first, "'");
+  }
+  check(o);
+  // Momentum buffers exist or not from construction on: switching momentum on or off needs a new SGD.
+  RESNET_CHECK((o.momentum() != 0) == !buffers_.empty(), "sgd: momentum ", o.momentum(),
+               " does not fit an optimizer built with momentum ", opts_.momentum());
+  opts_ = o;
+  opts_.lr(this->lr_);
+}
+
+template <typename P>
+auto SGD<P>::check(const SGDOptions& o) -> void {
+  for (double v : {o.momentum(), o.weight_decay(), o.dampening()})
+    RESNET_CHECK(std::isfinite(v) && v >= 0,
+                 "SGD: momentum, dampening and weight_decay must be finite and "
+                 "non-negative, got momentum ",
+                 o.momentum(), ", dampening ", o.dampening(), ", weight_decay ", o.weight_decay());
+  RESNET_CHECK(!o.nesterov() || (o.momentum() > 0 && o.dampening() == 0),
+               "SGD: Nesterov needs momentum > 0 and no dampening");
+}
 
 }  // namespace optim
 }  // namespace RESNET_ABI
