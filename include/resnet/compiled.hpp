@@ -4,9 +4,10 @@
 // calls instead of compiling these again; src/instantiate/*.cpp holds the matching definitions. In
 // header-only mode this file declares nothing and every unit instantiates what it uses, as before.
 //
-// Only the inline member functions a compiler may still inline are compiled in a user's unit; the class
-// layouts and declarations are the same in both modes, so a header-only unit and a compiled-mode unit can be
-// linked into one program.
+// A member function defined inside its class template is inline, and GCC instantiates the inline members of
+// an extern template for inlining anyway; so these classes define every member of more than one line out of
+// the class (not inline), and a user's unit compiles only the one-liners. The class layouts and declarations
+// are the same in both modes, so a header-only unit and a compiled-mode unit can be linked into one program.
 #pragma once
 
 #include "resnet/backend/cpu/cpu.hpp"

@@ -357,7 +357,7 @@ auto Tensor<T>::uniform(const Shape& shape, double lo, double hi, Generator& gen
 }
 
 template <typename T>
-auto Tensor<T>::zero_() -> void {
+void Tensor<T>::zero_() {
   if (numel() == 0) return;
   RESNET_CHECK(is_dense(), "zero_: tensor must be contiguous, got ", describe());
   if (device().is_cpu()) {
@@ -370,7 +370,7 @@ auto Tensor<T>::zero_() -> void {
 }
 
 template <typename T>
-auto Tensor<T>::fill_(T value) -> void {
+void Tensor<T>::fill_(T value) {
   if (device().is_cpu()) {
     RESNET_CHECK(is_dense(), "fill_: tensor must be contiguous, got ", describe());
     std::fill(data(), data() + numel(), value);
@@ -381,7 +381,7 @@ auto Tensor<T>::fill_(T value) -> void {
 }
 
 template <typename T>
-auto Tensor<T>::item() const -> T {
+T Tensor<T>::item() const {
   RESNET_CHECK(numel() == 1, "item() needs a one-element tensor, got shape ", shape());
   if (device().is_cpu()) return data()[0];
   T v;

@@ -99,8 +99,8 @@ auto ResidualBlock<T>::forward(const Tensor<T>& x) -> Tensor<T> {
 }
 
 template <typename T>
-auto ResidualBlock<T>::summarize(const Shape& in, const std::string& name, int depth,
-                                 std::vector<nn::LayerSummary>& rows) const -> Shape {
+Shape ResidualBlock<T>::summarize(const Shape& in, const std::string& name, int depth,
+                                  std::vector<nn::LayerSummary>& rows) const {
   size_t header = rows.size();
   this->add_row(rows, name, depth, in, 0);
   Shape s = conv1->summarize(in, this->join(name, "conv1"), depth + 1, rows);

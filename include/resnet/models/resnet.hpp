@@ -154,8 +154,8 @@ auto ResNet<T>::forward(const Tensor<T>& x) -> Tensor<T> {
 }
 
 template <typename T>
-auto ResNet<T>::summarize(const Shape& in, const std::string& name, int depth,
-                          std::vector<nn::LayerSummary>& rows) const -> Shape {
+Shape ResNet<T>::summarize(const Shape& in, const std::string& name, int depth,
+                           std::vector<nn::LayerSummary>& rows) const {
   auto sub = [&](const char* n) { return this->join(name, n); };
   Shape s = conv1->summarize(in, sub("conv1"), depth, rows);
   s = bn1->summarize(s, sub("bn1"), depth, rows);

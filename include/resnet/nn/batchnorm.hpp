@@ -85,8 +85,8 @@ auto BatchNorm2d<T>::forward_fused(const Tensor<T>& x, const Tensor<T>& residual
 }
 
 template <typename T>
-auto BatchNorm2d<T>::summarize(const Shape& in, const std::string& name, int depth,
-                               std::vector<LayerSummary>& rows) const -> Shape {
+Shape BatchNorm2d<T>::summarize(const Shape& in, const std::string& name, int depth,
+                                std::vector<LayerSummary>& rows) const {
   RESNET_CHECK(in.rank() == 4 && in[1] == opts_.num_features(), "BatchNorm2d ", name, ": input shape ", in,
                " does not have ", opts_.num_features(), " channels");
   this->add_row(rows, name, depth, in, 0);
@@ -94,7 +94,7 @@ auto BatchNorm2d<T>::summarize(const Shape& in, const std::string& name, int dep
 }
 
 template <typename T>
-auto BatchNorm2d<T>::mark_folded() -> void {
+void BatchNorm2d<T>::mark_folded() {
   weight.fill_(P(1));
   bias.fill_(P(0));
   running_mean.fill_(P(0));

@@ -74,8 +74,8 @@ auto Conv2d<T>::forward(const Tensor<T>& x) -> Tensor<T> {
 }
 
 template <typename T>
-auto Conv2d<T>::summarize(const Shape& in, const std::string& name, int depth,
-                          std::vector<LayerSummary>& rows) const -> Shape {
+Shape Conv2d<T>::summarize(const Shape& in, const std::string& name, int depth,
+                           std::vector<LayerSummary>& rows) const {
   RESNET_CHECK(in.rank() == 4 && in[1] == opts_.in_channels(), "Conv2d ", name, ": input shape ", in,
                " does not have ", opts_.in_channels(), " channels");
   Shape out = conv2d_output_shape(in, weight.shape(), params());
@@ -85,7 +85,7 @@ auto Conv2d<T>::summarize(const Shape& in, const std::string& name, int depth,
 }
 
 template <typename T>
-auto Conv2d<T>::set_bias(const Tensor<P>& b) -> void {
+void Conv2d<T>::set_bias(const Tensor<P>& b) {
   RESNET_CHECK(b.defined() && b.rank() == 1 && b.dim(0) == opts_.out_channels(), "Conv2d(",
                opts_.in_channels(), "->", opts_.out_channels(), ")::set_bias: expected [",
                opts_.out_channels(), "], got ",

@@ -49,8 +49,8 @@ auto Linear<T>::forward(const Tensor<T>& x) -> Tensor<T> {
 }
 
 template <typename T>
-auto Linear<T>::summarize(const Shape& in, const std::string& name, int depth,
-                          std::vector<LayerSummary>& rows) const -> Shape {
+Shape Linear<T>::summarize(const Shape& in, const std::string& name, int depth,
+                           std::vector<LayerSummary>& rows) const {
   RESNET_CHECK(in.rank() == 2 && in[1] == in_, "Linear ", name, ": input shape ", in, " does not have ", in_,
                " features");
   Shape out{in[0], out_};

@@ -169,8 +169,8 @@ class Module {
 };
 
 template <typename T>
-auto Module<T>::summarize(const Shape& in, const std::string& name, int depth,
-                          std::vector<LayerSummary>& rows) const -> Shape {
+Shape Module<T>::summarize(const Shape& in, const std::string& name, int depth,
+                           std::vector<LayerSummary>& rows) const {
   (void)in;
   (void)name;
   (void)depth;
@@ -179,13 +179,13 @@ auto Module<T>::summarize(const Shape& in, const std::string& name, int depth,
 }
 
 template <typename T>
-auto Module<T>::train(bool on) -> void {
+void Module<T>::train(bool on) {
   training_ = on && !keep_eval_;
   for (auto& c : children_) c.second->train(training_);
 }
 
 template <typename T>
-auto Module<T>::keep_eval(bool on) -> void {
+void Module<T>::keep_eval(bool on) {
   keep_eval_ = on;
   if (on) train(false);
 }
@@ -198,7 +198,7 @@ auto Module<T>::requires_grad_(bool on) -> Module& {
 }
 
 template <typename T>
-auto Module<T>::any_inference_only() const -> bool {
+bool Module<T>::any_inference_only() const {
   if (inference_only()) return true;
   for (auto& c : children_)
     if (c.second->any_inference_only()) return true;
@@ -280,14 +280,14 @@ auto Module<T>::replace_module(const std::string& path, std::shared_ptr<M> m) ->
 }
 
 template <typename T>
-auto Module<T>::num_parameters() const -> int64_t {
+int64_t Module<T>::num_parameters() const {
   int64_t n = 0;
   for (auto& kv : named_parameters()) n += kv.second.numel();
   return n;
 }
 
 template <typename T>
-auto Module<T>::own_parameter_count() const -> int64_t {
+int64_t Module<T>::own_parameter_count() const {
   int64_t n = 0;
   for (auto& kv : params_)
     if (kv.second->defined()) n += kv.second->numel();
@@ -295,7 +295,7 @@ auto Module<T>::own_parameter_count() const -> int64_t {
 }
 
 template <typename T>
-auto Module<T>::zero_grad() -> void {
+void Module<T>::zero_grad() {
   for (auto& kv : named_parameters()) {
     Tensor<P> g = kv.second.grad();
     if (g.defined()) g.zero_();
@@ -303,7 +303,7 @@ auto Module<T>::zero_grad() -> void {
 }
 
 template <typename T>
-auto Module<T>::to(Device device) -> void {
+void Module<T>::to(Device device) {
   for (auto& kv : params_)
     if (kv.second->defined()) kv.second->move_storage_to(device);
   for (auto& b : buffers_)
@@ -313,7 +313,7 @@ auto Module<T>::to(Device device) -> void {
 }
 
 template <typename T>
-auto Module<T>::to(MemoryFormat format) -> void {
+void Module<T>::to(MemoryFormat format) {
   memory_format_ = format;
   for (auto& c : children_) c.second->to(format);
 }
@@ -335,7 +335,7 @@ auto Module<T>::register_parameter(const std::string& name, Tensor<P> value) -> 
 
 template <typename T>
 template <typename B>
-auto Module<T>::register_buffer(const std::string& name, B& slot, bool host_only) -> void {
+void Module<T>::register_buffer(const std::string& name, B& slot, bool host_only) {
   static_assert(std::is_base_of<TensorBase, B>::value, "register_buffer: a tensor member");
   check_new_name(name);
   buffers_.push_back(Buffer{name, &slot, host_only});
@@ -367,7 +367,7 @@ auto Module<T>::register_module(const std::string& name, Child<M>& handle, std::
 }
 
 template <typename T>
-auto Module<T>::check_new_name(const std::string& name) const -> void {
+void Module<T>::check_new_name(const std::string& name) const {
   RESNET_CHECK(!name.empty() && name.find('.') == std::string::npos, type_name(), ": bad entry name '", name,
                "' (non-empty, no '.')");
   for (auto& kv : params_) RESNET_CHECK(kv.first != name, type_name(), ": '", name, "' registered twice");
@@ -376,38 +376,37 @@ auto Module<T>::check_new_name(const std::string& name) const -> void {
 }
 
 template <typename T>
-auto Module<T>::adopt(Module& m) -> void {
+void Module<T>::adopt(Module& m) {
   m.train(training_);
   if (m.device_ != device_) m.to(device_);
   if (m.memory_format_ != memory_format_) m.to(memory_format_);
 }
 
 template <typename T>
-auto Module<T>::collect_parameters(const std::string& prefix,
-                                   std::vector<std::pair<std::string, Tensor<P>>>& out) const -> void {
+void Module<T>::collect_parameters(const std::string& prefix,
+                                   std::vector<std::pair<std::string, Tensor<P>>>& out) const {
   for (auto& kv : params_) out.emplace_back(join(prefix, kv.first), *kv.second);
   for (auto& c : children_) c.second->collect_parameters(join(prefix, c.first), out);
 }
 
 template <typename T>
-auto Module<T>::collect_buffers(const std::string& prefix,
-                                std::vector<std::pair<std::string, TensorBase>>& out) const -> void {
+void Module<T>::collect_buffers(const std::string& prefix,
+                                std::vector<std::pair<std::string, TensorBase>>& out) const {
   for (auto& b : buffers_) out.emplace_back(join(prefix, b.name), *b.tensor);
   for (auto& c : children_) c.second->collect_buffers(join(prefix, c.first), out);
 }
 
 template <typename T>
-auto Module<T>::collect_state(const std::string& prefix,
-                              std::vector<std::pair<std::string, TensorBase>>& out) const -> void {
+void Module<T>::collect_state(const std::string& prefix,
+                              std::vector<std::pair<std::string, TensorBase>>& out) const {
   for (auto& kv : params_) out.emplace_back(join(prefix, kv.first), *kv.second);
   for (auto& b : buffers_) out.emplace_back(join(prefix, b.name), *b.tensor);
   for (auto& c : children_) c.second->collect_state(join(prefix, c.first), out);
 }
 
 template <typename T>
-auto Module<T>::collect_modules(const std::string& prefix,
-                                std::vector<std::pair<std::string, std::shared_ptr<Module>>>& out) const
-    -> void {
+void Module<T>::collect_modules(const std::string& prefix,
+                                std::vector<std::pair<std::string, std::shared_ptr<Module>>>& out) const {
   for (auto& c : children_) {
     out.emplace_back(join(prefix, c.first), c.second);
     c.second->collect_modules(join(prefix, c.first), out);

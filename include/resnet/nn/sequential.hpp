@@ -45,8 +45,8 @@ auto Sequential<T>::forward(const Tensor<T>& x) -> Tensor<T> {
 }
 
 template <typename T>
-auto Sequential<T>::summarize(const Shape& in, const std::string& name, int depth,
-                              std::vector<LayerSummary>& rows) const -> Shape {
+Shape Sequential<T>::summarize(const Shape& in, const std::string& name, int depth,
+                               std::vector<LayerSummary>& rows) const {
   Shape s = in;
   for (auto& kv : this->named_children())
     s = kv.second->summarize(s, this->join(name, kv.first), depth + 1, rows);

@@ -49,7 +49,7 @@ AdamW<P>::AdamW(const NamedParameters<P>& params, const AdamWOptions& o)
 }
 
 template <typename P>
-auto AdamW<P>::step() -> void {
+void AdamW<P>::step() {
   NoGradGuard guard;
   ++this->steps_;
   this->begin_step();  // the bias correction's step number, on the device
@@ -87,7 +87,7 @@ auto AdamW<P>::hyper_parameters() const -> HyperParameters {
 }
 
 template <typename P>
-auto AdamW<P>::set_hyper_parameters(const HyperParameters& h) -> void {
+void AdamW<P>::set_hyper_parameters(const HyperParameters& h) {
   AdamWOptions o = opts_;
   for (auto& kv : this->take_lr(h)) {
     if (kv.first == "beta1")
@@ -109,7 +109,7 @@ auto AdamW<P>::set_hyper_parameters(const HyperParameters& h) -> void {
 }
 
 template <typename P>
-auto AdamW<P>::check(const AdamWOptions& o) -> void {
+void AdamW<P>::check(const AdamWOptions& o) {
   RESNET_CHECK(o.beta1() >= 0 && o.beta1() < 1 && o.beta2() >= 0 && o.beta2() < 1,
                "AdamW: betas must be in [0, 1)");
   RESNET_CHECK(

@@ -47,7 +47,7 @@ SGD<P>::SGD(const NamedParameters<P>& params, const SGDOptions& o) : Optimizer<P
 }
 
 template <typename P>
-auto SGD<P>::step() -> void {
+void SGD<P>::step() {
   NoGradGuard guard;
   this->begin_step();  // step 1 (the first) copies the gradient into the momentum buffer
   for (size_t i = 0; i < this->params_.size(); ++i) {
@@ -84,7 +84,7 @@ auto SGD<P>::hyper_parameters() const -> HyperParameters {
 }
 
 template <typename P>
-auto SGD<P>::set_hyper_parameters(const HyperParameters& h) -> void {
+void SGD<P>::set_hyper_parameters(const HyperParameters& h) {
   SGDOptions o = opts_;
   for (auto& kv : this->take_lr(h)) {
     if (kv.first == "momentum")
@@ -109,7 +109,7 @@ auto SGD<P>::set_hyper_parameters(const HyperParameters& h) -> void {
 }
 
 template <typename P>
-auto SGD<P>::check(const SGDOptions& o) -> void {
+void SGD<P>::check(const SGDOptions& o) {
   for (double v : {o.momentum(), o.weight_decay(), o.dampening()})
     RESNET_CHECK(std::isfinite(v) && v >= 0,
                  "SGD: momentum, dampening and weight_decay must be finite and "
