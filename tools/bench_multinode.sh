@@ -14,8 +14,9 @@
 #            to end its backward waits for the network alone), and MPI busy;
 # with 25 MiB buckets on every link, 5 MiB on 1 Gbit/s, and bfloat16 gradients (half the bytes) on 1 Gbit/s. Rounds (ROUNDS, default 2) go over all of it in
 # turn, so that a change in the machine's load hits every link. Then dp_timeline: when each gradient is
-# final in one rank's step (two at once, as the ranks run). Writes OUT_DIR/measured.csv and
-# OUT_DIR/timeline.csv. Needs root; run it on an otherwise idle machine.
+# final in one rank's step (two at once, as the ranks run); then tools/bench_link_allreduce.sh (each link's
+# all-reduce alone). Writes OUT_DIR/measured.csv, OUT_DIR/timeline.csv and OUT_DIR/alone.csv. Needs root;
+# run it on an otherwise idle machine.
 set -euo pipefail
 BUILD=${1:?usage: bench_multinode.sh BUILD_DIR OUT_DIR}
 DIR=${2:?usage: bench_multinode.sh BUILD_DIR OUT_DIR}
@@ -100,4 +101,8 @@ done
 "$CLUSTER" exec "$H1" "$TIMELINE" --batch 8 --size 128 >"$DIR/timeline.csv"
 wait
 head -n 1 "$DIR/timeline.csv" >&2
+# Last, each link's all-reduce alone at the buckets' sizes (alone.csv): the model's link input.
+"$CLUSTER" down
+trap - EXIT
+"$ROOT/tools/bench_link_allreduce.sh" "$BUILD" "$DIR"
 echo "bench_multinode.sh: wrote $OUT and $DIR/timeline.csv ($(lscpu | sed -n 's/^Model name: *//p'), $(getconf _NPROCESSORS_ONLN) cores)" >&2

@@ -184,6 +184,37 @@ def read_timeline(path):
     return times, [(n, int(c), float(t) / 1e3) for n, c, t in rows]
 
 
+def read_alone(path):
+    """bench_link_allreduce.sh's alone.csv: {link: (alpha s, rate bit/s)}, a least-squares line through the
+    punctual all-reduces (skew 0) of each link, both gradient types (the cost goes with the bytes on the
+    wire). Prints how long a rank joining 20 ms late waits against one joining at once: if the early ranks
+    could send before the last one joins, it would wait less. None when there is no such file."""
+    import csv
+    import os
+
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    links = {}
+    for link in dict.fromkeys(r["link"] for r in rows):
+        pts = [(float(r["wire_mb"]), float(r["late_ms"])) for r in rows if r["link"] == link and float(r["skew_ms"]) == 0]
+        n = len(pts)
+        mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
+        slope = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)  # ms per MB
+        links[link] = (max(0.0, my - slope * mx) / 1e3, 8e6 / slope * 1e3)
+        late = {(r["float_mb"], r["bf16"]): {} for r in rows if r["link"] == link}
+        for r in rows:
+            if r["link"] == link:
+                late[(r["float_mb"], r["bf16"])][float(r["skew_ms"])] = float(r["late_ms"])
+        diffs = [(v[20.0] - v[0.0], k) for k, v in late.items() if 0.0 in v and 20.0 in v]
+        lo = min(diffs)
+        print(f"alone.csv, {link}: joining 20 ms late changes the late rank's wait by {lo[0]:+.2f} to "
+              f"{max(diffs)[0]:+.2f} ms (the most saved: {lo[1][0]} MB float32"
+              f"{', bfloat16 on the wire' if lo[1][1] == 'on' else ''})")
+    return links
+
+
 def compare(directory, hosts, bucket_mb):
     import csv
     import statistics
@@ -206,13 +237,20 @@ def compare(directory, hosts, bucket_mb):
             raise SystemExit(f"{directory}/measured.csv: no {link} run with {bucket_mb:g} MiB buckets")
         return statistics.median(v)
 
-    # Two constants of this machine's MPI over TCP, from the all-reduce alone (32 px: compute ~5% of it):
-    # alpha, each collective's fixed cost, from the slowest link (all but alpha is the link's time); and the
-    # rate MPI's TCP transport reaches where the link is not the limit (unshaped), its CPU cost.
+    # Each link's all-reduce cost. With alone.csv (tools/bench_link_allreduce.sh): a line through the
+    # all-reduce alone at the buckets' sizes, per link: alpha (each collective's fixed cost) and the rate
+    # the link gives MPI when the CPU is free (the shaper, TCP and MPI's own CPU ceiling together; the
+    # unshaped link's rate is that ceiling). Without it (older runs): two constants fitted on the training
+    # runs' all-reduce at 32 px, alpha from the slowest link and MPI's ceiling from the unshaped one, with
+    # the link's nominal rate.
+    links = read_alone(f"{directory}/alone.csv")
     nb = len(make_buckets(timeline, bucket_mb * 2**20, grad_bytes))
-    slow = min(RATES, key=RATES.get)
-    alpha = (med(slow, "comm_busy_ms") / 1e3 - total * 8 / (RATES[slow] * 1e9 * FRAME_PAYLOAD)) / nb
-    mpi_gbit = total * 8 / (med("none", "comm_busy_ms") / 1e3 - nb * alpha) / 1e9
+    if links:
+        mpi_gbit = links["none"][1] / 1e9
+    else:
+        slow = min(RATES, key=RATES.get)
+        alpha = (med(slow, "comm_busy_ms") / 1e3 - total * 8 / (RATES[slow] * 1e9 * FRAME_PAYLOAD)) / nb
+        mpi_gbit = total * 8 / (med("none", "comm_busy_ms") / 1e3 - nb * alpha) / 1e9
     params, macs = layer_table("resnet18", 128)
 
     def predict(r, slowdown):
@@ -230,11 +268,14 @@ def compare(directory, hosts, bucket_mb):
         scale = compute / (times["step_ms"] / 1e3)
         bw2 = times["backward_ms"] / 1e3 * scale
         b2 = make_buckets([(n, c, t * scale) for n, c, t in timeline], bb, grad_bytes)
-        link_bps = nominal * 1e9 * (FRAME_PAYLOAD if link in RATES else 1.0)
+        if links:
+            a, link_bps = links[link]
+        else:
+            a, link_bps = alpha, min(nominal * 1e9 * (FRAME_PAYLOAD if link in RATES else 1.0), mpi_gbit * 1e9)
         narrow = 0.5 if r["bf16"] == "on" else 1.0  # bfloat16 on the wire: half the bytes
         wire = lambda n: 2 * (hosts - 1) / hosts * n * narrow  # noqa: E731  (a ring's bytes per rank)
-        e2, stretch = overlap_shared(b2, bw2, alpha, wire, link_bps, mpi_gbit * 1e9, slowdown)
-        last = alpha + wire(b2[-1][0]) * 8 / min(link_bps, mpi_gbit * 1e9)
+        e2, stretch = overlap_shared(b2, bw2, a, wire, link_bps, mpi_gbit * 1e9, slowdown)
+        last = a + wire(b2[-1][0]) * 8 / link_bps
         return dict(buckets=b2, last=last, was=(compute + e1, e1), mended=(compute + stretch + e2, e2))
 
     def step_miss(r, slowdown):
@@ -254,8 +295,13 @@ def compare(directory, hosts, bucket_mb):
     print(f"Timeline (dp_timeline, one rank alone): forward {times['forward_ms']:.0f} ms, backward "
           f"{times['backward_ms']:.0f} ms ({times['backward_ms'] / times['step_ms'] * 100:.0f}% of the step), "
           f"optimizer {times['optimizer_ms']:.0f} ms; {total / 1e6:.2f} MB of float32 gradients")
-    print(f"From the all-reduce alone: alpha {alpha * 1e3:.1f} ms a collective, MPI over TCP at most "
-          f"{mpi_gbit:.1f} Gbit/s. Fitted on round {rows[0]['round']}: a collective in flight takes "
+    if links:
+        print("Each link's all-reduce alone (alone.csv, a line through " + ", ".join(
+            f"{k}: {a * 1e3:.2f} ms + MB / {b / 8e9:.2f} GB/s" for k, (a, b) in links.items()) + ")")
+    else:
+        print(f"From the all-reduce alone: alpha {alpha * 1e3:.1f} ms a collective, MPI over TCP at most "
+              f"{mpi_gbit:.1f} Gbit/s.")
+    print(f"Fitted on round {rows[0]['round']}: a collective in flight takes "
           f"{slowdown * 100:.0f}% of the CPU from the backward pass (and gets only that while it runs)")
     print()
     print("| link | gradients | buckets (MiB) | compute ms | step ms | exposed ms (share of step) | rank 0 waited ms "
