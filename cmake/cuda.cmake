@@ -2,8 +2,9 @@
 # cuDNN/cuBLAS calls. Code that links it is compiled with RESNET_WITH_CUDA=1, so tensors can live on a GPU
 # and every op dispatches to the GPU when its tensors are there. The user's own sources stay plain C++.
 #
-# RESNET_CUDA defaults to ON when CMake finds nvcc. CI machines have nvcc but no GPU: everything here
-# compiles there, and the GPU tests skip at run time with a message.
+# RESNET_CUDA defaults to ON when CMake finds nvcc (tools/test.sh turns it off in a new build directory on
+# a machine with nvcc but no GPU, unless asked). Without a GPU everything here still compiles, and the GPU
+# tests skip at run time with a message.
 include(CheckLanguage)
 if(DEFINED RESNET_CUDA)
   set(_resnet_cuda_asked ${RESNET_CUDA})  # set by the user (-D) or an earlier configure

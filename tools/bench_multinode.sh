@@ -20,6 +20,13 @@
 set -euo pipefail
 BUILD=${1:?usage: bench_multinode.sh BUILD_DIR OUT_DIR}
 DIR=${2:?usage: bench_multinode.sh BUILD_DIR OUT_DIR}
+# Under a real-time policy (chrt -f) each rank's compute thread never yields its core to the communication
+# thread, so nothing overlaps: every all-reduce waits for the backward pass to end (measured: the exposed
+# time equals MPI's busy time). The ranks must run as users run them.
+if chrt -p $$ 2>/dev/null | grep -q 'SCHED_FIFO\|SCHED_RR'; then
+  echo "bench_multinode.sh: runs under a real-time policy ($(chrt -p $$ | head -n 1)); run it without chrt" >&2
+  exit 2
+fi
 mkdir -p "$DIR"
 OUT=$DIR/measured.csv
 ROUNDS=${ROUNDS:-2}

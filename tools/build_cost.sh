@@ -98,11 +98,15 @@ done
 
 if [ "$USER_ONLY" = 0 ]; then
   t0=$(date +%s.%N)
-  cmake -S . -B "$work/full" -DCMAKE_BUILD_TYPE=Release >"$work/full.log" 2>&1
+  # The CUDA library as tools/test.sh decides it: where a GPU answers, or when RESNET_CUDA=ON.
+  cuda=${RESNET_CUDA:-$(nvidia-smi -L >/dev/null 2>&1 && echo "where nvcc is" || echo OFF)}
+  cuda_arg=()
+  if [ "$cuda" = ON ] || [ "$cuda" = OFF ]; then cuda_arg=(-DRESNET_CUDA="$cuda"); fi
+  cmake -S . -B "$work/full" -DCMAKE_BUILD_TYPE=Release "${cuda_arg[@]}" >"$work/full.log" 2>&1
   cmake --build "$work/full" -j "$JOBS" >>"$work/full.log" 2>&1 || { tail -n 40 "$work/full.log"; exit 1; }
   t1=$(date +%s.%N)
   objects=$(find "$work/full" -name '*.o' | wc -l)
-  row "full build from scratch (tools/test.sh's build, -j $JOBS)" "$(awk "BEGIN{printf \"%.0f\", $t1 - $t0}") s, $objects objects"
+  row "full build from scratch (tools/test.sh's build, -j $JOBS, CUDA library $cuda)" "$(awk "BEGIN{printf \"%.0f\", $t1 - $t0}") s, $objects objects"
   ctest --test-dir "$work/full" -j "$CTEST_JOBS" >"$work/ctest.log" 2>&1 || true
   t2=$(date +%s.%N)
   row "test suite (ctest -j $CTEST_JOBS)" "$(awk "BEGIN{printf \"%.0f\", $t2 - $t1}") s, $(grep -E 'tests passed|tests failed' "$work/ctest.log" | tail -n 1)"

@@ -125,8 +125,10 @@ def overlap(buckets, backward_s, allreduce_s):
 def overlap_shared(buckets, backward_s, alpha, wire, link_bps, mpi_bps, share, dt=1e-4):
     """overlap() for ranks with no core to spare: communication and the backward pass share the cores.
     While a collective is in flight during the backward, the backward runs at (1 - share) of its speed and
-    the collective gets `share` of the CPU it needs, so it moves at most share * mpi_bps (MPI's rate when
-    the CPU is the limit) besides the link's link_bps; once the backward is done it has the CPU to itself.
+    the collective gets `share` of the CPU it needs: each byte waits for the link (link_bps) and then for
+    the communication thread's turn on a core (share * mpi_bps, MPI's rate when the CPU is the limit), one
+    after the other, as the thread feeds the socket only when it runs; once the backward is done the
+    collective has the CPU to itself and moves at link_bps.
     A collective of n bytes costs alpha, then wire(n) bytes to send at that rate. Bucket ready times and
     backward_s are in backward-alone seconds. Returns (exposed s, stretch s): what is left after the
     backward ends, and how much longer the backward took."""
@@ -150,7 +152,11 @@ def overlap_shared(buckets, backward_s, alpha, wire, link_bps, mpi_bps, share, d
             if c[0] > 0:
                 c[0] -= dt
             else:
-                c[1] -= dt * min(link_bps, mpi_bps * (share if computing else 1.0)) / 8
+                if not computing:
+                    rate = link_bps
+                else:
+                    rate = 1 / (1 / link_bps + 1 / (mpi_bps * share)) if share > 0 else 0.0
+                c[1] -= dt * rate / 8
             if c[0] <= 0 and c[1] <= 0:
                 queue.pop(0)
         t += dt
@@ -184,11 +190,20 @@ def read_timeline(path):
     return times, [(n, int(c), float(t) / 1e3) for n, c, t in rows]
 
 
+def shaper_burst(link):
+    """Bytes tools/netns_cluster.sh's tbf lets through at once after the link idles: 2 ms at the rate, at
+    least 128 KiB (0 for an unshaped link)."""
+    if link not in RATES:
+        return 0.0
+    return max(RATES[link] * 1e9 / 8 / 500, 131072.0)
+
+
 def read_alone(path):
-    """bench_link_allreduce.sh's alone.csv: {link: (alpha s, rate bit/s)}, a least-squares line through the
-    punctual all-reduces (skew 0) of each link, both gradient types (the cost goes with the bytes on the
-    wire). Prints how long a rank joining 20 ms late waits against one joining at once: if the early ranks
-    could send before the last one joins, it would wait less. None when there is no such file."""
+    """bench_link_allreduce.sh's alone.csv: {link: (alpha s, rate bit/s)}, per link a least-squares fit of
+    alpha + max(0, bytes on the wire - the shaper's burst) / rate to what the rank that joins 20 ms late
+    waits (in training the rank whose backward ends last is such a rank), both gradient types (the cost goes
+    with the bytes on the wire). Prints how much less that rank waits than a punctual one: if the early ranks
+    could send much before the last one joins, it would wait less. None when there is no such file."""
     import csv
     import os
 
@@ -198,20 +213,19 @@ def read_alone(path):
         rows = list(csv.DictReader(f))
     links = {}
     for link in dict.fromkeys(r["link"] for r in rows):
-        pts = [(float(r["wire_mb"]), float(r["late_ms"])) for r in rows if r["link"] == link and float(r["skew_ms"]) == 0]
+        mine = [r for r in rows if r["link"] == link]
+        burst_mb = shaper_burst(link) / 1e6
+        pts = [(max(0.0, float(r["wire_mb"]) - burst_mb), float(r["late_ms"])) for r in mine if float(r["skew_ms"]) == 20]
         n = len(pts)
         mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
         slope = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)  # ms per MB
         links[link] = (max(0.0, my - slope * mx) / 1e3, 8e6 / slope * 1e3)
-        late = {(r["float_mb"], r["bf16"]): {} for r in rows if r["link"] == link}
-        for r in rows:
-            if r["link"] == link:
-                late[(r["float_mb"], r["bf16"])][float(r["skew_ms"])] = float(r["late_ms"])
-        diffs = [(v[20.0] - v[0.0], k) for k, v in late.items() if 0.0 in v and 20.0 in v]
-        lo = min(diffs)
-        print(f"alone.csv, {link}: joining 20 ms late changes the late rank's wait by {lo[0]:+.2f} to "
-              f"{max(diffs)[0]:+.2f} ms (the most saved: {lo[1][0]} MB float32"
-              f"{', bfloat16 on the wire' if lo[1][1] == 'on' else ''})")
+        late = {}
+        for r in mine:
+            late.setdefault((r["float_mb"], r["bf16"]), {})[float(r["skew_ms"])] = float(r["late_ms"])
+        late_less = sorted(v[20.0] - v[0.0] for v in late.values() if 0.0 in v and 20.0 in v)
+        print(f"alone.csv, {link}: the rank joining 20 ms late waits {late_less[0]:+.2f} to {late_less[-1]:+.2f} ms "
+              f"against joining at once, over {len(late_less)} sizes")
     return links
 
 
@@ -268,12 +282,15 @@ def compare(directory, hosts, bucket_mb):
         scale = compute / (times["step_ms"] / 1e3)
         bw2 = times["backward_ms"] / 1e3 * scale
         b2 = make_buckets([(n, c, t * scale) for n, c, t in timeline], bb, grad_bytes)
+        burst = 0.0
         if links:
             a, link_bps = links[link]
+            burst = shaper_burst(link)
         else:
             a, link_bps = alpha, min(nominal * 1e9 * (FRAME_PAYLOAD if link in RATES else 1.0), mpi_gbit * 1e9)
         narrow = 0.5 if r["bf16"] == "on" else 1.0  # bfloat16 on the wire: half the bytes
-        wire = lambda n: 2 * (hosts - 1) / hosts * n * narrow  # noqa: E731  (a ring's bytes per rank)
+        # A ring's bytes per rank, less what the shaper lets through at once.
+        wire = lambda n: max(0.0, 2 * (hosts - 1) / hosts * n * narrow - burst)  # noqa: E731
         e2, stretch = overlap_shared(b2, bw2, a, wire, link_bps, mpi_gbit * 1e9, slowdown)
         last = a + wire(b2[-1][0]) * 8 / link_bps
         return dict(buckets=b2, last=last, was=(compute + e1, e1), mended=(compute + stretch + e2, e2))
@@ -296,8 +313,8 @@ def compare(directory, hosts, bucket_mb):
           f"{times['backward_ms']:.0f} ms ({times['backward_ms'] / times['step_ms'] * 100:.0f}% of the step), "
           f"optimizer {times['optimizer_ms']:.0f} ms; {total / 1e6:.2f} MB of float32 gradients")
     if links:
-        print("Each link's all-reduce alone (alone.csv, a line through " + ", ".join(
-            f"{k}: {a * 1e3:.2f} ms + MB / {b / 8e9:.2f} GB/s" for k, (a, b) in links.items()) + ")")
+        print("Each link's all-reduce alone (alone.csv, alpha + (MB on the wire - the shaper's burst) / rate): " + ", ".join(
+            f"{k}: {a * 1e3:.2f} ms + MB / {b / 8e9:.3f} GB/s ({b / 1e9:.2f} Gbit/s)" for k, (a, b) in links.items()))
     else:
         print(f"From the all-reduce alone: alpha {alpha * 1e3:.1f} ms a collective, MPI over TCP at most "
               f"{mpi_gbit:.1f} Gbit/s.")
@@ -312,7 +329,7 @@ def compare(directory, hosts, bucket_mb):
     for r in rows:
         if (r["link"], r["bucket_mb"], r["bf16"]) not in keys:
             keys.append((r["link"], r["bucket_mb"], r["bf16"]))
-    worst = worst_exposed = 0.0
+    worst = worst_exposed = worst_own = 0.0
     for link, bmb, bf16 in keys:
         sel = [r for r in rows if r["link"] == link and r["bucket_mb"] == bmb and r["bf16"] == bf16]
         preds = [predict(r, slowdown) for r in sel]
@@ -325,6 +342,7 @@ def compare(directory, hosts, bucket_mb):
         # The exposed time's miss as a share of the step (a few ms on a fast link are a large share of little).
         worst_exposed = max([worst_exposed] + [abs(p["mended"][1] * 1e3 - float(r["exposed_ms"])) / float(r["step_ms"])
                                                for r, p in zip(sel, preds)])
+        worst_own = max([worst_own] + [abs(p["mended"][1] * 1e3 / float(r["exposed_ms"]) - 1) for r, p in zip(sel, preds)])
         b2 = preds[0]["buckets"]
         wire_mb = b2[-1][0] / 1e6 * (0.5 if bf16 == "on" else 1.0)
         print(f"| {link} | {'bfloat16' if bf16 == 'on' else 'float32'} | {len(b2)} ({bmb}) | {compute:.0f} | {step:.0f} | "
@@ -335,7 +353,7 @@ def compare(directory, hosts, bucket_mb):
     rounds = sorted({r["round"] for r in rows})
     print(f"\n{len(rows)} runs in {len(rounds)} rounds, medians; each prediction from its own run's compute. "
           f"Largest miss of the mended model over all {len(rows)} runs: step {worst * 100:.0f}%, exposed time "
-          f"{worst_exposed * 100:.0f}% of the step")
+          f"{worst_exposed * 100:.0f}% of the step ({worst_own * 100:.1f}% of the exposed time itself)")
 
 
 def main():
