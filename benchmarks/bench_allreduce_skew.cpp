@@ -13,10 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "resnet/dist/init.hpp"
-#include "resnet/dist/mpi_group.hpp"
-#include "resnet/resnet.hpp"
 #include "flags.hpp"
+#include "resnet/core/tensor.hpp"
+#include "resnet/dist/init.hpp"
 
 namespace {
 

@@ -15,6 +15,13 @@ set(RESNET_QUICK_TESTS
     resnet_summary_bad_flag bench_train_bad_flag bench_block_bad_flag bench_train_cuda_graph_cpu
     bench_cpu_peak_smoke train_catsdogs_refuses_ranks_without_mpi gpu_check_plan)
 set(RESNET_PACKAGING_TESTS test_install test_cuda_install test_odr test_one_include quickstart readme_blocks)
+# The longest tests, seconds under `ctest -j 2` on the 2-core build machine, as their COST: ctest -j starts
+# the costliest first, so the long ones (and the serial netns chain) do not end the run alone on one core.
+# A build directory that has run ctest once orders by its own measured times instead.
+set(RESNET_TEST_COSTS
+    test_install=86 smoke_train_catsdogs=38 test_ops_sim=33 multinode_catsdogs_partition=31 test_gradcheck=20
+    test_models=17 readme_blocks=16 test_channels_last=16 test_augment_torchvision=13 test_io_interop=12
+    multinode_ddp_2x2=10 test_finetune=9 multinode_srun=8)
 
 function(resnet_label_tests)
   get_property(_tests DIRECTORY PROPERTY TESTS)
@@ -34,6 +41,11 @@ function(resnet_label_tests)
       list(APPEND _labels packaging)
     endif()
     set_property(TEST ${_t} APPEND PROPERTY LABELS ${_labels})
+    foreach(_cost IN LISTS RESNET_TEST_COSTS)
+      if(_cost MATCHES "^${_t}=([0-9]+)$")
+        set_property(TEST ${_t} PROPERTY COST ${CMAKE_MATCH_1})
+      endif()
+    endforeach()
     # ctest -j runs several programs on the same cores: OpenMP threads that spin while they wait would take
     # the core another test needs (test_cpu_fast: 0.6 s alone, 54 s beside test_gradcheck), so they sleep.
     set_property(TEST ${_t} APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")

@@ -1,7 +1,4 @@
-#if __has_include(<catch2/catch_all.hpp>)
-#include <catch2/catch_session.hpp>
-int main(int argc, char* argv[]) { return Catch::Session().run(argc, argv); }
-#else
-#define CATCH_CONFIG_MAIN
-#include <catch2/catch.hpp>
-#endif
+// The main() of the test programs that need nothing else: Catch2's session (tests/catch_session.cpp).
+#include "catch_session.hpp"
+
+int main(int argc, char* argv[]) { return run_catch_session(argc, argv); }

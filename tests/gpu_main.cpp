@@ -1,19 +1,14 @@
 // The entry point of the test programs that have GPU cases (test_ops, test_cuda). `PROGRAM --gpu` runs the
 // hidden [.gpu] cases and exits 77 (ctest: skipped) with the reason when there is nothing to run them on:
 // a build without resnet::cuda, or no CUDA device. A plain run never counts a GPU case as passed.
-// Compiled once (the object library resnet_gpu_main: Catch2's implementation is most of its cost) and
-// linked into every such program.
+// Compiled once (the object library resnet_gpu_main) and linked into every such program, with Catch2's
+// session (tests/catch_session.cpp).
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#if __has_include(<catch2/catch_all.hpp>)
-#include <catch2/catch_session.hpp>
-#else
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
-#endif
+#include "catch_session.hpp"
 #include "resnet/core/abi.hpp"
 #if RESNET_WITH_CUDA
 #include "resnet/backend/cuda/runtime.hpp"
@@ -41,5 +36,5 @@ int main(int argc, char* argv[]) {
     return 77;
 #endif
   }
-  return Catch::Session().run(static_cast<int>(args.size()), args.data());
+  return run_catch_session(static_cast<int>(args.size()), args.data());
 }

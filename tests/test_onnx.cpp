@@ -9,8 +9,8 @@
 //
 // `test_onnx "[checker]"` exits 77 (ctest: skipped) when that Python lacks onnx or cv2; without
 // libonnx-dev at build time the whole program exits 77.
-#define CATCH_CONFIG_RUNNER  // our own main(): skip (exit 77) when the exporter or the checkers are missing
 #include "catch.hpp"
+#include "catch_session.hpp"  // our own main(): skip (exit 77) when the exporter or the checkers are missing
 
 #include <cstdlib>
 #include <filesystem>
@@ -573,7 +573,7 @@ int main(int argc, char* argv[]) {
       return 77;
     }
   }
-  return Catch::Session().run(argc, argv);
+  return run_catch_session(argc, argv);
 }
 
 #else  // built without libonnx-dev / libprotobuf-dev

@@ -7,7 +7,8 @@
 #include <exception>
 #include <memory>
 
-#include "catch.hpp"  // the including program defines CATCH_CONFIG_RUNNER
+#include "catch.hpp"
+#include "catch_session.hpp"
 #include "resnet/dist/mpi_group.hpp"
 
 namespace mpi_test {
@@ -18,7 +19,7 @@ int run_catch_under_mpi(std::shared_ptr<Group>& slot, const char* program, int a
   try {
     auto group = std::make_shared<resnet::dist::MpiProcessGroup>();
     slot = group;
-    rc = Catch::Session().run(argc, argv);
+    rc = run_catch_session(argc, argv);
     group->barrier();
     slot.reset();
   } catch (const std::exception& e) {

@@ -12,11 +12,6 @@
 #include <fstream>
 #include <thread>
 
-#if __has_include(<catch2/catch_all.hpp>)
-#include <catch2/catch_session.hpp>
-#else
-#define CATCH_CONFIG_RUNNER
-#endif
 #include "test_util.hpp"
 
 #include "resnet/dist/init.hpp"

@@ -5,7 +5,6 @@
 // batch; the broadcast at construction makes differently initialised ranks equal. The scenarios are
 // tests/dist/ddp_scenarios.hpp, the same the threaded world runs in test_data_parallel. Every rank runs
 // the same cases in the same order, with CHECKs only (a REQUIRE on one rank would desynchronise them).
-#define CATCH_CONFIG_RUNNER
 #include "dist/ddp_scenarios.hpp"
 #include "resnet/dist/mpi_group.hpp"
 #include "dist/mpi_main.hpp"

@@ -5,11 +5,8 @@
 // (ctest: skipped). In a build without NCCL it is not built (tests/dist/CMakeLists.txt).
 #include <cstdio>
 
-#if __has_include(<catch2/catch_all.hpp>)
-#include <catch2/catch_session.hpp>
-#else
-#define CATCH_CONFIG_RUNNER
-#endif
+#include "catch.hpp"
+#include "catch_session.hpp"
 #include "test_util.hpp"
 
 #include "resnet/dist/nccl_group.hpp"
@@ -108,7 +105,7 @@ int main(int argc, char* argv[]) {
   int rc = 1;
   try {
     g_pg = std::make_shared<dist::NcclProcessGroup>(std::make_shared<dist::MpiProcessGroup>());
-    rc = Catch::Session().run(argc, argv);
+    rc = run_catch_session(argc, argv);
     g_pg.reset();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "test_nccl_group: %s\n", e.what());

@@ -7,7 +7,7 @@
 // on the build machine, where all match exactly); another BLAS may round a source coordinate within an
 // ulp of a half-pixel the other way, so they may differ in at most 0.5% of the values. The program exits
 // 77 (skipped) when RESNET_PYTHON cannot import torchvision.
-#define CATCH_CONFIG_RUNNER  // our own main(): skip (exit 77) when Python lacks torchvision
+#include "catch_session.hpp"  // our own main(): skip (exit 77) when Python lacks torchvision
 #include "catch.hpp"
 
 #include <unistd.h>
@@ -210,5 +210,5 @@ int main(int argc, char* argv[]) {
               << " cannot import torch and torchvision (apt-get install python3-torch python3-torchvision)\n";
     return 77;
   }
-  return Catch::Session().run(argc, argv);
+  return run_catch_session(argc, argv);
 }

@@ -3,8 +3,8 @@
 // torchvision's eval logits; our weights, saved with save_checkpoint, load into torchvision and give ours.
 // The Python side runs under RESNET_PYTHON (Debian's /usr/bin/python3 with python3-torch): when it lacks
 // torch the program exits 77, which ctest reports as skipped.
-#define CATCH_CONFIG_RUNNER  // our own main(): skip (exit 77) when Python lacks torch
 #include "catch.hpp"
+#include "catch_session.hpp"  // our own main(): skip (exit 77) when Python lacks torch
 
 #include <cstdlib>
 #include <filesystem>
@@ -133,5 +133,5 @@ int main(int argc, char* argv[]) {
               << " cannot import torch and torchvision (apt-get install python3-torch python3-torchvision)\n";
     return 77;
   }
-  return Catch::Session().run(argc, argv);
+  return run_catch_session(argc, argv);
 }
