@@ -41,8 +41,12 @@ int run(int argc, char** argv) {
       ->option_text("MS,...")
       ->check(flags::list_of(flags::number_in(0, 1e5)))
       ->capture_default_str();
-  app.add_option("--steps", steps, "timed all-reduces per skew")->check(flags::int_in(1, 1000))->capture_default_str();
-  app.add_option("--warmup", warmup, "untimed all-reduces first")->check(flags::int_in(0, 1000))->capture_default_str();
+  app.add_option("--steps", steps, "timed all-reduces per skew")
+      ->check(flags::int_in(1, 1000))
+      ->capture_default_str();
+  app.add_option("--warmup", warmup, "untimed all-reduces first")
+      ->check(flags::int_in(0, 1000))
+      ->capture_default_str();
   app.add_option("--bf16", bf16, "all-reduce bfloat16 words (half the bytes)")
       ->option_text("on|off")
       ->check(flags::on_off())
@@ -71,9 +75,10 @@ int run(int argc, char** argv) {
     per_rank[static_cast<size_t>(rank)] = median(mine);
     per_rank = group->all_reduce_host(per_rank);
     if (group->is_main()) {
-      std::printf("bench_allreduce_skew %.2f MB%s %d ranks: skew %.1f ms: early rank %.2f ms, late rank %.2f ms\n",
-                  mb * (flags::is_on(bf16) ? 0.5 : 1.0), flags::is_on(bf16) ? " (bfloat16)" : "", world, skew_ms,
-                  per_rank[0], per_rank[static_cast<size_t>(world - 1)]);
+      std::printf(
+          "bench_allreduce_skew %.2f MB%s %d ranks: skew %.1f ms: early rank %.2f ms, late rank %.2f ms\n",
+          mb * (flags::is_on(bf16) ? 0.5 : 1.0), flags::is_on(bf16) ? " (bfloat16)" : "", world, skew_ms,
+          per_rank[0], per_rank[static_cast<size_t>(world - 1)]);
       std::fflush(stdout);
     }
   }
