@@ -16,12 +16,14 @@ set(RESNET_QUICK_TESTS
     bench_cpu_peak_smoke train_catsdogs_refuses_ranks_without_mpi gpu_check_plan)
 set(RESNET_PACKAGING_TESTS test_install test_cuda_install test_odr test_one_include quickstart readme_blocks)
 # The longest tests, seconds under `ctest -j 2` on the 2-core build machine, as their COST: ctest -j starts
-# the costliest first, so the long ones (and the serial netns chain) do not end the run alone on one core.
+# the costliest first, so the long ones and the multinode chain (one at a time: RESOURCE_LOCK netns) do not
+# end the run alone on one core.
 # A build directory that has run ctest once orders by its own measured times instead.
 set(RESNET_TEST_COSTS
     test_install=86 smoke_train_catsdogs=38 test_ops_sim=33 multinode_catsdogs_partition=31 test_gradcheck=20
     test_models=17 readme_blocks=16 test_channels_last=16 test_augment_torchvision=13 test_io_interop=12
-    multinode_ddp_2x2=10 test_finetune=9 multinode_srun=8)
+    multinode_ddp_2x2=10 test_finetune=9 multinode_srun=8 multinode_ddp_2x1=6 multinode_cluster=5
+    multinode_catsdogs_dies=4 multinode_catsdogs_train=3)
 
 function(resnet_label_tests)
   get_property(_tests DIRECTORY PROPERTY TESTS)
