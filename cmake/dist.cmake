@@ -21,7 +21,7 @@ endif()
 
 add_library(resnet_dist INTERFACE)
 add_library(resnet::dist ALIAS resnet_dist)
-target_link_libraries(resnet_dist INTERFACE resnet MPI::MPI_CXX)
+target_link_libraries(resnet_dist INTERFACE resnet_compiled MPI::MPI_CXX)
 target_compile_definitions(resnet_dist INTERFACE RESNET_HAVE_MPI=1)
 set(RESNET_HAVE_NCCL OFF)
 if(TARGET resnet::cuda)
