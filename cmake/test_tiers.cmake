@@ -17,8 +17,7 @@ set(RESNET_QUICK_TESTS
 set(RESNET_PACKAGING_TESTS test_install test_cuda_install test_odr test_one_include quickstart readme_blocks)
 # The longest tests, seconds under `ctest -j 2` on the 2-core build machine, as their COST: ctest -j starts
 # the costliest first, so the long ones and the multinode chain (one at a time: RESOURCE_LOCK netns) do not
-# end the run alone on one core.
-# A build directory that has run ctest once orders by its own measured times instead.
+# end the run alone on one core. A build directory that has run ctest once orders by its own times instead.
 set(RESNET_TEST_COSTS
     test_install=86 smoke_train_catsdogs=38 test_ops_sim=33 multinode_catsdogs_partition=31 test_gradcheck=20
     test_models=17 readme_blocks=16 test_channels_last=16 test_augment_torchvision=13 test_io_interop=12

@@ -251,17 +251,16 @@ def compare(directory, hosts, bucket_mb):
             raise SystemExit(f"{directory}/measured.csv: no {link} run with {bucket_mb:g} MiB buckets")
         return statistics.median(v)
 
-    # Each link's all-reduce cost. With alone.csv (tools/bench_link_allreduce.sh): a line through the
-    # all-reduce alone at the buckets' sizes, per link: alpha (each collective's fixed cost) and the rate
-    # the link gives MPI when the CPU is free (the shaper, TCP and MPI's own CPU ceiling together; the
-    # unshaped link's rate is that ceiling). Without it (older runs): two constants fitted on the training
-    # runs' all-reduce at 32 px, alpha from the slowest link and MPI's ceiling from the unshaped one, with
-    # the link's nominal rate.
+    # Each link's all-reduce cost. With alone.csv (tools/bench_link_allreduce.sh): per link, alpha (each
+    # collective's fixed cost) and the rate the link gives MPI when the CPU is free (the shaper, TCP and
+    # MPI's own CPU ceiling together; the unshaped link's rate is that ceiling), fitted by read_alone().
+    # Without it (older runs): two constants fitted on the training runs' all-reduce at 32 px, alpha from
+    # the slowest link and MPI's ceiling from the unshaped one, with the link's nominal rate.
     links = read_alone(f"{directory}/alone.csv")
-    nb = len(make_buckets(timeline, bucket_mb * 2**20, grad_bytes))
     if links:
         mpi_gbit = links["none"][1] / 1e9
     else:
+        nb = len(make_buckets(timeline, bucket_mb * 2**20, grad_bytes))
         slow = min(RATES, key=RATES.get)
         alpha = (med(slow, "comm_busy_ms") / 1e3 - total * 8 / (RATES[slow] * 1e9 * FRAME_PAYLOAD)) / nb
         mpi_gbit = total * 8 / (med("none", "comm_busy_ms") / 1e3 - nb * alpha) / 1e9
