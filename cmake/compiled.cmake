@@ -19,10 +19,17 @@ set(RESNET_COMPILED_SOURCES
   src/data/image_decode.cpp
   src/data/loader.cpp
   src/data/transforms.cpp
+  src/core/config.cpp
+  src/core/error.cpp
+  src/core/random.cpp
+  src/infer/tta.cpp
+  src/models/summary.cpp
+  src/io/paths.cpp
   src/io/safetensors.cpp
   src/io/checkpoint.cpp
   src/tools/training_log.cpp
-  src/train/default_callbacks.cpp)
+  src/train/default_callbacks.cpp
+  src/train/parts.cpp)
 
 # One static library per ABI namespace (core/abi.hpp): the CPU-only one here; cmake/cuda.cmake compiles the
 # same sources into resnet::cuda for programs built with RESNET_WITH_CUDA=1.

@@ -3,11 +3,14 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/compiled_mode.hpp"
 
 #include <cstddef>
-#include <sstream>
+#include <iosfwd>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace resnet {
@@ -20,19 +23,18 @@ class Error : public std::runtime_error {
 
 namespace detail {
 
-inline void append_all(std::ostringstream&) {}
-template <typename First, typename... Rest>
-void append_all(std::ostringstream& os, First&& first, Rest&&... rest) {
-  os << std::forward<First>(first);
-  append_all(os, std::forward<Rest>(rest)...);
-}
-
-template <typename... Args>
-std::string concat(Args&&... args) {
-  std::ostringstream os;
-  append_all(os, std::forward<Args>(args)...);
-  return os.str();
-}
+// The text of the values an error message holds, as `std::ostream <<` would write them (integers in
+// decimal, floating point as %g, bool as 1/0, a char as itself), defined in error_inl.hpp: a unit that
+// includes the library then parses no <sstream>/<ostream>, and each message part is one function call.
+void append_bool(std::string& out, bool v);
+void append_char(std::string& out, char v);
+void append_signed(std::string& out, long long v);
+void append_unsigned(std::string& out, unsigned long long v);
+void append_floating(std::string& out, double v);
+void append_long_double(std::string& out, long double v);
+void append_pointer(std::string& out, const void* v);
+// Any other type through its own `operator<<(std::ostream&, const T&)`: `put` writes it into a stream.
+void append_streamed(std::string& out, const void* value, void (*put)(std::ostream&, const void*));
 
 // One part of an error message: the argument's address and how to print it. A RESNET_CHECK's arguments
 // become an array of these, so what each argument list instantiates is that array; the printing is one
@@ -40,7 +42,7 @@ std::string concat(Args&&... args) {
 class MessagePart {
  public:
   template <typename T>
-  MessagePart(const T& value) : value_(&value), append_(&append_streamed<T>) {}
+  MessagePart(const T& value) : value_(&value), append_(&append_any<T>) {}
   // String literals of every length share one printer.
   MessagePart(const char* text) : value_(text), append_(&append_text) {}
   MessagePart(const std::string& text) : value_(&text), append_(&append_string) {}
@@ -48,11 +50,43 @@ class MessagePart {
 
  private:
   template <typename T>
-  static void append_streamed(std::string& out, const void* value) {
-    std::ostringstream os;
-    os << *static_cast<const T*>(value);
-    out += os.str();
+  static void append_any(std::string& out, const void* value) {
+    const T& v = *static_cast<const T*>(value);
+    if constexpr (std::is_same_v<T, bool>) {
+      append_bool(out, v);
+    } else if constexpr (std::is_same_v<T, char> || std::is_same_v<T, signed char> ||
+                         std::is_same_v<T, unsigned char>) {
+      append_char(out, static_cast<char>(v));
+    } else if constexpr (std::is_enum_v<T> && !streamable<T>::value) {
+      if constexpr (std::is_signed_v<std::underlying_type_t<T>>)
+        append_signed(out, static_cast<long long>(v));
+      else
+        append_unsigned(out, static_cast<unsigned long long>(v));
+    } else if constexpr (std::is_integral_v<T>) {
+      if constexpr (std::is_signed_v<T>)
+        append_signed(out, static_cast<long long>(v));
+      else
+        append_unsigned(out, static_cast<unsigned long long>(v));
+    } else if constexpr (std::is_same_v<T, long double>) {
+      append_long_double(out, v);
+    } else if constexpr (std::is_floating_point_v<T>) {
+      append_floating(out, static_cast<double>(v));
+    } else if constexpr (std::is_convertible_v<const T&, const char*>) {
+      append_text(out, static_cast<const char*>(v));  // char arrays and pointers: the text, as a stream
+    } else if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+      out += std::string_view(v);
+    } else if constexpr (std::is_pointer_v<T>) {
+      append_pointer(out, static_cast<const void*>(v));
+    } else {
+      append_streamed(out, value, [](std::ostream& os, const void* p) { os << *static_cast<const T*>(p); });
+    }
   }
+  // Whether T has an operator<< of its own (std::ostream is incomplete here, so no member of it counts).
+  template <typename T, typename = void>
+  struct streamable : std::false_type {};
+  template <typename T>
+  struct streamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
+      : std::true_type {};
   static void append_text(std::string& out, const void* value) {
     out += value ? static_cast<const char*>(value) : "(null)";
   }
@@ -63,15 +97,21 @@ class MessagePart {
   void (*append_)(std::string&, const void*);
 };
 
-// The parts, concatenated, then " [file.hpp:line]".
-[[noreturn]] inline void throw_error_parts(const char* file, int line, const MessagePart* parts, size_t n) {
-  std::string msg;
-  for (size_t i = 0; i < n; ++i) parts[i].append_to(msg);
-  std::string where = std::string(file);
-  auto slash = where.find_last_of('/');
-  if (slash != std::string::npos) where = where.substr(slash + 1);
-  throw Error(msg + " [" + where + ":" + std::to_string(line) + "]");
+// The parts, concatenated.
+std::string join_parts(const MessagePart* parts, size_t n);
+
+template <typename... Args>
+std::string concat(const Args&... args) {
+  if constexpr (sizeof...(Args) == 0) {
+    return std::string();
+  } else {
+    const MessagePart parts[] = {MessagePart(args)...};
+    return join_parts(parts, sizeof...(Args));
+  }
 }
+
+// The parts, concatenated, then " [file.hpp:line]".
+[[noreturn]] void throw_error_parts(const char* file, int line, const MessagePart* parts, size_t n);
 
 // What RESNET_CHECK calls: per argument list, only the array of parts (a braced list at each call site
 // instead broke nvcc's front end inside some templates).
@@ -84,6 +124,10 @@ template <typename... Args>
 }  // namespace detail
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/core/error_inl.hpp"
+#endif
 
 // RESNET_CHECK(cond, parts...): throws resnet::Error with the concatenated parts when cond is false.
 #define RESNET_CHECK(cond, ...)                                                  \

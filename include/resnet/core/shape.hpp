@@ -2,10 +2,11 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/compiled_mode.hpp"
 
 #include <cstdint>
 #include <initializer_list>
-#include <ostream>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -70,7 +71,11 @@ class Shape {
   std::vector<int64_t> dims_;
 };
 
-inline std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.to_string(); }
+std::ostream& operator<<(std::ostream& os, const Shape& s);
 
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/core/shape_inl.hpp"
+#endif

@@ -22,11 +22,11 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/compiled_mode.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +38,7 @@
 #include "resnet/data/image_decode.hpp"
 #include "resnet/data/sample_rng.hpp"
 #include "resnet/infer/tta.hpp"
+#include "resnet/io/paths.hpp"
 #include "resnet/io/save_load.hpp"
 #include "resnet/models/fuse.hpp"
 #include "resnet/models/resnet.hpp"
@@ -77,15 +78,7 @@ struct FileResult {
 };
 
 namespace detail {
-inline double metadata_number(const io::TrainingState& s, const char* key, double fallback) {
-  auto it = s.extra.find(key);
-  if (it == s.extra.end()) return fallback;
-  char* end = nullptr;
-  const double v = std::strtod(it->second.c_str(), &end);
-  RESNET_CHECK(end == it->second.c_str() + it->second.size() && !it->second.empty(), "checkpoint metadata '",
-               key, "' = '", it->second, "' is not a number");
-  return v;
-}
+double metadata_number(const io::TrainingState& s, const char* key, double fallback);
 }  // namespace detail
 
 template <typename T = float>
@@ -191,12 +184,11 @@ class BasicClassifier {
     };
     for (size_t i = 0; i < paths.size(); ++i) {
       out[i].path = paths[i];
-      std::error_code ec;
-      if (std::filesystem::is_directory(paths[i], ec)) {
+      if (io::is_directory(paths[i])) {
         out[i].error = "'" + paths[i] + "' is a folder, not an image";
         continue;
       }
-      if (!std::filesystem::exists(paths[i], ec)) {
+      if (!io::path_exists(paths[i])) {
         out[i].error = "image '" + paths[i] + "' does not exist";
         continue;
       }
@@ -298,3 +290,7 @@ using Classifier = BasicClassifier<float>;
 }  // namespace infer
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/infer/classifier_inl.hpp"
+#endif

@@ -196,17 +196,7 @@ struct LoadReport {
 
   bool complete() const { return skipped.empty() && uninitialised.empty(); }
   // A few lines for a log: counts, then every skipped and uninitialised tensor.
-  std::string summary() const {
-    std::ostringstream os;
-    os << "loaded " << loaded.size() << " tensors from '" << path << "'";
-    if (!skipped.empty()) os << ", skipped " << skipped.size();
-    if (!uninitialised.empty()) os << ", left " << uninitialised.size() << " as initialised";
-    if (optimizer_tensors_ignored) os << " (optimizer state ignored)";
-    os << "\n";
-    for (auto& kv : skipped) os << "  skipped " << kv.first << ": " << kv.second << "\n";
-    for (auto& n : uninitialised) os << "  left as initialised: " << n << "\n";
-    return os.str();
-  }
+  std::string summary() const;
 };
 
 // Strict (the default) is load_checkpoint above and throws on any mismatch. Non-strict loads what fits and

@@ -190,6 +190,18 @@ RESNET_INLINE TrainingState read_training_state(const std::string& path) {
   return detail::metadata_to_state(r.metadata(), path);
 }
 
+RESNET_INLINE std::string LoadReport::summary() const {
+  std::ostringstream os;
+  os << "loaded " << loaded.size() << " tensors from '" << path << "'";
+  if (!skipped.empty()) os << ", skipped " << skipped.size();
+  if (!uninitialised.empty()) os << ", left " << uninitialised.size() << " as initialised";
+  if (optimizer_tensors_ignored) os << " (optimizer state ignored)";
+  os << "\n";
+  for (auto& kv : skipped) os << "  skipped " << kv.first << ": " << kv.second << "\n";
+  for (auto& n : uninitialised) os << "  left as initialised: " << n << "\n";
+  return os.str();
+}
+
 }  // namespace io
 }  // namespace RESNET_ABI
 }  // namespace resnet

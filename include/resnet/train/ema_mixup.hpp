@@ -5,11 +5,11 @@
 
 #include "resnet/core/abi.hpp"
 
-#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "resnet/data/loader.hpp"
+#include "resnet/io/paths.hpp"
 #include "resnet/nn/module.hpp"
 #include "resnet/ops/ops.hpp"
 #include "resnet/train/ema.hpp"
@@ -43,8 +43,8 @@ class EmaAndMixup {
     ema_ = std::make_unique<ModelEma<T>>(model, *ema_options_);
     if (resume.empty()) return;
     const std::string file = ema_path_for(resume);
-    RESNET_CHECK(std::filesystem::exists(file), "Trainer: resuming ", resume, " with an EMA of the weights, ",
-                 "but ", file, " (the average saved beside it) does not exist");
+    RESNET_CHECK(io::path_exists(file), "Trainer: resuming ", resume, " with an EMA of the weights, ", "but ",
+                 file, " (the average saved beside it) does not exist");
     const io::TrainingState s = ema_->load(file);
     RESNET_CHECK(s.step == step, "Trainer: ", file, " holds the average of step ", s.step, " but ", resume,
                  " is at step ", step, " (a run stopped between writing the two?)");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/compiled_mode.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -55,25 +56,9 @@ struct EvalOptions {
 namespace detail {
 // The metrics' counts over all ranks (collectives on every rank, also one that saw no sample): first the
 // number of classes, which only a rank with a batch knows, then the counts in one all_reduce_host.
-inline void reduce_metrics(const std::vector<std::shared_ptr<const Metric>>& metrics,
-                           std::vector<std::vector<double>>& counts, int64_t classes, dist::ProcessGroup& pg,
-                           EvalResult& r) {
-  const std::vector<double> k = pg.all_reduce_host({static_cast<double>(classes), classes > 0 ? 1.0 : 0.0});
-  r.classes = k[1] > 0 ? static_cast<int64_t>(k[0] / k[1]) : 0;
-  std::vector<double> flat;
-  for (size_t m = 0; m < metrics.size(); ++m) {
-    counts[m].resize(metrics[m]->size(r.classes), 0.0);  // a rank without samples holds zeros
-    flat.insert(flat.end(), counts[m].begin(), counts[m].end());
-  }
-  flat = pg.all_reduce_host(flat);
-  size_t at = 0;
-  for (size_t m = 0; m < metrics.size(); ++m) {
-    std::vector<double> c(flat.begin() + static_cast<std::ptrdiff_t>(at),
-                          flat.begin() + static_cast<std::ptrdiff_t>(at + counts[m].size()));
-    at += c.size();
-    r.metrics[metrics[m]->name()] = metrics[m]->values(c, r.classes);
-  }
-}
+void reduce_metrics(const std::vector<std::shared_ptr<const Metric>>& metrics,
+                    std::vector<std::vector<double>>& counts, int64_t classes, dist::ProcessGroup& pg,
+                    EvalResult& r);
 }  // namespace detail
 
 template <typename T>
@@ -160,3 +145,7 @@ EvalResult evaluate(nn::Module<T>& model, const std::shared_ptr<const data::Data
 }  // namespace train
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/train/evaluate_inl.hpp"
+#endif

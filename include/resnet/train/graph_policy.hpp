@@ -3,6 +3,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/compiled_mode.hpp"
 #include "resnet/core/arg.hpp"
 
 #include <cstdint>
@@ -41,50 +42,12 @@ class GraphPolicy {
     Key evicted;
   };
 
-  explicit GraphPolicy(int warmup = 2, int max_graphs = 2) : warmup_(warmup), max_graphs_(max_graphs) {
-    RESNET_CHECK(warmup >= 1,
-                 "cuda graph: at least one eager warm-up step is needed before a capture (cuDNN ",
-                 "chooses its algorithms and the gradients get their buffers there), got warmup ", warmup);
-    RESNET_CHECK(max_graphs >= 1, "cuda graph: max_graphs must be at least 1, got ", max_graphs);
-  }
-
+  explicit GraphPolicy(int warmup = 2, int max_graphs = 2);
   // What the step with `key` does; the state moves on as if it did it.
-  Decision next(const Key& key) {
-    State& s = keys_[key];
-    s.last_used = ++clock_;
-    Decision d;
-    if (s.has_graph) {
-      d.action = GraphAction::Replay;
-      return d;
-    }
-    if (s.eager_steps < warmup_) {
-      ++s.eager_steps;
-      d.action = GraphAction::Eager;
-      return d;
-    }
-    d.action = GraphAction::Capture;
-    if (graphs() >= max_graphs_) {
-      auto lru = keys_.end();
-      for (auto it = keys_.begin(); it != keys_.end(); ++it)
-        if (it->second.has_graph && (lru == keys_.end() || it->second.last_used < lru->second.last_used))
-          lru = it;
-      lru->second.has_graph = false;
-      d.evict = true;
-      d.evicted = lru->first;
-    }
-    s.has_graph = true;
-    return d;
-  }
+  Decision next(const Key& key);
   // The key's graph was dropped (a value frozen into it changed): its next step captures again.
-  void invalidate(const Key& key) {
-    auto it = keys_.find(key);
-    if (it != keys_.end()) it->second.has_graph = false;
-  }
-  int graphs() const {
-    int n = 0;
-    for (auto& kv : keys_) n += kv.second.has_graph ? 1 : 0;
-    return n;
-  }
+  void invalidate(const Key& key);
+  int graphs() const;
 
  private:
   struct State {
@@ -100,3 +63,7 @@ class GraphPolicy {
 }  // namespace train
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/train/graph_policy_inl.hpp"
+#endif

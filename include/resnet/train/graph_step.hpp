@@ -29,6 +29,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/compiled_mode.hpp"
 
 #include <cstdint>
 #include <cstdio>
@@ -67,15 +68,7 @@ optim::HyperParameters frozen_values(const optim::Optimizer<P>& o) {
   if (reads_step_state<optim::Optimizer<P>>::value) h.erase("lr");
   return h;
 }
-inline std::string describe_change(const optim::HyperParameters& was, const optim::HyperParameters& now) {
-  for (auto& kv : now) {
-    auto it = was.find(kv.first);
-    if (it == was.end() || it->second != kv.second)
-      return kv.first + " " + (it == was.end() ? std::string("(none)") : std::to_string(it->second)) +
-             " -> " + std::to_string(kv.second);
-  }
-  return "a hyper-parameter was removed";
-}
+std::string describe_change(const optim::HyperParameters& was, const optim::HyperParameters& now);
 }  // namespace detail
 
 // The usual step: zero_grad (in place), forward, cross-entropy, backward, update. Returns the loss.
@@ -260,3 +253,7 @@ class GraphedStep {
 }  // namespace train
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/train/graph_step_inl.hpp"
+#endif

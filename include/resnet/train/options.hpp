@@ -3,6 +3,7 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/compiled_mode.hpp"
 #include "resnet/core/arg.hpp"
 
 #include <cstdint>
@@ -29,21 +30,10 @@ using ScheduleFactory =
 // A schedule from its options (kind, peak base_lr, the kind's own settings) laid over the run: its
 // total_steps become the run's, its warm-up `warmup_epochs` of them (one-cycle has its own warm-up).
 //   o.schedule = train::schedule(optim::ScheduleOptions().kind(optim::ScheduleKind::Cosine).base_lr(0.05));
-inline ScheduleFactory schedule(optim::ScheduleOptions options, double warmup_epochs = 0) {
-  return [=](int64_t total, int64_t per_epoch) {
-    optim::ScheduleOptions o = options;
-    o.total_steps(total);
-    if (o.kind() != optim::ScheduleKind::OneCycle)
-      o.warmup_steps(
-          std::min<int64_t>(total - 1, static_cast<int64_t>(warmup_epochs * static_cast<double>(per_epoch))));
-    return optim::make_schedule(o);
-  };
-}
+ScheduleFactory schedule(optim::ScheduleOptions options, double warmup_epochs = 0);
 
 // The same by the kind's name (a program's flag: onecycle, cosine, step, constant), peaking at `base_lr`.
-inline ScheduleFactory schedule(const std::string& name, double base_lr, double warmup_epochs = 0) {
-  return schedule(optim::ScheduleOptions().kind(optim::schedule_kind(name)).base_lr(base_lr), warmup_epochs);
-}
+ScheduleFactory schedule(const std::string& name, double base_lr, double warmup_epochs = 0);
 
 // Checkpoint metadata (TrainingState::extra), and the name of a best-so-far checkpoint from its epoch
 // (0-based), training loss, test accuracy and learning rate.
@@ -166,3 +156,7 @@ struct FitResult {
 }  // namespace train
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/train/options_inl.hpp"
+#endif

@@ -5,13 +5,14 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/compiled_mode.hpp"
 
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <string>
 
 #include "resnet/io/checkpoint.hpp"
+#include "resnet/io/paths.hpp"
 #include "resnet/nn/module.hpp"
 #include "resnet/optim/optimizer.hpp"
 #include "resnet/train/options.hpp"
@@ -33,47 +34,16 @@ struct RunState {
 };
 
 namespace detail {
-inline double extra_number(const io::TrainingState& s, const std::string& key, double fallback,
-                           const std::string& file) {
-  auto it = s.extra.find(key);
-  if (it == s.extra.end()) return fallback;
-  double v = 0;
-  RESNET_CHECK(io::detail::parse_double(it->second, v), "checkpoint '", file, "': metadata '", key, "' = '",
-               it->second, "' is not a number");
-  return v;
-}
+double extra_number(const io::TrainingState& s, const std::string& key, double fallback,
+                    const std::string& file);
 }  // namespace detail
 
 // The metadata of every checkpoint: the caller's, then where the run stands.
-inline io::TrainingState checkpoint_state(const TrainerOptions& o, const RunState& r, int64_t epochs_done,
-                                          double lr, int64_t n_train, int world_size) {
-  io::TrainingState s;
-  s.arch = o.arch();
-  s.epoch = epochs_done;
-  s.step = r.step;
-  s.lr = lr;
-  s.schedule = o.schedule_name();
-  s.seed = o.seed();
-  s.class_names = o.class_names();
-  s.extra = o.metadata();
-  s.extra["train_images"] = std::to_string(n_train);
-  s.extra["global_batch"] = std::to_string(o.batch());
-  s.extra["world_size"] = std::to_string(world_size);  // informational: any world size may resume
-  s.extra["run_epochs"] = std::to_string(o.epochs());  // the length its schedule is laid over
-  s.extra["best_acc"] = io::detail::format_double(r.best_acc);
-  s.extra["best_epoch"] = std::to_string(r.best_epoch);
-  return s;
-}
+io::TrainingState checkpoint_state(const TrainerOptions& o, const RunState& r, int64_t epochs_done, double lr,
+                                   int64_t n_train, int world_size);
 
 // What a resumable checkpoint adds: the position in the epoch and the sums so far.
-inline void add_position(io::TrainingState& s, const TrainerOptions& o, const RunState& r, double seconds) {
-  s.extra["samples_in_epoch"] = std::to_string(r.position * o.batch());
-  s.extra["epoch_loss_sum"] = io::detail::format_double(r.epoch_loss_sum);
-  s.extra["epoch_batches"] = std::to_string(r.epoch_batches);
-  s.extra["window_sum"] = io::detail::format_double(r.window_sum);
-  s.extra["window_count"] = std::to_string(r.window_count);
-  s.extra["seconds"] = io::detail::format_double(seconds);
-}
+void add_position(io::TrainingState& s, const TrainerOptions& o, const RunState& r, double seconds);
 
 // Loads o.resume() into the model and optimizer (every rank reads the same file) and returns where it stood.
 template <typename T>
@@ -86,8 +56,7 @@ RunState resume_run(const TrainerOptions& o, int64_t n_train, int64_t steps_per_
     return r;
   }
   const std::string& ck = o.resume();
-  std::error_code ec;
-  RESNET_CHECK(std::filesystem::is_regular_file(ck, ec), "resume: checkpoint '", ck, "' does not exist");
+  RESNET_CHECK(io::is_regular_file(ck), "resume: checkpoint '", ck, "' does not exist");
   io::TrainingState st = io::read_training_state(ck);
   RESNET_CHECK(!st.optimizer.empty(), "resume: '", ck,
                "' holds weights only; resume from the run's last.safetensors");
@@ -150,3 +119,7 @@ RunState resume_run(const TrainerOptions& o, int64_t n_train, int64_t steps_per_
 }  // namespace train
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/train/run_state_inl.hpp"
+#endif

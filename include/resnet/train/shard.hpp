@@ -7,8 +7,8 @@
 #pragma once
 
 #include "resnet/core/abi.hpp"
+#include "resnet/core/compiled_mode.hpp"
 
-#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -33,32 +33,16 @@ inline int64_t global_batches(int64_t n, int64_t batch, int world, bool drop_las
 }
 
 // Positions (into `order`) of rank `rank`'s samples for global batches [first, last).
-inline std::vector<int64_t> shard_of(const std::vector<int64_t>& order, int64_t batch, int64_t first,
-                                     int64_t last, int rank, int world) {
-  const int64_t n = static_cast<int64_t>(order.size());
-  std::vector<int64_t> out;
-  for (int64_t j = first; j < last; ++j)
-    for (int64_t p = j * batch + rank; p < std::min(n, (j + 1) * batch); p += world)
-      out.push_back(order[static_cast<size_t>(p)]);
-  return out;
-}
+std::vector<int64_t> shard_of(const std::vector<int64_t>& order, int64_t batch, int64_t first, int64_t last,
+                              int rank, int world);
 
 // Unreadable samples of one dataset over a whole run: each warning printed once (loaders are made per
 // epoch, each would warn again), and the dataset indices, so ranks can count the union.
 class SkipLog {
  public:
-  void warn(const std::string& message) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (messages_.insert(message).second) std::fprintf(stderr, "warning: %s\n", message.c_str());
-  }
-  void record(int64_t index) {
-    std::lock_guard<std::mutex> lock(mu_);
-    indices_.insert(index);
-  }
-  std::set<int64_t> indices() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return indices_;
-  }
+  void warn(const std::string& message);
+  void record(int64_t index);
+  std::set<int64_t> indices() const;
 
  private:
   mutable std::mutex mu_;
@@ -71,45 +55,16 @@ class SkipLog {
 class EpochShard : public data::Dataset {
  public:
   EpochShard(std::shared_ptr<const data::Dataset> base, std::vector<int64_t> indices, uint64_t seed,
-             int64_t epoch, std::shared_ptr<SkipLog> skips = nullptr, int image_size = 0)
-      : base_(std::move(base)),
-        indices_(std::move(indices)),
-        seed_(seed),
-        epoch_(epoch),
-        skips_(std::move(skips)),
-        image_size_(image_size) {
-    RESNET_CHECK(base_ != nullptr, "EpochShard: null dataset");
-    RESNET_CHECK(image_size_ >= 0, "EpochShard: negative image size ", image_size_);
-  }
+             int64_t epoch, std::shared_ptr<SkipLog> skips = nullptr, int image_size = 0);
   int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
-  Shape sample_shape() const override {
-    const Shape s = base_->sample_shape();
-    if (image_size_ == 0) return s;
-    RESNET_CHECK(s.rank() == 3, "EpochShard: resizing needs samples [C, H, W], the dataset gives ",
-                 s.to_string());
-    return Shape{s.dims()[0], image_size_, image_size_};
-  }
-  int32_t label(int64_t i) const override { return base_->label(at(i)); }
-  std::string name(int64_t i) const override { return base_->name(at(i)); }
-  void load(int64_t i, data::SampleRng&, float* out) const override {
-    data::SampleRng rng(data::sample_seed(seed_, epoch_, at(i)));  // the sample's own stream, not the view's
-    try {
-      if (image_size_ > 0)
-        base_->load_resized(at(i), image_size_, rng, out);
-      else
-        base_->load(at(i), rng, out);
-    } catch (const Error&) {
-      if (skips_) skips_->record(at(i));
-      throw;  // the loader leaves the sample out and warns
-    }
-  }
+  Shape sample_shape() const override;
+  int32_t label(int64_t i) const override;
+  std::string name(int64_t i) const override;
+  void load(int64_t i, data::SampleRng&, float* out) const override;
   int64_t base_index(int64_t i) const { return at(i); }
 
  private:
-  int64_t at(int64_t i) const {
-    RESNET_CHECK(i >= 0 && i < size(), "EpochShard: index ", i, " out of range [0, ", size(), ")");
-    return indices_[static_cast<size_t>(i)];
-  }
+  int64_t at(int64_t i) const;
   std::shared_ptr<const data::Dataset> base_;
   std::vector<int64_t> indices_;
   uint64_t seed_;
@@ -121,3 +76,7 @@ class EpochShard : public data::Dataset {
 }  // namespace train
 }  // namespace RESNET_ABI
 }  // namespace resnet
+
+#if !RESNET_SEPARATE_COMPILATION
+#include "resnet/train/shard_inl.hpp"
+#endif

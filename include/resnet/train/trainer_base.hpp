@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
@@ -19,6 +18,7 @@
 #include "resnet/dist/data_parallel.hpp"
 #include "resnet/dist/process_group.hpp"
 #include "resnet/io/checkpoint.hpp"
+#include "resnet/io/paths.hpp"
 #include "resnet/nn/module.hpp"
 #include "resnet/optim/optimizer.hpp"
 #include "resnet/tools/training_log.hpp"
@@ -157,9 +157,7 @@ class TrainerBase {
   }
 
  protected:
-  std::string path(const std::string& file) const {
-    return (std::filesystem::path(o_.out_dir()) / file).string();
-  }
+  std::string path(const std::string& file) const { return io::join_path(o_.out_dir(), file); }
 
   // Resume (every rank reads the same checkpoint) and the epochs before it (every rank keeps the history).
   void prepare() {
