@@ -213,6 +213,7 @@ TEST_CASE("random: the engine is std::mt19937_64 and the generator draws what <r
 
 namespace {
 enum Plain { kPlainTwo = 2 };
+enum class Scoped : uint8_t { kTwoHundred = 200 };
 struct Streamed {
   int v;
 };
@@ -245,6 +246,7 @@ TEST_CASE("errors: message parts print as a stream prints them", "[errors]") {
   CHECK(detail::concat(std::string("s"), std::string_view("v")) == "sv");
   CHECK(detail::concat(Shape{2, 3}) == streamed(Shape{2, 3}));
   CHECK(detail::concat(kPlainTwo) == "2");
+  CHECK(detail::concat(Scoped::kTwoHundred) == "200");  // an enum prints its number
   CHECK(detail::concat(Streamed{4}) == "streamed(4)");
   int x = 0;
   CHECK(detail::concat(&x) == streamed(static_cast<const void*>(&x)));

@@ -57,7 +57,7 @@ class MessagePart {
     } else if constexpr (std::is_same_v<T, char> || std::is_same_v<T, signed char> ||
                          std::is_same_v<T, unsigned char>) {
       append_char(out, static_cast<char>(v));
-    } else if constexpr (std::is_enum_v<T> && !streamable<T>::value) {
+    } else if constexpr (std::is_enum_v<T>) {  // its number, as a stream prints an unscoped one
       if constexpr (std::is_signed_v<std::underlying_type_t<T>>)
         append_signed(out, static_cast<long long>(v));
       else
@@ -81,12 +81,6 @@ class MessagePart {
       append_streamed(out, value, [](std::ostream& os, const void* p) { os << *static_cast<const T*>(p); });
     }
   }
-  // Whether T has an operator<< of its own (std::ostream is incomplete here, so no member of it counts).
-  template <typename T, typename = void>
-  struct streamable : std::false_type {};
-  template <typename T>
-  struct streamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
-      : std::true_type {};
   static void append_text(std::string& out, const void* value) {
     out += value ? static_cast<const char*>(value) : "(null)";
   }
