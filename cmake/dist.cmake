@@ -4,7 +4,8 @@
 # dist::init (resnet/dist/init.hpp) works in either build. resnet::resnet itself never changes: a
 # single-process user needs neither MPI nor NCCL.
 #
-# RESNET_DIST defaults to ON when MPI (Debian: libopenmpi-dev, openmpi-bin) is found.
+# RESNET_DIST defaults to ON when MPI (Debian: libopenmpi-dev, openmpi-bin) is found. The installed package
+# offers it too: `find_package(resnet COMPONENTS dist)` fails where the package or MPI lacks it.
 find_package(MPI COMPONENTS CXX QUIET)
 if(DEFINED RESNET_DIST)
   set(_resnet_dist_asked ${RESNET_DIST})
@@ -38,4 +39,9 @@ if(TARGET resnet::cuda)
                     "cannot be reduced across ranks)")
   endif()
 endif()
+# Installed beside resnet::resnet: resnetConfig.cmake finds MPI again and then defines resnet::dist (NCCL's
+# paths are this machine's, as cuDNN's are for resnet::cuda).
+set_target_properties(resnet_dist PROPERTIES EXPORT_NAME dist)
+install(TARGETS resnet_dist EXPORT resnetDistTargets)
+install(EXPORT resnetDistTargets NAMESPACE resnet:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/resnet)
 message(STATUS "resnet: distributed training on: MPI ${MPI_CXX_VERSION} (${MPIEXEC_EXECUTABLE}), NCCL ${RESNET_HAVE_NCCL}")
