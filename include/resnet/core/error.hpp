@@ -58,15 +58,9 @@ class MessagePart {
                          std::is_same_v<T, unsigned char>) {
       append_char(out, static_cast<char>(v));
     } else if constexpr (std::is_enum_v<T>) {  // its number, as a stream prints an unscoped one
-      if constexpr (std::is_signed_v<std::underlying_type_t<T>>)
-        append_signed(out, static_cast<long long>(v));
-      else
-        append_unsigned(out, static_cast<unsigned long long>(v));
+      append_integer(out, static_cast<std::underlying_type_t<T>>(v));
     } else if constexpr (std::is_integral_v<T>) {
-      if constexpr (std::is_signed_v<T>)
-        append_signed(out, static_cast<long long>(v));
-      else
-        append_unsigned(out, static_cast<unsigned long long>(v));
+      append_integer(out, v);
     } else if constexpr (std::is_same_v<T, long double>) {
       append_long_double(out, v);
     } else if constexpr (std::is_floating_point_v<T>) {
@@ -80,6 +74,13 @@ class MessagePart {
     } else {
       append_streamed(out, value, [](std::ostream& os, const void* p) { os << *static_cast<const T*>(p); });
     }
+  }
+  template <typename I>
+  static void append_integer(std::string& out, I v) {
+    if constexpr (std::is_signed_v<I>)
+      append_signed(out, static_cast<long long>(v));
+    else
+      append_unsigned(out, static_cast<unsigned long long>(v));
   }
   static void append_text(std::string& out, const void* value) {
     out += value ? static_cast<const char*>(value) : "(null)";

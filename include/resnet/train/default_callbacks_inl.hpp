@@ -12,6 +12,7 @@
 #include <string>
 
 #include "resnet/core/abi.hpp"
+#include "resnet/io/paths.hpp"
 #include "resnet/train/default_callbacks.hpp"
 
 namespace resnet {
@@ -45,7 +46,7 @@ RESNET_INLINE void ensure_out_dir(const std::string& dir) {
 }  // namespace detail
 
 RESNET_INLINE std::string FileCallback::path(const std::string& file) const {
-  return (std::filesystem::path(view_.options->out_dir()) / file).string();
+  return io::join_path(view_.options->out_dir(), file);
 }
 
 RESNET_INLINE void FileCallback::on_fit_start(const RunView& v) {
